@@ -1,0 +1,1 @@
+//! Analysis of recordings: pre-processing and leak models.

@@ -1,0 +1,1 @@
+//! `memleak analyze`.

@@ -1,0 +1,12 @@
+//! memleak: a low-overhead memory-leak alert system for Linux.
+//!
+//! Data flows one way: [`sample`] (eBPF or procfs) → [`record`] (the
+//! recorder loop, writing a [`store`] recording) → [`analyse`] → [`report`].
+
+pub mod analyse;
+pub mod cli;
+pub mod record;
+pub mod report;
+pub mod sample;
+pub mod store;
+pub mod sysinfo;

@@ -1,0 +1,1 @@
+//! The recorder: drives a sampler at an interval and writes a recording.

@@ -1,0 +1,1 @@
+//! Reports of analysis results: table, JSON, JUnit, GitHub annotations, SVG, HTML.

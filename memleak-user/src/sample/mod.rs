@@ -1,0 +1,129 @@
+//! Samplers: where memory figures come from.
+//!
+//! Two implementations produce the same [`Observation`]s: the eBPF sampler
+//! (counters kept in kernel maps, read in one pass per interval, cost grows
+//! with activity) and the procfs sampler (reads `/proc/[pid]/statm|status`
+//! for every process in scope, works without privileges).
+
+pub mod btf_offsets;
+pub mod ebpf;
+pub mod procfs;
+pub mod scope;
+pub mod tracefs;
+
+use std::time::Duration;
+
+pub use scope::Scope;
+
+/// Identity of a process for the whole tool: PID plus start time, so a reused
+/// PID is always a different process.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ProcId {
+    pub pid: u32,
+    /// Start time in ns since boot (`task_struct.start_boottime`; procfs gives
+    /// it in clock ticks, converted to ns).
+    pub start_ns: u64,
+}
+
+/// Memory figures of one process at one instant, in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mem {
+    /// Virtual size (`mm->total_vm`, VmSize).
+    pub vm: u64,
+    pub rss_anon: u64,
+    pub rss_file: u64,
+    pub rss_shmem: u64,
+    pub swap: u64,
+}
+
+impl Mem {
+    pub fn rss(&self) -> u64 {
+        self.rss_anon + self.rss_file + self.rss_shmem
+    }
+}
+
+/// Descriptive facts about a process; may change (comm follows exec).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcMeta {
+    pub ppid: u32,
+    pub comm: String,
+    /// `/proc/[pid]/cmdline`, NUL separators replaced by spaces; `None` when
+    /// it could not be read (process gone, kernel thread).
+    pub cmdline: Option<String>,
+}
+
+/// How a process ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Exit {
+    /// ns since boot.
+    pub at_ns: u64,
+    /// Raw wait status (`task_struct.exit_code`), when known.
+    pub code: Option<i32>,
+}
+
+/// One process as seen by one snapshot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Observation {
+    pub id: ProcId,
+    /// ns since boot (CLOCK_BOOTTIME) at which `mem` was true.
+    pub at_ns: u64,
+    pub mem: Mem,
+    pub meta: ProcMeta,
+    pub exit: Option<Exit>,
+}
+
+/// Health counters of a sampler (missed events, full maps...), by name.
+pub type Counters = Vec<(&'static str, u64)>;
+
+/// A source of observations.
+pub trait Sampler {
+    /// Short name recorded in the run metadata ("ebpf", "procfs").
+    fn name(&self) -> &'static str;
+    /// Observations since the previous call: every process in scope whose
+    /// memory, name or liveness may have changed (a sampler may return
+    /// unchanged ones too; the recorder drops those), and one final
+    /// observation for each process that exited.
+    fn snapshot(&mut self) -> Result<Vec<Observation>, SampleError>;
+    /// Adds a process (and, from now on, its descendants) to a tree scope.
+    fn track(&mut self, pid: u32) -> Result<(), SampleError>;
+    /// Health counters, cumulative since start.
+    fn counters(&mut self) -> Counters;
+    /// What this sampler cannot see that the other could (said to the user).
+    fn limitations(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Suggested minimum interval.
+    fn min_interval(&self) -> Duration {
+        Duration::from_millis(10)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SampleError {
+    #[error("the eBPF sampler is not built into this binary (bpf-linker or nightly rust-src was missing at build time); run `cargo xtask setup` and rebuild, or use `--sampler procfs`")]
+    NotBuiltIn,
+    #[error("loading the eBPF program needs CAP_BPF and CAP_PERFMON (or root): {0}; run as root or use `--sampler procfs`")]
+    Permission(String),
+    #[error("this kernel does not provide what the eBPF sampler needs: {0}; use `--sampler procfs`")]
+    Unsupported(String),
+    #[error("eBPF error: {0}")]
+    Ebpf(String),
+    #[error("reading {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// CLOCK_BOOTTIME now, in ns: the clock the kernel's `start_boottime` and
+/// `bpf_ktime_get_boot_ns()` use.
+pub fn boottime_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_BOOTTIME, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

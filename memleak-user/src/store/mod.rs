@@ -1,0 +1,70 @@
+//! The recording: one SQLite file (WAL mode) per run.
+//!
+//! WAL plus a commit per snapshot means a recorder killed with SIGKILL loses
+//! at most the snapshot in flight; the file opens and analyses afterwards.
+//!
+//! Samples are stored only when a process's figures changed; the `ticks`
+//! table lists every instant the sampler looked, so a reader can tell "did
+//! not change" (tick present, no sample: value held) from "not observed"
+//! (no tick: a gap).
+
+mod read;
+mod schema;
+mod write;
+
+pub use read::{ProcessSeries, Recording, RunMeta};
+pub use schema::FORMAT_VERSION;
+pub use write::Writer;
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{path}: no such recording; check the path (recordings are written by `memleak record` or `memleak run`)")]
+    NotFound { path: PathBuf },
+    #[error("{path}: the file is empty; the recorder probably failed before its first snapshot")]
+    Empty { path: PathBuf },
+    #[error("{path}: not a memleak recording ({why})")]
+    Foreign { path: PathBuf, why: String },
+    #[error("{path}: recording format version {found} is not supported by this memleak (supports {supported}); use a matching memleak version")]
+    Version {
+        path: PathBuf,
+        found: i64,
+        supported: i64,
+    },
+    #[error("{path}: the recording is damaged ({why}); if the recorder was killed, the data up to the last snapshot may still be readable with `memleak info`")]
+    Corrupt { path: PathBuf, why: String },
+    #[error("{path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{path}: the disk is full; recording stopped, data up to the last snapshot is kept")]
+    DiskFull { path: PathBuf },
+    #[error("{path}: cannot create the recording: {source}")]
+    Create {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl StoreError {
+    pub(crate) fn from_sqlite(path: &std::path::Path, e: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        let path = path.to_path_buf();
+        match e.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => StoreError::Foreign {
+                path,
+                why: "not an SQLite database".into(),
+            },
+            Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
+            Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+                path,
+                why: e.to_string(),
+            },
+            _ => StoreError::Sqlite { path, source: e },
+        }
+    }
+}

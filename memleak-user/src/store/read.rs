@@ -1,0 +1,413 @@
+//! Reading a recording back for analysis and reports.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags};
+
+use super::schema::{APPLICATION_ID, FORMAT_VERSION};
+use super::StoreError;
+use crate::sample::{Mem, ProcId};
+
+/// What the run was: where, how, and the memory limits that applied.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunMeta {
+    pub host: String,
+    pub kernel: String,
+    /// "ebpf" or "procfs".
+    pub sampler: String,
+    /// Why that sampler was chosen (auto mode).
+    pub sampler_reason: Option<String>,
+    pub interval_ns: u64,
+    /// "all", "tree", "cgroup:/path".
+    pub scope: String,
+    /// Boot-time ns at the start of recording: sample times are relative to it.
+    pub start_ns: u64,
+    pub end_ns: Option<u64>,
+    /// Wall clock (Unix seconds) at `start_ns`.
+    pub start_unix: f64,
+    /// MemTotal, bytes.
+    pub mem_total: u64,
+    /// SwapTotal, bytes.
+    pub swap_total: u64,
+    /// memory.max of the recorded cgroup (or of the command's cgroup), when set.
+    pub cgroup_max: Option<u64>,
+    /// RLIMIT_AS of the recorded command, when not unlimited.
+    pub rlimit_as: Option<u64>,
+    pub command: Option<String>,
+    pub exit_code: Option<i32>,
+    /// Everything in the meta table, including keys this version does not know.
+    pub raw: Vec<(String, String)>,
+}
+
+impl RunMeta {
+    /// Recording duration in seconds (to the last tick when the end was not
+    /// written, e.g. the recorder was killed).
+    pub fn duration_s(&self, last_tick_ns: Option<u64>) -> f64 {
+        let end = self.end_ns.or(last_tick_ns).unwrap_or(self.start_ns);
+        end.saturating_sub(self.start_ns) as f64 / 1e9
+    }
+}
+
+/// One process's identity and lifetime.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub row: i64,
+    pub id: ProcId,
+    pub ppid: u32,
+    /// Last name (after the last exec).
+    pub comm: String,
+    pub cmdline: Option<String>,
+    pub exit_ns: Option<u64>,
+    pub exit_code: Option<i32>,
+}
+
+/// One process's memory over time, densified onto the sampler's ticks: a
+/// value is held from its sample until the next one, so `t` has a point at
+/// every instant the sampler looked while the process lived.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProcessSeries {
+    /// Seconds since the start of the recording.
+    pub t: Vec<f64>,
+    pub mem: Vec<Mem>,
+}
+
+impl ProcessSeries {
+    pub fn vm(&self) -> impl Iterator<Item = u64> + '_ {
+        self.mem.iter().map(|m| m.vm)
+    }
+    pub fn rss(&self) -> impl Iterator<Item = u64> + '_ {
+        self.mem.iter().map(|m| m.rss())
+    }
+}
+
+/// An open recording. Processes are listed up front; their series are loaded
+/// one at a time so memory use does not grow with the recording's size.
+pub struct Recording {
+    conn: Connection,
+    path: PathBuf,
+    pub meta: RunMeta,
+    pub processes: Vec<ProcessInfo>,
+    /// Every sampler tick, ns since boot, ascending.
+    pub ticks: Vec<u64>,
+    pub counters: Vec<(String, i64)>,
+    pub notes: Vec<String>,
+}
+
+const REQUIRED_TABLES: [&str; 5] = ["meta", "processes", "samples", "ticks", "notes"];
+
+impl Recording {
+    pub fn open(path: &Path) -> Result<Recording, StoreError> {
+        let p = path.to_path_buf();
+        match std::fs::metadata(path) {
+            Err(_) => return Err(StoreError::NotFound { path: p }),
+            Ok(m) if m.len() == 0 => return Err(StoreError::Empty { path: p }),
+            Ok(m) if m.is_dir() => {
+                return Err(StoreError::Foreign {
+                    path: p,
+                    why: "it is a directory".into(),
+                })
+            }
+            Ok(_) => {}
+        }
+        let fail = |e| StoreError::from_sqlite(path, e);
+        // Read-write so SQLite can replay a WAL left by a killed recorder;
+        // we never modify the data.
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .or_else(|_| {
+            Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+        })
+        .map_err(fail)?;
+        let app_id: i64 = conn
+            .pragma_query_value(None, "application_id", |r| r.get(0))
+            .map_err(fail)?;
+        if app_id != APPLICATION_ID {
+            return Err(StoreError::Foreign {
+                path: p,
+                why: "an SQLite database, but not written by memleak".into(),
+            });
+        }
+        let version: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(fail)?;
+        if version != FORMAT_VERSION {
+            return Err(StoreError::Version {
+                path: p,
+                found: version,
+                supported: FORMAT_VERSION,
+            });
+        }
+        for table in REQUIRED_TABLES {
+            let n: i64 = conn
+                .query_row(
+                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                    [table],
+                    |r| r.get(0),
+                )
+                .map_err(fail)?;
+            if n == 0 {
+                return Err(StoreError::Corrupt {
+                    path: p,
+                    why: format!("table `{table}` is missing"),
+                });
+            }
+        }
+        let mut rec = Recording {
+            conn,
+            path: p,
+            meta: RunMeta::default(),
+            processes: Vec::new(),
+            ticks: Vec::new(),
+            counters: Vec::new(),
+            notes: Vec::new(),
+        };
+        rec.load_meta()?;
+        rec.load_processes()?;
+        rec.load_ticks()?;
+        Ok(rec)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::from_sqlite(&self.path, e)
+    }
+
+    fn load_meta(&mut self) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, value FROM meta ORDER BY key")
+            .map_err(|e| self.fail(e))?;
+        let raw: Vec<(String, String)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.fail(e))?;
+        drop(stmt);
+        let map: HashMap<&str, &str> = raw.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let get = |k: &str| map.get(k).map(|s| s.to_string());
+        let num = |k: &str| map.get(k).and_then(|s| s.parse::<u64>().ok());
+        let meta = RunMeta {
+            host: get("host").unwrap_or_default(),
+            kernel: get("kernel").unwrap_or_default(),
+            sampler: get("sampler").unwrap_or_default(),
+            sampler_reason: get("sampler_reason"),
+            interval_ns: num("interval_ns").unwrap_or(1_000_000_000),
+            scope: get("scope").unwrap_or_default(),
+            start_ns: num("start_ns").unwrap_or(0),
+            end_ns: num("end_ns"),
+            start_unix: map
+                .get("start_unix")
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0.0),
+            mem_total: num("mem_total").unwrap_or(0),
+            swap_total: num("swap_total").unwrap_or(0),
+            cgroup_max: num("cgroup_max"),
+            rlimit_as: num("rlimit_as"),
+            command: get("command"),
+            exit_code: map.get("exit_code").and_then(|s| s.parse().ok()),
+            raw: Vec::new(),
+        };
+        self.meta = RunMeta { raw, ..meta };
+
+        let mut stmt = self
+            .conn
+            .prepare("SELECT name, value FROM counters ORDER BY name")
+            .map_err(|e| self.fail(e))?;
+        self.counters = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        drop(stmt);
+        let mut stmt = self
+            .conn
+            .prepare("SELECT text FROM notes ORDER BY t_ns")
+            .map_err(|e| self.fail(e))?;
+        self.notes = stmt
+            .query_map([], |r| r.get(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        Ok(())
+    }
+
+    fn load_processes(&mut self) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code
+                 FROM processes ORDER BY id",
+            )
+            .map_err(|e| self.fail(e))?;
+        let procs = stmt
+            .query_map([], |r| {
+                Ok(ProcessInfo {
+                    row: r.get(0)?,
+                    id: ProcId {
+                        pid: r.get(1)?,
+                        start_ns: r.get::<_, i64>(2)? as u64,
+                    },
+                    ppid: r.get(3)?,
+                    comm: r.get(4)?,
+                    cmdline: r.get(5)?,
+                    exit_ns: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+                    exit_code: r.get(7)?,
+                })
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        drop(stmt);
+        self.processes = procs;
+        Ok(())
+    }
+
+    fn load_ticks(&mut self) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT t_ns FROM ticks ORDER BY t_ns")
+            .map_err(|e| self.fail(e))?;
+        let ticks = stmt
+            .query_map([], |r| r.get::<_, i64>(0).map(|v| v as u64))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        drop(stmt);
+        self.ticks = ticks;
+        Ok(())
+    }
+
+    /// The raw samples of one process (only the changes), ns since boot.
+    pub fn raw_samples(&self, proc: &ProcessInfo) -> Result<Vec<(u64, Mem)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT t_ns, vm, rss_anon, rss_file, rss_shmem, swap
+                 FROM samples WHERE proc_id = ?1 ORDER BY t_ns",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map(params![proc.row], |r| {
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    Mem {
+                        vm: r.get::<_, i64>(1)? as u64,
+                        rss_anon: r.get::<_, i64>(2)? as u64,
+                        rss_file: r.get::<_, i64>(3)? as u64,
+                        rss_shmem: r.get::<_, i64>(4)? as u64,
+                        swap: r.get::<_, i64>(5)? as u64,
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        Ok(rows)
+    }
+
+    /// One process's series on the sampler's ticks (see [`ProcessSeries`]).
+    pub fn series(&self, proc: &ProcessInfo) -> Result<ProcessSeries, StoreError> {
+        let raw = self.raw_samples(proc)?;
+        Ok(densify(&raw, &self.ticks, proc.exit_ns, self.meta.start_ns))
+    }
+
+    /// Names a process had over time (exec changes them).
+    pub fn names(&self, proc: &ProcessInfo) -> Result<Vec<(u64, String)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT t_ns, comm FROM names WHERE proc_id = ?1 ORDER BY t_ns")
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map(params![proc.row], |r| {
+                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        Ok(rows)
+    }
+
+    pub fn sample_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0))
+            .map(|n| n as u64)
+            .map_err(|e| self.fail(e))
+    }
+}
+
+/// Merges a process's change samples with the ticks it lived through,
+/// holding each value until the next change.
+fn densify(raw: &[(u64, Mem)], ticks: &[u64], exit_ns: Option<u64>, start_ns: u64) -> ProcessSeries {
+    let mut out = ProcessSeries::default();
+    let Some(&(first, _)) = raw.first() else {
+        return out;
+    };
+    let last_sample = raw.last().map(|s| s.0).unwrap_or(first);
+    let end = match exit_ns {
+        Some(e) => e.max(last_sample),
+        None => ticks.last().copied().unwrap_or(last_sample).max(last_sample),
+    };
+    let lo = ticks.partition_point(|&t| t <= first);
+    let hi = ticks.partition_point(|&t| t <= end);
+    let ticks = &ticks[lo..hi];
+    let (mut i, mut j) = (0, 0);
+    let mut current = raw[0].1;
+    let secs = |t: u64| t.saturating_sub(start_ns) as f64 / 1e9;
+    while i < raw.len() || j < ticks.len() {
+        let take_raw = j >= ticks.len() || (i < raw.len() && raw[i].0 <= ticks[j]);
+        if take_raw {
+            let (t, m) = raw[i];
+            if j < ticks.len() && ticks[j] == t {
+                j += 1;
+            }
+            current = m;
+            out.t.push(secs(t));
+            out.mem.push(m);
+            i += 1;
+        } else {
+            out.t.push(secs(ticks[j]));
+            out.mem.push(current);
+            j += 1;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(vm: u64) -> Mem {
+        Mem {
+            vm,
+            ..Mem::default()
+        }
+    }
+
+    #[test]
+    fn densify_holds_values_between_changes() {
+        let raw = [(10, m(1)), (40, m(5))];
+        let ticks = [0, 10, 20, 30, 40, 50, 60];
+        let s = densify(&raw, &ticks, None, 0);
+        let vm: Vec<u64> = s.vm().collect();
+        assert_eq!(vm, vec![1, 1, 1, 5, 5, 5]);
+        assert_eq!(s.t, vec![10e-9, 20e-9, 30e-9, 40e-9, 50e-9, 60e-9]);
+    }
+
+    #[test]
+    fn densify_stops_at_exit_and_keeps_final_sample() {
+        let raw = [(10, m(1)), (35, m(7))];
+        let ticks = [10, 20, 30, 40, 50];
+        let s = densify(&raw, &ticks, Some(35), 0);
+        let vm: Vec<u64> = s.vm().collect();
+        assert_eq!(vm, vec![1, 1, 1, 7]);
+        assert_eq!(s.t.len(), 4);
+    }
+
+    #[test]
+    fn densify_empty_is_empty() {
+        assert!(densify(&[], &[1, 2, 3], None, 0).t.is_empty());
+    }
+}

@@ -1,0 +1,60 @@
+//! Table layout of a recording. Bump [`FORMAT_VERSION`] on any incompatible
+//! change; readers refuse versions they do not know.
+
+/// Stored as `PRAGMA user_version` and in `meta.format_version`.
+pub const FORMAT_VERSION: i64 = 1;
+
+/// `PRAGMA application_id`: marks the file as a memleak recording ("MLRK").
+pub const APPLICATION_ID: i64 = 0x4D4C_524B;
+
+pub const CREATE: &str = r#"
+CREATE TABLE IF NOT EXISTS meta (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+-- One row per process identity (pid + start time): a reused PID is a new row.
+CREATE TABLE IF NOT EXISTS processes (
+    id         INTEGER PRIMARY KEY,
+    pid        INTEGER NOT NULL,
+    start_ns   INTEGER NOT NULL,  -- ns since boot
+    ppid       INTEGER NOT NULL,
+    comm       TEXT    NOT NULL,
+    cmdline    TEXT,
+    exit_ns    INTEGER,           -- ns since boot, NULL while alive / unknown
+    exit_code  INTEGER,           -- raw wait status
+    UNIQUE (pid, start_ns)
+);
+-- A sample is written when a process's figures changed since its previous
+-- sample; between samples the value is held (see ticks).
+CREATE TABLE IF NOT EXISTS samples (
+    proc_id    INTEGER NOT NULL REFERENCES processes(id),
+    t_ns       INTEGER NOT NULL,  -- ns since boot
+    vm         INTEGER NOT NULL,  -- bytes
+    rss_anon   INTEGER NOT NULL,
+    rss_file   INTEGER NOT NULL,
+    rss_shmem  INTEGER NOT NULL,
+    swap       INTEGER NOT NULL,
+    PRIMARY KEY (proc_id, t_ns)
+) WITHOUT ROWID;
+-- Every instant the sampler looked (ns since boot).
+CREATE TABLE IF NOT EXISTS ticks (
+    t_ns INTEGER PRIMARY KEY
+);
+-- Name changes (exec): comm from t_ns on.
+CREATE TABLE IF NOT EXISTS names (
+    proc_id INTEGER NOT NULL REFERENCES processes(id),
+    t_ns    INTEGER NOT NULL,
+    comm    TEXT    NOT NULL,
+    PRIMARY KEY (proc_id, t_ns)
+) WITHOUT ROWID;
+-- Sampler health counters (cumulative), written at each heartbeat and at end.
+CREATE TABLE IF NOT EXISTS counters (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
+-- Things the user must know about the recording (fallbacks, losses).
+CREATE TABLE IF NOT EXISTS notes (
+    t_ns INTEGER NOT NULL,
+    text TEXT NOT NULL
+);
+"#;

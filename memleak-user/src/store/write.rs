@@ -1,0 +1,245 @@
+//! Appending to a recording while the sampler runs.
+
+use std::collections::HashMap;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection};
+
+use super::schema::{APPLICATION_ID, CREATE, FORMAT_VERSION};
+use super::StoreError;
+use crate::sample::{Counters, Mem, Observation, ProcId};
+
+struct Known {
+    row: i64,
+    last: Option<Mem>,
+    comm: String,
+    /// Snapshot number at which the process exited.
+    exited: Option<u64>,
+}
+
+/// Writes snapshots into a recording, one transaction per snapshot.
+pub struct Writer {
+    conn: Connection,
+    path: PathBuf,
+    known: HashMap<ProcId, Known>,
+    snapshots: u64,
+    seen: usize,
+}
+
+impl Writer {
+    /// Creates a new recording (mode 0600: command lines of other users'
+    /// processes may be in it). Fails if the file exists and is not empty.
+    pub fn create(path: &Path) -> Result<Writer, StoreError> {
+        let fail = |e| StoreError::from_sqlite(path, e);
+        // Create the file ourselves so the mode is 0600 from the first byte.
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .map_err(|source| StoreError::Create {
+                path: path.to_path_buf(),
+                source,
+            })?;
+        let conn = Connection::open(path).map_err(fail)?;
+        conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
+        // NORMAL in WAL mode: a commit survives a process crash (SIGKILL);
+        // only a power loss may drop the last transactions.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(fail)?;
+        conn.pragma_update(None, "application_id", APPLICATION_ID)
+            .map_err(fail)?;
+        conn.pragma_update(None, "user_version", FORMAT_VERSION)
+            .map_err(fail)?;
+        conn.execute_batch(CREATE).map_err(fail)?;
+        let mut w = Writer {
+            conn,
+            path: path.to_path_buf(),
+            known: HashMap::new(),
+            snapshots: 0,
+            seen: 0,
+        };
+        w.set_meta("format_version", &FORMAT_VERSION.to_string())?;
+        Ok(w)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn fail(&self, e: rusqlite::Error) -> StoreError {
+        StoreError::from_sqlite(&self.path, e)
+    }
+
+    pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    pub fn note(&mut self, t_ns: u64, text: &str) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO notes(t_ns, text) VALUES (?1, ?2)",
+                params![t_ns as i64, text],
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(())
+    }
+
+    pub fn set_counters(&mut self, counters: &Counters) -> Result<(), StoreError> {
+        let tx = self.conn.transaction().map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        for (name, value) in counters {
+            tx.execute(
+                "INSERT INTO counters(name, value) VALUES (?1, ?2)
+                 ON CONFLICT(name) DO UPDATE SET value = excluded.value",
+                params![name, *value as i64],
+            )
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        }
+        tx.commit().map_err(|e| StoreError::from_sqlite(&self.path, e))
+    }
+
+    /// Number of distinct processes written so far.
+    pub fn process_count(&self) -> usize {
+        self.seen
+    }
+
+    /// Writes one snapshot taken at `t_ns` (ns since boot): a tick, plus a
+    /// sample for each observation whose figures differ from the process's
+    /// previous sample. Returns how many samples were written.
+    pub fn write_snapshot(
+        &mut self,
+        t_ns: u64,
+        observations: &[Observation],
+    ) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let fail = |e| StoreError::from_sqlite(&path, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        let mut written = 0;
+        {
+            let mut ins_tick = tx
+                .prepare_cached("INSERT OR IGNORE INTO ticks(t_ns) VALUES (?1)")
+                .map_err(fail)?;
+            ins_tick.execute(params![t_ns as i64]).map_err(fail)?;
+            let mut ins_proc = tx
+                .prepare_cached(
+                    "INSERT INTO processes(pid, start_ns, ppid, comm, cmdline)
+                     VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(pid, start_ns) DO UPDATE SET comm = excluded.comm
+                     RETURNING id",
+                )
+                .map_err(fail)?;
+            let mut ins_sample = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO samples
+                     (proc_id, t_ns, vm, rss_anon, rss_file, rss_shmem, swap)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                )
+                .map_err(fail)?;
+            let mut ins_name = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO names(proc_id, t_ns, comm) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(fail)?;
+            let mut upd_cmdline = tx
+                .prepare_cached(
+                    "UPDATE processes SET cmdline = ?2 WHERE id = ?1 AND cmdline IS NULL",
+                )
+                .map_err(fail)?;
+            let mut upd_exit = tx
+                .prepare_cached("UPDATE processes SET exit_ns = ?2, exit_code = ?3 WHERE id = ?1")
+                .map_err(fail)?;
+
+            for o in observations {
+                let known = match self.known.get_mut(&o.id) {
+                    Some(k) => k,
+                    None => {
+                        let row: i64 = ins_proc
+                            .query_row(
+                                params![
+                                    o.id.pid,
+                                    o.id.start_ns as i64,
+                                    o.meta.ppid,
+                                    o.meta.comm,
+                                    o.meta.cmdline
+                                ],
+                                |r| r.get(0),
+                            )
+                            .map_err(fail)?;
+                        ins_name
+                            .execute(params![row, o.at_ns as i64, o.meta.comm])
+                            .map_err(fail)?;
+                        self.seen += 1;
+                        self.known.entry(o.id).or_insert(Known {
+                            row,
+                            last: None,
+                            comm: o.meta.comm.clone(),
+                            exited: None,
+                        })
+                    }
+                };
+                if known.exited.is_some() {
+                    continue;
+                }
+                if known.comm != o.meta.comm && !o.meta.comm.is_empty() {
+                    ins_name
+                        .execute(params![known.row, o.at_ns as i64, o.meta.comm])
+                        .map_err(fail)?;
+                    known.comm = o.meta.comm.clone();
+                    if let Some(c) = &o.meta.cmdline {
+                        upd_cmdline.execute(params![known.row, c]).map_err(fail)?;
+                    }
+                }
+                if known.last != Some(o.mem) || o.exit.is_some() {
+                    let m = &o.mem;
+                    ins_sample
+                        .execute(params![
+                            known.row,
+                            o.at_ns as i64,
+                            m.vm as i64,
+                            m.rss_anon as i64,
+                            m.rss_file as i64,
+                            m.rss_shmem as i64,
+                            m.swap as i64
+                        ])
+                        .map_err(fail)?;
+                    known.last = Some(o.mem);
+                    written += 1;
+                }
+                if let Some(exit) = o.exit {
+                    upd_exit
+                        .execute(params![known.row, exit.at_ns as i64, exit.code])
+                        .map_err(fail)?;
+                    known.exited = Some(self.snapshots);
+                }
+            }
+        }
+        tx.commit().map_err(fail)?;
+        // Exited processes never come back (a reused PID has a new start
+        // time), so forget them to keep the recorder's memory bounded; a
+        // few snapshots of grace absorb late duplicates of the exit record.
+        self.snapshots += 1;
+        let now = self.snapshots;
+        self.known
+            .retain(|_, k| k.exited.is_none_or(|at| now - at < 8));
+        Ok(written)
+    }
+
+    /// Records the end of the run and checkpoints the WAL into the main file
+    /// so the recording is a single self-contained file.
+    pub fn finish(mut self, end_ns: u64) -> Result<(), StoreError> {
+        self.set_meta("end_ns", &end_ns.to_string())?;
+        self.conn
+            .pragma_update(None, "wal_checkpoint", "TRUNCATE")
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        Ok(())
+    }
+}

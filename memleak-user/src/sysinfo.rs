@@ -1,0 +1,1 @@
+//! Facts about the machine recorded with each run (host, kernel, memory limits).
