@@ -6,6 +6,8 @@
 //! handed over here. An offset of `u64::MAX` means "field not present".
 
 pub const OFF_TASK_MM: &str = "OFF_TASK_MM";
+pub const OFF_TASK_PID: &str = "OFF_TASK_PID";
+pub const OFF_TASK_FLAGS: &str = "OFF_TASK_FLAGS";
 pub const OFF_TASK_TGID: &str = "OFF_TASK_TGID";
 pub const OFF_TASK_START_BOOTTIME: &str = "OFF_TASK_START_BOOTTIME";
 pub const OFF_TASK_REAL_PARENT: &str = "OFF_TASK_REAL_PARENT";
@@ -22,10 +24,11 @@ pub const OFF_RSS_COUNTER_VALUE: &str = "OFF_RSS_COUNTER_VALUE";
 pub const SIZE_RSS_COUNTER: &str = "SIZE_RSS_COUNTER";
 
 /// Tracepoint record offsets, from tracefs `format` files.
-pub const TP_FORK_PARENT_PID: &str = "TP_FORK_PARENT_PID";
-pub const TP_FORK_CHILD_PID: &str = "TP_FORK_CHILD_PID";
-pub const TP_EXIT_PID: &str = "TP_EXIT_PID";
+/// `sched_process_exit.group_dead` (6.16+); `ABSENT` on older kernels, where
+/// the exit of the thread-group leader stands for the process exit.
 pub const TP_EXIT_GROUP_DEAD: &str = "TP_EXIT_GROUP_DEAD";
+/// Page size in bytes (the kernel counts RSS in pages).
+pub const PAGE_SIZE: &str = "PAGE_SIZE";
 
 /// Scope: `SCOPE_ALL` tracks every process; `SCOPE_TREE` only processes
 /// userspace inserted and their descendants; `SCOPE_CGROUP` additionally

@@ -1,1 +1,404 @@
-#![no_std] #![no_main]
+//! memleak's kernel side: keeps per-process memory counters in maps.
+//!
+//! The programs only update counters; userspace snapshots the maps at its own
+//! pace. Nothing is pushed per event except one record per process exit.
+//!
+//! Kernel struct offsets come from load-time globals that userspace resolves
+//! from BTF (rustc emits no CO-RE relocations), so every kernel read goes
+//! through `bpf_probe_read_kernel` at `base + OFF_*`.
+#![no_std]
+#![no_main]
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
+        bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
+    },
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::{HashMap, PerCpuArray, RingBuf},
+    programs::{RawTracePointContext, TracePointContext},
+};
+use memleak_common::{
+    globals::{ABSENT, SCOPE_ALL, SCOPE_CGROUP},
+    proc::{ProcState, COMM_LEN, FLAG_EXECED, FLAG_EXITED, FLAG_FORKED, RSS_MEMBERS},
+    stats::*,
+};
+
+// Load-time globals, set by userspace (see memleak_common::globals). They are
+// read with read_volatile so the compiler cannot fold the zero placeholders.
+#[no_mangle]
+static OFF_TASK_MM: u64 = 0;
+#[no_mangle]
+static OFF_TASK_PID: u64 = 0;
+#[no_mangle]
+static OFF_TASK_FLAGS: u64 = 0;
+#[no_mangle]
+static OFF_TASK_TGID: u64 = 0;
+#[no_mangle]
+static OFF_TASK_START_BOOTTIME: u64 = 0;
+#[no_mangle]
+static OFF_TASK_REAL_PARENT: u64 = 0;
+#[no_mangle]
+static OFF_TASK_GROUP_LEADER: u64 = 0;
+#[no_mangle]
+static OFF_TASK_EXIT_CODE: u64 = 0;
+#[no_mangle]
+static OFF_TASK_COMM: u64 = 0;
+#[no_mangle]
+static OFF_MM_TOTAL_VM: u64 = 0;
+#[no_mangle]
+static OFF_MM_RSS_STAT: u64 = 0;
+#[no_mangle]
+static OFF_MM_OWNER: u64 = ABSENT;
+#[no_mangle]
+static OFF_RSS_COUNTER_VALUE: u64 = 0;
+#[no_mangle]
+static SIZE_RSS_COUNTER: u64 = 8;
+#[no_mangle]
+static TP_EXIT_GROUP_DEAD: u64 = ABSENT;
+#[no_mangle]
+static SCOPE: u64 = SCOPE_ALL;
+#[no_mangle]
+static CGROUP_ID: u64 = 0;
+#[no_mangle]
+static SELF_TGID: u64 = 0;
+
+/// PF_EXITING in task_struct.flags: set once a task starts exiting. An mm
+/// torn down after its owner's exit record must not resurrect the process.
+const PF_EXITING: u32 = 0x4;
+/// The kernel's `enum NR_MM_COUNTERS` bound, checked for the verifier.
+const MAX_MEMBER: i32 = RSS_MEMBERS as i32;
+
+#[inline(always)]
+fn g(v: &'static u64) -> u64 {
+    // SAFETY: reading our own static.
+    unsafe { core::ptr::read_volatile(v) }
+}
+
+/// Process states keyed by tgid. Sized by userspace (`set_max_entries`).
+#[map]
+static PROCS: HashMap<u32, ProcState> = HashMap::with_max_entries(65536, 0);
+
+/// tgids changed since userspace last looked: a snapshot reads only these.
+#[map]
+static DIRTY: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
+
+/// Final state of each process at exit; low rate, so a ring buffer.
+#[map]
+static EXITS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
+
+/// Health counters (see memleak_common::stats).
+#[map]
+static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
+
+#[inline(always)]
+fn count(stat: u32) {
+    if let Some(p) = STATS.get_ptr_mut(stat) {
+        // SAFETY: per-CPU slot, no concurrent writer on this CPU.
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+fn read<T>(base: u64, off: u64) -> Option<T> {
+    if base == 0 {
+        return None;
+    }
+    // SAFETY: bpf_probe_read_kernel checks the address.
+    match unsafe { bpf_probe_read_kernel((base + off) as *const T) } {
+        Ok(v) => Some(v),
+        Err(_) => {
+            count(STAT_READ_ERRORS);
+            None
+        }
+    }
+}
+
+#[inline(always)]
+fn current_task() -> u64 {
+    // SAFETY: helper without arguments.
+    unsafe { bpf_get_current_task() }
+}
+
+#[inline(always)]
+fn now() -> u64 {
+    // SAFETY: helper without arguments.
+    unsafe { bpf_ktime_get_boot_ns() }
+}
+
+#[inline(always)]
+fn mark_dirty(tgid: u32) {
+    if DIRTY.get_ptr(tgid).is_none() && DIRTY.insert(tgid, 1u8, 0).is_err() {
+        count(STAT_DIRTY_FULL);
+    }
+}
+
+#[inline(always)]
+fn read_rss(mm: u64, member: u64) -> i64 {
+    let off = g(&OFF_MM_RSS_STAT) + member * g(&SIZE_RSS_COUNTER) + g(&OFF_RSS_COUNTER_VALUE);
+    read::<i64>(mm, off).unwrap_or(0)
+}
+
+/// Fills a state's memory figures from an mm (fork, exec, adoption).
+#[inline(always)]
+fn fill_from_mm(st: &mut ProcState, mm: u64) {
+    st.total_vm = read::<u64>(mm, g(&OFF_MM_TOTAL_VM)).unwrap_or(0);
+    let mut i = 0;
+    while i < RSS_MEMBERS {
+        st.rss[i] = read_rss(mm, i as u64);
+        i += 1;
+    }
+}
+
+/// A fresh state for `task` (a thread-group leader or any thread of it).
+#[inline(always)]
+fn new_state(task: u64, tgid: u32, flags: u32) -> ProcState {
+    let mut st = ProcState {
+        tgid,
+        flags,
+        ..ProcState::default()
+    };
+    let leader = read::<u64>(task, g(&OFF_TASK_GROUP_LEADER)).unwrap_or(task);
+    st.start_ns = read::<u64>(leader, g(&OFF_TASK_START_BOOTTIME)).unwrap_or(0);
+    let parent = read::<u64>(leader, g(&OFF_TASK_REAL_PARENT)).unwrap_or(0);
+    st.ppid = read::<u32>(parent, g(&OFF_TASK_TGID)).unwrap_or(0);
+    st.comm = read::<[u8; COMM_LEN]>(leader, g(&OFF_TASK_COMM)).unwrap_or([0; COMM_LEN]);
+    if let Some(mm) = read::<u64>(task, g(&OFF_TASK_MM)) {
+        fill_from_mm(&mut st, mm);
+    }
+    st.updated_ns = now();
+    st
+}
+
+/// Whether a process not yet in the map should be adopted now. Only for the
+/// current task: whole-system scope takes every process, cgroup scope the
+/// ones running in the target cgroup; tree scope only grows through fork.
+#[inline(always)]
+fn adopt_current() -> bool {
+    match g(&SCOPE) {
+        SCOPE_ALL => true,
+        SCOPE_CGROUP => {
+            // SAFETY: helper without arguments.
+            unsafe { bpf_get_current_cgroup_id() == g(&CGROUP_ID) }
+        }
+        _ => false,
+    }
+}
+
+/// The state for `tgid`, adopting the process first when the scope says so.
+#[inline(always)]
+fn state_for(tgid: u32, task: u64, is_current: bool) -> Option<*mut ProcState> {
+    if u64::from(tgid) == g(&SELF_TGID) || tgid == 0 {
+        return None;
+    }
+    if let Some(p) = PROCS.get_ptr_mut(tgid) {
+        return Some(p);
+    }
+    if !is_current || !adopt_current() {
+        return None;
+    }
+    let flags = read::<u32>(task, g(&OFF_TASK_FLAGS)).unwrap_or(0);
+    if flags & PF_EXITING != 0 {
+        return None;
+    }
+    let st = new_state(task, tgid, 0);
+    if PROCS.insert(tgid, st, 0).is_err() {
+        count(STAT_PROCS_FULL);
+        return None;
+    }
+    PROCS.get_ptr_mut(tgid)
+}
+
+#[inline(always)]
+fn touch(st: &mut ProcState) {
+    st.updated_ns = now();
+    st.seq = st.seq.wrapping_add(1);
+    mark_dirty(st.tgid);
+}
+
+/// `kmem/rss_stat` (raw: `struct mm_struct *mm, int member`). Fires about
+/// once per page-fault batch, for whichever task changed the mm: the owner
+/// is found through `mm->owner`, so reclaim or another process touching this
+/// memory (curr = 0 in the classic tracepoint) is attributed, not dropped.
+#[raw_tracepoint(tracepoint = "rss_stat")]
+pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
+    let mm: u64 = ctx.arg::<u64>(0);
+    let member: i32 = ctx.arg::<i32>(1);
+    if !(0..MAX_MEMBER).contains(&member) || mm == 0 {
+        return 0;
+    }
+    let current = current_task();
+    let current_mm = read::<u64>(current, g(&OFF_TASK_MM)).unwrap_or(0);
+    let is_current = current_mm == mm;
+    let owner = if g(&OFF_MM_OWNER) != ABSENT {
+        read::<u64>(mm, g(&OFF_MM_OWNER)).unwrap_or(0)
+    } else if is_current {
+        current
+    } else {
+        0
+    };
+    let owner = if owner == 0 && is_current { current } else { owner };
+    if owner == 0 {
+        // An mm with no owner and no current user is being torn down after
+        // its process exited (the exit record went out already): nothing to
+        // attribute. Anything else is a real miss.
+        if current_mm != 0 {
+            count(STAT_UNATTRIBUTED);
+        }
+        return 0;
+    }
+    let Some(tgid) = read::<u32>(owner, g(&OFF_TASK_TGID)) else {
+        return 0;
+    };
+    let Some(st) = state_for(tgid, owner, is_current) else {
+        return 0;
+    };
+    // SAFETY: pointer into our own map's value, valid for this program run.
+    let st = unsafe { &mut *st };
+    if !is_current {
+        count(STAT_FOREIGN_MM);
+    }
+    count(STAT_RSS_EVENTS);
+    let m = member as usize;
+    if m < RSS_MEMBERS {
+        st.rss[m] = read_rss(mm, member as u64);
+    }
+    if let Some(vm) = read::<u64>(mm, g(&OFF_MM_TOTAL_VM)) {
+        st.total_vm = vm;
+    }
+    touch(st);
+    0
+}
+
+/// `syscalls/sys_exit_{mmap,munmap,brk,mremap}`: the mapping changed, so
+/// re-read `mm->total_vm` (the virtual size) of the calling process.
+#[tracepoint]
+pub fn vm_change(_ctx: TracePointContext) -> i32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let task = current_task();
+    let Some(st) = state_for(tgid, task, true) else {
+        return 0;
+    };
+    // SAFETY: pointer into our own map's value.
+    let st = unsafe { &mut *st };
+    let Some(mm) = read::<u64>(task, g(&OFF_TASK_MM)) else {
+        return 0;
+    };
+    count(STAT_VM_EVENTS);
+    if let Some(vm) = read::<u64>(mm, g(&OFF_MM_TOTAL_VM)) {
+        if vm != st.total_vm {
+            st.total_vm = vm;
+            touch(st);
+        }
+    }
+    0
+}
+
+/// `sched/sched_process_fork` (raw: `parent, child`). A new process (not a
+/// thread) whose parent is tracked is tracked too, with the figures of its
+/// freshly copied mm: the rss_stat events of the copy fired before this.
+#[raw_tracepoint(tracepoint = "sched_process_fork")]
+pub fn process_fork(ctx: RawTracePointContext) -> i32 {
+    let parent: u64 = ctx.arg::<u64>(0);
+    let child: u64 = ctx.arg::<u64>(1);
+    let Some(ptgid) = read::<u32>(parent, g(&OFF_TASK_TGID)) else {
+        return 0;
+    };
+    let Some(ctgid) = read::<u32>(child, g(&OFF_TASK_TGID)) else {
+        return 0;
+    };
+    if ctgid == ptgid || u64::from(ctgid) == g(&SELF_TGID) {
+        return 0; // a thread, or ourselves
+    }
+    let tracked = PROCS.get_ptr(ptgid).is_some() || g(&SCOPE) == SCOPE_ALL || {
+        g(&SCOPE) == SCOPE_CGROUP && adopt_current()
+    };
+    if !tracked {
+        return 0;
+    }
+    count(STAT_FORKS);
+    let mut st = new_state(child, ctgid, FLAG_FORKED);
+    st.ppid = ptgid;
+    st.seq = 1;
+    // Overwrites a stale entry of an earlier process with this PID (its exit
+    // record went out through EXITS already, or was counted as lost).
+    if PROCS.insert(ctgid, st, 0).is_err() {
+        count(STAT_PROCS_FULL);
+        return 0;
+    }
+    mark_dirty(ctgid);
+    0
+}
+
+/// `sched/sched_process_exec`: a new program image, so a new name and a new
+/// mm; the current task is the one that exec'd.
+#[tracepoint]
+pub fn process_exec(_ctx: TracePointContext) -> i32 {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let task = current_task();
+    let Some(st) = state_for(tgid, task, true) else {
+        return 0;
+    };
+    // SAFETY: pointer into our own map's value.
+    let st = unsafe { &mut *st };
+    count(STAT_EXECS);
+    if let Ok(comm) = bpf_get_current_comm() {
+        st.comm = comm;
+    }
+    if let Some(mm) = read::<u64>(task, g(&OFF_TASK_MM)) {
+        fill_from_mm(st, mm);
+    }
+    st.flags |= FLAG_EXECED;
+    touch(st);
+    0
+}
+
+/// `sched/sched_process_exit`: when the last thread goes, send the final
+/// state to userspace and forget the process, so a process that lived a few
+/// milliseconds is still recorded.
+#[tracepoint]
+pub fn process_exit(ctx: TracePointContext) -> i32 {
+    let pid_tgid = bpf_get_current_pid_tgid();
+    let tgid = (pid_tgid >> 32) as u32;
+    let pid = pid_tgid as u32;
+    let off = g(&TP_EXIT_GROUP_DEAD);
+    let group_dead = if off != ABSENT {
+        // SAFETY: offset from the tracepoint's own format file.
+        unsafe { ctx.read_at::<u8>(off as usize) }.unwrap_or(0) != 0
+    } else {
+        pid == tgid
+    };
+    if !group_dead {
+        return 0;
+    }
+    let Some(st) = PROCS.get_ptr_mut(tgid) else {
+        return 0;
+    };
+    // SAFETY: pointer into our own map's value.
+    let st = unsafe { &mut *st };
+    count(STAT_EXITS);
+    let task = current_task();
+    st.exit_ns = now();
+    st.exit_code = read::<i32>(task, g(&OFF_TASK_EXIT_CODE)).unwrap_or(0);
+    st.flags |= FLAG_EXITED;
+    st.seq = st.seq.wrapping_add(1);
+    if EXITS.output::<ProcState>(&*st, 0).is_ok() {
+        let _ = PROCS.remove(tgid);
+        let _ = DIRTY.remove(tgid);
+    } else {
+        // Userspace finds the exited entry through the dirty set instead.
+        count(STAT_EXITS_LOST);
+        mark_dirty(tgid);
+    }
+    0
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[link_section = "license"]
+#[no_mangle]
+static LICENSE: [u8; 4] = *b"GPL\0";

@@ -1,1 +1,58 @@
-fn main(){}
+//! The `memleak` binary: parse the command line, dispatch, map errors to a
+//! one-line message and an exit code.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use memleak::cli;
+
+/// memleak: a low-overhead memory-leak alert for Linux.
+///
+/// It records how much memory every process of a command (or of the whole
+/// machine) uses over time, cheaply, with eBPF counters in the kernel (or by
+/// polling /proc without privileges), then flags processes whose memory
+/// grows like a leak.
+///
+/// Typical use in CI:  memleak run -- pytest -x
+#[derive(Parser, Debug)]
+#[command(name = "memleak", version, propagate_version = true, max_term_width = 100)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a command, record its process tree, then report.
+    ///
+    /// Exit code: the command's own when it failed, else 0 (see the README
+    /// for the leak exit code of --fail-on-leak).
+    Run(cli::run::RunArgs),
+    /// Record memory of a command, some PIDs, a cgroup or the whole system.
+    Record(cli::record::RecordArgs),
+    /// Describe a recording: where, how, how much, and what was lost.
+    Info(cli::info::InfoArgs),
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MEMLEAK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(a) => cli::run::run(a),
+        Command::Record(a) => cli::record::run(a),
+        Command::Info(a) => cli::info::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("memleak: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

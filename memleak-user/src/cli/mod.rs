@@ -2,3 +2,8 @@
 //! process exit code; `main.rs` only parses and dispatches.
 
 pub mod analyze;
+pub mod common;
+pub mod info;
+pub mod record;
+pub mod run;
+pub mod summary;

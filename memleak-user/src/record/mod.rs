@@ -1,1 +1,328 @@
 //! The recorder: drives a sampler at an interval and writes a recording.
+//!
+//! One loop, one thread: snapshot, write (one transaction), sleep. Every
+//! snapshot is committed, so a recorder killed with SIGKILL loses at most the
+//! interval in flight. SIGINT/SIGTERM stop the loop after a final snapshot.
+
+pub mod choose;
+pub mod progress;
+pub mod spawn;
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::sample::{boottime_ns, Scope};
+use crate::store::{StoreError, Writer};
+use crate::sysinfo;
+pub use choose::SamplerChoice;
+use spawn::Status;
+
+#[derive(Clone, Debug)]
+pub struct RecordOptions {
+    pub output: PathBuf,
+    pub interval: Duration,
+    /// Stop after this long (whole-system or cgroup recordings).
+    pub duration: Option<Duration>,
+    pub sampler: SamplerChoice,
+    pub scope: Scope,
+    /// The command to run and record (its process tree).
+    pub command: Option<Vec<String>>,
+    /// Capacity of the eBPF process map.
+    pub max_procs: u32,
+    /// Show a progress line on stderr (when it is a terminal).
+    pub progress: bool,
+}
+
+#[derive(Debug)]
+pub struct RecordOutcome {
+    pub path: PathBuf,
+    pub sampler: &'static str,
+    pub sampler_reason: String,
+    /// The command's exit status, shell style.
+    pub status: Option<Status>,
+    pub processes: usize,
+    pub samples: u64,
+    pub snapshots: u64,
+    pub interrupted: bool,
+    /// Things the user must know (fallbacks, losses), also in the recording.
+    pub notes: Vec<String>,
+    /// Set when recording stopped early on a storage error (e.g. disk full);
+    /// the data up to the last snapshot is in the file.
+    pub storage_error: Option<StoreError>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Sample(#[from] crate::sample::SampleError),
+    #[error(transparent)]
+    Spawn(#[from] spawn::SpawnError),
+    #[error("--interval must be at least {min:?} (got {got:?})")]
+    Interval { min: Duration, got: Duration },
+    #[error("installing the signal handler: {0}")]
+    Signal(#[source] std::io::Error),
+}
+
+/// Heartbeat: counters are written this often even when nothing changes.
+const COUNTERS_EVERY: u64 = 10;
+
+pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
+    let self_pid = std::process::id();
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RecordError::Signal)?;
+    }
+
+    let scope = match (&opts.command, &opts.scope) {
+        (Some(_), Scope::Tree(roots)) => Scope::Tree(roots.clone()),
+        (_, s) => s.clone(),
+    };
+    let (mut sampler, reason) = choose::open(opts.sampler, scope.clone(), self_pid, opts.max_procs)?;
+    if opts.interval < sampler.min_interval() {
+        return Err(RecordError::Interval {
+            min: sampler.min_interval(),
+            got: opts.interval,
+        });
+    }
+
+    let mut writer = Writer::create(&opts.output)?;
+    let start_ns = boottime_ns();
+    write_meta(&mut writer, opts, &scope, sampler.name(), &reason, start_ns)?;
+    let mut notes: Vec<String> = Vec::new();
+    if sampler.name() != "ebpf" {
+        notes.push(format!("sampler: {reason}"));
+    }
+    notes.extend(sampler.limitations());
+    for n in &notes {
+        writer.note(start_ns, n)?;
+    }
+
+    // Start the command only once the sampler is ready, and track it before
+    // it execs so nothing it does escapes the recording.
+    let child = match &opts.command {
+        Some(argv) => {
+            let gated = spawn::spawn_gated(argv)?;
+            if let Err(e) = sampler.track(gated.pid) {
+                // Let it run anyway? No: a recording that misses the command
+                // would report "no leak" falsely. Kill it and say why.
+                // SAFETY: our own child, held before exec.
+                unsafe { libc::kill(gated.pid as i32, libc::SIGKILL) };
+                return Err(e.into());
+            }
+            Some(gated.release()?)
+        }
+        None => None,
+    };
+
+    let mut progress = progress::Progress::new(opts.progress, &opts.output);
+    let started = Instant::now();
+    let mut status = None;
+    let mut samples = 0u64;
+    let mut snapshots = 0u64;
+    let mut storage_error = None;
+    let mut next = Instant::now();
+    loop {
+        if let Some(pid) = child {
+            if status.is_none() {
+                if let Ok(Some(s)) = spawn::try_wait(pid) {
+                    status = Some(s);
+                }
+            }
+        }
+        let done = stop.load(Ordering::Relaxed)
+            || status.is_some()
+            || opts.duration.is_some_and(|d| started.elapsed() >= d);
+        if done && status.is_some() {
+            // Give the kernel a moment to run the exit tracepoints of the
+            // command's last descendants before the final snapshot.
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let now = boottime_ns();
+        let obs = sampler.snapshot()?;
+        match writer.write_snapshot(now, &obs) {
+            Ok(n) => samples += n as u64,
+            Err(e) => {
+                storage_error = Some(e);
+                break;
+            }
+        }
+        snapshots += 1;
+        if snapshots % COUNTERS_EVERY == 0 {
+            if let Err(e) = writer.set_counters(&sampler.counters()) {
+                storage_error = Some(e);
+                break;
+            }
+        }
+        progress.update(started.elapsed(), writer.process_count(), samples);
+        if done {
+            break;
+        }
+        next += opts.interval;
+        let now = Instant::now();
+        if next > now {
+            sleep_unless_stopped(next - now, &stop);
+        } else {
+            // Fell behind (slow disk, huge snapshot): do not try to catch up.
+            next = now;
+        }
+    }
+    progress.finish();
+    let interrupted = stop.load(Ordering::Relaxed);
+
+    // Stopped by a signal or a storage error while the command still runs:
+    // pass a stop request on (Ctrl-C reached it already through the process
+    // group; SIGTERM sent to us alone did not), then wait so `run` can still
+    // return the command's exit code.
+    if let (Some(pid), None) = (child, status) {
+        if interrupted {
+            // SAFETY: signalling our own child.
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+        }
+        status = wait_blocking(pid);
+    }
+    let processes = writer.process_count();
+
+    let counters = sampler.counters();
+    let end_ns = boottime_ns();
+    if storage_error.is_none() {
+        let losses: Vec<String> = counters
+            .iter()
+            .filter(|(name, v)| *v > 0 && is_loss(name))
+            .map(|(name, v)| format!("{name}: {v}"))
+            .collect();
+        if !losses.is_empty() {
+            let note = format!(
+                "the sampler lost information ({}); raise --max-procs or the interval",
+                losses.join(", ")
+            );
+            writer.note(end_ns, &note)?;
+            notes.push(note);
+        }
+        writer.set_counters(&counters)?;
+        if let Some(s) = status {
+            writer.set_meta("exit_code", &s.0.to_string())?;
+        }
+        if interrupted {
+            writer.set_meta("interrupted", "true")?;
+        }
+        writer.finish(end_ns)?;
+    }
+    Ok(RecordOutcome {
+        path: opts.output.clone(),
+        sampler: sampler.name(),
+        sampler_reason: reason,
+        status,
+        processes,
+        samples,
+        snapshots,
+        interrupted,
+        notes,
+        storage_error,
+    })
+}
+
+fn is_loss(counter: &str) -> bool {
+    matches!(
+        counter,
+        "procs_map_full" | "dirty_map_full" | "exits_lost" | "kernel_read_errors" | "unattributed_rss_events"
+    )
+}
+
+fn write_meta(
+    w: &mut Writer,
+    opts: &RecordOptions,
+    scope: &Scope,
+    sampler: &str,
+    reason: &str,
+    start_ns: u64,
+) -> Result<(), StoreError> {
+    let start_unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    w.set_meta("host", &sysinfo::hostname())?;
+    w.set_meta("kernel", &sysinfo::kernel_release())?;
+    w.set_meta("sampler", sampler)?;
+    w.set_meta("sampler_reason", reason)?;
+    w.set_meta("interval_ns", &(opts.interval.as_nanos() as u64).to_string())?;
+    w.set_meta("start_ns", &start_ns.to_string())?;
+    w.set_meta("start_unix", &format!("{start_unix:.6}"))?;
+    w.set_meta("page_size", &sysinfo::page_size().to_string())?;
+    w.set_meta("memleak_version", env!("CARGO_PKG_VERSION"))?;
+    let scope_text = match scope {
+        Scope::All => "all".to_string(),
+        Scope::Tree(_) if opts.command.is_some() => "tree".to_string(),
+        Scope::Tree(roots) => format!(
+            "tree:{}",
+            roots.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+        ),
+        Scope::Cgroup(p) => format!("cgroup:{}", p.display()),
+    };
+    w.set_meta("scope", &scope_text)?;
+    if let Ok(mi) = sysinfo::meminfo() {
+        w.set_meta("mem_total", &mi.mem_total.to_string())?;
+        w.set_meta("swap_total", &mi.swap_total.to_string())?;
+    }
+    let cgroup = match scope {
+        Scope::Cgroup(p) => Some(p.clone()),
+        _ => sysinfo::cgroup_of(std::process::id()),
+    };
+    if let Some(max) = cgroup.as_deref().and_then(sysinfo::cgroup_memory_max) {
+        w.set_meta("cgroup_max", &max.to_string())?;
+    }
+    if let Some(limit) = sysinfo::rlimit_as() {
+        w.set_meta("rlimit_as", &limit.to_string())?;
+    }
+    if let Some(cmd) = &opts.command {
+        w.set_meta("command", &shell_join(cmd))?;
+    }
+    Ok(())
+}
+
+/// Joins argv for display, quoting arguments that need it.
+pub fn shell_join(argv: &[String]) -> String {
+    argv.iter()
+        .map(|a| {
+            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+                a.clone()
+            } else {
+                format!("'{}'", a.replace('\'', r"'\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
+    // Short slices so Ctrl-C is answered quickly even at long intervals.
+    let end = Instant::now() + d;
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if now >= end {
+            break;
+        }
+        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+    }
+}
+
+fn wait_blocking(pid: u32) -> Option<Status> {
+    let mut st = 0;
+    // SAFETY: waiting for our own child.
+    let r = unsafe { libc::waitpid(pid as i32, &mut st, 0) };
+    (r > 0).then(|| Status::from_wait(st))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_join;
+
+    #[test]
+    fn shell_join_quotes_only_when_needed() {
+        let argv = ["sh", "-c", "echo 'hi' there", ""].map(String::from);
+        assert_eq!(shell_join(&argv), r"sh -c 'echo '\''hi'\'' there' ''");
+    }
+}

@@ -1,1 +1,458 @@
-//! TODO
+//! The eBPF sampler: loads `memleak-ebpf`, then reads only what changed.
+//!
+//! Per snapshot it drains the exit ring buffer (final states of processes
+//! that ended) and the dirty set (processes whose counters moved), so its
+//! cost follows the machine's activity, not its process count. A slower full
+//! pass over the process map catches what a full dirty map or a lost exit
+//! record would otherwise hide, and evicts entries of processes that are gone.
+
+use std::collections::HashMap as StdHashMap;
+use std::time::{Duration, Instant};
+
+use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{RawTracePoint, TracePoint};
+use aya::{Ebpf, EbpfLoader};
+use memleak_common::globals as gl;
+use memleak_common::proc::{
+    ProcState, FLAG_SEEDED, RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAP,
+};
+use memleak_common::stats::{STAT_COUNT, STAT_NAMES};
+
+use super::btf_offsets::KernelOffsets;
+use super::procfs::ProcfsSampler;
+use super::{boottime_ns, tracefs, Counters, Exit, Mem, Observation, ProcId, ProcMeta};
+use super::{SampleError, Sampler, Scope};
+
+/// The compiled eBPF object; empty when the build had no bpf-linker.
+static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memleak"));
+
+/// Whether this binary carries the eBPF program.
+pub fn built_in() -> bool {
+    !EBPF_OBJECT.is_empty()
+}
+
+/// Default capacity of the process map (processes alive at once).
+pub const DEFAULT_MAX_PROCS: u32 = 65_536;
+
+/// How often the full pass over the process map runs.
+const FULL_SCAN_EVERY: Duration = Duration::from_secs(30);
+
+/// mmap-family syscalls whose exit refreshes the virtual size.
+const VM_SYSCALLS: [&str; 4] = ["sys_exit_mmap", "sys_exit_munmap", "sys_exit_brk", "sys_exit_mremap"];
+
+pub struct EbpfSampler {
+    // Keeps programs attached; dropping it detaches them.
+    _ebpf: Ebpf,
+    procs: HashMap<MapData, u32, ProcState>,
+    dirty: HashMap<MapData, u32, u8>,
+    exits: RingBuf<MapData>,
+    stats: PerCpuArray<MapData, u64>,
+    page_size: u64,
+    self_pid: u32,
+    /// Last seq seen per tgid, to skip unchanged entries in full passes.
+    seen: StdHashMap<u32, (u64, u64)>,
+    cmdlines: StdHashMap<ProcId, Option<String>>,
+    last_full_scan: Instant,
+    evicted: u64,
+    limitations: Vec<String>,
+}
+
+fn load_error(e: impl std::fmt::Display + std::fmt::Debug) -> SampleError {
+    let msg = e.to_string();
+    let lower = format!("{e:?}").to_lowercase();
+    if lower.contains("permission") || lower.contains("eperm") || lower.contains("operation not permitted") {
+        SampleError::Permission(msg)
+    } else {
+        SampleError::Ebpf(msg)
+    }
+}
+
+impl EbpfSampler {
+    pub fn new(scope: Scope, self_pid: u32, max_procs: u32) -> Result<Self, SampleError> {
+        if !built_in() {
+            return Err(SampleError::NotBuiltIn);
+        }
+        if !crate::sysinfo::bpf_capable() {
+            return Err(SampleError::Permission(
+                "the process lacks CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)".into(),
+            ));
+        }
+        let off = KernelOffsets::from_sysfs()?;
+        let tracefs = tracefs::tracefs_root()?;
+        for (cat, name) in [("kmem", "rss_stat"), ("sched", "sched_process_exit")] {
+            if !tracefs::has_tracepoint(&tracefs, cat, name) {
+                return Err(SampleError::Unsupported(format!("tracepoint {cat}/{name} is missing")));
+            }
+        }
+        let exit_fmt = tracefs::read_format(&tracefs, "sched", "sched_process_exit")?;
+        let group_dead = tracefs::field_offset(&exit_fmt, "group_dead").unwrap_or(gl::ABSENT);
+        let page_size = crate::sysinfo::page_size();
+        let (scope_mode, cgroup_id) = match &scope {
+            Scope::All => (gl::SCOPE_ALL, 0),
+            Scope::Tree(_) => (gl::SCOPE_TREE, 0),
+            Scope::Cgroup(path) => (
+                gl::SCOPE_CGROUP,
+                crate::sysinfo::cgroup_id(path).map_err(|e| SampleError::Io {
+                    path: path.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?,
+            ),
+        };
+        let self_tgid = u64::from(self_pid);
+        let values: [(&str, u64); 20] = [
+            (gl::OFF_TASK_MM, off.task_mm),
+            (gl::OFF_TASK_PID, off.task_pid),
+            (gl::OFF_TASK_FLAGS, off.task_flags),
+            (gl::OFF_TASK_TGID, off.task_tgid),
+            (gl::OFF_TASK_START_BOOTTIME, off.task_start_boottime),
+            (gl::OFF_TASK_REAL_PARENT, off.task_real_parent),
+            (gl::OFF_TASK_GROUP_LEADER, off.task_group_leader),
+            (gl::OFF_TASK_EXIT_CODE, off.task_exit_code),
+            (gl::OFF_TASK_COMM, off.task_comm),
+            (gl::OFF_MM_TOTAL_VM, off.mm_total_vm),
+            (gl::OFF_MM_RSS_STAT, off.mm_rss_stat),
+            (gl::OFF_MM_OWNER, off.mm_owner.unwrap_or(gl::ABSENT)),
+            (gl::OFF_RSS_COUNTER_VALUE, off.rss_counter_value),
+            (gl::SIZE_RSS_COUNTER, off.rss_counter_size),
+            (gl::TP_EXIT_GROUP_DEAD, group_dead),
+            (gl::SCOPE, scope_mode),
+            (gl::CGROUP_ID, cgroup_id),
+            (gl::SELF_TGID, self_tgid),
+            ("", 0),
+            ("", 0),
+        ];
+        let mut loader = EbpfLoader::new();
+        for (name, value) in values.iter().filter(|(n, _)| !n.is_empty()) {
+            loader.override_global(name, value, true);
+        }
+        loader.map_max_entries("PROCS", max_procs);
+        loader.map_max_entries("DIRTY", max_procs);
+        let mut ebpf = loader.load(EBPF_OBJECT).map_err(load_error)?;
+
+        attach_raw(&mut ebpf, "rss_stat", "rss_stat")?;
+        attach_raw(&mut ebpf, "process_fork", "sched_process_fork")?;
+        let mut limitations = Vec::new();
+        {
+            let prog: &mut TracePoint = program(&mut ebpf, "vm_change")?;
+            prog.load().map_err(load_error)?;
+            let mut missing = Vec::new();
+            for sc in VM_SYSCALLS {
+                if prog.attach("syscalls", sc).is_err() {
+                    missing.push(sc);
+                }
+            }
+            if !missing.is_empty() {
+                limitations.push(format!(
+                    "virtual size is refreshed only on page faults: syscall tracepoints {} are unavailable",
+                    missing.join(", ")
+                ));
+            }
+        }
+        for (prog, tp) in [("process_exec", "sched_process_exec"), ("process_exit", "sched_process_exit")] {
+            let p: &mut TracePoint = program(&mut ebpf, prog)?;
+            p.load().map_err(load_error)?;
+            p.attach("sched", tp).map_err(load_error)?;
+        }
+
+        let take = |ebpf: &mut Ebpf, name: &str| {
+            ebpf.take_map(name)
+                .ok_or_else(|| SampleError::Ebpf(format!("map {name} missing from the eBPF object")))
+        };
+        let procs = HashMap::try_from(take(&mut ebpf, "PROCS")?).map_err(load_error)?;
+        let dirty = HashMap::try_from(take(&mut ebpf, "DIRTY")?).map_err(load_error)?;
+        let exits = RingBuf::try_from(take(&mut ebpf, "EXITS")?).map_err(load_error)?;
+        let stats = PerCpuArray::try_from(take(&mut ebpf, "STATS")?).map_err(load_error)?;
+
+        let mut sampler = EbpfSampler {
+            _ebpf: ebpf,
+            procs,
+            dirty,
+            exits,
+            stats,
+            page_size,
+            self_pid,
+            seen: StdHashMap::new(),
+            cmdlines: StdHashMap::new(),
+            last_full_scan: Instant::now(),
+            evicted: 0,
+            limitations,
+        };
+        // Processes that exist already never fork in front of us: seed them
+        // from procfs so they are tracked from the first snapshot.
+        match scope {
+            Scope::All | Scope::Cgroup(_) => sampler.seed(scope)?,
+            Scope::Tree(roots) => {
+                for pid in roots {
+                    sampler.track(pid)?;
+                }
+            }
+        }
+        Ok(sampler)
+    }
+
+    /// Inserts processes found by a one-off procfs pass into the map.
+    fn seed(&mut self, scope: Scope) -> Result<(), SampleError> {
+        let mut procfs = ProcfsSampler::new(scope, self.self_pid)?;
+        for o in procfs.snapshot()? {
+            if o.exit.is_some() {
+                continue;
+            }
+            let state = self.state_from(&o);
+            // An entry the program created meanwhile is fresher: keep it.
+            if self.procs.get(&o.id.pid, 0).is_err() {
+                if let Err(e) = self.procs.insert(o.id.pid, state, 0) {
+                    return Err(SampleError::Ebpf(format!(
+                        "seeding process {}: {e}; raise --max-procs",
+                        o.id.pid
+                    )));
+                }
+                let _ = self.dirty.insert(o.id.pid, 1, 0);
+            }
+        }
+        Ok(())
+    }
+
+    fn state_from(&self, o: &Observation) -> ProcState {
+        let pages = |b: u64| (b / self.page_size) as i64;
+        let mut comm = [0u8; 16];
+        let n = o.meta.comm.len().min(15);
+        comm[..n].copy_from_slice(&o.meta.comm.as_bytes()[..n]);
+        let mut st = ProcState {
+            start_ns: o.id.start_ns,
+            updated_ns: o.at_ns,
+            total_vm: o.mem.vm / self.page_size,
+            tgid: o.id.pid,
+            ppid: o.meta.ppid,
+            flags: FLAG_SEEDED,
+            comm,
+            seq: 1,
+            ..ProcState::default()
+        };
+        st.rss[RSS_ANON] = pages(o.mem.rss_anon);
+        st.rss[RSS_FILE] = pages(o.mem.rss_file);
+        st.rss[RSS_SHMEM] = pages(o.mem.rss_shmem);
+        st.rss[RSS_SWAP] = pages(o.mem.swap);
+        st
+    }
+
+    fn observation(&mut self, st: &ProcState, exit: Option<Exit>) -> Observation {
+        let ps = self.page_size;
+        let pages = |p: i64| p.max(0) as u64 * ps;
+        let id = ProcId {
+            pid: st.tgid,
+            start_ns: st.start_ns,
+        };
+        let comm = st.comm_str().to_string();
+        let cmdline = match self.cmdlines.get(&id) {
+            Some(c) => c.clone(),
+            None => {
+                let c = if exit.is_none() { read_cmdline(st.tgid) } else { None };
+                self.cmdlines.insert(id, c.clone());
+                c
+            }
+        };
+        if exit.is_some() {
+            self.cmdlines.remove(&id);
+            self.seen.remove(&st.tgid);
+        } else {
+            self.seen.insert(st.tgid, (st.start_ns, st.seq));
+        }
+        Observation {
+            id,
+            at_ns: if exit.is_some() { st.exit_ns } else { st.updated_ns },
+            mem: Mem {
+                vm: st.total_vm * ps,
+                rss_anon: pages(st.rss[RSS_ANON]),
+                rss_file: pages(st.rss[RSS_FILE]),
+                rss_shmem: pages(st.rss[RSS_SHMEM]),
+                swap: pages(st.rss[RSS_SWAP]),
+            },
+            meta: ProcMeta {
+                ppid: st.ppid,
+                comm,
+                cmdline,
+            },
+            exit,
+        }
+    }
+
+    fn drain_exits(&mut self, out: &mut Vec<Observation>) {
+        let mut finals = Vec::new();
+        while let Some(item) = self.exits.next() {
+            if item.len() >= std::mem::size_of::<ProcState>() {
+                // SAFETY: the program writes whole ProcState records; the
+                // read is unaligned-safe.
+                let st: ProcState = unsafe { std::ptr::read_unaligned(item.as_ptr().cast()) };
+                finals.push(st);
+            }
+        }
+        for st in finals {
+            let exit = Exit {
+                at_ns: st.exit_ns,
+                code: Some(st.exit_code),
+            };
+            let o = self.observation(&st, Some(exit));
+            out.push(o);
+        }
+    }
+
+    fn drain_dirty(&mut self, out: &mut Vec<Observation>, exits: &mut Vec<Observation>) {
+        let keys: Vec<u32> = self.dirty.keys().filter_map(Result::ok).collect();
+        for tgid in keys {
+            // Remove first: a change after this point marks it dirty again.
+            let _ = self.dirty.remove(&tgid);
+            let Ok(st) = self.procs.get(&tgid, 0) else {
+                continue;
+            };
+            self.emit(st, out, exits);
+        }
+    }
+
+    fn emit(&mut self, st: ProcState, out: &mut Vec<Observation>, exits: &mut Vec<Observation>) {
+        if st.exited() {
+            // The exit ring buffer was full: the program left the final
+            // state in the map for us.
+            let _ = self.procs.remove(&st.tgid);
+            let exit = Exit {
+                at_ns: st.exit_ns,
+                code: Some(st.exit_code),
+            };
+            let o = self.observation(&st, Some(exit));
+            exits.push(o);
+        } else {
+            let o = self.observation(&st, None);
+            out.push(o);
+        }
+    }
+
+    /// Walks the whole process map: reports entries changed but not marked
+    /// dirty (dirty map was full) and evicts processes that are gone without
+    /// an exit record, so the map never fills with the dead.
+    fn full_scan(&mut self, out: &mut Vec<Observation>, exits: &mut Vec<Observation>) {
+        let entries: Vec<(u32, ProcState)> = self.procs.iter().filter_map(Result::ok).collect();
+        let now = boottime_ns();
+        for (tgid, st) in entries {
+            if st.exited() {
+                self.emit(st, out, exits);
+                continue;
+            }
+            if !alive(tgid, st.start_ns) {
+                let _ = self.procs.remove(&tgid);
+                self.evicted += 1;
+                let mut st = st;
+                st.exit_ns = now;
+                let o = self.observation(&st, Some(Exit { at_ns: now, code: None }));
+                exits.push(o);
+                continue;
+            }
+            if self.seen.get(&tgid) != Some(&(st.start_ns, st.seq)) {
+                self.emit(st, out, exits);
+            }
+        }
+    }
+}
+
+/// Whether the process `tgid` that started at `start_ns` still exists.
+fn alive(tgid: u32, start_ns: u64) -> bool {
+    match start_ns_of(tgid) {
+        Some(s) => {
+            // procfs start time is in clock ticks: compare at that precision.
+            let tick = 1_000_000_000 / crate::sysinfo::clock_ticks().max(1);
+            s.abs_diff(start_ns) <= tick
+        }
+        None => false,
+    }
+}
+
+/// Start time (ns since boot) of `pid` from /proc/PID/stat field 22.
+fn start_ns_of(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the last ')' (comm may contain anything); starttime is the
+    // 22nd field overall, the 20th after comm.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let ticks: u64 = rest.split_whitespace().nth(19)?.parse().ok()?;
+    Some(ticks * (1_000_000_000 / crate::sysinfo::clock_ticks().max(1)))
+}
+
+fn read_cmdline(pid: u32) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let s: String = String::from_utf8_lossy(&raw)
+        .split('\0')
+        .filter(|a| !a.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ");
+    (!s.is_empty()).then_some(s)
+}
+
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, SampleError>
+where
+    &'a mut T: TryFrom<&'a mut aya::programs::Program>,
+{
+    let p = ebpf
+        .program_mut(name)
+        .ok_or_else(|| SampleError::Ebpf(format!("program {name} missing from the eBPF object")))?;
+    p.try_into()
+        .map_err(|_| SampleError::Ebpf(format!("program {name} has an unexpected type")))
+}
+
+fn attach_raw(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<(), SampleError> {
+    let p: &mut RawTracePoint = program(ebpf, prog)?;
+    p.load().map_err(load_error)?;
+    p.attach(tp).map_err(load_error)?;
+    Ok(())
+}
+
+impl Sampler for EbpfSampler {
+    fn name(&self) -> &'static str {
+        "ebpf"
+    }
+
+    fn snapshot(&mut self) -> Result<Vec<Observation>, SampleError> {
+        let mut out = Vec::new();
+        let mut exits = Vec::new();
+        self.drain_dirty(&mut out, &mut exits);
+        if self.last_full_scan.elapsed() >= FULL_SCAN_EVERY {
+            self.last_full_scan = Instant::now();
+            self.full_scan(&mut out, &mut exits);
+        }
+        // Exits last: a process's final record follows its other samples.
+        self.drain_exits(&mut exits);
+        out.append(&mut exits);
+        Ok(out)
+    }
+
+    fn track(&mut self, pid: u32) -> Result<(), SampleError> {
+        let mut procfs = ProcfsSampler::new(Scope::Tree(vec![pid]), self.self_pid)?;
+        let obs = procfs.snapshot()?;
+        let Some(o) = obs.iter().find(|o| o.id.pid == pid && o.exit.is_none()) else {
+            return Err(SampleError::Io {
+                path: format!("/proc/{pid}"),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        };
+        let st = self.state_from(o);
+        self.procs
+            .insert(pid, st, 0)
+            .map_err(|e| SampleError::Ebpf(format!("tracking pid {pid}: {e}")))?;
+        let _ = self.dirty.insert(pid, 1, 0);
+        Ok(())
+    }
+
+    fn counters(&mut self) -> Counters {
+        let mut c: Counters = Vec::new();
+        for i in 0..STAT_COUNT {
+            let sum = self
+                .stats
+                .get(&i, 0)
+                .map(|v| v.iter().sum::<u64>())
+                .unwrap_or(0);
+            c.push((STAT_NAMES[i as usize], sum));
+        }
+        c.push(("evicted_without_exit_record", self.evicted));
+        c
+    }
+
+    fn limitations(&self) -> Vec<String> {
+        self.limitations.clone()
+    }
+}

@@ -1,0 +1,64 @@
+//! Builds the eBPF object (`memleak-ebpf`) and embeds it in the binary.
+//!
+//! The eBPF build needs the nightly toolchain with rust-src and bpf-linker.
+//! When those are missing, `cargo build` must still work: we embed an empty
+//! object and the binary explains that the eBPF sampler is not built in and
+//! how to get it (`cargo xtask setup`), using the procfs sampler meanwhile.
+
+use std::{env, fs, path::PathBuf, process::Command};
+
+fn main() {
+    println!("cargo:rustc-check-cfg=cfg(memleak_no_ebpf)");
+    println!("cargo:rerun-if-env-changed=MEMLEAK_NO_EBPF");
+    println!("cargo:rerun-if-changed=../memleak-common/src");
+    let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
+    let object = out_dir.join("memleak");
+
+    let missing = missing_prerequisites();
+    if env::var_os("MEMLEAK_NO_EBPF").is_some() || !missing.is_empty() {
+        let why = if missing.is_empty() {
+            "MEMLEAK_NO_EBPF is set".to_string()
+        } else {
+            format!("missing {}", missing.join(", "))
+        };
+        println!(
+            "cargo:warning=building memleak without the eBPF sampler ({why}); run `cargo xtask setup` and rebuild to get it"
+        );
+        println!("cargo:rustc-env=MEMLEAK_EBPF_MISSING={why}");
+        println!("cargo:rustc-cfg=memleak_no_ebpf");
+        fs::write(&object, []).expect("write placeholder eBPF object");
+        return;
+    }
+    let ebpf = aya_build::Package {
+        name: "memleak-ebpf",
+        root_dir: "../memleak-ebpf",
+        ..Default::default()
+    };
+    if let Err(e) = aya_build::build_ebpf([ebpf], aya_build::Toolchain::Nightly) {
+        panic!("building the eBPF program failed: {e:#}\n(set MEMLEAK_NO_EBPF=1 to build without it)");
+    }
+}
+
+/// What the eBPF build needs and this machine lacks.
+fn missing_prerequisites() -> Vec<&'static str> {
+    let mut missing = Vec::new();
+    let cargo_bin = env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .map(|h| h.join("bin").join("bpf-linker"));
+    if which::which("bpf-linker").is_err() && !cargo_bin.is_some_and(|p| p.exists()) {
+        missing.push("bpf-linker");
+    }
+    let src = Command::new("rustup")
+        .args(["component", "list", "--toolchain", "nightly", "--installed"])
+        .output();
+    match src {
+        Ok(out) if out.status.success() => {
+            if !String::from_utf8_lossy(&out.stdout).contains("rust-src") {
+                missing.push("the nightly toolchain's rust-src component");
+            }
+        }
+        _ => missing.push("the nightly toolchain"),
+    }
+    missing
+}

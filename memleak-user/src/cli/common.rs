@@ -1,0 +1,97 @@
+//! Options shared by `record` and `run`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::record::SamplerChoice;
+use crate::sample::ebpf::DEFAULT_MAX_PROCS;
+
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Recording file to write (SQLite). Default: memleak-<time>.memleak in
+    /// the current directory. It must not exist yet; it is created mode 0600.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// How often to snapshot memory figures (e.g. 1s, 250ms; at least 10ms).
+    /// With eBPF the cost follows the number of processes that changed, not
+    /// the interval.
+    #[arg(short, long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
+
+    /// Where figures come from: `ebpf` (kernel counters, needs root or
+    /// CAP_BPF+CAP_PERFMON), `procfs` (polls /proc, no privileges), or
+    /// `auto` (eBPF when it loads, else procfs, saying why).
+    #[arg(long, value_enum, default_value = "auto", value_name = "SAMPLER")]
+    pub sampler: SamplerChoice,
+
+    /// Capacity of the eBPF process map: processes alive at once. Overflow
+    /// is counted and reported, never silent.
+    #[arg(long, default_value_t = DEFAULT_MAX_PROCS, value_name = "N")]
+    pub max_procs: u32,
+
+    /// Do not show the progress line.
+    #[arg(short, long)]
+    pub quiet: bool,
+}
+
+impl SamplingArgs {
+    pub fn output_path(&self) -> PathBuf {
+        self.output.clone().unwrap_or_else(default_output)
+    }
+}
+
+/// `memleak-20261125-044210.memleak`, local time not needed: UTC is fine
+/// for a file name and avoids a timezone dependency.
+fn default_output() -> PathBuf {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let (d, s) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(d as i64);
+    PathBuf::from(format!(
+        "memleak-{y:04}{m:02}{day:02}-{:02}{:02}{:02}.memleak",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    ))
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 250ms, 5m, 2h)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_782), (2026, 11, 25));
+    }
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert!(parse_duration("fast").unwrap_err().contains("examples"));
+    }
+}

@@ -1,0 +1,106 @@
+//! `memleak info`: what a recording holds.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::store::Recording;
+
+#[derive(Args, Debug)]
+pub struct InfoArgs {
+    /// The recording to describe.
+    pub file: PathBuf,
+
+    /// Also list every process with its memory at start, end and peak.
+    #[arg(short, long)]
+    pub processes: bool,
+}
+
+pub fn run(args: InfoArgs) -> Result<i32> {
+    let rec = Recording::open(&args.file)?;
+    let m = &rec.meta;
+    let last_tick = rec.ticks.last().copied();
+    println!("recording   {}", args.file.display());
+    println!("host        {} (kernel {})", m.host, m.kernel);
+    println!(
+        "sampler     {}{}",
+        m.sampler,
+        m.sampler_reason
+            .as_deref()
+            .map(|r| format!(" — {r}"))
+            .unwrap_or_default()
+    );
+    println!("interval    {} ms", m.interval_ns / 1_000_000);
+    println!("scope       {}", m.scope);
+    if let Some(c) = &m.command {
+        let code = m
+            .exit_code
+            .map(|c| format!(" (exit code {c})"))
+            .unwrap_or_default();
+        println!("command     {c}{code}");
+    }
+    println!(
+        "duration    {:.1} s{}",
+        m.duration_s(last_tick),
+        if m.end_ns.is_none() {
+            " (no clean end: the recorder was killed or is still running)"
+        } else {
+            ""
+        }
+    );
+    println!("snapshots   {}", rec.ticks.len());
+    println!("processes   {}", rec.processes.len());
+    println!("samples     {}", rec.sample_count()?);
+    println!(
+        "limits      MemTotal {}, swap {}, cgroup memory.max {}, RLIMIT_AS {}",
+        bytes(m.mem_total),
+        bytes(m.swap_total),
+        m.cgroup_max.map(bytes).unwrap_or_else(|| "not set".into()),
+        m.rlimit_as.map(bytes).unwrap_or_else(|| "unlimited".into()),
+    );
+    let nonzero: Vec<String> = rec
+        .counters
+        .iter()
+        .filter(|(_, v)| *v != 0)
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    if !nonzero.is_empty() {
+        println!("counters    {}", nonzero.join(" "));
+    }
+    for n in &rec.notes {
+        println!("note        {n}");
+    }
+    if args.processes {
+        println!();
+        super::summary::print(&rec)?;
+    }
+    Ok(0)
+}
+
+/// Bytes in binary units, one decimal.
+pub fn bytes(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bytes;
+
+    #[test]
+    fn bytes_are_human() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
+    }
+}

@@ -1,0 +1,99 @@
+//! `memleak record`: record memory of the whole system, a cgroup, some
+//! processes, or a command's process tree.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::common::{parse_duration, SamplingArgs};
+use crate::record::{self, RecordOptions, RecordOutcome};
+use crate::sample::Scope;
+
+#[derive(Args, Debug)]
+pub struct RecordArgs {
+    /// Record every process on the machine.
+    #[arg(long, conflicts_with_all = ["cgroup", "pid"])]
+    pub all: bool,
+
+    /// Record the processes of a cgroup v2 (a directory under
+    /// /sys/fs/cgroup) and their descendants.
+    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
+    pub cgroup: Option<PathBuf>,
+
+    /// Record these running processes and their descendants (repeatable).
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<u32>,
+
+    /// Stop after this long (e.g. 30s, 8h). Without it, recording stops at
+    /// Ctrl-C (or when the command ends).
+    #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    #[command(flatten)]
+    pub sampling: SamplingArgs,
+
+    /// Command to run and record with its whole process tree (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+pub fn run(args: RecordArgs) -> Result<i32> {
+    let command = (!args.command.is_empty()).then(|| args.command.clone());
+    let scope = if args.all {
+        Scope::All
+    } else if let Some(cg) = &args.cgroup {
+        if !crate::sysinfo::is_cgroup2_dir(cg) {
+            bail!(
+                "{} is not a cgroup v2 directory (expected a folder under /sys/fs/cgroup with a cgroup.procs file)",
+                cg.display()
+            );
+        }
+        Scope::Cgroup(cg.clone())
+    } else if !args.pid.is_empty() || command.is_some() {
+        Scope::Tree(args.pid.clone())
+    } else {
+        bail!("nothing to record: give a command after `--`, or --all, --cgroup PATH or --pid PID (see `memleak record --help`)");
+    };
+    let outcome = record_with(&args.sampling, scope, args.duration, command)?;
+    eprintln!(
+        "memleak: recorded {} processes, {} samples in {} ({} sampler)",
+        outcome.processes,
+        outcome.samples,
+        outcome.path.display(),
+        outcome.sampler
+    );
+    Ok(outcome.status.map(|s| s.0).unwrap_or(0))
+}
+
+/// Records with the shared options; prints the notes a user must see.
+pub fn record_with(
+    sampling: &SamplingArgs,
+    scope: Scope,
+    duration: Option<Duration>,
+    command: Option<Vec<String>>,
+) -> Result<RecordOutcome> {
+    let opts = RecordOptions {
+        output: sampling.output_path(),
+        interval: sampling.interval,
+        duration,
+        sampler: sampling.sampler,
+        scope,
+        command,
+        max_procs: sampling.max_procs,
+        progress: !sampling.quiet,
+    };
+    let outcome = record::record(&opts)
+        .with_context(|| format!("recording to {}", opts.output.display()))?;
+    for note in &outcome.notes {
+        eprintln!("memleak: note: {note}");
+    }
+    if outcome.interrupted {
+        eprintln!("memleak: interrupted; the recording up to now is kept");
+    }
+    if let Some(e) = &outcome.storage_error {
+        eprintln!("memleak: error: {e}");
+    }
+    Ok(outcome)
+}

@@ -1,0 +1,49 @@
+//! Choosing the sampler: eBPF when it can load, procfs otherwise.
+
+use crate::sample::ebpf::EbpfSampler;
+use crate::sample::procfs::ProcfsSampler;
+use crate::sample::{SampleError, Sampler, Scope};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum SamplerChoice {
+    /// eBPF when it can load, else procfs (and say why).
+    Auto,
+    /// eBPF only: fail when it cannot load.
+    Ebpf,
+    /// procfs only: no privileges needed.
+    Procfs,
+}
+
+/// Opens the chosen sampler; returns it with a sentence saying why it was
+/// chosen (recorded in the run metadata and shown to the user).
+pub fn open(
+    choice: SamplerChoice,
+    scope: Scope,
+    self_pid: u32,
+    max_procs: u32,
+) -> Result<(Box<dyn Sampler>, String), SampleError> {
+    match choice {
+        SamplerChoice::Ebpf => {
+            let s = EbpfSampler::new(scope, self_pid, max_procs)?;
+            Ok((Box::new(s), "eBPF sampler requested (--sampler ebpf)".into()))
+        }
+        SamplerChoice::Procfs => {
+            let s = ProcfsSampler::new(scope, self_pid)?;
+            Ok((Box::new(s), "procfs sampler requested (--sampler procfs)".into()))
+        }
+        SamplerChoice::Auto => match EbpfSampler::new(scope.clone(), self_pid, max_procs) {
+            Ok(s) => Ok((Box::new(s), "eBPF sampler loaded".into())),
+            Err(e) => {
+                let s = ProcfsSampler::new(scope, self_pid)?;
+                Ok((
+                    Box::new(s),
+                    format!(
+                        "using the procfs sampler because the eBPF sampler could not load: {e}. \
+                         procfs polls every process each interval: it misses processes shorter than \
+                         one interval and costs more CPU"
+                    ),
+                ))
+            }
+        },
+    }
+}

@@ -1,0 +1,44 @@
+//! A one-line progress display on stderr while recording.
+
+use std::path::Path;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// Shown only when asked for and stderr is a terminal, so logs and CI
+    /// output stay clean.
+    pub fn new(enabled: bool, path: &Path) -> Progress {
+        use std::io::IsTerminal;
+        if !enabled || !std::io::stderr().is_terminal() {
+            return Progress { bar: None };
+        }
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} recording to {prefix}: {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.set_prefix(path.display().to_string());
+        bar.enable_steady_tick(Duration::from_millis(200));
+        Progress { bar: Some(bar) }
+    }
+
+    pub fn update(&mut self, elapsed: Duration, processes: usize, samples: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!(
+                "{:.1} s, {processes} processes, {samples} samples (Ctrl-C stops and keeps the data)",
+                elapsed.as_secs_f64()
+            ));
+        }
+    }
+
+    pub fn finish(&mut self) {
+        if let Some(bar) = self.bar.take() {
+            bar.finish_and_clear();
+        }
+    }
+}
