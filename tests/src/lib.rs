@@ -1,0 +1,110 @@
+//! Helpers for memleak's end-to-end tests: locate the binaries, record a
+//! workload with a chosen sampler, and skip (loudly) when eBPF cannot load.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use memleak::record::{record, RecordOptions, SamplerChoice};
+use memleak::sample::Scope;
+use memleak::store::{ProcessInfo, Recording};
+
+pub const MIB: u64 = 1024 * 1024;
+
+/// `target/<profile>/` of the running test binary.
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test-binary>
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps")
+        .to_path_buf()
+}
+
+/// The `memleak` binary built by the same cargo invocation
+/// (`cargo xtask test` builds the workspace before testing).
+pub fn memleak_bin() -> PathBuf {
+    let p = target_dir().join("memleak");
+    assert!(
+        p.exists(),
+        "{} is missing: build it first with `cargo build -p memleak-user` (cargo xtask test does)",
+        p.display()
+    );
+    p
+}
+
+/// Why the eBPF sampler cannot run here, or `None` when it can. A feature
+/// probe (load it), not a privilege guess.
+pub fn ebpf_unavailable() -> Option<String> {
+    if !memleak::sample::ebpf::built_in() {
+        return Some("this build has no eBPF object (run `cargo xtask setup`)".into());
+    }
+    match memleak::sample::ebpf::EbpfSampler::new(Scope::Tree(Vec::new()), std::process::id(), 1024) {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Skips the calling test with a printed reason when eBPF is unavailable,
+/// unless MEMLEAK_REQUIRE_EBPF=1 (set by `cargo xtask test` when running as
+/// root), where a skip would hide a broken sampler and fails instead.
+#[macro_export]
+macro_rules! require_ebpf {
+    () => {
+        if let Some(why) = $crate::ebpf_unavailable() {
+            if std::env::var_os("MEMLEAK_REQUIRE_EBPF").is_some_and(|v| v == "1") {
+                panic!("eBPF sampler required (MEMLEAK_REQUIRE_EBPF=1) but unavailable: {why}");
+            }
+            eprintln!("SKIPPED: eBPF sampler unavailable: {why}");
+            return;
+        }
+    };
+}
+
+/// Records `argv` (its process tree) with `sampler` at `interval` and opens
+/// the recording.
+pub fn record_command(
+    dir: &Path,
+    sampler: SamplerChoice,
+    interval: Duration,
+    argv: &[&str],
+) -> Recording {
+    let output = dir.join(format!("rec-{sampler:?}.memleak"));
+    let opts = RecordOptions {
+        output: output.clone(),
+        interval,
+        duration: None,
+        sampler,
+        scope: Scope::Tree(Vec::new()),
+        command: Some(argv.iter().map(|s| s.to_string()).collect()),
+        max_procs: 4096,
+        progress: false,
+    };
+    let outcome = record(&opts).expect("recording");
+    assert_eq!(outcome.sampler, match sampler {
+        SamplerChoice::Procfs => "procfs",
+        _ => "ebpf",
+    });
+    Recording::open(&output).expect("open recording")
+}
+
+pub fn workload() -> String {
+    target_dir().join("memleak-workload").display().to_string()
+}
+
+/// Processes of the recording whose last name is `comm`.
+pub fn named<'a>(rec: &'a Recording, comm: &str) -> Vec<&'a ProcessInfo> {
+    rec.processes.iter().filter(|p| p.comm == comm).collect()
+}
+
+/// Growth of a metric of one process after its exec: peak minus the value
+/// right after exec, in bytes.
+pub fn growth_after_exec(rec: &Recording, p: &ProcessInfo, metric: fn(&memleak::sample::Mem) -> u64) -> u64 {
+    let names = rec.names(p).expect("names");
+    let exec_ns = names.last().map(|(t, _)| *t).unwrap_or(0);
+    let raw = rec.raw_samples(p).expect("samples");
+    let after: Vec<u64> = raw.iter().filter(|(t, _)| *t >= exec_ns).map(|(_, m)| metric(m)).collect();
+    assert!(!after.is_empty(), "no samples after exec for {}", p.comm);
+    let base = after[0];
+    let peak = after.iter().copied().max().unwrap_or(base);
+    peak.saturating_sub(base)
+}

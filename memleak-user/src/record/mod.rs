@@ -151,7 +151,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
             }
         }
         snapshots += 1;
-        if snapshots % COUNTERS_EVERY == 0 {
+        if snapshots.is_multiple_of(COUNTERS_EVERY) {
             if let Err(e) = writer.set_counters(&sampler.counters()) {
                 storage_error = Some(e);
                 break;
@@ -183,6 +183,15 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
         status = wait_blocking(pid);
+        if storage_error.is_none() {
+            // The command's own exit happened after the last snapshot.
+            std::thread::sleep(Duration::from_millis(20));
+            let obs = sampler.snapshot()?;
+            match writer.write_snapshot(boottime_ns(), &obs) {
+                Ok(n) => samples += n as u64,
+                Err(e) => storage_error = Some(e),
+            }
+        }
     }
     let processes = writer.process_count();
 

@@ -1,0 +1,45 @@
+//! The procfs fallback records the same workload as the eBPF sampler.
+
+use std::time::Duration;
+
+use memleak::record::SamplerChoice;
+use memleak::sample::Mem;
+use memleak_tests::{growth_after_exec, named, record_command, require_ebpf, workload, MIB};
+
+fn growth(sampler: SamplerChoice, dir: &std::path::Path) -> (u64, u64) {
+    let wl = workload();
+    let rec = record_command(
+        dir,
+        sampler,
+        Duration::from_millis(100),
+        &[&wl, "grow-exact", "--mib", "48", "--seconds", "1.5"],
+    );
+    let procs = named(&rec, "memleak-workloa");
+    assert_eq!(procs.len(), 1, "{:?}", rec.processes);
+    let p = procs[0];
+    // procfs has no exec time: its first sample is already the new image,
+    // so both start from their first post-exec sample.
+    (
+        growth_after_exec(&rec, p, |m: &Mem| m.vm),
+        growth_after_exec(&rec, p, |m: &Mem| m.rss_anon),
+    )
+}
+
+#[test]
+fn procfs_sampler_records_the_workload_without_privileges_needed() {
+    let dir = tempfile::tempdir().unwrap();
+    let (vm, rss) = growth(SamplerChoice::Procfs, dir.path());
+    let expected = 48 * MIB;
+    assert!(vm.abs_diff(expected) <= expected / 10, "procfs vm grew {} MiB", vm / MIB);
+    assert!(rss.abs_diff(expected) <= expected / 10, "procfs rss grew {} MiB", rss / MIB);
+}
+
+#[test]
+fn procfs_and_ebpf_agree_within_ten_percent() {
+    require_ebpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let (pvm, prss) = growth(SamplerChoice::Procfs, dir.path());
+    let (evm, erss) = growth(SamplerChoice::Ebpf, dir.path());
+    assert!(pvm.abs_diff(evm) <= evm / 10, "vm: procfs {pvm} vs ebpf {evm}");
+    assert!(prss.abs_diff(erss) <= erss / 10, "rss: procfs {prss} vs ebpf {erss}");
+}
