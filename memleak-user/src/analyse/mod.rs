@@ -1,1 +1,643 @@
 //! Analysis of recordings: pre-processing and leak models.
+//!
+//! Per process (identity: pid + start time), one series at a time so memory
+//! stays bounded:
+//!
+//! 1. [`preprocess`]: drop non-finite points, drop the warm-up
+//!    (`min(warmup_fraction × lifetime, warmup_max)`), split at gaps longer
+//!    than `max(gap_factor × interval, min_gap)`, resample each segment onto a
+//!    uniform grid (the interval, or coarser so a segment has at most
+//!    `max_points` points). Series with no segment of `min_points` points are
+//!    skipped, with the reason ([`Skipped`]).
+//! 2. [`lbr`]: for each metric and segment, every window growing backwards
+//!    from the segment's end is fitted in O(n) total; the longest window with
+//!    R² ≥ `r2` is chosen and refitted with `linfa-linear` for the report.
+//! 3. Judgement ([`Verdict`]): a finding is a **leak** when the chosen
+//!    window's slope is positive, its fitted growth exceeds
+//!    `max(min_growth, min_growth_fraction × value)` (page jitter is never a
+//!    leak), and the memory reaches its limit ([`limits`]) within `horizon`
+//!    at that rate, measured from the segment's last sample using the fitted
+//!    value there: `(limit - fitted_last) / slope`. A positive, well-fitted
+//!    trend that fails only the horizon (or has no known limit) is
+//!    **growing**; anything else is **no trend**. When a series has several
+//!    segments, each is judged and the most urgent finding is kept.
+//!
+//! LBR sees a straight line; what it makes of other shapes, as the tests pin
+//! down: a step then flat is no trend (a step explains at most 75% of the
+//! variance); a sawtooth whose last tooth spans `min_points` or more is
+//! judged by that tooth's ramp (often a leak verdict for a periodic
+//! pattern: the sawtooth model of a later issue is meant to correct that).
+//!
+//! [`Finding`] carries its [`Model`] so other models (sawtooth, Theil–Sen)
+//! can add findings next to LBR's.
+
+pub mod config;
+pub mod lbr;
+pub mod limits;
+pub mod preprocess;
+pub mod units;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+use crate::sample::ProcId;
+use crate::store::{Recording, StoreError};
+use lbr::WindowFit;
+use limits::{limit_for, Limit};
+use units::{fmt_bytes, fmt_duration, fmt_rate};
+
+/// A memory figure a model looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Resident set: anon + file + shmem.
+    Rss,
+    /// Virtual size.
+    Vm,
+}
+
+impl Metric {
+    pub const ALL: [Metric; 2] = [Metric::Rss, Metric::Vm];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Metric::Rss => "rss",
+            Metric::Vm => "vm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Metric> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "rss" => Some(Metric::Rss),
+            "vm" | "vms" | "virtual" => Some(Metric::Vm),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Which model produced a finding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Model {
+    /// Linear backward regression.
+    Lbr,
+}
+
+impl Model {
+    pub fn name(self) -> &'static str {
+        match self {
+            Model::Lbr => "lbr",
+        }
+    }
+}
+
+/// How worrying a finding is; ordered from least to most.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// No rising straight line explains the recent data.
+    NoTrend,
+    /// A consistent rise that does not reach the limit within the horizon
+    /// (or with no known limit): worth a look, not flagged.
+    Growing,
+    /// Flagged: rises like a leak and reaches the limit within the horizon.
+    Leak,
+}
+
+impl Verdict {
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::NoTrend => "no_trend",
+            Verdict::Growing => "growing",
+            Verdict::Leak => "leak",
+        }
+    }
+}
+
+/// Thresholds of the analysis. Durations in seconds, sizes in bytes.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Settings {
+    /// R² a window needs (paper default 0.8; 0.9 here).
+    pub r2: f64,
+    /// Flag when the limit is reached within this many seconds.
+    pub horizon_s: f64,
+    /// Smallest window (grid points); shorter series are skipped.
+    pub min_points: usize,
+    /// Warm-up dropped: this fraction of the process's lifetime...
+    pub warmup_fraction: f64,
+    /// ...but at most this many seconds.
+    pub warmup_max_s: f64,
+    /// A spacing above `gap_factor × interval` (and above `min_gap_s`) is a gap.
+    pub gap_factor: f64,
+    pub min_gap_s: f64,
+    /// At most this many grid points per segment (the grid coarsens).
+    pub max_points: usize,
+    /// Fitted growth across the window must exceed this many bytes...
+    pub min_growth_bytes: f64,
+    /// ...and this fraction of the value at the window's start.
+    pub min_growth_fraction: f64,
+    /// Metrics analysed.
+    pub metrics: Vec<Metric>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            r2: 0.9,
+            horizon_s: 3600.0,
+            min_points: 20,
+            warmup_fraction: 0.1,
+            warmup_max_s: 30.0,
+            gap_factor: 5.0,
+            min_gap_s: 2.0,
+            max_points: 4096,
+            min_growth_bytes: 1024.0 * 1024.0,
+            min_growth_fraction: 0.01,
+            metrics: Metric::ALL.to_vec(),
+        }
+    }
+}
+
+impl Settings {
+    /// Checks every threshold is usable; the message names the setting.
+    pub fn validate(&self) -> Result<(), AnalyseError> {
+        let bad = |what: &str, why: &str| Err(AnalyseError::Settings(format!("{what}: {why}")));
+        let finite_nonneg = |v: f64| v.is_finite() && v >= 0.0;
+        if !(self.r2 > 0.0 && self.r2 <= 1.0) {
+            return bad("r2", "must be in (0, 1]");
+        }
+        if !(self.horizon_s.is_finite() && self.horizon_s > 0.0) {
+            return bad("horizon", "must be a positive duration");
+        }
+        if self.min_points < 3 {
+            return bad("min_points", "must be at least 3");
+        }
+        if self.max_points < self.min_points {
+            return bad("max_points", "must be at least min_points");
+        }
+        if !(finite_nonneg(self.warmup_fraction) && self.warmup_fraction < 1.0) {
+            return bad("warmup_fraction", "must be in [0, 1)");
+        }
+        if !finite_nonneg(self.warmup_max_s) {
+            return bad("warmup", "must be a non-negative duration");
+        }
+        if !(self.gap_factor.is_finite() && self.gap_factor >= 1.0) {
+            return bad("gap_factor", "must be at least 1");
+        }
+        if !finite_nonneg(self.min_gap_s) {
+            return bad("min_gap", "must be a non-negative duration");
+        }
+        if !finite_nonneg(self.min_growth_bytes) {
+            return bad("min_growth", "must be a non-negative size");
+        }
+        if !finite_nonneg(self.min_growth_fraction) {
+            return bad("min_growth_fraction", "must be non-negative");
+        }
+        if self.metrics.is_empty() {
+            return bad("metrics", "name at least one of rss, vm");
+        }
+        Ok(())
+    }
+
+    /// Smallest fitted growth that counts for a window starting at `value`.
+    pub fn min_growth(&self, value: f64) -> f64 {
+        self.min_growth_bytes
+            .max(self.min_growth_fraction * value.abs())
+    }
+}
+
+/// The analysed stretch of a series, kept for plots of flagged findings.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plot {
+    pub t: Vec<f64>,
+    pub y: Vec<f64>,
+}
+
+/// What one model concluded about one metric of one process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Finding {
+    pub model: Model,
+    pub metric: Metric,
+    pub verdict: Verdict,
+    /// The chosen window's fit; `None` when no window qualified.
+    pub fit: Option<WindowFit>,
+    /// Best R² of any window (for "why not" messages).
+    pub best_r2: f64,
+    pub limit: Limit,
+    /// Last value of the analysed segment.
+    pub last_value: f64,
+    /// Seconds from the segment's last sample until the fitted line reaches
+    /// the limit (0 when already there); `None` without a rise or a limit.
+    pub time_to_limit_s: Option<f64>,
+    /// Index of the analysed segment, and how many the series had.
+    pub segment: usize,
+    pub segments: usize,
+    /// One sentence for people.
+    pub why: String,
+    /// The analysed segment (only for leaks, to bound memory).
+    pub plot: Option<Plot>,
+}
+
+impl Finding {
+    /// Sort key: leaks first, then the shortest time to limit.
+    pub fn urgency(&self) -> (std::cmp::Reverse<Verdict>, f64) {
+        (
+            std::cmp::Reverse(self.verdict),
+            self.time_to_limit_s.unwrap_or(f64::INFINITY),
+        )
+    }
+}
+
+fn cmp_urgency(a: &Finding, b: &Finding) -> std::cmp::Ordering {
+    let (va, ta) = a.urgency();
+    let (vb, tb) = b.urgency();
+    va.cmp(&vb).then(ta.total_cmp(&tb))
+}
+
+/// A process as reports name it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProcessRef {
+    pub id: ProcId,
+    pub ppid: u32,
+    pub comm: String,
+    pub cmdline: Option<String>,
+    pub exit_code: Option<i32>,
+}
+
+/// All findings about one analysed process, the most urgent first.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProcessResult {
+    pub process: ProcessRef,
+    /// The most severe verdict of its findings.
+    pub verdict: Verdict,
+    pub findings: Vec<Finding>,
+    /// Seconds the process was observed (first to last point).
+    pub observed_s: f64,
+}
+
+impl ProcessResult {
+    /// The most urgent finding.
+    pub fn top(&self) -> Option<&Finding> {
+        self.findings.first()
+    }
+}
+
+/// Why a series was not judged.
+#[derive(Clone, Debug, PartialEq)]
+pub enum SkipReason {
+    /// The process has no samples.
+    NoSamples,
+    /// No point had a finite time and values.
+    NoFiniteValues,
+    /// After warm-up and gap splitting no segment had enough points.
+    TooShort {
+        /// Grid points of the longest segment.
+        points: usize,
+        needed: usize,
+        /// Its length in seconds.
+        span_s: f64,
+    },
+}
+
+impl SkipReason {
+    /// Stable identifier (JSON, summaries).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SkipReason::NoSamples => "no_samples",
+            SkipReason::NoFiniteValues => "no_finite_values",
+            SkipReason::TooShort { .. } => "too_short",
+        }
+    }
+}
+
+impl fmt::Display for SkipReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SkipReason::NoSamples => f.write_str("no samples"),
+            SkipReason::NoFiniteValues => f.write_str("no usable (finite) values"),
+            SkipReason::TooShort {
+                points,
+                needed,
+                span_s,
+            } => write!(
+                f,
+                "too short to judge: {points} points ({}) after warm-up and gap splitting, {needed} needed",
+                fmt_duration(*span_s)
+            ),
+        }
+    }
+}
+
+/// A process that was not judged, and why.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Skipped {
+    pub process: ProcessRef,
+    pub reason: SkipReason,
+}
+
+/// What the recording was, for report headers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RecordingInfo {
+    pub path: PathBuf,
+    pub command: Option<String>,
+    pub sampler: String,
+    pub host: String,
+    pub interval_s: f64,
+    pub duration_s: f64,
+    pub exit_code: Option<i32>,
+    pub processes: usize,
+}
+
+/// The analysis of a whole recording.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Analysis {
+    pub recording: RecordingInfo,
+    pub settings: Settings,
+    /// Judged processes, the most urgent first.
+    pub results: Vec<ProcessResult>,
+    pub skipped: Vec<Skipped>,
+}
+
+impl Analysis {
+    /// Processes with a leak verdict, most urgent first.
+    pub fn leaks(&self) -> impl Iterator<Item = &ProcessResult> {
+        self.results.iter().filter(|r| r.verdict == Verdict::Leak)
+    }
+
+    pub fn any_leak(&self) -> bool {
+        self.leaks().next().is_some()
+    }
+
+    pub fn count(&self, verdict: Verdict) -> usize {
+        self.results.iter().filter(|r| r.verdict == verdict).count()
+    }
+
+    /// Skipped processes by reason kind, e.g. `[("too_short", 12)]`.
+    pub fn skip_counts(&self) -> Vec<(&'static str, usize)> {
+        let mut out: Vec<(&'static str, usize)> = Vec::new();
+        for s in &self.skipped {
+            match out.iter_mut().find(|(k, _)| *k == s.reason.kind()) {
+                Some((_, n)) => *n += 1,
+                None => out.push((s.reason.kind(), 1)),
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnalyseError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("invalid analysis setting {0}")]
+    Settings(String),
+}
+
+/// One metric's values of a series, and the limit it is judged against.
+#[derive(Clone, Copy, Debug)]
+pub struct SeriesInput<'a> {
+    pub metric: Metric,
+    pub values: &'a [f64],
+    pub limit: Limit,
+}
+
+/// Judges a chosen window: see the module documentation for the rule.
+fn judge(
+    metric: Metric,
+    fit: &WindowFit,
+    limit: Limit,
+    settings: &Settings,
+) -> (Verdict, Option<f64>, String) {
+    let window = format!(
+        "the last {} ({} points, R² {:.3})",
+        fmt_duration(fit.span_s()),
+        fit.points,
+        fit.r2
+    );
+    if fit.slope <= 0.0 {
+        return (
+            Verdict::NoTrend,
+            None,
+            format!(
+                "{metric} does not rise over {window}: {}",
+                fmt_rate(fit.slope)
+            ),
+        );
+    }
+    let growth = fit.growth();
+    let needed = settings.min_growth(fit.fitted_start());
+    if growth <= needed {
+        return (
+            Verdict::NoTrend,
+            None,
+            format!(
+                "{metric} rises only {} over {window}, not more than the {} minimum",
+                fmt_bytes(growth),
+                fmt_bytes(needed)
+            ),
+        );
+    }
+    let rise = format!("{metric} grows {} over {window}", fmt_rate(fit.slope));
+    let Some(lim) = limit.bytes else {
+        return (
+            Verdict::Growing,
+            None,
+            format!("{rise}; no limit is known for {metric}, so no projection"),
+        );
+    };
+    let ttl = ((lim - fit.fitted_end) / fit.slope).max(0.0);
+    let target = format!("{} ({})", limit.source.describe(), fmt_bytes(lim));
+    if !ttl.is_finite() {
+        return (
+            Verdict::Growing,
+            None,
+            format!("{rise}; it would never reach {target}"),
+        );
+    }
+    if ttl <= settings.horizon_s {
+        let why = if ttl == 0.0 {
+            format!("{rise}; it is already at or above {target}")
+        } else {
+            format!(
+                "{rise}; at that rate it reaches {target} in {}, within the {} horizon",
+                fmt_duration(ttl),
+                fmt_duration(settings.horizon_s)
+            )
+        };
+        (Verdict::Leak, Some(ttl), why)
+    } else {
+        (
+            Verdict::Growing,
+            Some(ttl),
+            format!(
+                "{rise}; at that rate it reaches {target} in {}, beyond the {} horizon",
+                fmt_duration(ttl),
+                fmt_duration(settings.horizon_s)
+            ),
+        )
+    }
+}
+
+/// LBR on one metric of one segment.
+fn lbr_finding(
+    t: &[f64],
+    y: &[f64],
+    input: &SeriesInput<'_>,
+    segment: usize,
+    segments: usize,
+    settings: &Settings,
+) -> Finding {
+    let scan = lbr::scan(t, y, settings.min_points, settings.r2);
+    let last_value = y.last().copied().unwrap_or(f64::NAN);
+    let mut finding = Finding {
+        model: Model::Lbr,
+        metric: input.metric,
+        verdict: Verdict::NoTrend,
+        fit: None,
+        best_r2: scan.best_r2,
+        limit: input.limit,
+        last_value,
+        time_to_limit_s: None,
+        segment,
+        segments,
+        why: String::new(),
+        plot: None,
+    };
+    let Some(chosen) = scan.chosen else {
+        finding.why = format!(
+            "no window of at least {} points fits a straight line with R² ≥ {} (best R² {:.2})",
+            settings.min_points, settings.r2, scan.best_r2
+        );
+        return finding;
+    };
+    // The reported fit: a full least-squares fit of the chosen window.
+    let start = t.len() - chosen.points;
+    let fit = lbr::linfa_fit(&t[start..], &y[start..])
+        .filter(|f| f.slope.is_finite() && f.fitted_end.is_finite())
+        .unwrap_or(chosen);
+    let (verdict, ttl, why) = judge(input.metric, &fit, input.limit, settings);
+    finding.verdict = verdict;
+    finding.time_to_limit_s = ttl;
+    finding.fit = Some(fit);
+    finding.why = why;
+    if verdict == Verdict::Leak {
+        finding.plot = Some(Plot {
+            t: t.to_vec(),
+            y: y.to_vec(),
+        });
+    }
+    finding
+}
+
+/// Analyses one process's series (all `inputs` share the times `t`, in
+/// seconds): pre-processing, then LBR per metric and segment. Returns one
+/// finding per input, the most urgent first, or why the series was skipped.
+/// `interval_s` is the sampling interval (0 or non-finite: estimated).
+/// Pure: no I/O, never panics on NaN, empty or huge input.
+pub fn analyse_series(
+    t: &[f64],
+    inputs: &[SeriesInput<'_>],
+    interval_s: f64,
+    settings: &Settings,
+) -> Result<Vec<Finding>, SkipReason> {
+    let columns: Vec<&[f64]> = inputs.iter().map(|i| i.values).collect();
+    let segments = preprocess::prepare(t, &columns, interval_s, settings)?;
+    let mut findings = Vec::with_capacity(inputs.len());
+    for (m, input) in inputs.iter().enumerate() {
+        let mut best: Option<Finding> = None;
+        for (s, seg) in segments.iter().enumerate() {
+            let f = lbr_finding(&seg.t, &seg.columns[m], input, s, segments.len(), settings);
+            // Most urgent wins; on a tie the later segment (more recent).
+            best = match best {
+                Some(b) if cmp_urgency(&b, &f).is_lt() => Some(b),
+                _ => Some(f),
+            };
+        }
+        findings.extend(best);
+    }
+    findings.sort_by(cmp_urgency);
+    Ok(findings)
+}
+
+/// Analyses every process of a recording, loading one series at a time.
+pub fn analyse(rec: &Recording, settings: &Settings) -> Result<Analysis, AnalyseError> {
+    settings.validate()?;
+    let meta = &rec.meta;
+    let interval_s = meta.interval_ns as f64 / 1e9;
+    let limits: Vec<(Metric, Limit)> = settings
+        .metrics
+        .iter()
+        .map(|&m| (m, limit_for(m, meta)))
+        .collect();
+    let mut results = Vec::new();
+    let mut skipped = Vec::new();
+    for p in &rec.processes {
+        let process = ProcessRef {
+            id: p.id,
+            ppid: p.ppid,
+            comm: p.comm.clone(),
+            cmdline: p.cmdline.clone(),
+            exit_code: p.exit_code,
+        };
+        let series = rec.series(p)?;
+        let columns: Vec<Vec<f64>> = limits
+            .iter()
+            .map(|(m, _)| match m {
+                Metric::Vm => series.vm().map(|v| v as f64).collect(),
+                Metric::Rss => series.rss().map(|v| v as f64).collect(),
+            })
+            .collect();
+        let inputs: Vec<SeriesInput<'_>> = limits
+            .iter()
+            .zip(&columns)
+            .map(|(&(metric, limit), values)| SeriesInput {
+                metric,
+                values,
+                limit,
+            })
+            .collect();
+        let observed_s = match (series.t.first(), series.t.last()) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0.0,
+        };
+        match analyse_series(&series.t, &inputs, interval_s, settings) {
+            Ok(findings) => results.push(ProcessResult {
+                process,
+                verdict: findings.first().map_or(Verdict::NoTrend, |f| f.verdict),
+                findings,
+                observed_s,
+            }),
+            Err(reason) => skipped.push(Skipped { process, reason }),
+        }
+    }
+    results.sort_by(|a, b| match (a.top(), b.top()) {
+        (Some(x), Some(y)) => cmp_urgency(x, y).then(a.process.id.cmp(&b.process.id)),
+        _ => a.process.id.cmp(&b.process.id),
+    });
+    Ok(Analysis {
+        recording: RecordingInfo {
+            path: rec.path().to_path_buf(),
+            command: meta.command.clone(),
+            sampler: meta.sampler.clone(),
+            host: meta.host.clone(),
+            interval_s,
+            duration_s: meta.duration_s(rec.ticks.last().copied()),
+            exit_code: meta.exit_code,
+            processes: rec.processes.len(),
+        },
+        settings: settings.clone(),
+        results,
+        skipped,
+    })
+}
+
+#[cfg(test)]
+pub(crate) mod tests;

@@ -1,0 +1,247 @@
+//! Analysis thresholds from a config file (`memleak.toml`).
+//!
+//! The file's `[analysis]` table holds any of these keys (all optional;
+//! durations are seconds or strings like `"30s"`, `"1h"`; sizes are bytes or
+//! strings like `"1MiB"`):
+//!
+//! ```toml
+//! [analysis]
+//! r2 = 0.9                  # R² a window needs
+//! horizon = "1h"            # flag when the limit is reached within this
+//! min_points = 20           # smallest window, grid points
+//! warmup = "30s"            # warm-up dropped: at most this long...
+//! warmup_fraction = 0.1     # ...and at most this fraction of the lifetime
+//! gap_factor = 5            # gap: spacing > max(gap_factor × interval, min_gap)
+//! min_gap = "2s"
+//! max_points = 4096         # grid points per segment at most
+//! min_growth = "1MiB"       # fitted growth must exceed this...
+//! min_growth_fraction = 0.01 # ...and this fraction of the value
+//! metrics = ["rss", "vm"]
+//! ```
+//!
+//! Other top-level tables are ignored (they belong to other commands);
+//! unknown keys inside `[analysis]` are errors, so typos do not pass silently.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use super::units::{parse_bytes, parse_duration};
+use super::{Metric, Settings};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: cannot read the config file: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: invalid config file: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("{path}: [analysis] {key}: {why}")]
+    Invalid {
+        path: PathBuf,
+        key: &'static str,
+        why: String,
+    },
+}
+
+/// A number, or a string with a unit.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(untagged)]
+pub enum Quantity {
+    Number(f64),
+    Text(String),
+}
+
+/// The `[analysis]` table; every key optional.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AnalysisConfig {
+    pub r2: Option<f64>,
+    pub horizon: Option<Quantity>,
+    pub min_points: Option<usize>,
+    pub warmup: Option<Quantity>,
+    pub warmup_fraction: Option<f64>,
+    pub gap_factor: Option<f64>,
+    pub min_gap: Option<Quantity>,
+    pub max_points: Option<usize>,
+    pub min_growth: Option<Quantity>,
+    pub min_growth_fraction: Option<f64>,
+    pub metrics: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConfigFile {
+    #[serde(default)]
+    analysis: AnalysisConfig,
+}
+
+/// Reads the `[analysis]` table of a config file.
+pub fn load(path: &Path) -> Result<AnalysisConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    parse(&text, path)
+}
+
+/// Parses config text (`path` only names it in errors).
+pub fn parse(text: &str, path: &Path) -> Result<AnalysisConfig, ConfigError> {
+    let file: ConfigFile = toml::from_str(text).map_err(|source| ConfigError::Parse {
+        path: path.to_path_buf(),
+        source: Box::new(source),
+    })?;
+    Ok(file.analysis)
+}
+
+impl AnalysisConfig {
+    /// Overrides `settings` with the keys present; `path` names the file in
+    /// errors. Range checks are [`Settings::validate`]'s job.
+    pub fn apply(&self, settings: &mut Settings, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |key: &'static str, why: String| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            key,
+            why,
+        };
+        let duration = |key: &'static str, q: &Quantity| match q {
+            Quantity::Number(v) if v.is_finite() && *v >= 0.0 => Ok(*v),
+            Quantity::Number(v) => Err(invalid(key, format!("{v} is not a valid duration"))),
+            Quantity::Text(s) => parse_duration(s).map_err(|e| invalid(key, e)),
+        };
+        let bytes = |key: &'static str, q: &Quantity| match q {
+            Quantity::Number(v) if v.is_finite() && *v >= 0.0 => Ok(*v),
+            Quantity::Number(v) => Err(invalid(key, format!("{v} is not a valid size"))),
+            Quantity::Text(s) => parse_bytes(s).map_err(|e| invalid(key, e)),
+        };
+        if let Some(v) = self.r2 {
+            settings.r2 = v;
+        }
+        if let Some(q) = &self.horizon {
+            settings.horizon_s = duration("horizon", q)?;
+        }
+        if let Some(v) = self.min_points {
+            settings.min_points = v;
+        }
+        if let Some(q) = &self.warmup {
+            settings.warmup_max_s = duration("warmup", q)?;
+        }
+        if let Some(v) = self.warmup_fraction {
+            settings.warmup_fraction = v;
+        }
+        if let Some(v) = self.gap_factor {
+            settings.gap_factor = v;
+        }
+        if let Some(q) = &self.min_gap {
+            settings.min_gap_s = duration("min_gap", q)?;
+        }
+        if let Some(v) = self.max_points {
+            settings.max_points = v;
+        }
+        if let Some(q) = &self.min_growth {
+            settings.min_growth_bytes = bytes("min_growth", q)?;
+        }
+        if let Some(v) = self.min_growth_fraction {
+            settings.min_growth_fraction = v;
+        }
+        if let Some(names) = &self.metrics {
+            settings.metrics = parse_metrics(names).map_err(|e| invalid("metrics", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// `["rss", "vm"]` → metrics, without duplicates; `"all"` means both.
+pub fn parse_metrics<S: AsRef<str>>(names: &[S]) -> Result<Vec<Metric>, String> {
+    let mut out = Vec::new();
+    for name in names {
+        let name = name.as_ref();
+        let found: Vec<Metric> = if name.trim().eq_ignore_ascii_case("all") {
+            Metric::ALL.to_vec()
+        } else {
+            vec![Metric::parse(name)
+                .ok_or_else(|| format!("unknown metric `{name}` (use rss, vm or all)"))?]
+        };
+        for m in found {
+            if !out.contains(&m) {
+                out.push(m);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_applies() {
+        let text = r#"
+            [record]
+            interval = "100ms"
+
+            [analysis]
+            r2 = 0.8
+            horizon = "2h"
+            min_points = 30
+            warmup = 10
+            min_growth = "4MiB"
+            metrics = ["vm"]
+        "#;
+        let c = parse(text, Path::new("memleak.toml")).unwrap();
+        let mut s = Settings::default();
+        c.apply(&mut s, Path::new("memleak.toml")).unwrap();
+        assert_eq!(s.r2, 0.8);
+        assert_eq!(s.horizon_s, 7200.0);
+        assert_eq!(s.min_points, 30);
+        assert_eq!(s.warmup_max_s, 10.0);
+        assert_eq!(s.min_growth_bytes, 4.0 * 1048576.0);
+        assert_eq!(s.metrics, vec![Metric::Vm]);
+        assert_eq!(s.warmup_fraction, 0.1);
+        s.validate().unwrap();
+    }
+
+    #[test]
+    fn empty_file_changes_nothing() {
+        let c = parse("", Path::new("x.toml")).unwrap();
+        let mut s = Settings::default();
+        c.apply(&mut s, Path::new("x.toml")).unwrap();
+        assert_eq!(s, Settings::default());
+    }
+
+    #[test]
+    fn errors_name_the_file_and_key() {
+        let e = parse("[analysis]\nr3 = 1\n", Path::new("m.toml")).unwrap_err();
+        assert!(
+            e.to_string().starts_with("m.toml: invalid config file"),
+            "{e}"
+        );
+        let c = parse("[analysis]\nhorizon = \"soon\"\n", Path::new("m.toml")).unwrap();
+        let e = c
+            .apply(&mut Settings::default(), Path::new("m.toml"))
+            .unwrap_err();
+        assert!(e.to_string().contains("horizon"), "{e}");
+        let c = parse("[analysis]\nmetrics = [\"heap\"]\n", Path::new("m.toml")).unwrap();
+        assert!(c
+            .apply(&mut Settings::default(), Path::new("m.toml"))
+            .is_err());
+        let e = load(Path::new("/nonexistent/memleak.toml")).unwrap_err();
+        assert!(matches!(e, ConfigError::Read { .. }));
+    }
+
+    #[test]
+    fn metric_lists() {
+        assert_eq!(parse_metrics(&["all"]).unwrap(), Metric::ALL.to_vec());
+        assert_eq!(
+            parse_metrics(&["vm", "VM", "rss"]).unwrap(),
+            vec![Metric::Vm, Metric::Rss]
+        );
+        assert!(parse_metrics(&["pss"]).is_err());
+    }
+}
