@@ -1,1 +1,59 @@
-fn main(){}
+//! `cargo xtask <command>`: project chores that need more than one cargo call.
+//!
+//! - `setup`: install what the eBPF build needs (nightly + rust-src,
+//!   bpf-linker) and mount tracefs;
+//! - `demo`: build and run `memleak run` around a leaking and a stable workload;
+//! - `test`: fmt, clippy (host and eBPF), `cargo test` — what CI runs;
+//! - `bench`: run a named benchmark and keep its output in `bench-results/`.
+
+mod bench;
+mod checks;
+mod demo;
+mod run;
+mod setup;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "xtask",
+    bin_name = "cargo xtask",
+    about = "memleak project chores",
+    version
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Install the nightly toolchain, rust-src and bpf-linker if missing;
+    /// mount tracefs if needed. Quick when everything is present.
+    Setup,
+    /// Build in release mode and record a leaking and a stable process
+    /// with `memleak run` (about 20 s).
+    Demo(demo::Args),
+    /// Run every check CI runs: fmt, clippy (host and eBPF), cargo test.
+    Test,
+    /// Run a benchmark; output is also saved under bench-results/.
+    Bench(bench::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    run::prepare_env();
+    let result = match cli.cmd {
+        Cmd::Setup => setup::setup(),
+        Cmd::Demo(args) => demo::demo(&args),
+        Cmd::Test => checks::test(),
+        Cmd::Bench(args) => bench::bench(&args),
+    };
+    if let Err(err) = result {
+        eprintln!("xtask: error: {err}");
+        for cause in err.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}

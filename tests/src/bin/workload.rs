@@ -1,1 +1,428 @@
-fn main(){}
+//! `memleak-workload`: small, predictable memory workloads for the demo and the
+//! end-to-end tests.
+//!
+//! Every byte this program allocates is made resident by writing one byte per
+//! page, so RSS (not only the virtual size) follows the requested shape.
+//! It prints nothing unless something goes wrong (and `daemonize`, which
+//! prints the grandchild's pid).
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::process::exit;
+use std::time::{Duration, Instant};
+
+const MIB: usize = 1024 * 1024;
+const KIB: usize = 1024;
+/// How often the growing workloads allocate the next step.
+const STEP: Duration = Duration::from_millis(20);
+
+const USAGE: &str = "\
+usage: memleak-workload <command> [options]
+
+commands:
+  leak --rate-mib R --seconds S [--chunk-kib K]
+        grow at R MiB/s for S seconds (never freed), then exit
+  stable --mib M --seconds S
+        allocate M MiB once, then keep touching it for S seconds
+  grow-exact --mib N --seconds S
+        grow by exactly N MiB over S seconds, hold 0.5 s, exit
+  short --ms M --mib N
+        allocate N MiB, sleep M ms, exit
+  fork-many --count C --mib N
+        fork C children one after another; each touches N MiB and exits
+  daemonize --mib-per-s R --seconds S
+        double-fork; the re-parented grandchild leaks R MiB/s for S seconds;
+        prints the grandchild's pid and exits at once
+  mmap-touch --mib N --hold-ms M
+        mmap N MiB anonymous memory, touch it, hold M ms, munmap, exit
+";
+
+fn usage_error(msg: &str) -> ! {
+    eprintln!("memleak-workload: {msg}\n\n{USAGE}");
+    exit(2);
+}
+
+fn fail(msg: &str) -> ! {
+    eprintln!("memleak-workload: {msg}");
+    exit(1);
+}
+
+/// `--name value` pairs of one subcommand.
+struct Opts {
+    cmd: &'static str,
+    values: HashMap<String, String>,
+}
+
+impl Opts {
+    /// Parses `args` accepting only the flags in `allowed`.
+    fn parse(cmd: &'static str, args: &[String], allowed: &[&str]) -> Self {
+        let mut values = HashMap::new();
+        let mut it = args.iter();
+        while let Some(flag) = it.next() {
+            let Some(name) = flag.strip_prefix("--") else {
+                usage_error(&format!("{cmd}: unexpected argument `{flag}`"));
+            };
+            let (name, inline) = match name.split_once('=') {
+                Some((n, v)) => (n, Some(v.to_string())),
+                None => (name, None),
+            };
+            if !allowed.contains(&name) {
+                usage_error(&format!("{cmd}: unknown option `--{name}`"));
+            }
+            let value = match inline {
+                Some(v) => v,
+                None => match it.next() {
+                    Some(v) => v.clone(),
+                    None => usage_error(&format!("{cmd}: `--{name}` needs a value")),
+                },
+            };
+            values.insert(name.to_string(), value);
+        }
+        Opts { cmd, values }
+    }
+
+    fn f64_opt(&self, name: &str) -> Option<f64> {
+        self.values.get(name).map(|v| match v.parse::<f64>() {
+            Ok(x) if x.is_finite() && x >= 0.0 => x,
+            _ => usage_error(&format!(
+                "{}: `--{name}` wants a non-negative number, got `{v}`",
+                self.cmd
+            )),
+        })
+    }
+
+    fn f64(&self, name: &str) -> f64 {
+        self.f64_opt(name)
+            .unwrap_or_else(|| usage_error(&format!("{}: `--{name}` is required", self.cmd)))
+    }
+
+    fn u64(&self, name: &str) -> u64 {
+        let v = self
+            .values
+            .get(name)
+            .unwrap_or_else(|| usage_error(&format!("{}: `--{name}` is required", self.cmd)));
+        v.parse().unwrap_or_else(|_| {
+            usage_error(&format!(
+                "{}: `--{name}` wants a whole number, got `{v}`",
+                self.cmd
+            ))
+        })
+    }
+}
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let p = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if p > 0 {
+        p as usize
+    } else {
+        4096
+    }
+}
+
+fn mib_to_bytes(mib: f64) -> usize {
+    (mib * MIB as f64).round() as usize
+}
+
+/// Writes one byte in every page of `[ptr, ptr + len)` so the kernel backs it.
+///
+/// # Safety
+/// `ptr` must be valid for writes of `len` bytes.
+unsafe fn touch(ptr: *mut u8, len: usize, value: u8) {
+    let page = page_size();
+    let mut off = 0;
+    while off < len {
+        std::ptr::write_volatile(ptr.add(off), value);
+        off += page;
+    }
+    if len > 0 {
+        std::ptr::write_volatile(ptr.add(len - 1), value);
+    }
+    std::hint::black_box(ptr);
+}
+
+/// A heap block from `malloc`, made resident. Freed on drop unless leaked.
+struct Block {
+    ptr: *mut u8,
+    len: usize,
+}
+
+impl Block {
+    fn new(len: usize) -> Block {
+        let len = len.max(1);
+        // SAFETY: plain malloc; the result is checked for NULL.
+        let ptr = unsafe { libc::malloc(len) } as *mut u8;
+        if ptr.is_null() {
+            fail(&format!("malloc of {len} bytes failed"));
+        }
+        let block = Block { ptr, len };
+        block.touch(1);
+        block
+    }
+
+    fn touch(&self, value: u8) {
+        // SAFETY: `ptr` is a live malloc block of `len` bytes.
+        unsafe { touch(self.ptr, self.len, value) }
+    }
+}
+
+impl Drop for Block {
+    fn drop(&mut self) {
+        // SAFETY: `ptr` came from malloc and is freed once.
+        unsafe { libc::free(self.ptr.cast()) }
+    }
+}
+
+/// Allocates exactly `total` bytes, spread evenly over `duration`, in blocks
+/// of at most `chunk` bytes. The blocks are leaked: the memory stays until exit.
+fn grow(total: usize, duration: Duration, chunk: Option<usize>) {
+    let page = page_size();
+    let secs = duration.as_secs_f64();
+    let chunk = match chunk {
+        Some(c) => c.max(1),
+        // One STEP's worth, rounded up to whole pages.
+        None if secs > 0.0 => {
+            let per_step = total as f64 * STEP.as_secs_f64() / secs;
+            ((per_step as usize).div_ceil(page) * page).max(page)
+        }
+        None => total.max(1),
+    };
+    let start = Instant::now();
+    let mut done = 0usize;
+    loop {
+        let elapsed = start.elapsed().as_secs_f64();
+        let due = if secs > 0.0 && elapsed < secs {
+            (total as f64 * elapsed / secs) as usize
+        } else {
+            total
+        };
+        // Catch up with the schedule (at most one block ahead of it).
+        while done < due.min(total) {
+            let n = chunk.min(total - done);
+            std::mem::forget(Block::new(n));
+            done += n;
+        }
+        if done >= total {
+            break;
+        }
+        let left = duration.saturating_sub(start.elapsed());
+        std::thread::sleep(STEP.min(left).max(Duration::from_millis(1)));
+    }
+    // Keep to the requested duration even when the last block came early.
+    if let Some(rest) = duration.checked_sub(start.elapsed()) {
+        std::thread::sleep(rest);
+    }
+}
+
+fn secs(x: f64) -> Duration {
+    Duration::from_secs_f64(x)
+}
+
+fn cmd_leak(o: &Opts) {
+    let rate = o.f64("rate-mib");
+    let seconds = o.f64("seconds");
+    let chunk = o.f64_opt("chunk-kib").map(|k| (k * KIB as f64) as usize);
+    if chunk == Some(0) {
+        usage_error("leak: `--chunk-kib` must be > 0");
+    }
+    grow(mib_to_bytes(rate * seconds), secs(seconds), chunk);
+}
+
+fn cmd_grow_exact(o: &Opts) {
+    let mib = o.f64("mib");
+    let seconds = o.f64("seconds");
+    grow(mib_to_bytes(mib), secs(seconds), None);
+    std::thread::sleep(Duration::from_millis(500));
+}
+
+fn cmd_stable(o: &Opts) {
+    let bytes = mib_to_bytes(o.f64("mib"));
+    let duration = secs(o.f64("seconds"));
+    let block = Block::new(bytes);
+    let start = Instant::now();
+    let mut value = 2u8;
+    while start.elapsed() < duration {
+        block.touch(value);
+        value = value.wrapping_add(1);
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    drop(block);
+}
+
+fn cmd_short(o: &Opts) {
+    let ms = o.u64("ms");
+    let block = Block::new(mib_to_bytes(o.f64("mib")));
+    std::thread::sleep(Duration::from_millis(ms));
+    drop(block);
+}
+
+fn cmd_fork_many(o: &Opts) {
+    let count = o.u64("count");
+    let bytes = mib_to_bytes(o.f64("mib"));
+    for i in 0..count {
+        // SAFETY: this process is single-threaded; the child only allocates
+        // and calls _exit.
+        match unsafe { libc::fork() } {
+            -1 => fail(&format!(
+                "fork #{i} failed: {}",
+                std::io::Error::last_os_error()
+            )),
+            0 => {
+                std::mem::forget(Block::new(bytes));
+                // SAFETY: leave without running the parent's atexit handlers.
+                unsafe { libc::_exit(0) }
+            }
+            child => wait_ok(child, &format!("child #{i}")),
+        }
+    }
+}
+
+/// Waits for `pid`, failing unless it exited with status 0.
+fn wait_ok(pid: libc::pid_t, what: &str) {
+    let mut status = 0;
+    loop {
+        // SAFETY: `status` is a valid out-pointer.
+        let r = unsafe { libc::waitpid(pid, &mut status, 0) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            fail(&format!("waitpid for {what} ({pid}) failed: {err}"));
+        }
+    }
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        fail(&format!("{what} ({pid}) failed, wait status {status:#x}"));
+    }
+}
+
+fn cmd_daemonize(o: &Opts) {
+    let rate = o.f64("mib-per-s");
+    let seconds = o.f64("seconds");
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: `fds` has room for two descriptors.
+    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+        fail(&format!("pipe: {}", std::io::Error::last_os_error()));
+    }
+    let (rd, wr) = (fds[0], fds[1]);
+    // SAFETY: single-threaded; the children only use async-signal-safe calls
+    // until the grandchild owns the whole process.
+    match unsafe { libc::fork() } {
+        -1 => fail(&format!("fork: {}", std::io::Error::last_os_error())),
+        0 => unsafe {
+            // Intermediate child: new session, fork the grandchild, report its
+            // pid through the pipe, exit so the grandchild is re-parented.
+            libc::close(rd);
+            libc::setsid();
+            let grandchild = libc::fork();
+            if grandchild == 0 {
+                libc::close(wr);
+                detach_stdio();
+                grow(mib_to_bytes(rate * seconds), secs(seconds), None);
+                libc::_exit(0);
+            }
+            let code = if grandchild > 0 {
+                let bytes = grandchild.to_ne_bytes();
+                let n = libc::write(wr, bytes.as_ptr().cast(), bytes.len());
+                if n == bytes.len() as isize {
+                    0
+                } else {
+                    1
+                }
+            } else {
+                1
+            };
+            libc::_exit(code);
+        },
+        child => {
+            // SAFETY: closing our copy of the write end.
+            unsafe { libc::close(wr) };
+            let mut bytes = [0u8; std::mem::size_of::<libc::pid_t>()];
+            // SAFETY: reading into a buffer of the right size.
+            let n = unsafe { libc::read(rd, bytes.as_mut_ptr().cast(), bytes.len()) };
+            wait_ok(child, "intermediate child");
+            if n != bytes.len() as isize {
+                fail("could not fork the grandchild");
+            }
+            let grandchild = libc::pid_t::from_ne_bytes(bytes);
+            let mut out = std::io::stdout().lock();
+            if writeln!(out, "{grandchild}")
+                .and_then(|_| out.flush())
+                .is_err()
+            {
+                fail("cannot write the grandchild pid to stdout");
+            }
+        }
+    }
+}
+
+/// Points stdin/stdout/stderr at /dev/null so a daemon does not hold the
+/// caller's pipes open.
+fn detach_stdio() {
+    // SAFETY: plain open/dup2/close on descriptors we own.
+    unsafe {
+        let fd = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
+        if fd >= 0 {
+            for target in 0..3 {
+                libc::dup2(fd, target);
+            }
+            if fd > 2 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+fn cmd_mmap_touch(o: &Opts) {
+    let len = mib_to_bytes(o.f64("mib")).max(1);
+    let hold = Duration::from_millis(o.u64("hold-ms"));
+    // SAFETY: anonymous private mapping; the result is checked.
+    let ptr = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    };
+    if ptr == libc::MAP_FAILED {
+        fail(&format!(
+            "mmap of {len} bytes failed: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: the mapping is `len` bytes, readable and writable.
+    unsafe { touch(ptr.cast(), len, 1) };
+    std::thread::sleep(hold);
+    // SAFETY: unmapping exactly what was mapped.
+    if unsafe { libc::munmap(ptr, len) } != 0 {
+        fail(&format!("munmap: {}", std::io::Error::last_os_error()));
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else {
+        usage_error("missing command");
+    };
+    let rest = &args[1..];
+    match cmd.as_str() {
+        "-h" | "--help" | "help" => {
+            print!("{USAGE}");
+        }
+        "leak" => cmd_leak(&Opts::parse(
+            "leak",
+            rest,
+            &["rate-mib", "seconds", "chunk-kib"],
+        )),
+        "stable" => cmd_stable(&Opts::parse("stable", rest, &["mib", "seconds"])),
+        "grow-exact" => cmd_grow_exact(&Opts::parse("grow-exact", rest, &["mib", "seconds"])),
+        "short" => cmd_short(&Opts::parse("short", rest, &["ms", "mib"])),
+        "fork-many" => cmd_fork_many(&Opts::parse("fork-many", rest, &["count", "mib"])),
+        "daemonize" => cmd_daemonize(&Opts::parse("daemonize", rest, &["mib-per-s", "seconds"])),
+        "mmap-touch" => cmd_mmap_touch(&Opts::parse("mmap-touch", rest, &["mib", "hold-ms"])),
+        other => usage_error(&format!("unknown command `{other}`")),
+    }
+}

@@ -1,0 +1,98 @@
+//! `cargo xtask demo`: record a leaking and a stable process with `memleak run`.
+
+use crate::run::{cargo, run, target_dir};
+use anyhow::{bail, Context, Result};
+use std::path::PathBuf;
+use std::process::Command;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Keep the recording and print its path.
+    #[arg(long)]
+    keep: bool,
+    /// Sampler to pass to `memleak run` (default: memleak's own, `auto`).
+    #[arg(long, value_parser = ["auto", "ebpf", "procfs"])]
+    sampler: Option<String>,
+}
+
+/// Two workloads side by side for 20 s: one grows 8 MiB/s, one holds 64 MiB.
+/// The workload binary comes in as `$1` so no path needs shell quoting.
+const SCRIPT: &str = "\"$1\" leak --rate-mib 8 --seconds 20 & \
+                      \"$1\" stable --mib 64 --seconds 20 & wait";
+
+pub fn demo(args: &Args) -> Result<()> {
+    crate::setup::setup()?;
+    run(
+        &mut cargo([
+            "build",
+            "--release",
+            "-p",
+            "memleak-user",
+            "-p",
+            "memleak-tests",
+        ]),
+        "read the compiler errors above; `cargo xtask setup` must have succeeded",
+    )
+    .context("building memleak and the demo workload failed")?;
+
+    let release = target_dir().join("release");
+    let memleak = release.join("memleak");
+    let workload = release.join("memleak-workload");
+    for bin in [&memleak, &workload] {
+        if !bin.is_file() {
+            bail!(
+                "{} is missing after the build\n  how to fix: check CARGO_TARGET_DIR and \
+                 `cargo build --release -p memleak-user -p memleak-tests`",
+                bin.display()
+            );
+        }
+    }
+
+    let dir = demo_dir()?;
+    let recording = dir.join("demo.memleak");
+    let mut cmd = Command::new(&memleak);
+    cmd.arg("run").arg("-o").arg(&recording);
+    if let Some(sampler) = &args.sampler {
+        cmd.args(["--sampler", sampler]);
+    }
+    cmd.args(["--", "sh", "-c", SCRIPT, "sh"]).arg(&workload);
+    let result = run(
+        &mut cmd,
+        "eBPF needs root (or CAP_BPF+CAP_PERFMON) and tracefs; \
+         try `cargo xtask demo --sampler procfs` to use the fallback",
+    )
+    .context("the demo recording failed");
+
+    if args.keep {
+        println!("recording kept: {}", recording.display());
+        println!(
+            "  re-analyse it with: {} analyze {}",
+            memleak.display(),
+            recording.display()
+        );
+    } else if let Err(e) = std::fs::remove_dir_all(&dir) {
+        println!("warning: could not remove {}: {e}", dir.display());
+    }
+    result
+}
+
+/// A fresh private directory for the recording.
+fn demo_dir() -> Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for attempt in 0..100u32 {
+        let dir = base.join(format!("memleak-demo-{}-{attempt}", std::process::id()));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok(dir),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("could not create {} (is TMPDIR writable?)", dir.display())
+                })
+            }
+        }
+    }
+    bail!(
+        "could not find a free demo directory under {}",
+        base.display()
+    )
+}
