@@ -42,13 +42,13 @@ impl LimitSource {
             LimitSource::Unknown => "unknown",
         }
     }
-    /// For sentences: "the cgroup's memory.max".
+    /// Short, for "1.0 GiB (cgroup memory.max)".
     pub fn describe(self) -> &'static str {
         match self {
             LimitSource::RlimitAs => "RLIMIT_AS",
             LimitSource::MemTotalPlusSwap => "RAM + swap",
-            LimitSource::CgroupMax => "the cgroup's memory.max",
-            LimitSource::MemTotal => "RAM (MemTotal)",
+            LimitSource::CgroupMax => "cgroup memory.max",
+            LimitSource::MemTotal => "RAM",
             LimitSource::Unknown => "no known limit",
         }
     }

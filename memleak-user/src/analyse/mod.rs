@@ -454,7 +454,7 @@ fn judge(
         );
     };
     let ttl = ((lim - fit.fitted_end) / fit.slope).max(0.0);
-    let target = format!("{} ({})", limit.source.describe(), fmt_bytes(lim));
+    let target = format!("{} ({})", fmt_bytes(lim), limit.source.describe());
     if !ttl.is_finite() {
         return (
             Verdict::Growing,
@@ -512,6 +512,20 @@ fn lbr_finding(
         plot: None,
     };
     let Some(chosen) = scan.chosen else {
+        let (lo, hi) = y
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), &v| {
+                (a.min(v), b.max(v))
+            });
+        if lo == hi {
+            finding.why = format!(
+                "{} stays at {} over the last {}",
+                input.metric,
+                fmt_bytes(lo),
+                fmt_duration(t.last().unwrap_or(&0.0) - t.first().unwrap_or(&0.0))
+            );
+            return finding;
+        }
         finding.why = format!(
             "no window of at least {} points fits a straight line with R² ≥ {} (best R² {:.2})",
             settings.min_points, settings.r2, scan.best_r2

@@ -373,6 +373,11 @@ fn recording_flags_exactly_the_leaking_process() {
     let steady = &a.results[1];
     assert_eq!(steady.process.comm, "steady");
     assert_eq!(steady.verdict, Verdict::NoTrend);
+    assert!(
+        steady.findings[0].why.starts_with("rss stays at 58.0 MiB"),
+        "{}",
+        steady.findings[0].why
+    );
     assert_eq!(a.skipped.len(), 1);
     assert_eq!(a.skipped[0].process.id.pid, 300);
     assert_eq!(a.skip_counts(), vec![("too_short", 1)]);

@@ -1,1 +1,430 @@
-//! `memleak analyze`.
+//! `memleak analyze FILE`: judge a recording and report.
+//!
+//! Thresholds come from the defaults, then the `[analysis]` table of a
+//! config file (`--config PATH`, else `./memleak.toml` when it exists), then
+//! the flags: each later source overrides the earlier.
+//!
+//! Exit codes: 0 when the analysis ran (leaks or not), [`EXIT_LEAK`] (3)
+//! when a leak was flagged and `--fail-on-leak` was given, 1 on errors
+//! (unreadable recording, bad settings), as for every command.
+//!
+//! [`AnalysisArgs`] and [`ReportArgs`] use long flags only so other commands
+//! (`memleak run`) can flatten them next to their own.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::builder::PossibleValuesParser;
+use clap::{Args, ValueEnum};
+
+use crate::analyse::config;
+use crate::analyse::units::{parse_bytes, parse_duration};
+use crate::analyse::{analyse, Settings};
+use crate::report::{self, Format};
+use crate::store::Recording;
+
+/// Exit code when a leak is flagged and `--fail-on-leak` was given.
+pub const EXIT_LEAK: i32 = 3;
+
+/// The config file looked for in the current directory without `--config`.
+pub const DEFAULT_CONFIG: &str = "memleak.toml";
+
+/// The HTML report's directory without `--report`.
+pub const DEFAULT_HTML_DIR: &str = "memleak-report";
+
+/// Thresholds of the analysis (override the config file).
+#[derive(Args, Debug, Clone, Default)]
+pub struct AnalysisArgs {
+    /// Config file with an [analysis] table (default: ./memleak.toml if it
+    /// exists). Flags override it.
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// R² a window must reach to count as a straight line [default: 0.9].
+    #[arg(long, value_name = "R2")]
+    pub r2: Option<f64>,
+
+    /// Flag when the projected time to the memory limit is within this
+    /// (e.g. 1h, 30m) [default: 1h].
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    pub horizon: Option<f64>,
+
+    /// Fewest points a window may have; series shorter than this after
+    /// pre-processing are skipped [default: 20].
+    #[arg(long, value_name = "N")]
+    pub min_points: Option<usize>,
+
+    /// Longest warm-up dropped from each process's start (e.g. 30s)
+    /// [default: 30s]; see --warmup-fraction.
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    pub warmup: Option<f64>,
+
+    /// Warm-up as a fraction of the process's lifetime; the smaller of this
+    /// and --warmup is dropped [default: 0.1].
+    #[arg(long, value_name = "FRACTION")]
+    pub warmup_fraction: Option<f64>,
+
+    /// A spacing longer than this many sampling intervals (and than
+    /// --min-gap) splits a series [default: 5].
+    #[arg(long, value_name = "FACTOR")]
+    pub gap_factor: Option<f64>,
+
+    /// Shortest spacing that counts as a gap [default: 2s].
+    #[arg(long, value_parser = duration_arg, value_name = "DURATION")]
+    pub min_gap: Option<f64>,
+
+    /// At most this many points per series segment; longer ones are
+    /// resampled coarser [default: 4096].
+    #[arg(long, value_name = "N")]
+    pub max_points: Option<usize>,
+
+    /// The fitted growth across the window must exceed this (e.g. 1MiB)
+    /// [default: 1MiB]...
+    #[arg(long, value_parser = bytes_arg, value_name = "SIZE")]
+    pub min_growth: Option<f64>,
+
+    /// ...and this fraction of the memory at the window's start
+    /// [default: 0.01].
+    #[arg(long, value_name = "FRACTION")]
+    pub min_growth_fraction: Option<f64>,
+
+    /// Metrics to judge: rss (resident: anon+file+shmem, against the
+    /// cgroup's memory.max or RAM), vm (virtual size, against RLIMIT_AS or
+    /// RAM+swap), all [default: all].
+    #[arg(long, value_delimiter = ',', value_name = "METRIC",
+          value_parser = PossibleValuesParser::new(["rss", "vm", "all"]))]
+    pub metric: Vec<String>,
+}
+
+fn duration_arg(s: &str) -> Result<f64, String> {
+    parse_duration(s)
+}
+
+fn bytes_arg(s: &str) -> Result<f64, String> {
+    parse_bytes(s)
+}
+
+impl AnalysisArgs {
+    /// Defaults, then the config file, then the flags; validated.
+    pub fn settings(&self) -> Result<Settings> {
+        let mut s = Settings::default();
+        let path = match &self.config {
+            Some(p) => Some(p.clone()),
+            None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
+        };
+        if let Some(path) = path {
+            config::load(&path)?.apply(&mut s, &path)?;
+        }
+        if let Some(v) = self.r2 {
+            s.r2 = v;
+        }
+        if let Some(v) = self.horizon {
+            s.horizon_s = v;
+        }
+        if let Some(v) = self.min_points {
+            s.min_points = v;
+        }
+        if let Some(v) = self.warmup {
+            s.warmup_max_s = v;
+        }
+        if let Some(v) = self.warmup_fraction {
+            s.warmup_fraction = v;
+        }
+        if let Some(v) = self.gap_factor {
+            s.gap_factor = v;
+        }
+        if let Some(v) = self.min_gap {
+            s.min_gap_s = v;
+        }
+        if let Some(v) = self.max_points {
+            s.max_points = v;
+        }
+        if let Some(v) = self.min_growth {
+            s.min_growth_bytes = v;
+        }
+        if let Some(v) = self.min_growth_fraction {
+            s.min_growth_fraction = v;
+        }
+        if !self.metric.is_empty() {
+            s.metrics = config::parse_metrics(&self.metric).map_err(anyhow::Error::msg)?;
+        }
+        s.validate()?;
+        Ok(s)
+    }
+}
+
+/// Report formats, as flags name them.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum FormatArg {
+    /// Terminal table, most urgent first, with sparklines.
+    #[default]
+    Table,
+    /// JSON (schema_version 1; see report/schema/report.schema.json).
+    Json,
+    /// JUnit XML: one testcase per process, failures for flagged ones.
+    Junit,
+    /// GitHub Actions annotations (::error / ::warning).
+    Github,
+    /// index.html plus an SVG plot per flagged process, in a directory.
+    Html,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Format {
+        match f {
+            FormatArg::Table => Format::Table,
+            FormatArg::Json => Format::Json,
+            FormatArg::Junit => Format::Junit,
+            FormatArg::Github => Format::Github,
+            FormatArg::Html => Format::Html,
+        }
+    }
+}
+
+/// How to report (long flags only).
+#[derive(Args, Debug, Clone, Default)]
+pub struct ReportArgs {
+    /// Report format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table, value_name = "FORMAT")]
+    pub format: FormatArg,
+
+    /// Where the report goes: a file for table/json/junit/github (default:
+    /// standard output), a directory for html (default: ./memleak-report).
+    /// When it goes to a file, the table is also printed.
+    #[arg(long, value_name = "PATH")]
+    pub report: Option<PathBuf>,
+
+    /// Exit with code 3 when a leak is flagged.
+    #[arg(long)]
+    pub fail_on_leak: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct AnalyzeArgs {
+    /// The recording to analyse (written by `memleak record` or `memleak run`).
+    pub file: PathBuf,
+
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+
+    /// Same as --report.
+    #[arg(short, long, value_name = "PATH", conflicts_with = "report")]
+    pub output: Option<PathBuf>,
+}
+
+pub fn run(args: AnalyzeArgs) -> Result<i32> {
+    let mut report = args.report;
+    if report.report.is_none() {
+        report.report = args.output;
+    }
+    let leak = analyse_and_report(&args.file, &args.analysis, &report)?;
+    Ok(if leak && report.fail_on_leak {
+        EXIT_LEAK
+    } else {
+        0
+    })
+}
+
+/// Prints `text` to stdout; a closed pipe (`| head`) is not an error.
+fn emit(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(e).context("writing the report to standard output")
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Analyses a recording and reports it as `report` says; returns whether
+/// any leak was flagged.
+pub fn analyse_and_report(
+    recording_path: &Path,
+    analysis: &AnalysisArgs,
+    report: &ReportArgs,
+) -> Result<bool> {
+    let settings = analysis.settings()?;
+    let rec = Recording::open(recording_path)?;
+    let a = analyse(&rec, &settings)?;
+    drop(rec);
+    let format = Format::from(report.format);
+    match (format, &report.report) {
+        (Format::Html, dir) => {
+            let dir = dir
+                .clone()
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_HTML_DIR));
+            let index = report::html::write(&a, &dir)?;
+            emit(&report::table::render(&a))?;
+            eprintln!("memleak: HTML report written to {}", index.display());
+        }
+        (format, Some(path)) => {
+            report::write_file(path, &report::render(&a, format))?;
+            if format != Format::Table {
+                emit(&report::table::render(&a))?;
+            }
+            eprintln!("memleak: report written to {}", path.display());
+        }
+        (format, None) => emit(&report::render(&a, format))?,
+    }
+    Ok(a.any_leak())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyse::tests::tiny_recording;
+    use clap::{CommandFactory, Parser};
+
+    #[derive(Parser, Debug)]
+    struct Analyze {
+        #[command(flatten)]
+        args: AnalyzeArgs,
+    }
+
+    /// What `memleak run` will do: flatten both next to its own flags.
+    #[derive(Parser, Debug)]
+    struct RunLike {
+        #[command(flatten)]
+        sampling: crate::cli::common::SamplingArgs,
+        #[command(flatten)]
+        analysis: AnalysisArgs,
+        #[command(flatten)]
+        report: ReportArgs,
+        #[arg(last = true)]
+        command: Vec<String>,
+    }
+
+    #[test]
+    fn flags_flatten_without_clashes() {
+        Analyze::command().debug_assert();
+        RunLike::command().debug_assert();
+        let r = RunLike::try_parse_from([
+            "run",
+            "-o",
+            "x.memleak",
+            "--r2",
+            "0.8",
+            "--format",
+            "junit",
+            "--report",
+            "j.xml",
+            "--fail-on-leak",
+            "--",
+            "true",
+        ])
+        .unwrap();
+        assert_eq!(r.analysis.r2, Some(0.8));
+        assert_eq!(r.report.format, FormatArg::Junit);
+        assert!(r.report.fail_on_leak);
+    }
+
+    #[test]
+    fn flags_override_the_config_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = dir.path().join("memleak.toml");
+        std::fs::write(
+            &cfg,
+            "[analysis]\nr2 = 0.8\nhorizon = \"2h\"\nmin_points = 40\n",
+        )
+        .unwrap();
+        let a = Analyze::try_parse_from([
+            "analyze",
+            "rec.memleak",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--horizon",
+            "10m",
+            "--min-growth",
+            "2MiB",
+            "--metric",
+            "rss",
+        ])
+        .unwrap();
+        let s = a.args.analysis.settings().unwrap();
+        assert_eq!(s.r2, 0.8);
+        assert_eq!(s.horizon_s, 600.0);
+        assert_eq!(s.min_points, 40);
+        assert_eq!(s.min_growth_bytes, 2.0 * 1048576.0);
+        assert_eq!(s.metrics, vec![crate::analyse::Metric::Rss]);
+        // Invalid values are refused with the setting's name.
+        let a = Analyze::try_parse_from(["analyze", "f", "--r2", "3"]).unwrap();
+        let e = a.args.analysis.settings().unwrap_err().to_string();
+        assert!(e.contains("r2"), "{e}");
+        assert!(Analyze::try_parse_from(["analyze", "f", "--horizon", "soon"]).is_err());
+        assert!(Analyze::try_parse_from(["analyze", "f", "--metric", "pss"]).is_err());
+    }
+
+    #[test]
+    fn exit_code_three_only_with_fail_on_leak() {
+        let dir = tempfile::tempdir().unwrap();
+        let rec = tiny_recording(dir.path());
+        let json = dir.path().join("r.json");
+        let parse = |extra: &[&str]| {
+            let mut argv = vec!["analyze", rec.to_str().unwrap()];
+            argv.extend_from_slice(extra);
+            Analyze::try_parse_from(argv).unwrap().args
+        };
+        let code = run(parse(&["--format", "json", "-o", json.to_str().unwrap()])).unwrap();
+        assert_eq!(code, 0);
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        assert_eq!(v["summary"]["leaks"], 1);
+        let junit = dir.path().join("j.xml");
+        let code = run(parse(&[
+            "--format",
+            "junit",
+            "--report",
+            junit.to_str().unwrap(),
+            "--fail-on-leak",
+        ]))
+        .unwrap();
+        assert_eq!(code, EXIT_LEAK);
+        // A horizon too short for the leak: nothing flagged, exit 0.
+        let code = run(parse(&[
+            "--horizon",
+            "1m",
+            "--fail-on-leak",
+            "--report",
+            dir.path().join("t.txt").to_str().unwrap(),
+        ]))
+        .unwrap();
+        assert_eq!(code, 0);
+        let html = dir.path().join("html");
+        run(parse(&[
+            "--format",
+            "html",
+            "--report",
+            html.to_str().unwrap(),
+        ]))
+        .unwrap();
+        assert!(html.join("index.html").is_file());
+    }
+
+    #[test]
+    fn bad_files_give_clear_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let empty = dir.path().join("empty.memleak");
+        std::fs::write(&empty, b"").unwrap();
+        let foreign = dir.path().join("foreign.memleak");
+        std::fs::write(
+            &foreign,
+            b"this is not a recording at all, just text\n".repeat(200),
+        )
+        .unwrap();
+        let missing = dir.path().join("missing.memleak");
+        for (path, words) in [
+            (&empty, "empty"),
+            (&foreign, "not a memleak recording"),
+            (&missing, "no such recording"),
+        ] {
+            let e = analyse_and_report(path, &AnalysisArgs::default(), &ReportArgs::default())
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(words), "{e}");
+        }
+    }
+}

@@ -1,1 +1,145 @@
 //! Reports of analysis results: table, JSON, JUnit, GitHub annotations, SVG, HTML.
+//!
+//! Every renderer takes an [`Analysis`](crate::analyse::Analysis) whose
+//! results are already sorted by urgency (leaks first, shortest time to the
+//! limit first). Text that comes from a recording (process names, command
+//! lines) is untrusted: it is escaped for XML/HTML ([`escape_xml`]) and
+//! stripped of control characters for terminals and CI logs ([`printable`]).
+
+pub mod github;
+pub mod html;
+pub mod json;
+pub mod junit;
+pub mod sparkline;
+pub mod svg;
+pub mod table;
+
+use std::path::{Path, PathBuf};
+
+use crate::analyse::{Analysis, Finding, ProcessRef};
+
+/// Output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Terminal table, most urgent first, with sparklines.
+    Table,
+    /// JSON, see `report/schema/report.schema.json` (schema_version 1).
+    Json,
+    /// JUnit XML: one testcase per process, a failure per flagged one.
+    Junit,
+    /// GitHub Actions workflow commands (`::error`, `::warning`).
+    Github,
+    /// A directory with index.html and one SVG plot per flagged process.
+    Html,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: cannot write the report: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Renders a single-document format (everything but HTML).
+pub fn render(analysis: &Analysis, format: Format) -> String {
+    match format {
+        Format::Table => table::render(analysis),
+        Format::Json => json::render(analysis),
+        Format::Junit => junit::render(analysis),
+        Format::Github => github::render(analysis),
+        Format::Html => html::render_index(analysis, &[]),
+    }
+}
+
+/// Writes `text` to `path`, naming the path in errors.
+pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
+    std::fs::write(path, text).map_err(|source| ReportError::Write {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Escapes text for XML/HTML content and attribute values, and drops the
+/// characters XML 1.0 cannot carry at all (control characters other than
+/// tab/newline/CR, U+FFFE, U+FFFF), replacing them with U+FFFD.
+pub fn escape_xml(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\t' | '\n' | '\r' => out.push(c),
+            c if (c as u32) < 0x20 || c == '\u{7f}' || c == '\u{fffe}' || c == '\u{ffff}' => {
+                out.push('\u{fffd}')
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Replaces control characters (terminal escape sequences, newlines) with
+/// U+FFFD so recorded names cannot move the cursor or forge log lines.
+pub fn printable(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
+        .collect()
+}
+
+/// `name (pid 123)`, printable.
+pub fn process_label(p: &ProcessRef) -> String {
+    format!("{} (pid {})", printable(&p.comm), p.id.pid)
+}
+
+/// A file name for the plot of one finding: only `[a-z0-9.-]`.
+pub fn plot_file_name(p: &ProcessRef, f: &Finding) -> String {
+    format!(
+        "leak-{}-{}-{}-{}.svg",
+        p.id.pid,
+        p.id.start_ns,
+        f.metric.name(),
+        f.model.name()
+    )
+}
+
+/// One-line summary: "2 processes analysed: 1 leak flagged, 0 growing, 1 skipped (too_short: 1)".
+pub fn summary_line(a: &Analysis) -> String {
+    use crate::analyse::Verdict;
+    let mut s = format!(
+        "{} processes analysed: {} leak{} flagged, {} growing, {} skipped",
+        a.results.len(),
+        a.count(Verdict::Leak),
+        if a.count(Verdict::Leak) == 1 { "" } else { "s" },
+        a.count(Verdict::Growing),
+        a.skipped.len()
+    );
+    let counts = a.skip_counts();
+    if !counts.is_empty() {
+        let parts: Vec<String> = counts
+            .iter()
+            .map(|(k, n)| format!("{}: {n}", k.replace('_', " ")))
+            .collect();
+        s.push_str(&format!(" ({})", parts.join(", ")));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes() {
+        assert_eq!(
+            escape_xml("a<b>&\"c'\u{1b}[31m\u{0}"),
+            "a&lt;b&gt;&amp;&quot;c&#39;\u{fffd}[31m\u{fffd}"
+        );
+        assert_eq!(printable("x\u{1b}[2Jy\nz"), "x\u{fffd}[2Jy\u{fffd}z");
+    }
+}

@@ -1,0 +1,80 @@
+//! GitHub Actions workflow commands: `::error` per flagged process,
+//! `::warning` per growing one, a `::notice` summary. Printed to stdout in a
+//! workflow step, they show up as annotations on the run.
+
+use std::fmt::Write;
+
+use super::summary_line;
+use crate::analyse::{Analysis, Verdict};
+
+/// Escapes a workflow command's message (`%`, CR, LF).
+fn data(s: &str) -> String {
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
+}
+
+/// Escapes a workflow command's property value (also `:` and `,`).
+fn property(s: &str) -> String {
+    data(s).replace(':', "%3A").replace(',', "%2C")
+}
+
+/// Other control characters (escape sequences) are dropped entirely.
+fn clean(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control() || *c == '\n' || *c == '\r')
+        .collect()
+}
+
+/// Renders the annotations (one per line, ends with a newline).
+pub fn render(a: &Analysis) -> String {
+    let mut out = String::new();
+    for r in &a.results {
+        let Some(f) = r.top() else { continue };
+        let (cmd, what) = match f.verdict {
+            Verdict::Leak => ("error", "Memory leak"),
+            Verdict::Growing => ("warning", "Memory growth"),
+            Verdict::NoTrend => continue,
+        };
+        let title = format!(
+            "{what}: {} (pid {})",
+            clean(&r.process.comm),
+            r.process.id.pid
+        );
+        let mut message = format!("{}.", clean(&f.why));
+        if let Some(c) = &r.process.cmdline {
+            message.push_str(&format!("\ncmdline: {}", clean(c)));
+        }
+        let _ = writeln!(
+            out,
+            "::{cmd} title={}::{}",
+            property(&title),
+            data(&message)
+        );
+    }
+    let _ = writeln!(out, "::notice title=memleak::{}", data(&summary_line(a)));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyse::tests::tiny_analysis;
+
+    #[test]
+    fn one_error_for_the_leak() {
+        let mut a = tiny_analysis();
+        a.results[0].process.comm = "x,y:z%\n::error::forged".into();
+        let out = render(&a);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.len(), 2, "{out}");
+        assert!(
+            lines[0].starts_with("::error title=Memory leak%3A x%2Cy%3Az%25%0A%3A%3Aerror%3A%3Aforged (pid 100)::rss grows"),
+            "{out}"
+        );
+        assert!(lines[0].contains("%0Acmdline: "), "{out}");
+        assert!(
+            lines[1].starts_with("::notice title=memleak::2 processes analysed: 1 leak flagged")
+        );
+    }
+}

@@ -1,0 +1,150 @@
+//! JUnit XML: one `<testcase>` per process (analysed or skipped); a
+//! `<failure>` for each flagged process, `<skipped>` for those too short to
+//! judge. CI systems show the failures next to the test suite's own.
+
+use std::fmt::Write;
+
+use super::escape_xml as esc;
+use crate::analyse::units::fmt_duration;
+use crate::analyse::{Analysis, ProcessRef, Verdict};
+
+fn case_name(p: &ProcessRef) -> String {
+    format!("{} (pid {}, start {} ns)", p.comm, p.id.pid, p.id.start_ns)
+}
+
+/// Renders the JUnit document (ends with a newline).
+pub fn render(a: &Analysis) -> String {
+    let tests = a.results.len() + a.skipped.len();
+    let failures = a.count(Verdict::Leak);
+    let skipped = a.skipped.len();
+    let suite = match &a.recording.command {
+        Some(c) => format!("memleak: {c}"),
+        None => format!("memleak: {}", a.recording.path.display()),
+    };
+    let time = if a.recording.duration_s.is_finite() {
+        a.recording.duration_s
+    } else {
+        0.0
+    };
+    let mut x = String::new();
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        x,
+        "<testsuites name=\"memleak\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">"
+    );
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">",
+        esc(&suite)
+    );
+    for r in &a.results {
+        let _ = write!(
+            x,
+            "    <testcase classname=\"memleak.{}\" name=\"{}\" time=\"{:.3}\"",
+            r.top().map_or("lbr", |f| f.model.name()),
+            esc(&case_name(&r.process)),
+            if r.observed_s.is_finite() {
+                r.observed_s
+            } else {
+                0.0
+            }
+        );
+        let leak = r.findings.iter().find(|f| f.verdict == Verdict::Leak);
+        match leak {
+            Some(f) => {
+                let _ = writeln!(x, ">");
+                let message = format!(
+                    "memory leak: {} ({})",
+                    f.metric.name(),
+                    f.time_to_limit_s
+                        .map(|t| format!("limit in {}", fmt_duration(t)))
+                        .unwrap_or_default()
+                );
+                let mut body = String::new();
+                for f in &r.findings {
+                    let _ = writeln!(
+                        body,
+                        "[{}/{}] {}: {}",
+                        f.model.name(),
+                        f.metric.name(),
+                        f.verdict.name(),
+                        f.why
+                    );
+                }
+                if let Some(c) = &r.process.cmdline {
+                    let _ = writeln!(body, "cmdline: {c}");
+                }
+                let _ = writeln!(
+                    x,
+                    "      <failure type=\"memory-leak\" message=\"{}\">{}</failure>",
+                    esc(&message),
+                    esc(&body)
+                );
+                let _ = writeln!(x, "    </testcase>");
+            }
+            None => {
+                let _ = writeln!(x, "/>");
+            }
+        }
+    }
+    for s in &a.skipped {
+        let _ = writeln!(
+            x,
+            "    <testcase classname=\"memleak.lbr\" name=\"{}\" time=\"0.000\">\n      <skipped message=\"{}\"/>\n    </testcase>",
+            esc(&case_name(&s.process)),
+            esc(&s.reason.to_string())
+        );
+    }
+    x.push_str("  </testsuite>\n</testsuites>\n");
+    x
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyse::tests::tiny_analysis;
+
+    #[test]
+    fn well_formed_with_one_testcase_per_process() {
+        let a = tiny_analysis();
+        let xml = render(&a);
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        let cases: Vec<_> = doc
+            .descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .collect();
+        assert_eq!(cases.len(), 3);
+        let failed: Vec<_> = cases
+            .iter()
+            .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+            .collect();
+        assert_eq!(failed.len(), 1);
+        assert!(failed[0]
+            .attribute("name")
+            .unwrap()
+            .starts_with("leaky<&> (pid 100"));
+        let failure = failed[0]
+            .children()
+            .find(|n| n.has_tag_name("failure"))
+            .unwrap();
+        assert!(failure.text().unwrap().contains("--arg \"&<>\""));
+        let skipped = cases
+            .iter()
+            .filter(|c| c.children().any(|n| n.has_tag_name("skipped")))
+            .count();
+        assert_eq!(skipped, 1);
+        let suites = doc.root_element();
+        assert_eq!(suites.attribute("tests"), Some("3"));
+        assert_eq!(suites.attribute("failures"), Some("1"));
+    }
+
+    #[test]
+    fn hostile_names_stay_well_formed() {
+        let mut a = tiny_analysis();
+        a.results[0].process.comm = "\u{1b}]0;x\u{7}<!--]]>&".into();
+        a.results[0].process.cmdline = Some("\u{0}\u{fffe}".into());
+        a.recording.command = Some("a\"b".into());
+        let xml = render(&a);
+        roxmltree::Document::parse(&xml).expect("well-formed XML");
+    }
+}

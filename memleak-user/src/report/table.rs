@@ -1,0 +1,143 @@
+//! Terminal table: flagged and growing processes, most urgent first, with a
+//! sparkline of each flagged series and a sentence saying why.
+
+use super::sparkline::sparkline;
+use super::{printable, summary_line};
+use crate::analyse::units::{fmt_bytes, fmt_duration, fmt_rate};
+use crate::analyse::{Analysis, Verdict};
+
+const SPARK_WIDTH: usize = 24;
+const NAME_WIDTH: usize = 16;
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        let mut out: String = s.chars().take(n.saturating_sub(1)).collect();
+        out.push('…');
+        out
+    }
+}
+
+/// Renders the table (ends with a newline).
+pub fn render(a: &Analysis) -> String {
+    let mut out = String::new();
+    let rec = &a.recording;
+    let what = rec
+        .command
+        .as_deref()
+        .map(|c| format!("`{}`", truncate(&printable(c), 60)))
+        .unwrap_or_else(|| printable(&rec.path.display().to_string()));
+    out.push_str(&format!(
+        "memleak: {what}: {} sampler, {} interval, {} recorded\n",
+        if rec.sampler.is_empty() {
+            "unknown"
+        } else {
+            &rec.sampler
+        },
+        fmt_duration(rec.interval_s),
+        fmt_duration(rec.duration_s)
+    ));
+    out.push_str(&format!("memleak: {}\n", summary_line(a)));
+
+    let header = [
+        "VERDICT", "PID", "NAME", "METRIC", "SLOPE", "R²", "WINDOW", "TO LIMIT", "LIMIT", "TREND",
+    ];
+    let mut rows: Vec<[String; 10]> = Vec::new();
+    for r in &a.results {
+        let Some(f) = r.top() else { continue };
+        if f.verdict == Verdict::NoTrend {
+            continue;
+        }
+        let Some(fit) = f.fit else { continue };
+        let limit = match f.limit.bytes {
+            Some(b) => format!("{} ({})", fmt_bytes(b), f.limit.source.describe()),
+            None => "unknown".into(),
+        };
+        rows.push([
+            match f.verdict {
+                Verdict::Leak => "LEAK".into(),
+                Verdict::Growing => "growing".into(),
+                Verdict::NoTrend => "-".into(),
+            },
+            r.process.id.pid.to_string(),
+            truncate(&printable(&r.process.comm), NAME_WIDTH),
+            f.metric.name().into(),
+            fmt_rate(fit.slope),
+            format!("{:.3}", fit.r2),
+            format!("{} pts / {}", fit.points, fmt_duration(fit.span_s())),
+            f.time_to_limit_s
+                .map(fmt_duration)
+                .unwrap_or_else(|| "-".into()),
+            limit,
+            f.plot
+                .as_ref()
+                .map(|p| sparkline(&p.y, SPARK_WIDTH))
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    if rows.is_empty() {
+        out.push_str("\nNo process grows like a leak.\n");
+    } else {
+        let mut widths = header.map(|h| h.chars().count());
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let mut s = String::from(" ");
+            for (i, (c, w)) in cells.iter().zip(widths).enumerate() {
+                let pad = w.saturating_sub(c.chars().count());
+                s.push(' ');
+                // Numbers right-aligned, text left-aligned.
+                if matches!(i, 1 | 4 | 5 | 7) {
+                    s.push_str(&" ".repeat(pad));
+                    s.push_str(c);
+                } else {
+                    s.push_str(c);
+                    s.push_str(&" ".repeat(pad));
+                }
+            }
+            s.truncate(s.trim_end().len());
+            s.push('\n');
+            s
+        };
+        out.push('\n');
+        out.push_str(&line(&header.map(String::from)));
+        for row in &rows {
+            out.push_str(&line(row));
+        }
+        out.push('\n');
+        for r in a.results.iter().filter(|r| r.verdict == Verdict::Leak) {
+            if let Some(f) = r.top() {
+                out.push_str(&format!(
+                    "  {}: {}.\n",
+                    super::process_label(&r.process),
+                    printable(&f.why)
+                ));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyse::tests::tiny_analysis;
+
+    #[test]
+    fn lists_the_leak_with_a_sparkline() {
+        let a = tiny_analysis();
+        let t = render(&a);
+        assert!(t.contains("LEAK"), "{t}");
+        assert!(t.contains("leaky<&>"), "{t}");
+        assert!(t.contains('█'), "{t}");
+        assert!(t.contains("1.0 MiB/s"), "{t}");
+        assert!(t.contains("13 min"), "{t}");
+        assert!(!t.contains("steady"), "{t}");
+        assert!(t.contains("1 skipped (too short: 1)"), "{t}");
+        assert!(t.contains("leaky<&> (pid 100): rss grows"), "{t}");
+    }
+}
