@@ -14,7 +14,8 @@ pub const STAT_DIRTY_FULL: u32 = 3;
 pub const STAT_EXITS_LOST: u32 = 4;
 /// A kernel read (`bpf_probe_read_kernel`) failed.
 pub const STAT_READ_ERRORS: u32 = 5;
-/// `rss_stat` for an mm whose owner could not be resolved.
+/// `rss_stat` for another task's mm on a kernel without `mm->owner`
+/// (no CONFIG_MEMCG): the change cannot be attributed.
 pub const STAT_UNATTRIBUTED: u32 = 6;
 /// `rss_stat` events where the changed mm was not the current task's
 /// (reclaim, another process touching this one's memory) and was attributed
@@ -23,8 +24,11 @@ pub const STAT_FOREIGN_MM: u32 = 7;
 pub const STAT_FORKS: u32 = 8;
 pub const STAT_EXITS: u32 = 9;
 pub const STAT_EXECS: u32 = 10;
+/// `rss_stat` during the teardown of an mm that no task uses any more
+/// (after exit or exec): expected, not a loss.
+pub const STAT_TEARDOWN: u32 = 11;
 
-pub const STAT_COUNT: u32 = 11;
+pub const STAT_COUNT: u32 = 12;
 
 /// Human names for the counters, indexed like the constants.
 pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
@@ -39,4 +43,5 @@ pub const STAT_NAMES: [&str; STAT_COUNT as usize] = [
     "forks",
     "exits",
     "execs",
+    "teardown_rss_events",
 ];

@@ -231,22 +231,23 @@ pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
     let current_mm = read::<u64>(current, g(&OFF_TASK_MM)).unwrap_or(0);
     let is_current = current_mm == mm;
     let owner = if g(&OFF_MM_OWNER) != ABSENT {
-        read::<u64>(mm, g(&OFF_MM_OWNER)).unwrap_or(0)
+        let owner = read::<u64>(mm, g(&OFF_MM_OWNER)).unwrap_or(0);
+        if owner == 0 {
+            // The kernel clears mm->owner when the last task leaves an mm
+            // (exit, or the old image after exec); what follows is its
+            // teardown, for a process whose final record went out already.
+            count(STAT_TEARDOWN);
+            return 0;
+        }
+        owner
     } else if is_current {
         current
     } else {
-        0
-    };
-    let owner = if owner == 0 && is_current { current } else { owner };
-    if owner == 0 {
-        // An mm with no owner and no current user is being torn down after
-        // its process exited (the exit record went out already): nothing to
-        // attribute. Anything else is a real miss.
-        if current_mm != 0 {
-            count(STAT_UNATTRIBUTED);
-        }
+        // Without CONFIG_MEMCG there is no mm->owner: a change made by
+        // another task cannot be attributed. Counted and reported.
+        count(STAT_UNATTRIBUTED);
         return 0;
-    }
+    };
     let Some(tgid) = read::<u32>(owner, g(&OFF_TASK_TGID)) else {
         return 0;
     };

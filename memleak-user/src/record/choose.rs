@@ -1,5 +1,7 @@
 //! Choosing the sampler: eBPF when it can load, procfs otherwise.
 
+use std::time::Duration;
+
 use crate::sample::ebpf::EbpfSampler;
 use crate::sample::procfs::ProcfsSampler;
 use crate::sample::{SampleError, Sampler, Scope};
@@ -21,27 +23,27 @@ pub fn open(
     scope: Scope,
     self_pid: u32,
     max_procs: u32,
+    interval: Duration,
 ) -> Result<(Box<dyn Sampler>, String), SampleError> {
+    let procfs = |scope| -> Result<Box<dyn Sampler>, SampleError> {
+        let mut s = ProcfsSampler::new(scope, self_pid)?;
+        s.set_interval(interval);
+        Ok(Box::new(s))
+    };
     match choice {
         SamplerChoice::Ebpf => {
             let s = EbpfSampler::new(scope, self_pid, max_procs)?;
             Ok((Box::new(s), "eBPF sampler requested (--sampler ebpf)".into()))
         }
         SamplerChoice::Procfs => {
-            let s = ProcfsSampler::new(scope, self_pid)?;
-            Ok((Box::new(s), "procfs sampler requested (--sampler procfs)".into()))
+            Ok((procfs(scope)?, "procfs sampler requested (--sampler procfs)".into()))
         }
         SamplerChoice::Auto => match EbpfSampler::new(scope.clone(), self_pid, max_procs) {
             Ok(s) => Ok((Box::new(s), "eBPF sampler loaded".into())),
             Err(e) => {
-                let s = ProcfsSampler::new(scope, self_pid)?;
                 Ok((
-                    Box::new(s),
-                    format!(
-                        "using the procfs sampler because the eBPF sampler could not load: {e}. \
-                         procfs polls every process each interval: it misses processes shorter than \
-                         one interval and costs more CPU"
-                    ),
+                    procfs(scope)?,
+                    format!("using the procfs sampler because the eBPF sampler could not load: {e}"),
                 ))
             }
         },

@@ -81,7 +81,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
         (Some(_), Scope::Tree(roots)) => Scope::Tree(roots.clone()),
         (_, s) => s.clone(),
     };
-    let (mut sampler, reason) = choose::open(opts.sampler, scope.clone(), self_pid, opts.max_procs)?;
+    let (mut sampler, reason) = choose::open(opts.sampler, scope.clone(), self_pid, opts.max_procs, opts.interval)?;
     if opts.interval < sampler.min_interval() {
         return Err(RecordError::Interval {
             min: sampler.min_interval(),

@@ -74,7 +74,7 @@ impl EbpfSampler {
         }
         if !crate::sysinfo::bpf_capable() {
             return Err(SampleError::Permission(
-                "the process lacks CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)".into(),
+                "this process lacks CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN)".into(),
             ));
         }
         let off = KernelOffsets::from_sysfs()?;
