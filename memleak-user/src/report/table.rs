@@ -44,11 +44,25 @@ pub fn render(a: &Analysis) -> String {
         "VERDICT", "PID", "NAME", "METRIC", "SLOPE", "R²", "WINDOW", "TO LIMIT", "LIMIT", "TREND",
     ];
     let mut rows: Vec<[String; 10]> = Vec::new();
-    for r in &a.results {
-        let Some(f) = r.top() else { continue };
-        if f.verdict == Verdict::NoTrend {
-            continue;
-        }
+    // One row per leak finding (every flagged metric), else the top finding
+    // of a growing process.
+    let shown = a.results.iter().flat_map(|r| {
+        let leaks: Vec<_> = r
+            .findings
+            .iter()
+            .filter(|f| f.verdict == Verdict::Leak)
+            .collect();
+        let fs = if leaks.is_empty() {
+            r.top()
+                .filter(|f| f.verdict == Verdict::Growing)
+                .into_iter()
+                .collect()
+        } else {
+            leaks
+        };
+        fs.into_iter().map(move |f| (r, f))
+    });
+    for (r, f) in shown {
         let Some(fit) = f.fit else { continue };
         let limit = match f.limit.bytes {
             Some(b) => format!("{} ({})", fmt_bytes(b), f.limit.source.describe()),
@@ -110,7 +124,7 @@ pub fn render(a: &Analysis) -> String {
         }
         out.push('\n');
         for r in a.results.iter().filter(|r| r.verdict == Verdict::Leak) {
-            if let Some(f) = r.top() {
+            for f in r.findings.iter().filter(|f| f.verdict == Verdict::Leak) {
                 out.push_str(&format!(
                     "  {}: {}.\n",
                     super::process_label(&r.process),
