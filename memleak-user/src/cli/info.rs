@@ -52,6 +52,11 @@ pub fn run(args: InfoArgs) -> Result<i32> {
     println!("snapshots   {}", rec.ticks.len());
     println!("processes   {}", rec.processes.len());
     println!("samples     {}", rec.sample_count()?);
+    let markers = rec.markers()?;
+    if !markers.is_empty() {
+        let phases = markers.iter().filter(|(_, k, _)| k == "begin").count();
+        println!("markers     {} ({phases} phases begun)", markers.len());
+    }
     println!(
         "limits      MemTotal {}, swap {}, cgroup memory.max {}, RLIMIT_AS {}",
         bytes(m.mem_total),

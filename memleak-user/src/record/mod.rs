@@ -5,6 +5,7 @@
 //! interval in flight. SIGINT/SIGTERM stop the loop after a final snapshot.
 
 pub mod choose;
+pub mod markers;
 pub mod progress;
 pub mod spawn;
 
@@ -103,9 +104,29 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
 
     // Start the command only once the sampler is ready, and track it before
     // it execs so nothing it does escapes the recording.
+    // Phase markers: only for a command we start (it inherits the path).
+    let marker_pipe = match &opts.command {
+        Some(_) => {
+            let path = std::env::temp_dir().join(format!("memleak-{self_pid}.markers"));
+            match markers::MarkerPipe::create(&path) {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    let note = format!("phase markers disabled: cannot create {}: {e}", path.display());
+                    writer.note(start_ns, &note)?;
+                    notes.push(note);
+                    None
+                }
+            }
+        }
+        None => None,
+    };
+    let child_env: Vec<(String, String)> = marker_pipe
+        .iter()
+        .map(|p| (markers::ENV.to_string(), p.path().display().to_string()))
+        .collect();
     let child = match &opts.command {
         Some(argv) => {
-            let gated = spawn::spawn_gated(argv)?;
+            let gated = spawn::spawn_gated(argv, &child_env)?;
             if let Err(e) = sampler.track(gated.pid) {
                 // Let it run anyway? No: a recording that misses the command
                 // would report "no leak" falsely. Kill it and say why.
@@ -140,6 +161,10 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
             // Give the kernel a moment to run the exit tracepoints of the
             // command's last descendants before the final snapshot.
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Err(e) = store_markers(&mut writer, marker_pipe.as_ref()) {
+            storage_error = Some(e);
+            break;
         }
         let now = boottime_ns();
         let obs = sampler.snapshot()?;
@@ -187,7 +212,9 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
             // The command's own exit happened after the last snapshot.
             std::thread::sleep(Duration::from_millis(20));
             let obs = sampler.snapshot()?;
-            match writer.write_snapshot(boottime_ns(), &obs) {
+            match store_markers(&mut writer, marker_pipe.as_ref())
+                .and_then(|()| writer.write_snapshot(boottime_ns(), &obs))
+            {
                 Ok(n) => samples += n as u64,
                 Err(e) => storage_error = Some(e),
             }
@@ -232,6 +259,16 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
         notes,
         storage_error,
     })
+}
+
+fn store_markers(w: &mut Writer, pipe: Option<&markers::MarkerPipe>) -> Result<(), StoreError> {
+    let Some(pipe) = pipe else { return Ok(()) };
+    let got = pipe.drain();
+    let rows: Vec<(u64, &str, &str)> = got
+        .iter()
+        .map(|m| (m.at_ns, m.kind.as_str(), m.name.as_str()))
+        .collect();
+    w.add_markers(&rows)
 }
 
 fn is_loss(counter: &str) -> bool {

@@ -43,8 +43,9 @@ fn pipe_cloexec() -> io::Result<(OwnedFd, OwnedFd)> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Forks a child that will exec `argv` once [`Gated::release`] is called.
-pub fn spawn_gated(argv: &[String]) -> Result<Gated, SpawnError> {
+/// Forks a child that will exec `argv`, with our environment plus `env`,
+/// once [`Gated::release`] is called.
+pub fn spawn_gated(argv: &[String], env: &[(String, String)]) -> Result<Gated, SpawnError> {
     if argv.is_empty() {
         return Err(SpawnError::Empty);
     }
@@ -54,11 +55,26 @@ pub fn spawn_gated(argv: &[String]) -> Result<Gated, SpawnError> {
         .collect::<Result<_, _>>()?;
     let mut ptrs: Vec<*const libc::c_char> = cargs.iter().map(|c| c.as_ptr()).collect();
     ptrs.push(std::ptr::null());
+    // The environment is built before fork: no allocation after it.
+    let mut vars: Vec<CString> = std::env::vars_os()
+        .filter(|(k, _)| !env.iter().any(|(ek, _)| k.as_encoded_bytes() == ek.as_bytes()))
+        .filter_map(|(k, v)| {
+            let mut kv = k.into_encoded_bytes();
+            kv.push(b'=');
+            kv.extend_from_slice(v.as_encoded_bytes());
+            CString::new(kv).ok()
+        })
+        .collect();
+    for (k, v) in env {
+        vars.push(CString::new(format!("{k}={v}")).map_err(|_| SpawnError::Nul)?);
+    }
+    let mut envp: Vec<*const libc::c_char> = vars.iter().map(|c| c.as_ptr()).collect();
+    envp.push(std::ptr::null());
     let (gate_r, gate_w) = pipe_cloexec().map_err(SpawnError::Fork)?;
     let (err_r, err_w) = pipe_cloexec().map_err(SpawnError::Fork)?;
 
     // SAFETY: between fork and exec the child only calls async-signal-safe
-    // functions (read, write, sigprocmask, execvp, _exit) on memory prepared
+    // functions (read, write, sigprocmask, execvpe, _exit) on memory prepared
     // before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
@@ -75,7 +91,7 @@ pub fn spawn_gated(argv: &[String]) -> Result<Gated, SpawnError> {
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             let mut b = 0u8;
             libc::read(gate_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
-            libc::execvp(ptrs[0], ptrs.as_ptr());
+            libc::execvpe(ptrs[0], ptrs.as_ptr(), envp.as_ptr());
             let errno = *libc::__errno_location();
             let bytes = errno.to_ne_bytes();
             libc::write(err_w.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
@@ -163,22 +179,22 @@ mod tests {
     }
 
     #[test]
-    fn runs_command_after_release_and_reports_exit_code() {
-        let g = spawn_gated(&["sh".into(), "-c".into(), "exit 7".into()]).unwrap();
+    fn runs_command_with_extra_env_and_reports_exit_code() {
+        let g = spawn_gated(&["sh".into(), "-c".into(), "exit $X".into()], &[("X".into(), "7".into())]).unwrap();
         let pid = g.release().unwrap();
         assert_eq!(wait(pid), Status(7));
     }
 
     #[test]
     fn missing_program_is_a_clear_error() {
-        let g = spawn_gated(&["/nonexistent/memleak-test".into()]).unwrap();
+        let g = spawn_gated(&["/nonexistent/memleak-test".into()], &[]).unwrap();
         let err = g.release().unwrap_err();
         assert!(err.to_string().contains("cannot start `/nonexistent/memleak-test`"), "{err}");
     }
 
     #[test]
     fn signal_death_maps_to_128_plus_signal() {
-        let g = spawn_gated(&["sh".into(), "-c".into(), "kill -9 $$".into()]).unwrap();
+        let g = spawn_gated(&["sh".into(), "-c".into(), "kill -9 $$".into()], &[]).unwrap();
         let pid = g.release().unwrap();
         assert_eq!(wait(pid), Status(128 + 9));
     }

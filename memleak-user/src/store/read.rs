@@ -329,6 +329,35 @@ impl Recording {
         Ok(rows)
     }
 
+    /// Phase markers, in time order: (seconds since start, kind, name).
+    /// Recordings without the table (older writers) have none.
+    pub fn markers(&self) -> Result<Vec<(f64, String, String)>, StoreError> {
+        let has: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'markers'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.fail(e))?;
+        if has == 0 {
+            return Ok(Vec::new());
+        }
+        let start = self.meta.start_ns;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT t_ns, kind, name FROM markers ORDER BY t_ns, rowid")
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let t = r.get::<_, i64>(0)? as u64;
+                Ok((t.saturating_sub(start) as f64 / 1e9, r.get(1)?, r.get(2)?))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        Ok(rows)
+    }
+
     pub fn sample_count(&self) -> Result<u64, StoreError> {
         self.conn
             .query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0))

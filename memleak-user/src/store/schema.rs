@@ -52,6 +52,12 @@ CREATE TABLE IF NOT EXISTS counters (
     name  TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+-- Phase markers sent by the command (see record::markers), ns since boot.
+CREATE TABLE IF NOT EXISTS markers (
+    t_ns INTEGER NOT NULL,
+    kind TEXT    NOT NULL,  -- begin | end | mark
+    name TEXT    NOT NULL
+);
 -- Things the user must know about the recording (fallbacks, losses).
 CREATE TABLE IF NOT EXISTS notes (
     t_ns INTEGER NOT NULL,

@@ -94,6 +94,25 @@ impl Writer {
         Ok(())
     }
 
+    /// Stores phase markers (see `record::markers`).
+    pub fn add_markers(&mut self, markers: &[(u64, &str, &str)]) -> Result<(), StoreError> {
+        if markers.is_empty() {
+            return Ok(());
+        }
+        let path = self.path.clone();
+        let fail = |e| StoreError::from_sqlite(&path, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        {
+            let mut ins = tx
+                .prepare_cached("INSERT INTO markers(t_ns, kind, name) VALUES (?1, ?2, ?3)")
+                .map_err(fail)?;
+            for (t, kind, name) in markers {
+                ins.execute(params![*t as i64, kind, name]).map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)
+    }
+
     pub fn set_counters(&mut self, counters: &Counters) -> Result<(), StoreError> {
         let tx = self.conn.transaction().map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         for (name, value) in counters {
