@@ -30,6 +30,11 @@ enum Command {
     Run(cli::run::RunArgs),
     /// Record memory of a command, some PIDs, a cgroup or the whole system.
     Record(cli::record::RecordArgs),
+    /// Analyse a recording: flag processes whose memory grows like a leak.
+    ///
+    /// Exit code 3 when a leak is flagged and --fail-on-leak is given.
+    #[command(alias = "analyse")]
+    Analyze(cli::analyze::AnalyzeArgs),
     /// Describe a recording: where, how, how much, and what was lost.
     Info(cli::info::InfoArgs),
 }
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a),
         Command::Record(a) => cli::record::run(a),
+        Command::Analyze(a) => cli::analyze::run(a),
         Command::Info(a) => cli::info::run(a),
     };
     match result {
