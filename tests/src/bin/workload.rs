@@ -246,14 +246,15 @@ fn cmd_stable(o: &Opts) {
         value = value.wrapping_add(1);
         std::thread::sleep(Duration::from_millis(10));
     }
-    drop(block);
+    // Held until exit, so the recorded shape stays flat to the end.
+    std::mem::forget(block);
 }
 
 fn cmd_short(o: &Opts) {
     let ms = o.u64("ms");
     let block = Block::new(mib_to_bytes(o.f64("mib")));
     std::thread::sleep(Duration::from_millis(ms));
-    drop(block);
+    std::mem::forget(block);
 }
 
 fn cmd_fork_many(o: &Opts) {
