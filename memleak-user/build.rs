@@ -35,7 +35,9 @@ fn main() {
         ..Default::default()
     };
     if let Err(e) = aya_build::build_ebpf([ebpf], aya_build::Toolchain::Nightly) {
-        panic!("building the eBPF program failed: {e:#}\n(set MEMLEAK_NO_EBPF=1 to build without it)");
+        panic!(
+            "building the eBPF program failed: {e:#}\n(set MEMLEAK_NO_EBPF=1 to build without it)"
+        );
     }
 }
 

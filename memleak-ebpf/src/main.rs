@@ -350,6 +350,7 @@ pub fn process_exec(_ctx: TracePointContext) -> i32 {
         fill_from_mm(st, mm);
     }
     st.flags |= FLAG_EXECED;
+    st.execs = st.execs.wrapping_add(1);
     touch(st);
     0
 }

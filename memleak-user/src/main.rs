@@ -15,7 +15,12 @@ use memleak::cli;
 ///
 /// Typical use in CI:  memleak run -- pytest -x
 #[derive(Parser, Debug)]
-#[command(name = "memleak", version, propagate_version = true, max_term_width = 100)]
+#[command(
+    name = "memleak",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

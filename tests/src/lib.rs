@@ -38,7 +38,8 @@ pub fn ebpf_unavailable() -> Option<String> {
     if !memleak::sample::ebpf::built_in() {
         return Some("this build has no eBPF object (run `cargo xtask setup`)".into());
     }
-    match memleak::sample::ebpf::EbpfSampler::new(Scope::Tree(Vec::new()), std::process::id(), 1024) {
+    match memleak::sample::ebpf::EbpfSampler::new(Scope::Tree(Vec::new()), std::process::id(), 1024)
+    {
         Ok(_) => None,
         Err(e) => Some(e.to_string()),
     }
@@ -80,10 +81,13 @@ pub fn record_command(
         progress: false,
     };
     let outcome = record(&opts).expect("recording");
-    assert_eq!(outcome.sampler, match sampler {
-        SamplerChoice::Procfs => "procfs",
-        _ => "ebpf",
-    });
+    assert_eq!(
+        outcome.sampler,
+        match sampler {
+            SamplerChoice::Procfs => "procfs",
+            _ => "ebpf",
+        }
+    );
     Recording::open(&output).expect("open recording")
 }
 
@@ -98,11 +102,19 @@ pub fn named<'a>(rec: &'a Recording, comm: &str) -> Vec<&'a ProcessInfo> {
 
 /// Growth of a metric of one process after its exec: peak minus the value
 /// right after exec, in bytes.
-pub fn growth_after_exec(rec: &Recording, p: &ProcessInfo, metric: fn(&memleak::sample::Mem) -> u64) -> u64 {
+pub fn growth_after_exec(
+    rec: &Recording,
+    p: &ProcessInfo,
+    metric: fn(&memleak::sample::Mem) -> u64,
+) -> u64 {
     let names = rec.names(p).expect("names");
     let exec_ns = names.last().map(|(t, _)| *t).unwrap_or(0);
     let raw = rec.raw_samples(p).expect("samples");
-    let after: Vec<u64> = raw.iter().filter(|(t, _)| *t >= exec_ns).map(|(_, m)| metric(m)).collect();
+    let after: Vec<u64> = raw
+        .iter()
+        .filter(|(t, _)| *t >= exec_ns)
+        .map(|(_, m)| metric(m))
+        .collect();
     assert!(!after.is_empty(), "no samples after exec for {}", p.comm);
     let base = after[0];
     let peak = after.iter().copied().max().unwrap_or(base);

@@ -26,12 +26,24 @@ fn heap_growth_matches_what_the_child_allocated() {
     let p = procs[0];
     let vm = growth_after_exec(&rec, p, |m: &Mem| m.vm);
     let rss = growth_after_exec(&rec, p, |m: &Mem| m.rss_anon);
-    assert!(within(vm, 64 * MIB, 0.10), "vm grew {} MiB, expected 64", vm / MIB);
-    assert!(within(rss, 64 * MIB, 0.10), "rss_anon grew {} MiB, expected 64", rss / MIB);
+    assert!(
+        within(vm, 64 * MIB, 0.10),
+        "vm grew {} MiB, expected 64",
+        vm / MIB
+    );
+    assert!(
+        within(rss, 64 * MIB, 0.10),
+        "rss_anon grew {} MiB, expected 64",
+        rss / MIB
+    );
     // The growth is visible over time, not only at the end: a leak detector
     // needs the slope.
     let s = rec.series(p).unwrap();
-    assert!(s.t.len() >= 15, "expected ~20 points over 2 s at 100 ms, got {}", s.t.len());
+    assert!(
+        s.t.len() >= 15,
+        "expected ~20 points over 2 s at 100 ms, got {}",
+        s.t.len()
+    );
     assert_eq!(p.exit_code, Some(0));
 }
 
@@ -42,7 +54,12 @@ fn short_lived_process_is_recorded_with_its_final_sample() {
     let wl = workload();
     // A 1 s interval: the 50 ms child lives and dies between two snapshots.
     let script = format!("sleep 0.3; {wl} short --ms 50 --mib 16; sleep 0.3");
-    let rec = record_command(dir.path(), SamplerChoice::Ebpf, Duration::from_secs(1), &["sh", "-c", &script]);
+    let rec = record_command(
+        dir.path(),
+        SamplerChoice::Ebpf,
+        Duration::from_secs(1),
+        &["sh", "-c", &script],
+    );
     let procs = named(&rec, "memleak-workloa");
     assert_eq!(procs.len(), 1, "{:?}", rec.processes);
     let p = procs[0];
@@ -71,13 +88,20 @@ fn reused_or_many_pids_never_merge_processes() {
         .iter()
         .find(|p| p.comm == "memleak-workloa" && rec.processes.iter().any(|c| c.ppid == p.id.pid))
         .expect("the forking parent");
-    let children: Vec<_> = rec.processes.iter().filter(|c| c.ppid == parent.id.pid).collect();
+    let children: Vec<_> = rec
+        .processes
+        .iter()
+        .filter(|c| c.ppid == parent.id.pid)
+        .collect();
     assert_eq!(children.len(), 300, "every fork is its own process");
     let mut ids: Vec<_> = rec.processes.iter().map(|p| p.id).collect();
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), rec.processes.len(), "identities are unique");
-    assert!(children.iter().all(|c| c.exit_ns.is_some()), "every child's exit is recorded");
+    assert!(
+        children.iter().all(|c| c.exit_ns.is_some()),
+        "every child's exit is recorded"
+    );
 }
 
 #[test]
@@ -86,13 +110,28 @@ fn daemonised_grandchild_is_followed() {
     let dir = tempfile::tempdir().unwrap();
     let wl = workload();
     let script = format!("{wl} daemonize --mib-per-s 20 --seconds 1.5 >/dev/null; sleep 2.5");
-    let rec = record_command(dir.path(), SamplerChoice::Ebpf, Duration::from_millis(100), &["sh", "-c", &script]);
+    let rec = record_command(
+        dir.path(),
+        SamplerChoice::Ebpf,
+        Duration::from_millis(100),
+        &["sh", "-c", &script],
+    );
     let leaker = rec
         .processes
         .iter()
         .filter(|p| p.comm == "memleak-workloa")
-        .max_by_key(|p| rec.raw_samples(p).unwrap().iter().map(|(_, m)| m.rss_anon).max())
+        .max_by_key(|p| {
+            rec.raw_samples(p)
+                .unwrap()
+                .iter()
+                .map(|(_, m)| m.rss_anon)
+                .max()
+        })
         .expect("workload processes");
     let grew = growth_after_exec(&rec, leaker, |m: &Mem| m.rss_anon);
-    assert!(grew >= 20 * MIB, "the re-parented grandchild's leak was recorded ({} MiB)", grew / MIB);
+    assert!(
+        grew >= 20 * MIB,
+        "the re-parented grandchild's leak was recorded ({} MiB)",
+        grew / MIB
+    );
 }

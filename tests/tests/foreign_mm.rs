@@ -44,7 +44,8 @@ fn memory_changed_by_another_process_is_attributed_to_its_owner() {
         }
     }
     let child = child as u32;
-    let mut sampler = EbpfSampler::new(Scope::Tree(vec![child]), std::process::id(), 1024).expect("load");
+    let mut sampler =
+        EbpfSampler::new(Scope::Tree(vec![child]), std::process::id(), 1024).expect("load");
     let mut rss = 0;
     let before = child_rss_anon(&mut sampler, child, &mut rss);
 
@@ -61,7 +62,12 @@ fn memory_changed_by_another_process_is_attributed_to_its_owner() {
         };
         // SAFETY: writing our buffer into the child's mapping of the same range.
         let n = unsafe { libc::process_vm_writev(child as i32, &local, 1, &remote, 1, 0) };
-        assert_eq!(n, 4096, "process_vm_writev: {}", std::io::Error::last_os_error());
+        assert_eq!(
+            n,
+            4096,
+            "process_vm_writev: {}",
+            std::io::Error::last_os_error()
+        );
         written += 4096;
     }
     let after = child_rss_anon(&mut sampler, child, &mut rss);

@@ -30,8 +30,16 @@ fn procfs_sampler_records_the_workload_without_privileges_needed() {
     let dir = tempfile::tempdir().unwrap();
     let (vm, rss) = growth(SamplerChoice::Procfs, dir.path());
     let expected = 48 * MIB;
-    assert!(vm.abs_diff(expected) <= expected / 10, "procfs vm grew {} MiB", vm / MIB);
-    assert!(rss.abs_diff(expected) <= expected / 10, "procfs rss grew {} MiB", rss / MIB);
+    assert!(
+        vm.abs_diff(expected) <= expected / 10,
+        "procfs vm grew {} MiB",
+        vm / MIB
+    );
+    assert!(
+        rss.abs_diff(expected) <= expected / 10,
+        "procfs rss grew {} MiB",
+        rss / MIB
+    );
 }
 
 #[test]
@@ -40,6 +48,12 @@ fn procfs_and_ebpf_agree_within_ten_percent() {
     let dir = tempfile::tempdir().unwrap();
     let (pvm, prss) = growth(SamplerChoice::Procfs, dir.path());
     let (evm, erss) = growth(SamplerChoice::Ebpf, dir.path());
-    assert!(pvm.abs_diff(evm) <= evm / 10, "vm: procfs {pvm} vs ebpf {evm}");
-    assert!(prss.abs_diff(erss) <= erss / 10, "rss: procfs {prss} vs ebpf {erss}");
+    assert!(
+        pvm.abs_diff(evm) <= evm / 10,
+        "vm: procfs {pvm} vs ebpf {evm}"
+    );
+    assert!(
+        prss.abs_diff(erss) <= erss / 10,
+        "rss: procfs {prss} vs ebpf {erss}"
+    );
 }

@@ -26,7 +26,10 @@ fn recording_survives_sigkill_of_the_recorder() {
         if ticks >= 12 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "recorder made only {ticks} snapshots in 20 s");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "recorder made only {ticks} snapshots in 20 s"
+        );
     }
     // SAFETY: killing our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
@@ -34,7 +37,11 @@ fn recording_survives_sigkill_of_the_recorder() {
 
     let rec = Recording::open(&out).expect("the recording opens after SIGKILL");
     assert!(rec.meta.end_ns.is_none(), "no clean end was written");
-    assert!(rec.ticks.len() >= 12, "the committed snapshots are kept, got {}", rec.ticks.len());
+    assert!(
+        rec.ticks.len() >= 12,
+        "the committed snapshots are kept, got {}",
+        rec.ticks.len()
+    );
     let leaker = rec
         .processes
         .iter()
@@ -43,9 +50,14 @@ fn recording_survives_sigkill_of_the_recorder() {
     let s = rec.series(leaker).unwrap();
     let first = s.mem.first().unwrap().rss_anon;
     let last = s.mem.last().unwrap().rss_anon;
-    assert!(last > first + 5 * 1024 * 1024, "growth up to the kill is kept: {first} -> {last}");
+    assert!(
+        last > first + 5 * 1024 * 1024,
+        "growth up to the kill is kept: {first} -> {last}"
+    );
     // The orphaned workload is still running; stop it.
-    let _ = Command::new("pkill").args(["-f", "memleak-workload leak --rate-mib 10"]).status();
+    let _ = Command::new("pkill")
+        .args(["-f", "memleak-workload leak --rate-mib 10"])
+        .status();
 }
 
 #[test]
@@ -64,9 +76,21 @@ fn sigterm_stops_cleanly_with_a_final_snapshot() {
     let status = child.wait().unwrap();
     let rec = Recording::open(&out).expect("open");
     assert!(rec.meta.end_ns.is_some(), "a clean end is written");
-    assert!(rec.meta.raw.iter().any(|(k, v)| k == "interrupted" && v == "true"));
+    assert!(rec
+        .meta
+        .raw
+        .iter()
+        .any(|(k, v)| k == "interrupted" && v == "true"));
     // The command got the stop request too and its exit is recorded.
-    let sleep = rec.processes.iter().find(|p| p.comm == "sleep").expect("sleep recorded");
+    let sleep = rec
+        .processes
+        .iter()
+        .find(|p| p.comm == "sleep")
+        .expect("sleep recorded");
     assert!(sleep.exit_ns.is_some(), "the command's exit is recorded");
-    assert_eq!(status.code(), Some(128 + libc::SIGTERM), "memleak returns the command's status");
+    assert_eq!(
+        status.code(),
+        Some(128 + libc::SIGTERM),
+        "memleak returns the command's status"
+    );
 }

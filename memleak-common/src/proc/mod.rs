@@ -52,15 +52,15 @@ pub struct ProcState {
     pub exit_code: i32,
     pub flags: u32,
     pub comm: [u8; COMM_LEN],
+    /// Number of execs seen: the command line changes with each, even when
+    /// the name does not (a script exec'ing its interpreter).
+    pub execs: u32,
+    pub _pad: u32,
 }
 
 impl ProcState {
     pub fn comm_str(&self) -> &str {
-        let end = self
-            .comm
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(COMM_LEN);
+        let end = self.comm.iter().position(|&b| b == 0).unwrap_or(COMM_LEN);
         core::str::from_utf8(&self.comm[..end]).unwrap_or("?")
     }
 

@@ -84,8 +84,8 @@ pub fn record_with(
         max_procs: sampling.max_procs,
         progress: !sampling.quiet,
     };
-    let outcome = record::record(&opts)
-        .with_context(|| format!("recording to {}", opts.output.display()))?;
+    let outcome =
+        record::record(&opts).with_context(|| format!("recording to {}", opts.output.display()))?;
     for note in &outcome.notes {
         eprintln!("memleak: note: {note}");
     }

@@ -8,7 +8,15 @@ use crate::store::Recording;
 pub fn print(rec: &Recording) -> Result<()> {
     println!(
         "{:>8} {:<16} {:>8} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
-        "PID", "NAME", "LIFE s", "VM start", "VM end", "VM peak", "RSS start", "RSS end", "RSS peak"
+        "PID",
+        "NAME",
+        "LIFE s",
+        "VM start",
+        "VM end",
+        "VM peak",
+        "RSS start",
+        "RSS end",
+        "RSS peak"
     );
     for p in &rec.processes {
         let s = rec.series(p)?;

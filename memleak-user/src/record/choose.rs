@@ -33,19 +33,21 @@ pub fn open(
     match choice {
         SamplerChoice::Ebpf => {
             let s = EbpfSampler::new(scope, self_pid, max_procs)?;
-            Ok((Box::new(s), "eBPF sampler requested (--sampler ebpf)".into()))
+            Ok((
+                Box::new(s),
+                "eBPF sampler requested (--sampler ebpf)".into(),
+            ))
         }
-        SamplerChoice::Procfs => {
-            Ok((procfs(scope)?, "procfs sampler requested (--sampler procfs)".into()))
-        }
+        SamplerChoice::Procfs => Ok((
+            procfs(scope)?,
+            "procfs sampler requested (--sampler procfs)".into(),
+        )),
         SamplerChoice::Auto => match EbpfSampler::new(scope.clone(), self_pid, max_procs) {
             Ok(s) => Ok((Box::new(s), "eBPF sampler loaded".into())),
-            Err(e) => {
-                Ok((
-                    procfs(scope)?,
-                    format!("using the procfs sampler because the eBPF sampler could not load: {e}"),
-                ))
-            }
+            Err(e) => Ok((
+                procfs(scope)?,
+                format!("using the procfs sampler because the eBPF sampler could not load: {e}"),
+            )),
         },
     }
 }

@@ -133,9 +133,15 @@ mod tests {
 
     #[test]
     fn parses_the_three_kinds_and_rejects_the_rest() {
-        assert_eq!(parse_line("begin tests/test_a.py::test_x\n"), Some(("begin".into(), "tests/test_a.py::test_x".into())));
+        assert_eq!(
+            parse_line("begin tests/test_a.py::test_x\n"),
+            Some(("begin".into(), "tests/test_a.py::test_x".into()))
+        );
         assert_eq!(parse_line("end t"), Some(("end".into(), "t".into())));
-        assert_eq!(parse_line("mark warm cache"), Some(("mark".into(), "warm cache".into())));
+        assert_eq!(
+            parse_line("mark warm cache"),
+            Some(("mark".into(), "warm cache".into()))
+        );
         assert_eq!(parse_line("begin"), None);
         assert_eq!(parse_line("start x"), None);
         assert_eq!(parse_line(""), None);
@@ -158,7 +164,10 @@ mod tests {
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        let kinds: Vec<_> = got.iter().map(|m| (m.kind.as_str(), m.name.as_str())).collect();
+        let kinds: Vec<_> = got
+            .iter()
+            .map(|m| (m.kind.as_str(), m.name.as_str()))
+            .collect();
         assert_eq!(kinds, vec![("begin", "a"), ("end", "a"), ("mark", "done")]);
         assert!(got.windows(2).all(|w| w[0].at_ns <= w[1].at_ns));
     }

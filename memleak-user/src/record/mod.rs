@@ -82,7 +82,13 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
         (Some(_), Scope::Tree(roots)) => Scope::Tree(roots.clone()),
         (_, s) => s.clone(),
     };
-    let (mut sampler, reason) = choose::open(opts.sampler, scope.clone(), self_pid, opts.max_procs, opts.interval)?;
+    let (mut sampler, reason) = choose::open(
+        opts.sampler,
+        scope.clone(),
+        self_pid,
+        opts.max_procs,
+        opts.interval,
+    )?;
     if opts.interval < sampler.min_interval() {
         return Err(RecordError::Interval {
             min: sampler.min_interval(),
@@ -111,7 +117,10 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
             match markers::MarkerPipe::create(&path) {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    let note = format!("phase markers disabled: cannot create {}: {e}", path.display());
+                    let note = format!(
+                        "phase markers disabled: cannot create {}: {e}",
+                        path.display()
+                    );
                     writer.note(start_ns, &note)?;
                     notes.push(note);
                     None
@@ -274,7 +283,11 @@ fn store_markers(w: &mut Writer, pipe: Option<&markers::MarkerPipe>) -> Result<(
 fn is_loss(counter: &str) -> bool {
     matches!(
         counter,
-        "procs_map_full" | "dirty_map_full" | "exits_lost" | "kernel_read_errors" | "unattributed_rss_events"
+        "procs_map_full"
+            | "dirty_map_full"
+            | "exits_lost"
+            | "kernel_read_errors"
+            | "unattributed_rss_events"
     )
 }
 
@@ -294,7 +307,10 @@ fn write_meta(
     w.set_meta("kernel", &sysinfo::kernel_release())?;
     w.set_meta("sampler", sampler)?;
     w.set_meta("sampler_reason", reason)?;
-    w.set_meta("interval_ns", &(opts.interval.as_nanos() as u64).to_string())?;
+    w.set_meta(
+        "interval_ns",
+        &(opts.interval.as_nanos() as u64).to_string(),
+    )?;
     w.set_meta("start_ns", &start_ns.to_string())?;
     w.set_meta("start_unix", &format!("{start_unix:.6}"))?;
     w.set_meta("page_size", &sysinfo::page_size().to_string())?;
@@ -304,7 +320,11 @@ fn write_meta(
         Scope::Tree(_) if opts.command.is_some() => "tree".to_string(),
         Scope::Tree(roots) => format!(
             "tree:{}",
-            roots.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(",")
+            roots
+                .iter()
+                .map(|p| p.to_string())
+                .collect::<Vec<_>>()
+                .join(",")
         ),
         Scope::Cgroup(p) => format!("cgroup:{}", p.display()),
     };
@@ -333,7 +353,10 @@ fn write_meta(
 pub fn shell_join(argv: &[String]) -> String {
     argv.iter()
         .map(|a| {
-            if !a.is_empty() && a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c)) {
+            if !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+            {
                 a.clone()
             } else {
                 format!("'{}'", a.replace('\'', r"'\''"))

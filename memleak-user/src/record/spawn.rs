@@ -7,7 +7,7 @@
 
 use std::ffi::CString;
 use std::io;
-use std::os::fd::{FromRawFd, OwnedFd, AsRawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
@@ -57,7 +57,10 @@ pub fn spawn_gated(argv: &[String], env: &[(String, String)]) -> Result<Gated, S
     ptrs.push(std::ptr::null());
     // The environment is built before fork: no allocation after it.
     let mut vars: Vec<CString> = std::env::vars_os()
-        .filter(|(k, _)| !env.iter().any(|(ek, _)| k.as_encoded_bytes() == ek.as_bytes()))
+        .filter(|(k, _)| {
+            !env.iter()
+                .any(|(ek, _)| k.as_encoded_bytes() == ek.as_bytes())
+        })
         .filter_map(|(k, v)| {
             let mut kv = k.into_encoded_bytes();
             kv.push(b'=');
@@ -180,7 +183,11 @@ mod tests {
 
     #[test]
     fn runs_command_with_extra_env_and_reports_exit_code() {
-        let g = spawn_gated(&["sh".into(), "-c".into(), "exit $X".into()], &[("X".into(), "7".into())]).unwrap();
+        let g = spawn_gated(
+            &["sh".into(), "-c".into(), "exit $X".into()],
+            &[("X".into(), "7".into())],
+        )
+        .unwrap();
         let pid = g.release().unwrap();
         assert_eq!(wait(pid), Status(7));
     }
@@ -189,7 +196,11 @@ mod tests {
     fn missing_program_is_a_clear_error() {
         let g = spawn_gated(&["/nonexistent/memleak-test".into()], &[]).unwrap();
         let err = g.release().unwrap_err();
-        assert!(err.to_string().contains("cannot start `/nonexistent/memleak-test`"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("cannot start `/nonexistent/memleak-test`"),
+            "{err}"
+        );
     }
 
     #[test]

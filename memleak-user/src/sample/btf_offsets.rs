@@ -54,9 +54,8 @@ impl KernelOffsets {
         })?;
         let r = Resolver { btf: &btf };
         let field = |s: &str, f: &str| -> Result<Field, SampleError> {
-            r.field(s, f)?.ok_or_else(|| {
-                SampleError::Unsupported(format!("kernel BTF has no field {s}.{f}"))
-            })
+            r.field(s, f)?
+                .ok_or_else(|| SampleError::Unsupported(format!("kernel BTF has no field {s}.{f}")))
         };
         let rss_stat = field("mm_struct", "rss_stat")?;
         // 6.2+: struct percpu_counter rss_stat[NR_MM_COUNTERS] (read .count,
@@ -117,7 +116,10 @@ impl Resolver<'_> {
     /// Field `name` of the named struct, looking through anonymous
     /// struct/union members (mm_struct keeps most fields in one).
     fn field(&self, strukt: &str, name: &str) -> Result<Option<Field>, SampleError> {
-        let types = self.btf.resolve_types_by_name(strukt).map_err(unsupported)?;
+        let types = self
+            .btf
+            .resolve_types_by_name(strukt)
+            .map_err(unsupported)?;
         for ty in types {
             if let Type::Struct(_) = ty {
                 if let Some(f) = self.struct_member(&ty, name)? {

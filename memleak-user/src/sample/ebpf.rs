@@ -13,9 +13,7 @@ use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use memleak_common::globals as gl;
-use memleak_common::proc::{
-    ProcState, FLAG_SEEDED, RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAP,
-};
+use memleak_common::proc::{ProcState, FLAG_SEEDED, RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAP};
 use memleak_common::stats::{STAT_COUNT, STAT_NAMES};
 
 use super::btf_offsets::KernelOffsets;
@@ -38,7 +36,12 @@ pub const DEFAULT_MAX_PROCS: u32 = 65_536;
 const FULL_SCAN_EVERY: Duration = Duration::from_secs(30);
 
 /// mmap-family syscalls whose exit refreshes the virtual size.
-const VM_SYSCALLS: [&str; 4] = ["sys_exit_mmap", "sys_exit_munmap", "sys_exit_brk", "sys_exit_mremap"];
+const VM_SYSCALLS: [&str; 4] = [
+    "sys_exit_mmap",
+    "sys_exit_munmap",
+    "sys_exit_brk",
+    "sys_exit_mremap",
+];
 
 pub struct EbpfSampler {
     // Keeps programs attached; dropping it detaches them.
@@ -51,7 +54,9 @@ pub struct EbpfSampler {
     self_pid: u32,
     /// Last seq seen per tgid, to skip unchanged entries in full passes.
     seen: StdHashMap<u32, (u64, u64)>,
-    cmdlines: StdHashMap<ProcId, Option<String>>,
+    /// Command line per process, with the exec count it was read under:
+    /// read again after each exec (a fork copy has its parent's).
+    cmdlines: StdHashMap<ProcId, (u32, Option<String>)>,
     last_full_scan: Instant,
     evicted: u64,
     limitations: Vec<String>,
@@ -60,7 +65,10 @@ pub struct EbpfSampler {
 fn load_error(e: impl std::fmt::Display + std::fmt::Debug) -> SampleError {
     let msg = e.to_string();
     let lower = format!("{e:?}").to_lowercase();
-    if lower.contains("permission") || lower.contains("eperm") || lower.contains("operation not permitted") {
+    if lower.contains("permission")
+        || lower.contains("eperm")
+        || lower.contains("operation not permitted")
+    {
         SampleError::Permission(msg)
     } else {
         SampleError::Ebpf(msg)
@@ -81,7 +89,9 @@ impl EbpfSampler {
         let tracefs = tracefs::tracefs_root()?;
         for (cat, name) in [("kmem", "rss_stat"), ("sched", "sched_process_exit")] {
             if !tracefs::has_tracepoint(&tracefs, cat, name) {
-                return Err(SampleError::Unsupported(format!("tracepoint {cat}/{name} is missing")));
+                return Err(SampleError::Unsupported(format!(
+                    "tracepoint {cat}/{name} is missing"
+                )));
             }
         }
         let exit_fmt = tracefs::read_format(&tracefs, "sched", "sched_process_exit")?;
@@ -148,15 +158,19 @@ impl EbpfSampler {
                 ));
             }
         }
-        for (prog, tp) in [("process_exec", "sched_process_exec"), ("process_exit", "sched_process_exit")] {
+        for (prog, tp) in [
+            ("process_exec", "sched_process_exec"),
+            ("process_exit", "sched_process_exit"),
+        ] {
             let p: &mut TracePoint = program(&mut ebpf, prog)?;
             p.load().map_err(load_error)?;
             p.attach("sched", tp).map_err(load_error)?;
         }
 
         let take = |ebpf: &mut Ebpf, name: &str| {
-            ebpf.take_map(name)
-                .ok_or_else(|| SampleError::Ebpf(format!("map {name} missing from the eBPF object")))
+            ebpf.take_map(name).ok_or_else(|| {
+                SampleError::Ebpf(format!("map {name} missing from the eBPF object"))
+            })
         };
         let procs = HashMap::try_from(take(&mut ebpf, "PROCS")?).map_err(load_error)?;
         let dirty = HashMap::try_from(take(&mut ebpf, "DIRTY")?).map_err(load_error)?;
@@ -244,11 +258,15 @@ impl EbpfSampler {
         };
         let comm = st.comm_str().to_string();
         let cmdline = match self.cmdlines.get(&id) {
-            Some(c) => c.clone(),
-            None => {
-                let c = if exit.is_none() { read_cmdline(st.tgid) } else { None };
-                self.cmdlines.insert(id, c.clone());
-                c
+            Some((execs, line)) if *execs == st.execs => line.clone(),
+            _ => {
+                let line = if exit.is_none() {
+                    read_cmdline(st.tgid)
+                } else {
+                    None
+                };
+                self.cmdlines.insert(id, (st.execs, line.clone()));
+                line
             }
         };
         if exit.is_some() {
@@ -259,7 +277,11 @@ impl EbpfSampler {
         }
         Observation {
             id,
-            at_ns: if exit.is_some() { st.exit_ns } else { st.updated_ns },
+            at_ns: if exit.is_some() {
+                st.exit_ns
+            } else {
+                st.updated_ns
+            },
             mem: Mem {
                 vm: st.total_vm * ps,
                 rss_anon: pages(st.rss[RSS_ANON]),
@@ -341,7 +363,13 @@ impl EbpfSampler {
                 self.evicted += 1;
                 let mut st = st;
                 st.exit_ns = now;
-                let o = self.observation(&st, Some(Exit { at_ns: now, code: None }));
+                let o = self.observation(
+                    &st,
+                    Some(Exit {
+                        at_ns: now,
+                        code: None,
+                    }),
+                );
                 exits.push(o);
                 continue;
             }

@@ -104,7 +104,9 @@ pub enum SampleError {
     NotBuiltIn,
     #[error("the eBPF sampler needs privileges: {0}; run as root (or grant CAP_BPF and CAP_PERFMON), or use `--sampler procfs`")]
     Permission(String),
-    #[error("this kernel does not provide what the eBPF sampler needs: {0}; use `--sampler procfs`")]
+    #[error(
+        "this kernel does not provide what the eBPF sampler needs: {0}; use `--sampler procfs`"
+    )]
     Unsupported(String),
     #[error("eBPF error: {0}")]
     Ebpf(String),

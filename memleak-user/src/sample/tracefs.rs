@@ -21,7 +21,9 @@ pub fn field_offset(format: &str, field: &str) -> Option<u64> {
         if name != field {
             return None;
         }
-        let off = rest.split(';').find_map(|kv| kv.trim().strip_prefix("offset:"))?;
+        let off = rest
+            .split(';')
+            .find_map(|kv| kv.trim().strip_prefix("offset:"))?;
         off.trim().parse().ok()
     })
 }

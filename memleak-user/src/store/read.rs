@@ -368,7 +368,12 @@ impl Recording {
 
 /// Merges a process's change samples with the ticks it lived through,
 /// holding each value until the next change.
-fn densify(raw: &[(u64, Mem)], ticks: &[u64], exit_ns: Option<u64>, start_ns: u64) -> ProcessSeries {
+fn densify(
+    raw: &[(u64, Mem)],
+    ticks: &[u64],
+    exit_ns: Option<u64>,
+    start_ns: u64,
+) -> ProcessSeries {
     let mut out = ProcessSeries::default();
     let Some(&(first, _)) = raw.first() else {
         return out;
@@ -376,7 +381,11 @@ fn densify(raw: &[(u64, Mem)], ticks: &[u64], exit_ns: Option<u64>, start_ns: u6
     let last_sample = raw.last().map(|s| s.0).unwrap_or(first);
     let end = match exit_ns {
         Some(e) => e.max(last_sample),
-        None => ticks.last().copied().unwrap_or(last_sample).max(last_sample),
+        None => ticks
+            .last()
+            .copied()
+            .unwrap_or(last_sample)
+            .max(last_sample),
     };
     let lo = ticks.partition_point(|&t| t <= first);
     let hi = ticks.partition_point(|&t| t <= end);

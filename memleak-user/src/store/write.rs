@@ -44,7 +44,8 @@ impl Writer {
                 source,
             })?;
         let conn = Connection::open(path).map_err(fail)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(fail)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(fail)?;
         // NORMAL in WAL mode: a commit survives a process crash (SIGKILL);
         // only a power loss may drop the last transactions.
         conn.pragma_update(None, "synchronous", "NORMAL")
@@ -114,7 +115,10 @@ impl Writer {
     }
 
     pub fn set_counters(&mut self, counters: &Counters) -> Result<(), StoreError> {
-        let tx = self.conn.transaction().map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        let tx = self
+            .conn
+            .transaction()
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         for (name, value) in counters {
             tx.execute(
                 "INSERT INTO counters(name, value) VALUES (?1, ?2)
@@ -123,7 +127,8 @@ impl Writer {
             )
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         }
-        tx.commit().map_err(|e| StoreError::from_sqlite(&self.path, e))
+        tx.commit()
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))
     }
 
     /// Number of distinct processes written so far.
@@ -168,9 +173,10 @@ impl Writer {
                     "INSERT OR REPLACE INTO names(proc_id, t_ns, comm) VALUES (?1, ?2, ?3)",
                 )
                 .map_err(fail)?;
-            let mut upd_cmdline = tx
+            // After exec both name and command line are the new program's.
+            let mut upd_name = tx
                 .prepare_cached(
-                    "UPDATE processes SET cmdline = ?2 WHERE id = ?1 AND cmdline IS NULL",
+                    "UPDATE processes SET comm = ?2, cmdline = coalesce(?3, cmdline) WHERE id = ?1",
                 )
                 .map_err(fail)?;
             let mut upd_exit = tx
@@ -213,9 +219,9 @@ impl Writer {
                         .execute(params![known.row, o.at_ns as i64, o.meta.comm])
                         .map_err(fail)?;
                     known.comm = o.meta.comm.clone();
-                    if let Some(c) = &o.meta.cmdline {
-                        upd_cmdline.execute(params![known.row, c]).map_err(fail)?;
-                    }
+                    upd_name
+                        .execute(params![known.row, o.meta.comm, o.meta.cmdline])
+                        .map_err(fail)?;
                 }
                 if known.last != Some(o.mem) || o.exit.is_some() {
                     let m = &o.mem;
