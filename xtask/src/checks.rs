@@ -28,6 +28,8 @@ pub fn test() -> Result<()> {
     ensure_component(None, "rustfmt")?;
     ensure_component(None, "clippy")?;
     ensure_component(Some("nightly"), "clippy")?;
+    // Tools the end-to-end tests call: xmllint validates the JUnit report.
+    crate::apt::ensure_tools(&[("xmllint", "libxml2-utils")])?;
 
     let steps = [
         Step {

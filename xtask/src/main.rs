@@ -6,6 +6,7 @@
 //! - `test`: fmt, clippy (host and eBPF), `cargo test` — what CI runs;
 //! - `bench`: run a named benchmark and keep its output in `bench-results/`.
 
+mod apt;
 mod bench;
 mod checks;
 mod demo;
