@@ -34,7 +34,7 @@ pub enum StoreError {
     },
     #[error("{path}: the recording is damaged ({why}); if the recorder was killed, the data up to the last snapshot may still be readable with `memleak info`")]
     Corrupt { path: PathBuf, why: String },
-    #[error("{path}: {source}")]
+    #[error("{path}: {}", one_line(&source.to_string()))]
     Sqlite {
         path: PathBuf,
         #[source]
@@ -54,6 +54,19 @@ impl StoreError {
     pub(crate) fn from_sqlite(path: &std::path::Path, e: rusqlite::Error) -> Self {
         use rusqlite::ErrorCode;
         let path = path.to_path_buf();
+        // Values of the wrong type or range: the file is not what this
+        // memleak wrote, whatever SQLite thinks of it.
+        if matches!(
+            e,
+            rusqlite::Error::FromSqlConversionFailure(..)
+                | rusqlite::Error::IntegralValueOutOfRange(..)
+                | rusqlite::Error::InvalidColumnType(..)
+        ) {
+            return StoreError::Corrupt {
+                path,
+                why: one_line(&format!("unexpected value: {e}")),
+            };
+        }
         match e.sqlite_error_code() {
             Some(ErrorCode::NotADatabase) => StoreError::Foreign {
                 path,
@@ -62,9 +75,21 @@ impl StoreError {
             Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
             Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
                 path,
-                why: e.to_string(),
+                why: one_line(&e.to_string()),
+            },
+            // A plain SQL error (no such table or column, type mismatch in
+            // a query memleak wrote) on a file that passed the format
+            // checks: its schema was damaged.
+            Some(ErrorCode::Unknown) | None => StoreError::Corrupt {
+                path,
+                why: one_line(&e.to_string()),
             },
             _ => StoreError::Sqlite { path, source: e },
         }
     }
+}
+
+/// Error text on one line: SQLite messages may quote multi-line SQL.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
 }

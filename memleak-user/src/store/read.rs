@@ -94,7 +94,36 @@ pub struct Recording {
     pub notes: Vec<String>,
 }
 
-const REQUIRED_TABLES: [&str; 5] = ["meta", "processes", "samples", "ticks", "notes"];
+const REQUIRED_TABLES: [(&str, &[&str]); 5] = [
+    ("meta", &["key", "value"]),
+    (
+        "processes",
+        &[
+            "id",
+            "pid",
+            "start_ns",
+            "ppid",
+            "comm",
+            "cmdline",
+            "exit_ns",
+            "exit_code",
+        ],
+    ),
+    (
+        "samples",
+        &[
+            "proc_id",
+            "t_ns",
+            "vm",
+            "rss_anon",
+            "rss_file",
+            "rss_shmem",
+            "swap",
+        ],
+    ),
+    ("ticks", &["t_ns"]),
+    ("notes", &["t_ns", "text"]),
+];
 
 impl Recording {
     pub fn open(path: &Path) -> Result<Recording, StoreError> {
@@ -143,7 +172,7 @@ impl Recording {
                 supported: FORMAT_VERSION,
             });
         }
-        for table in REQUIRED_TABLES {
+        for (table, columns) in REQUIRED_TABLES {
             let n: i64 = conn
                 .query_row(
                     "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
@@ -155,6 +184,16 @@ impl Recording {
                 return Err(StoreError::Corrupt {
                     path: p,
                     why: format!("table `{table}` is missing"),
+                });
+            }
+            let have: Vec<String> = conn
+                .prepare("SELECT name FROM pragma_table_info(?1)")
+                .and_then(|mut st| st.query_map([table], |r| r.get(0))?.collect())
+                .map_err(fail)?;
+            if let Some(col) = columns.iter().find(|c| !have.iter().any(|h| h == *c)) {
+                return Err(StoreError::Corrupt {
+                    path: p,
+                    why: format!("table `{table}` has no column `{col}`"),
                 });
             }
         }
@@ -295,11 +334,11 @@ impl Recording {
                 Ok((
                     r.get::<_, i64>(0)? as u64,
                     Mem {
-                        vm: r.get::<_, i64>(1)? as u64,
-                        rss_anon: r.get::<_, i64>(2)? as u64,
-                        rss_file: r.get::<_, i64>(3)? as u64,
-                        rss_shmem: r.get::<_, i64>(4)? as u64,
-                        swap: r.get::<_, i64>(5)? as u64,
+                        vm: bytes_col(r, 1)?,
+                        rss_anon: bytes_col(r, 2)?,
+                        rss_file: bytes_col(r, 3)?,
+                        rss_shmem: bytes_col(r, 4)?,
+                        swap: bytes_col(r, 5)?,
                     },
                 ))
             })
@@ -363,6 +402,22 @@ impl Recording {
             .query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0))
             .map(|n| n as u64)
             .map_err(|e| self.fail(e))
+    }
+}
+
+/// Largest memory figure a reader accepts (1 EiB): anything above is not a
+/// real measurement, and bounding it keeps sums like `Mem::rss` from
+/// overflowing on a damaged recording.
+const MAX_PLAUSIBLE_BYTES: i64 = 1 << 60;
+
+/// A memory column in bytes; a negative or absurd value means the file was
+/// damaged (or not written by memleak), reported as such.
+fn bytes_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
+    let v: i64 = r.get(i)?;
+    if (0..=MAX_PLAUSIBLE_BYTES).contains(&v) {
+        Ok(v as u64)
+    } else {
+        Err(rusqlite::Error::IntegralValueOutOfRange(i, v))
     }
 }
 
