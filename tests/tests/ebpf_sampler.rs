@@ -135,3 +135,71 @@ fn daemonised_grandchild_is_followed() {
         grew / MIB
     );
 }
+
+#[test]
+fn cgroup_scope_records_the_cgroups_processes_only() {
+    require_ebpf!();
+    let root = memleak::sysinfo::cgroup2_mount();
+    let cg = root.join(format!("memleak-test-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir(&cg) {
+        eprintln!(
+            "SKIPPED: cannot create a cgroup under {}: {e}",
+            root.display()
+        );
+        return;
+    }
+    let wl = workload();
+    // The leaker joins the cgroup before exec; a sibling outside it must
+    // not be recorded.
+    let script = format!(
+        "echo $$ > {}/cgroup.procs && exec {wl} leak --rate-mib 10 --seconds 3",
+        cg.display()
+    );
+    let mut inside = std::process::Command::new("sh")
+        .args(["-c", &script])
+        .spawn()
+        .unwrap();
+    let mut outside = std::process::Command::new(&wl)
+        .args(["leak", "--rate-mib", "10", "--seconds", "3"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("cg.memleak");
+    let opts = memleak::record::RecordOptions {
+        output: output.clone(),
+        interval: Duration::from_millis(100),
+        duration: Some(Duration::from_secs(2)),
+        sampler: SamplerChoice::Ebpf,
+        scope: memleak::sample::Scope::Cgroup(cg.clone()),
+        command: None,
+        max_procs: 1024,
+        progress: false,
+    };
+    let result = memleak::record::record(&opts);
+    inside.wait().unwrap();
+    outside.wait().unwrap();
+    let _ = std::fs::remove_dir(&cg);
+    result.expect("recording");
+    let rec = memleak::store::Recording::open(&output).unwrap();
+    let pids: Vec<u32> = rec.processes.iter().map(|p| p.id.pid).collect();
+    assert!(
+        pids.contains(&inside.id()),
+        "the cgroup's process is recorded: {pids:?}"
+    );
+    assert!(
+        !pids.contains(&outside.id()),
+        "a process outside the cgroup is not: {pids:?}"
+    );
+    let p = rec
+        .processes
+        .iter()
+        .find(|p| p.id.pid == inside.id())
+        .unwrap();
+    let grew = growth_after_exec(&rec, p, |m: &Mem| m.rss_anon);
+    assert!(
+        grew >= 10 * MIB,
+        "its growth is recorded ({} MiB)",
+        grew / MIB
+    );
+}
