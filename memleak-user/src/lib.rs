@@ -5,8 +5,10 @@
 
 pub mod analyse;
 pub mod cli;
+pub mod export;
 pub mod record;
 pub mod report;
 pub mod sample;
+pub mod source;
 pub mod store;
 pub mod sysinfo;

@@ -42,6 +42,9 @@ enum Command {
     Analyze(cli::analyze::AnalyzeArgs),
     /// Describe a recording: where, how, how much, and what was lost.
     Info(cli::info::InfoArgs),
+    /// Record continuously into rotated files (nightly/whole-system
+    /// monitoring), optionally serving Prometheus metrics.
+    Watch(cli::watch::WatchArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Record(a) => cli::record::run(a),
         Command::Analyze(a) => cli::analyze::run(a),
         Command::Info(a) => cli::info::run(a),
+        Command::Watch(a) => cli::watch::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

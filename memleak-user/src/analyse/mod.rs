@@ -34,6 +34,7 @@
 pub mod config;
 pub mod lbr;
 pub mod limits;
+pub mod phases;
 pub mod preprocess;
 pub mod units;
 

@@ -202,8 +202,13 @@ pub struct ReportArgs {
 
 #[derive(Args, Debug)]
 pub struct AnalyzeArgs {
-    /// The recording to analyse (written by `memleak record` or `memleak run`).
-    pub file: PathBuf,
+    /// The recording to analyse (written by `memleak record` or `memleak run`),
+    /// or a directory of rotated recordings (`memleak watch`) with --since/--until.
+    #[arg(required_unless_present = "prometheus")]
+    pub file: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub source: crate::source::SourceArgs,
 
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -221,7 +226,18 @@ pub fn run(args: AnalyzeArgs) -> Result<i32> {
     if report.report.is_none() {
         report.report = args.output;
     }
-    let leak = analyse_and_report(&args.file, &args.analysis, &report)?;
+    let leak = match crate::source::analyse_and_report(
+        args.file.as_deref(),
+        &args.source,
+        &args.analysis,
+        &report,
+    )? {
+        Some(leak) => leak,
+        None => {
+            let file = args.file.as_deref().context("no recording given")?;
+            analyse_and_report(file, &args.analysis, &report)?
+        }
+    };
     Ok(if leak && report.fail_on_leak {
         EXIT_LEAK
     } else {
@@ -250,27 +266,38 @@ pub fn analyse_and_report(
     let settings = analysis.settings()?;
     let rec = Recording::open(recording_path)?;
     let a = analyse(&rec, &settings)?;
+    let phases = crate::analyse::phases::for_analysis(&rec, &a)?;
     drop(rec);
+    emit_analysis(&a, &phases, report)?;
+    Ok(a.any_leak())
+}
+
+/// Reports an analysis (and its phase attribution, if any) as `report` says.
+pub fn emit_analysis(
+    a: &crate::analyse::Analysis,
+    phases: &[crate::analyse::phases::ProcessPhases],
+    report: &ReportArgs,
+) -> Result<()> {
     let format = Format::from(report.format);
     match (format, &report.report) {
         (Format::Html, dir) => {
             let dir = dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_HTML_DIR));
-            let index = report::html::write(&a, &dir)?;
-            emit(&report::table::render(&a))?;
+            let index = report::html::write(a, &dir)?;
+            emit(&report::phases::render(a, Format::Table, phases))?;
             eprintln!("memleak: HTML report written to {}", index.display());
         }
         (format, Some(path)) => {
-            report::write_file(path, &report::render(&a, format))?;
+            report::write_file(path, &report::phases::render(a, format, phases))?;
             if format != Format::Table {
-                emit(&report::table::render(&a))?;
+                emit(&report::phases::render(a, Format::Table, phases))?;
             }
             eprintln!("memleak: report written to {}", path.display());
         }
-        (format, None) => emit(&report::render(&a, format))?,
+        (format, None) => emit(&report::phases::render(a, format, phases))?,
     }
-    Ok(a.any_leak())
+    Ok(())
 }
 
 #[cfg(test)]

@@ -7,3 +7,4 @@ pub mod info;
 pub mod record;
 pub mod run;
 pub mod summary;
+pub mod watch;

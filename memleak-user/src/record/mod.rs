@@ -72,6 +72,16 @@ pub enum RecordError {
 const COUNTERS_EVERY: u64 = 10;
 
 pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
+    record_until(opts, None)
+}
+
+/// [`record`], also stopping (after a final snapshot, like at the end of
+/// `duration`) once `rotate` is set: `memleak watch` sets it when the file
+/// reaches its size limit, then starts the next file. Not an interruption.
+pub fn record_until(
+    opts: &RecordOptions,
+    rotate: Option<&AtomicBool>,
+) -> Result<RecordOutcome, RecordError> {
     let self_pid = std::process::id();
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -164,6 +174,7 @@ pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
             }
         }
         let done = stop.load(Ordering::Relaxed)
+            || rotate.is_some_and(|r| r.load(Ordering::Relaxed))
             || status.is_some()
             || opts.duration.is_some_and(|d| started.elapsed() >= d);
         if done && status.is_some() {

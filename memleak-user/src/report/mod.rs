@@ -10,6 +10,7 @@ pub mod github;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod phases;
 pub mod sparkline;
 pub mod svg;
 pub mod table;

@@ -1,0 +1,332 @@
+//! `memleak watch`: a long-running recorder for nightly or continuous
+//! monitoring, with a retention policy and an optional Prometheus endpoint.
+//!
+//! Files: `DIR/memleak-YYYYMMDD-HHMMSS.memleak` (UTC start time). A new
+//! file starts at every `--rotate` boundary (aligned to UTC: `1d` rotates
+//! at midnight UTC) and when the current file reaches `--max-size`; after
+//! each rotation only the newest `--keep` files stay. Each file is an
+//! ordinary recording (`memleak info`, `memleak analyze FILE`); processes
+//! that live across a rotation continue in the next file, and `memleak
+//! analyze DIR --since ... --until ...` stitches them back together. The
+//! sampler restarts at a rotation, so there is a pause of a few
+//! milliseconds to a second between files.
+//!
+//! With `--metrics ADDR`, every `--refresh` the recent files are read, the
+//! analyser runs over the last `--window`, and `GET /metrics` serves the
+//! result (see [`crate::export::metrics`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::analyze::AnalysisArgs;
+use super::common::parse_duration;
+use crate::analyse::units::parse_bytes;
+use crate::export::{self, metrics};
+use crate::record::{record_until, RecordOptions, SamplerChoice};
+use crate::sample::ebpf::DEFAULT_MAX_PROCS;
+use crate::sample::Scope;
+use crate::source::{now_unix, range};
+
+#[derive(Args, Debug)]
+pub struct WatchArgs {
+    /// Record every process on the machine.
+    #[arg(long, conflicts_with_all = ["cgroup", "pid"])]
+    pub all: bool,
+
+    /// Record the processes of a cgroup v2 directory and their descendants.
+    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
+    pub cgroup: Option<PathBuf>,
+
+    /// Record these running processes and their descendants (repeatable).
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<u32>,
+
+    /// Directory of the rotated recordings (created when missing).
+    #[arg(long, default_value = "/var/lib/memleak", value_name = "DIR")]
+    pub dir: PathBuf,
+
+    /// Start a new file at every multiple of this since the Unix epoch
+    /// (`1d`: at midnight UTC; `1h`, `30m`, ...).
+    #[arg(long, default_value = "1d", value_parser = parse_duration, value_name = "DURATION")]
+    pub rotate: Duration,
+
+    /// Also start a new file when the current one reaches this size
+    /// (e.g. 500MiB, 2GiB).
+    #[arg(long, value_parser = parse_bytes, value_name = "SIZE")]
+    pub max_size: Option<f64>,
+
+    /// Keep this many recordings (the newest); older ones are deleted.
+    #[arg(long, default_value_t = 7, value_name = "N")]
+    pub keep: usize,
+
+    /// Stop after this long (default: until SIGINT/SIGTERM).
+    #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
+    pub duration: Option<Duration>,
+
+    /// How often to snapshot memory figures.
+    #[arg(short, long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    pub interval: Duration,
+
+    /// Where figures come from: ebpf, procfs or auto.
+    #[arg(long, value_enum, default_value = "auto", value_name = "SAMPLER")]
+    pub sampler: SamplerChoice,
+
+    /// Capacity of the eBPF process map.
+    #[arg(long, default_value_t = DEFAULT_MAX_PROCS, value_name = "N")]
+    pub max_procs: u32,
+
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<String>,
+
+    /// Per-process metric series only for this many processes (largest rss).
+    #[arg(long, default_value_t = 200, value_name = "N")]
+    pub top: usize,
+
+    /// How often the metrics are recomputed (read + analyse).
+    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    pub refresh: Duration,
+
+    /// The analyser behind the leak-suspect metrics looks at this much of
+    /// the recent past.
+    #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
+    pub window: Duration,
+
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+/// File name of a recording started at `unix` seconds.
+pub fn file_name(unix: u64) -> String {
+    let (d, s) = (unix / 86_400, unix % 86_400);
+    let (y, m, day) = super::common::civil_from_days(d as i64);
+    format!(
+        "memleak-{y:04}{m:02}{day:02}-{:02}{:02}{:02}.memleak",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// Seconds from `now` to the next multiple of `every` (never 0).
+pub fn until_boundary(now: f64, every: f64) -> f64 {
+    let next = ((now / every).floor() + 1.0) * every;
+    (next - now).max(0.001)
+}
+
+/// Deletes all but the newest `keep` recordings of `dir` (with their WAL
+/// and shared-memory files). Returns what was deleted.
+pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>> {
+    let files = range::list(dir)?;
+    let old = files.len().saturating_sub(keep);
+    let mut gone = Vec::new();
+    for f in &files[..old] {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut p = f.clone().into_os_string();
+            p.push(suffix);
+            let _ = std::fs::remove_file(PathBuf::from(p));
+        }
+        gone.push(f.clone());
+    }
+    Ok(gone)
+}
+
+fn file_size(path: &Path) -> u64 {
+    ["", "-wal"]
+        .iter()
+        .map(|s| {
+            let mut p = path.as_os_str().to_owned();
+            p.push(s);
+            std::fs::metadata(PathBuf::from(p)).map_or(0, |m| m.len())
+        })
+        .sum()
+}
+
+pub fn run(args: WatchArgs) -> Result<i32> {
+    let scope = if args.all {
+        Scope::All
+    } else if let Some(cg) = &args.cgroup {
+        if !crate::sysinfo::is_cgroup2_dir(cg) {
+            bail!("{} is not a cgroup v2 directory", cg.display());
+        }
+        Scope::Cgroup(cg.clone())
+    } else if !args.pid.is_empty() {
+        Scope::Tree(args.pid.clone())
+    } else {
+        bail!("nothing to watch: give --all, --cgroup PATH or --pid PID");
+    };
+    if args.keep == 0 {
+        bail!("--keep must be at least 1");
+    }
+    if args.rotate < Duration::from_secs(1) {
+        bail!("--rotate must be at least 1s");
+    }
+    let settings = args.analysis.settings()?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;
+    }
+
+    if let Some(addr) = &args.metrics {
+        let text: export::Shared = Arc::new(Mutex::new(String::new()));
+        let bound = export::serve(addr, Arc::clone(&text))
+            .with_context(|| format!("serving metrics on {addr}"))?;
+        eprintln!("memleak: metrics at http://{bound}/metrics");
+        let dir = args.dir.clone();
+        let (top, every, window) = (args.top, args.refresh, args.window.as_secs_f64());
+        let stop = Arc::clone(&stop);
+        std::thread::Builder::new()
+            .name("memleak-refresh".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    let began = Instant::now();
+                    match refresh(&dir, &settings, top, window) {
+                        Ok(t) => *text.lock().unwrap_or_else(|e| e.into_inner()) = t,
+                        Err(e) => tracing::warn!("metrics refresh: {e:#}"),
+                    }
+                    let left = every.saturating_sub(began.elapsed());
+                    let end = Instant::now() + left;
+                    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(100));
+                    }
+                }
+            })?;
+    }
+
+    let started = Instant::now();
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let now = now_unix();
+        let mut chunk = Duration::from_secs_f64(until_boundary(now, args.rotate.as_secs_f64()));
+        if let Some(total) = args.duration {
+            let left = total.saturating_sub(started.elapsed());
+            if left.is_zero() {
+                break;
+            }
+            chunk = chunk.min(left);
+        }
+        let mut output = args.dir.join(file_name(now as u64));
+        let mut n = 1;
+        while output.exists() {
+            output = args
+                .dir
+                .join(file_name(now as u64).replace(".memleak", &format!("-{n}.memleak")));
+            n += 1;
+        }
+        let opts = RecordOptions {
+            output: output.clone(),
+            interval: args.interval,
+            duration: Some(chunk),
+            sampler: args.sampler,
+            scope: scope.clone(),
+            command: None,
+            max_procs: args.max_procs,
+            progress: false,
+        };
+        // Size rotation: a watcher sets the flag record_until checks.
+        let rotate = Arc::new(AtomicBool::new(false));
+        let done = Arc::new(AtomicBool::new(false));
+        let size_watch = args.max_size.map(|max| {
+            let (rotate, done, path) = (Arc::clone(&rotate), Arc::clone(&done), output.clone());
+            std::thread::spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    if file_size(&path) as f64 >= max {
+                        rotate.store(true, Ordering::Relaxed);
+                        break;
+                    }
+                    std::thread::sleep(Duration::from_millis(500));
+                }
+            })
+        });
+        eprintln!("memleak: recording to {}", output.display());
+        let outcome = record_until(&opts, Some(&rotate))
+            .with_context(|| format!("recording to {}", output.display()));
+        done.store(true, Ordering::Relaxed);
+        if let Some(h) = size_watch {
+            let _ = h.join();
+        }
+        let outcome = outcome?;
+        for note in &outcome.notes {
+            eprintln!("memleak: note: {note}");
+        }
+        for gone in prune(&args.dir, args.keep)? {
+            eprintln!("memleak: removed {} (--keep {})", gone.display(), args.keep);
+        }
+        if let Some(e) = outcome.storage_error {
+            return Err(e).context("recording stopped");
+        }
+        if outcome.interrupted {
+            break;
+        }
+    }
+    stop.store(true, Ordering::Relaxed);
+    eprintln!("memleak: watch stopped; recordings in {}", args.dir.display());
+    Ok(0)
+}
+
+/// One metrics refresh: read the last `window` seconds of `dir`, analyse,
+/// render.
+fn refresh(dir: &Path, settings: &crate::analyse::Settings, top: usize, window: f64) -> Result<String> {
+    let began = Instant::now();
+    let now = now_unix();
+    let files = range::list(dir)?;
+    // Only the files that can overlap the window: the newest ones.
+    let recent: Vec<PathBuf> = files.iter().rev().take(3).rev().cloned().collect();
+    let loaded = range::load(&recent, Some(now - window), None, &settings.metrics)?;
+    let analysis = range::analyse_loaded(&loaded, settings);
+    Ok(metrics::render(
+        &loaded,
+        &analysis,
+        top,
+        metrics::Refresh {
+            window_s: window,
+            analysis_s: began.elapsed().as_secs_f64(),
+            at_unix: now,
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_boundaries() {
+        assert_eq!(file_name(86_400 + 3661), "memleak-19700102-010101.memleak");
+        assert_eq!(until_boundary(86_400.0 * 3.0 + 10.0, 86_400.0), 86_390.0);
+        assert_eq!(until_boundary(120.0, 60.0), 60.0);
+    }
+
+    #[test]
+    fn prune_keeps_the_newest() {
+        let dir = tempfile::tempdir().unwrap();
+        for t in [1u64, 2, 3, 4] {
+            std::fs::write(dir.path().join(file_name(t * 86_400)), b"x").unwrap();
+        }
+        std::fs::write(dir.path().join(format!("{}-wal", file_name(86_400))), b"x").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
+        let gone = prune(dir.path(), 2).unwrap();
+        assert_eq!(gone.len(), 2);
+        let left: Vec<_> = range::list(dir.path())
+            .unwrap()
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            left,
+            ["memleak-19700104-000000.memleak", "memleak-19700105-000000.memleak"]
+        );
+        assert!(!dir.path().join(format!("{}-wal", file_name(86_400))).exists());
+        assert!(dir.path().join("notes.txt").exists());
+    }
+}

@@ -1,0 +1,57 @@
+"""Writer side of memleak's phase-marker protocol (docs/markers.md).
+
+The environment variable MEMLEAK_MARKERS names a FIFO; each event is one
+line, written with a single write() so lines from many writers never mix:
+
+    begin NAME
+    end NAME
+    mark TEXT
+"""
+
+import os
+
+ENV = "MEMLEAK_MARKERS"
+# Lines up to PIPE_BUF bytes are written atomically.
+_MAX = 4000
+
+
+class Markers:
+    """Opens the FIFO named by MEMLEAK_MARKERS (if any); no-op otherwise."""
+
+    def __init__(self, path=None):
+        self.fd = None
+        path = path if path is not None else os.environ.get(ENV)
+        if path:
+            try:
+                # O_NONBLOCK: never hang if the recorder has gone away.
+                self.fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+            except OSError:
+                self.fd = None
+
+    @property
+    def active(self):
+        return self.fd is not None
+
+    def _send(self, kind, name):
+        if self.fd is None:
+            return
+        name = " ".join(str(name).split())  # one line, no control characters
+        line = ("%s %s\n" % (kind, name)).encode("utf-8", "replace")[:_MAX]
+        try:
+            os.write(self.fd, line)
+        except OSError:
+            pass
+
+    def begin(self, name):
+        self._send("begin", name)
+
+    def end(self, name):
+        self._send("end", name)
+
+    def mark(self, text):
+        self._send("mark", text)
+
+    def close(self):
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None
