@@ -17,6 +17,7 @@
 //! min_growth = "1MiB"       # fitted growth must exceed this...
 //! min_growth_fraction = 0.01 # ...and this fraction of the value
 //! metrics = ["rss", "vm"]
+//! model = "all"            # lbr, sawtooth, trend or all (combined)
 //! ```
 //!
 //! Other top-level tables are ignored (they belong to other commands);
@@ -74,6 +75,7 @@ pub struct AnalysisConfig {
     pub min_growth: Option<Quantity>,
     pub min_growth_fraction: Option<f64>,
     pub metrics: Option<Vec<String>>,
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -152,6 +154,14 @@ impl AnalysisConfig {
         if let Some(names) = &self.metrics {
             settings.metrics = parse_metrics(names).map_err(|e| invalid("metrics", e))?;
         }
+        if let Some(name) = &self.model {
+            settings.model = super::ModelChoice::parse(name).ok_or_else(|| {
+                invalid(
+                    "model",
+                    format!("unknown model `{name}` (use lbr, sawtooth, trend or all)"),
+                )
+            })?;
+        }
         Ok(())
     }
 }
@@ -193,6 +203,7 @@ mod tests {
             warmup = 10
             min_growth = "4MiB"
             metrics = ["vm"]
+            model = "trend"
         "#;
         let c = parse(text, Path::new("memleak.toml")).unwrap();
         let mut s = Settings::default();
@@ -203,6 +214,7 @@ mod tests {
         assert_eq!(s.warmup_max_s, 10.0);
         assert_eq!(s.min_growth_bytes, 4.0 * 1048576.0);
         assert_eq!(s.metrics, vec![Metric::Vm]);
+        assert_eq!(s.model, super::super::ModelChoice::Trend);
         assert_eq!(s.warmup_fraction, 0.1);
         s.validate().unwrap();
     }
@@ -227,6 +239,11 @@ mod tests {
             .apply(&mut Settings::default(), Path::new("m.toml"))
             .unwrap_err();
         assert!(e.to_string().contains("horizon"), "{e}");
+        let c = parse("[analysis]\nmodel = \"magic\"\n", Path::new("m.toml")).unwrap();
+        let e = c
+            .apply(&mut Settings::default(), Path::new("m.toml"))
+            .unwrap_err();
+        assert!(e.to_string().contains("model"), "{e}");
         let c = parse("[analysis]\nmetrics = [\"heap\"]\n", Path::new("m.toml")).unwrap();
         assert!(c
             .apply(&mut Settings::default(), Path::new("m.toml"))

@@ -28,14 +28,32 @@
 //! judged by that tooth's ramp (often a leak verdict for a periodic
 //! pattern: the sawtooth model of a later issue is meant to correct that).
 //!
-//! [`Finding`] carries its [`Model`] so other models (sawtooth, Theil–Sen)
-//! can add findings next to LBR's.
+//! Models beyond LBR, selected with [`Settings::model`] ([`ModelChoice`]):
+//!
+//! - [`sawtooth`]: finds cycles (turning points with hysteresis) and fits a
+//!   line through the cycle minima: a garbage collector's sawtooth has a
+//!   flat floor, a cyclic leak a rising one;
+//! - [`trend`]: Theil–Sen slope with Mann–Kendall significance (tie
+//!   corrected), for slow leaks buried in noise that no straight line fits,
+//!   and only when each quarter of the segment sits above the previous
+//!   (growth still going on at the end);
+//! - **combined** (`all`, the default): a cyclic series (two or more drops)
+//!   is judged by the sawtooth model (or the trend model when that flags a
+//!   rising baseline), since LBR sees only its last ramp; otherwise LBR
+//!   flags only when growth continues over the last quarter of its window
+//!   (a warm-up that plateaus is not a leak), and the trend model catches
+//!   what LBR's R² threshold misses. Each [`Finding`] names the [`Model`]
+//!   that decided it and says why in words.
 
 pub mod config;
+pub mod corpus;
 pub mod lbr;
 pub mod limits;
+mod models;
 pub mod phases;
 pub mod preprocess;
+pub mod sawtooth;
+pub mod trend;
 pub mod units;
 
 use std::fmt;
@@ -90,12 +108,61 @@ impl fmt::Display for Metric {
 pub enum Model {
     /// Linear backward regression.
     Lbr,
+    /// Cycle minima rising (sawtooth / cyclic leak).
+    Sawtooth,
+    /// Theil–Sen slope with Mann–Kendall significance.
+    Trend,
 }
 
 impl Model {
     pub fn name(self) -> &'static str {
         match self {
             Model::Lbr => "lbr",
+            Model::Sawtooth => "sawtooth",
+            Model::Trend => "trend",
+        }
+    }
+}
+
+/// Which models judge a series.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModelChoice {
+    /// LBR alone (the original tool's model, fixed).
+    Lbr,
+    /// The sawtooth model alone.
+    Sawtooth,
+    /// The robust trend model alone.
+    Trend,
+    /// All three combined (see the module documentation).
+    #[default]
+    All,
+}
+
+impl ModelChoice {
+    pub const ALL: [ModelChoice; 4] = [
+        ModelChoice::Lbr,
+        ModelChoice::Sawtooth,
+        ModelChoice::Trend,
+        ModelChoice::All,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelChoice::Lbr => "lbr",
+            ModelChoice::Sawtooth => "sawtooth",
+            ModelChoice::Trend => "trend",
+            ModelChoice::All => "all",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ModelChoice> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "lbr" => Some(ModelChoice::Lbr),
+            "sawtooth" | "cyclic" => Some(ModelChoice::Sawtooth),
+            "trend" | "theil-sen" => Some(ModelChoice::Trend),
+            "all" | "combined" => Some(ModelChoice::All),
+            _ => None,
         }
     }
 }
@@ -147,6 +214,8 @@ pub struct Settings {
     pub min_growth_fraction: f64,
     /// Metrics analysed.
     pub metrics: Vec<Metric>,
+    /// Models that judge each series.
+    pub model: ModelChoice,
 }
 
 impl Default for Settings {
@@ -163,6 +232,7 @@ impl Default for Settings {
             min_growth_bytes: 1024.0 * 1024.0,
             min_growth_fraction: 0.01,
             metrics: Metric::ALL.to_vec(),
+            model: ModelChoice::All,
         }
     }
 }
@@ -243,6 +313,10 @@ pub struct Finding {
     pub segments: usize,
     /// One sentence for people.
     pub why: String,
+    /// Trend model: one-sided Mann–Kendall p-value of a rise.
+    pub p_value: Option<f64>,
+    /// Sawtooth model: drops (cycles) seen in the segment.
+    pub cycles: Option<usize>,
     /// The analysed segment (only for leaks, to bound memory).
     pub plot: Option<Plot>,
 }
@@ -423,6 +497,18 @@ fn judge(
         fit.points,
         fit.r2
     );
+    judge_over(metric, fit, limit, settings, &window)
+}
+
+/// [`judge`] with the window described by the caller ("the last 5 min
+/// (...)").
+fn judge_over(
+    metric: Metric,
+    fit: &WindowFit,
+    limit: Limit,
+    settings: &Settings,
+    window: &str,
+) -> (Verdict, Option<f64>, String) {
     if fit.slope <= 0.0 {
         return (
             Verdict::NoTrend,
@@ -510,6 +596,8 @@ fn lbr_finding(
         segment,
         segments,
         why: String::new(),
+        p_value: None,
+        cycles: None,
         plot: None,
     };
     let Some(chosen) = scan.chosen else {
@@ -569,7 +657,14 @@ pub fn analyse_series(
     for (m, input) in inputs.iter().enumerate() {
         let mut best: Option<Finding> = None;
         for (s, seg) in segments.iter().enumerate() {
-            let f = lbr_finding(&seg.t, &seg.columns[m], input, s, segments.len(), settings);
+            let f = models::segment_finding(
+                &seg.t,
+                &seg.columns[m],
+                input,
+                s,
+                segments.len(),
+                settings,
+            );
             // Most urgent wins; on a tie the later segment (more recent).
             best = match best {
                 Some(b) if cmp_urgency(&b, &f).is_lt() => Some(b),

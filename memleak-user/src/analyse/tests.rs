@@ -91,12 +91,21 @@ fn sawtooth_with_rising_minima_is_judged_by_its_last_tooth() {
             100.0 * MIB + 5.0 * MIB * k + 50.0 * MIB * (x - 60.0 * k) / 60.0
         })
         .collect();
+    let lbr = Settings {
+        model: ModelChoice::Lbr,
+        ..Settings::default()
+    };
+    // The combined default judges it by its floor: it rises 5 MiB a minute,
+    // 1 GiB is hours away, so it is growing, not a leak.
     let f = run(&t, &y, limit(GIB), &Settings::default());
+    assert_eq!(f.model, Model::Sawtooth, "{}", f.why);
+    assert_eq!(f.verdict, Verdict::Growing, "{}", f.why);
+    assert!(close(f.fit.unwrap().slope, 5.0 * MIB / 60.0, 1e-9));
+    let f = run(&t, &y, limit(GIB), &lbr);
     // LBR sees only the last ramp (t = 540..=599): any window reaching into
     // the previous tooth's high end drops R² below 0.9. Its slope is the
     // ramp's 50 MiB / 60 s, not the 5 MiB / 60 s drift of the minima, and at
-    // that rate 1 GiB is 16 min away: LBR flags it. Telling a sawtooth from a
-    // leak is the sawtooth model's job (later issue).
+    // that rate 1 GiB is 16 min away: LBR alone flags it.
     assert_eq!(f.verdict, Verdict::Leak, "{}", f.why);
     let fit = f.fit.unwrap();
     assert_eq!(fit.points, 60);
@@ -167,10 +176,11 @@ fn page_jitter_is_never_a_leak() {
     let f = run(&t, &y, lim, &Settings::default());
     assert_eq!(f.verdict, Verdict::NoTrend, "{}", f.why);
     assert!(f.why.contains("rises only"), "{}", f.why);
-    // Without the guard the same series would be flagged.
+    // Without the guard LBR alone would flag the same series.
     let s = Settings {
         min_growth_bytes: 0.0,
         min_growth_fraction: 0.0,
+        model: ModelChoice::Lbr,
         ..Settings::default()
     };
     assert_eq!(run(&t, &y, lim, &s).verdict, Verdict::Leak);

@@ -95,6 +95,15 @@ pub struct AnalysisArgs {
     #[arg(long, value_delimiter = ',', value_name = "METRIC",
           value_parser = PossibleValuesParser::new(["rss", "vm", "all"]))]
     pub metric: Vec<String>,
+
+    /// Leak models: lbr (a straight rising line over the recent past),
+    /// sawtooth (the floor of a cyclic series rises), trend (Theil–Sen slope
+    /// with Mann–Kendall significance, still rising at the end), or all:
+    /// combined, so warm-ups, caches and garbage-collector sawtooths are not
+    /// flagged [default: all].
+    #[arg(long, value_name = "MODEL",
+          value_parser = PossibleValuesParser::new(["lbr", "sawtooth", "trend", "all"]))]
+    pub model: Option<String>,
 }
 
 fn duration_arg(s: &str) -> Result<f64, String> {
@@ -148,6 +157,10 @@ impl AnalysisArgs {
         }
         if !self.metric.is_empty() {
             s.metrics = config::parse_metrics(&self.metric).map_err(anyhow::Error::msg)?;
+        }
+        if let Some(m) = &self.model {
+            s.model = crate::analyse::ModelChoice::parse(m)
+                .ok_or_else(|| anyhow::anyhow!("unknown model `{m}`"))?;
         }
         s.validate()?;
         Ok(s)

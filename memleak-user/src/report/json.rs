@@ -106,6 +106,10 @@ struct FindingOut<'a> {
     time_to_limit_s: Option<f64>,
     segment: usize,
     segments: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    p_value: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cycles: Option<usize>,
 }
 
 #[derive(Serialize)]
@@ -142,6 +146,8 @@ fn finding(f: &Finding) -> FindingOut<'_> {
         time_to_limit_s: f.time_to_limit_s.and_then(num),
         segment: f.segment,
         segments: f.segments,
+        p_value: f.p_value.and_then(num),
+        cycles: f.cycles,
     }
 }
 

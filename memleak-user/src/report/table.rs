@@ -41,7 +41,16 @@ pub fn render(a: &Analysis) -> String {
     out.push_str(&format!("memleak: {}\n", summary_line(a)));
 
     let header = [
-        "VERDICT", "PID", "NAME", "METRIC", "SLOPE", "R²", "WINDOW", "TO LIMIT", "LIMIT", "TREND",
+        "VERDICT",
+        "PID",
+        "NAME",
+        "METRIC/MODEL",
+        "SLOPE",
+        "R²",
+        "WINDOW",
+        "TO LIMIT",
+        "LIMIT",
+        "TREND",
     ];
     let mut rows: Vec<[String; 10]> = Vec::new();
     // One row per leak finding (every flagged metric), else the top finding
@@ -76,7 +85,7 @@ pub fn render(a: &Analysis) -> String {
             },
             r.process.id.pid.to_string(),
             truncate(&printable(&r.process.comm), NAME_WIDTH),
-            f.metric.name().into(),
+            format!("{}/{}", f.metric.name(), f.model.name()),
             fmt_rate(fit.slope),
             format!("{:.3}", fit.r2),
             format!("{} pts / {}", fit.points, fmt_duration(fit.span_s())),
@@ -126,9 +135,10 @@ pub fn render(a: &Analysis) -> String {
         for r in a.results.iter().filter(|r| r.verdict == Verdict::Leak) {
             for f in r.findings.iter().filter(|f| f.verdict == Verdict::Leak) {
                 out.push_str(&format!(
-                    "  {}: {}.\n",
+                    "  {}: {} [{} model].\n",
                     super::process_label(&r.process),
-                    printable(&f.why)
+                    printable(&f.why),
+                    f.model.name()
                 ));
             }
         }
@@ -153,5 +163,7 @@ mod tests {
         assert!(!t.contains("steady"), "{t}");
         assert!(t.contains("1 skipped (too short: 1)"), "{t}");
         assert!(t.contains("leaky<&> (pid 100): rss grows"), "{t}");
+        assert!(t.contains("rss/lbr"), "{t}");
+        assert!(t.contains("[lbr model]"), "{t}");
     }
 }

@@ -1,0 +1,288 @@
+//! Robust trend: Theil–Sen slope with Mann–Kendall significance.
+//!
+//! Least squares (LBR) needs a near-straight line (R² ≥ 0.9); a slow leak
+//! buried in allocation noise never fits one. This model asks a different
+//! question: *do later values tend to be larger than earlier ones?*
+//!
+//! - **Mann–Kendall**: `S = Σ_{i<j} sign(y_j - y_i)`; under "no trend" S is
+//!   about normal with variance `[n(n-1)(2n+5) - Σ t(t-1)(2t+5)] / 18`, the
+//!   sum running over groups of `t` equal values (**tie correction**). Flat
+//!   memory is almost all ties: its S is near 0 and the corrected variance
+//!   small, so it never scores as a trend by sheer count of pairs.
+//! - **Theil–Sen**: the slope is the median of all pairwise slopes, robust
+//!   to outliers and to up to ~29% of arbitrary points.
+//!
+//! Both are O(k²) in the number of points, so long series are subsampled to
+//! at most [`MAX_POINTS`] evenly spaced points first: O(k² log k) with
+//! bounded k, whatever the recording's length.
+//!
+//! A significant rise over the whole segment is not enough for a leak: a
+//! warm-up that plateaus, a cache that fills to its cap, a single step all
+//! rise overall. [`rising_to_the_end`] also asks that the median level of
+//! each quarter of the segment be above the previous quarter's by a margin
+//! (more than page jitter), and that the last quarter on its own rise
+//! significantly ([`LAST_QUARTER_ALPHA`]): growth must still be going on at
+//! the end.
+
+/// Mann–Kendall p-value the last quarter must reach on its own.
+pub const LAST_QUARTER_ALPHA: f64 = 0.01;
+
+/// Points kept for the pairwise statistics.
+pub const MAX_POINTS: usize = 160;
+
+/// Evenly spaced indices of `n` points, at most `k` of them, always
+/// including the first and the last.
+pub fn subsample_indices(n: usize, k: usize) -> Vec<usize> {
+    if n <= k || k < 2 {
+        return (0..n).collect();
+    }
+    (0..k)
+        .map(|j| ((j as f64) * (n - 1) as f64 / (k - 1) as f64).round() as usize)
+        .collect()
+}
+
+/// Mann–Kendall statistic S and its tie-corrected variance.
+pub fn mann_kendall(y: &[f64]) -> (f64, f64) {
+    let n = y.len();
+    let mut s = 0i64;
+    for i in 0..n {
+        for j in i + 1..n {
+            if y[j] > y[i] {
+                s += 1;
+            } else if y[j] < y[i] {
+                s -= 1;
+            }
+        }
+    }
+    let mut sorted = y.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let mut ties = 0.0;
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i + 1;
+        while j < sorted.len() && sorted[j] == sorted[i] {
+            j += 1;
+        }
+        let t = (j - i) as f64;
+        if t > 1.0 {
+            ties += t * (t - 1.0) * (2.0 * t + 5.0);
+        }
+        i = j;
+    }
+    let nf = n as f64;
+    let var = ((nf * (nf - 1.0) * (2.0 * nf + 5.0)) - ties) / 18.0;
+    (s as f64, var.max(0.0))
+}
+
+/// One-sided p-value of an upward trend from S and its variance (with the
+/// continuity correction); 1 when there is no variance (all values equal).
+pub fn p_rising(s: f64, var: f64) -> f64 {
+    if var <= 0.0 || s <= 0.0 {
+        return 1.0;
+    }
+    let z = (s - 1.0) / var.sqrt();
+    0.5 * erfc(z / std::f64::consts::SQRT_2)
+}
+
+/// Complementary error function (Numerical Recipes' Chebyshev fit,
+/// relative error < 1.2e-7).
+pub fn erfc(x: f64) -> f64 {
+    let z = x.abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let r = t
+        * (-z * z - 1.265_512_23
+            + t * (1.000_023_68
+                + t * (0.374_091_96
+                    + t * (0.096_784_18
+                        + t * (-0.186_288_06
+                            + t * (0.278_868_07
+                                + t * (-1.135_203_98
+                                    + t * (1.488_515_87
+                                        + t * (-0.822_152_23 + t * 0.170_872_77)))))))))
+            .exp();
+    if x >= 0.0 {
+        r
+    } else {
+        2.0 - r
+    }
+}
+
+/// Median of pairwise slopes of (`t`, `y`); `None` with fewer than two
+/// distinct times.
+pub fn theil_sen(t: &[f64], y: &[f64]) -> Option<f64> {
+    let n = t.len().min(y.len());
+    let mut slopes = Vec::with_capacity(n * n.saturating_sub(1) / 2);
+    for i in 0..n {
+        for j in i + 1..n {
+            let dt = t[j] - t[i];
+            if dt > 0.0 {
+                slopes.push((y[j] - y[i]) / dt);
+            }
+        }
+    }
+    median(&mut slopes)
+}
+
+/// Median (the mean of the middle two for an even count).
+pub fn median(v: &mut [f64]) -> Option<f64> {
+    if v.is_empty() {
+        return None;
+    }
+    let mid = v.len() / 2;
+    let (_, m, _) = v.select_nth_unstable_by(mid, f64::total_cmp);
+    let m = *m;
+    if v.len() % 2 == 1 {
+        return Some(m);
+    }
+    let lower = v[..mid].iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Some((lower + m) / 2.0)
+}
+
+/// Medians of the four quarters of `y`.
+pub fn quarter_medians(y: &[f64]) -> Option<[f64; 4]> {
+    if y.len() < 8 {
+        return None;
+    }
+    let mut out = [0.0; 4];
+    for (q, o) in out.iter_mut().enumerate() {
+        let a = q * y.len() / 4;
+        let b = (q + 1) * y.len() / 4;
+        *o = median(&mut y[a..b].to_vec())?;
+    }
+    Some(out)
+}
+
+/// Each quarter's median more than `margin` above the previous one's, and
+/// the last quarter rising significantly on its own: growth still going on
+/// at the end, not a warm-up, a filled cache or a single step.
+pub fn rising_to_the_end(y: &[f64], margin: f64) -> bool {
+    let Some(q) = quarter_medians(y) else {
+        return false;
+    };
+    if !q.windows(2).all(|w| w[1] - w[0] > margin) {
+        return false;
+    }
+    let last = &y[3 * y.len() / 4..];
+    let idx = subsample_indices(last.len(), MAX_POINTS);
+    let ys: Vec<f64> = idx.iter().map(|&i| last[i]).collect();
+    let (s, var) = mann_kendall(&ys);
+    p_rising(s, var) < LAST_QUARTER_ALPHA
+}
+
+/// The trend of one segment.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Trend {
+    /// Theil–Sen slope, units of y per second.
+    pub slope: f64,
+    /// Theil–Sen line's value at the last time.
+    pub fitted_end: f64,
+    /// One-sided Mann–Kendall p-value of a rise.
+    pub p_value: f64,
+    /// Points the statistics used (after subsampling).
+    pub points: usize,
+    /// Quarter medians (for messages).
+    pub quarters: Option<[f64; 4]>,
+}
+
+/// Theil–Sen and Mann–Kendall over (`t`, `y`) (subsampled to
+/// [`MAX_POINTS`]); `None` with fewer than 8 points or no time span.
+pub fn analyse(t: &[f64], y: &[f64]) -> Option<Trend> {
+    let n = t.len().min(y.len());
+    if n < 8 {
+        return None;
+    }
+    let idx = subsample_indices(n, MAX_POINTS);
+    let ts: Vec<f64> = idx.iter().map(|&i| t[i]).collect();
+    let ys: Vec<f64> = idx.iter().map(|&i| y[i]).collect();
+    let slope = theil_sen(&ts, &ys)?;
+    // Theil–Sen intercept: median of y - slope·t, evaluated at the end.
+    let t_end = ts[ts.len() - 1];
+    let mut resid: Vec<f64> = ts
+        .iter()
+        .zip(&ys)
+        .map(|(&a, &b)| b - slope * (a - t_end))
+        .collect();
+    let fitted_end = median(&mut resid)?;
+    let (s, var) = mann_kendall(&ys);
+    let quarters = quarter_medians(&y[..n]);
+    Some(Trend {
+        slope,
+        fitted_end,
+        p_value: p_rising(s, var),
+        points: ys.len(),
+        quarters,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn erfc_matches_known_values() {
+        for (x, v) in [
+            (0.0, 1.0),
+            (0.5, 0.479_500_122),
+            (1.0, 0.157_299_207),
+            (2.0, 0.004_677_735),
+            (-1.0, 1.842_700_793),
+        ] {
+            assert!((erfc(x) - v).abs() < 2e-7, "erfc({x}) = {}", erfc(x));
+        }
+    }
+
+    #[test]
+    fn mann_kendall_counts_pairs_and_corrects_ties() {
+        // 1 2 3: three rising pairs; no ties: var = 3·2·11/18.
+        let (s, var) = mann_kendall(&[1.0, 2.0, 3.0]);
+        assert_eq!(s, 3.0);
+        assert!((var - 66.0 / 18.0).abs() < 1e-12);
+        // All equal: S = 0 and the tie correction removes all variance.
+        let (s, var) = mann_kendall(&[5.0; 50]);
+        assert_eq!((s, var), (0.0, 0.0));
+        assert_eq!(p_rising(s, var), 1.0);
+        // Flat with one late page more: far from significant.
+        let mut y = vec![100.0; 100];
+        y[99] = 104.0;
+        let (s, var) = mann_kendall(&y);
+        assert_eq!(s, 99.0);
+        assert!(p_rising(s, var) > 0.01, "{}", p_rising(s, var));
+    }
+
+    #[test]
+    fn theil_sen_ignores_outliers() {
+        let t: Vec<f64> = (0..50).map(f64::from).collect();
+        let mut y: Vec<f64> = t.iter().map(|x| 3.0 * x + 7.0).collect();
+        y[10] = 1e9;
+        y[40] = -1e9;
+        assert_eq!(theil_sen(&t, &y), Some(3.0));
+        let tr = analyse(&t, &y).unwrap();
+        assert_eq!(tr.slope, 3.0);
+        assert_eq!(tr.fitted_end, 3.0 * 49.0 + 7.0);
+        assert!(tr.p_value < 1e-6);
+        assert!(rising_to_the_end(&y, 0.0));
+    }
+
+    #[test]
+    fn subsampling_bounds_the_work() {
+        let idx = subsample_indices(100_000, MAX_POINTS);
+        assert_eq!(idx.len(), MAX_POINTS);
+        assert_eq!((idx[0], idx[MAX_POINTS - 1]), (0, 99_999));
+        assert_eq!(subsample_indices(5, MAX_POINTS), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn plateau_is_not_rising_to_the_end() {
+        let y: Vec<f64> = (0..100).map(|i| (i.min(60)) as f64).collect();
+        assert!(!rising_to_the_end(&y, 0.0));
+        let y: Vec<f64> = (0..100).map(f64::from).collect();
+        assert!(rising_to_the_end(&y, 0.0));
+        // Each quarter rises 25: a margin of 25 or more refuses it.
+        assert!(rising_to_the_end(&y, 24.0));
+        assert!(!rising_to_the_end(&y, 25.0));
+        // A step in the last quarter: quarters rise, the last one on its
+        // own is a step, still significant; the margin test holds it.
+        let y: Vec<f64> = (0..100).map(|i| if i < 90 { 0.0 } else { 50.0 }).collect();
+        assert!(!rising_to_the_end(&y, 1.0));
+    }
+}
