@@ -119,6 +119,11 @@ fn scratch(dir: &Path, bytes: &[u8]) -> PathBuf {
 
 #[test]
 fn the_valid_recording_reads_back() {
+    // The fuzzer's seed (fuzz/seeds/recording/valid.memleak) is this file:
+    // MEMLEAK_WRITE_FUZZ_SEED=<path> writes it there.
+    if let Some(out) = std::env::var_os("MEMLEAK_WRITE_FUZZ_SEED") {
+        std::fs::write(out, valid_recording()).unwrap();
+    }
     let dir = tempfile::tempdir().unwrap();
     let p = scratch(dir.path(), valid_recording());
     read_everything(&p).unwrap();

@@ -22,23 +22,26 @@ pub fn run(args: InfoArgs) -> Result<i32> {
     let m = &rec.meta;
     let last_tick = rec.ticks.last().copied();
     println!("recording   {}", args.file.display());
-    println!("host        {} (kernel {})", m.host, m.kernel);
+    // Everything from the file is shown through `printable`: a recording
+    // may come from anywhere, and must not drive the terminal.
+    let pr = crate::report::printable;
+    println!("host        {} (kernel {})", pr(&m.host), pr(&m.kernel));
     println!(
         "sampler     {}{}",
-        m.sampler,
+        pr(&m.sampler),
         m.sampler_reason
             .as_deref()
-            .map(|r| format!(" — {r}"))
+            .map(|r| format!(" — {}", pr(r)))
             .unwrap_or_default()
     );
     println!("interval    {} ms", m.interval_ns / 1_000_000);
-    println!("scope       {}", m.scope);
+    println!("scope       {}", pr(&m.scope));
     if let Some(c) = &m.command {
         let code = m
             .exit_code
             .map(|c| format!(" (exit code {c})"))
             .unwrap_or_default();
-        println!("command     {c}{code}");
+        println!("command     {}{code}", pr(c));
     }
     println!(
         "duration    {:.1} s{}",
@@ -68,13 +71,13 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         .counters
         .iter()
         .filter(|(_, v)| *v != 0)
-        .map(|(k, v)| format!("{k}={v}"))
+        .map(|(k, v)| format!("{}={v}", pr(k)))
         .collect();
     if !nonzero.is_empty() {
         println!("counters    {}", nonzero.join(" "));
     }
     for n in &rec.notes {
-        println!("note        {n}");
+        println!("note        {}", pr(n));
     }
     if args.processes {
         println!();

@@ -64,7 +64,12 @@ pub fn run(args: RecordArgs) -> Result<i32> {
         outcome.path.display(),
         outcome.sampler
     );
-    Ok(outcome.status.map(|s| s.0).unwrap_or(0))
+    // A storage error (disk full) stopped the recording early: not a success,
+    // unless the command's own failure code says more.
+    Ok(match outcome.status.map(|s| s.0).unwrap_or(0) {
+        0 if outcome.storage_error.is_some() => 1,
+        code => code,
+    })
 }
 
 /// Records with the shared options; prints the notes a user must see.

@@ -32,7 +32,7 @@ pub fn print(rec: &Recording) -> Result<()> {
         println!(
             "{:>8} {:<16} {:>8.1} {:>11} {:>11} {:>11} {:>11} {:>11} {:>11}",
             p.id.pid,
-            truncate(&p.comm, 16),
+            truncate(&crate::report::printable(&p.comm), 16),
             life,
             bytes(first.vm),
             bytes(last.vm),

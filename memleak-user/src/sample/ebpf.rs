@@ -14,7 +14,7 @@ use aya::programs::{RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use memleak_common::globals as gl;
 use memleak_common::proc::{ProcState, FLAG_SEEDED, RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAP};
-use memleak_common::stats::{STAT_COUNT, STAT_NAMES};
+use memleak_common::stats::{STAT_COUNT, STAT_NAMES, STAT_PROCS_FULL};
 
 use super::btf_offsets::KernelOffsets;
 use super::procfs::ProcfsSampler;
@@ -58,6 +58,9 @@ pub struct EbpfSampler {
     /// read again after each exec (a fork copy has its parent's).
     cmdlines: StdHashMap<ProcId, (u32, Option<String>)>,
     last_full_scan: Instant,
+    /// `procs_map_full` at the last full pass: when it rises, the map is
+    /// full, so dead entries are evicted at once instead of up to 30 s later.
+    procs_full_seen: u64,
     evicted: u64,
     limitations: Vec<String>,
 }
@@ -188,6 +191,7 @@ impl EbpfSampler {
             seen: StdHashMap::new(),
             cmdlines: StdHashMap::new(),
             last_full_scan: Instant::now(),
+            procs_full_seen: 0,
             evicted: 0,
             limitations,
         };
@@ -380,6 +384,16 @@ impl EbpfSampler {
     }
 }
 
+impl EbpfSampler {
+    /// One health counter, summed over the CPUs.
+    fn stat(&self, i: u32) -> u64 {
+        self.stats
+            .get(&i, 0)
+            .map(|v| v.iter().sum::<u64>())
+            .unwrap_or(0)
+    }
+}
+
 /// Whether the process `tgid` that started at `start_ns` still exists.
 fn alive(tgid: u32, start_ns: u64) -> bool {
     match start_ns_of(tgid) {
@@ -439,7 +453,14 @@ impl Sampler for EbpfSampler {
         let mut out = Vec::new();
         let mut exits = Vec::new();
         self.drain_dirty(&mut out, &mut exits);
-        if self.last_full_scan.elapsed() >= FULL_SCAN_EVERY {
+        // A full map: evict the dead now (at most once a second) rather
+        // than at the next periodic pass.
+        let procs_full = self.stat(STAT_PROCS_FULL);
+        let since = self.last_full_scan.elapsed();
+        if since >= FULL_SCAN_EVERY
+            || (procs_full > self.procs_full_seen && since >= Duration::from_secs(1))
+        {
+            self.procs_full_seen = procs_full;
             self.last_full_scan = Instant::now();
             self.full_scan(&mut out, &mut exits);
         }
@@ -477,6 +498,10 @@ impl Sampler for EbpfSampler {
             c.push((STAT_NAMES[i as usize], sum));
         }
         c.push(("evicted_without_exit_record", self.evicted));
+        // Entries in the process map right now: near the number of live
+        // processes in scope, or entries are leaking.
+        let entries = self.procs.keys().filter(Result::is_ok).count() as u64;
+        c.push(("procs_map_entries", entries));
         c
     }
 

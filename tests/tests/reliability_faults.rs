@@ -1,0 +1,311 @@
+//! Faults during recording: the recorder interrupted, the monitored command
+//! crashing or killed, the disk filling up, the eBPF process map filling up.
+//! Nothing recorded so far is lost, and the user is told.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use memleak::store::Recording;
+use memleak_tests::{memleak_bin, require_ebpf};
+
+fn meta<'a>(rec: &'a Recording, key: &str) -> Option<&'a str> {
+    rec.meta
+        .raw
+        .iter()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v.as_str())
+}
+
+fn record(out: &Path, extra: &[&str], cmd: &[&str]) -> Output {
+    Command::new(memleak_bin())
+        .args(["record", "-q", "--interval", "100ms", "-o"])
+        .arg(out)
+        .args(extra)
+        .arg("--")
+        .args(cmd)
+        .output()
+        .expect("run memleak record")
+}
+
+/// Children of `pid` (from /proc/PID/task/*/children).
+fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+#[test]
+fn sigint_stops_cleanly_and_keeps_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("int.memleak");
+    let mut child = Command::new(memleak_bin())
+        .args(["record", "-q", "--interval", "100ms", "-o"])
+        .arg(&out)
+        .args(["--", "sleep", "30"])
+        .spawn()
+        .expect("start memleak");
+    // Wait until the command runs, so the signal hits a recording in progress.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !children(child.id()).iter().any(|&c| comm(c) == "sleep") {
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    let rec = Recording::open(&out).expect("the recording opens after SIGINT");
+    assert!(rec.meta.end_ns.is_some(), "a clean end is written");
+    assert_eq!(meta(&rec, "interrupted"), Some("true"));
+    assert!(rec.ticks.len() >= 3, "snapshots kept: {}", rec.ticks.len());
+    let sleep = rec
+        .processes
+        .iter()
+        .find(|p| p.comm == "sleep")
+        .expect("the command is recorded");
+    assert!(
+        sleep.exit_ns.is_some(),
+        "the command was stopped and its exit recorded"
+    );
+    // The command got SIGTERM passed on; memleak returns its status.
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+}
+
+#[test]
+fn command_exit_status_and_crash_are_recorded() {
+    require_ebpf!();
+    let dir = tempfile::tempdir().unwrap();
+    // Exit code 7.
+    let out = dir.path().join("exit7.memleak");
+    let o = record(
+        &out,
+        &["--sampler", "ebpf"],
+        &["sh", "-c", "sleep 0.2; exit 7"],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(7),
+        "memleak returns the command's code"
+    );
+    let rec = Recording::open(&out).unwrap();
+    assert_eq!(rec.meta.exit_code, Some(7));
+    let sh = rec.processes.iter().find(|p| p.comm == "sh").expect("sh");
+    assert_eq!(sh.exit_code, Some(7 << 8), "raw wait status of exit(7)");
+
+    // A crash: SIGSEGV (raw status holds the signal; 0x80 if it dumped core).
+    let out = dir.path().join("segv.memleak");
+    let o = record(
+        &out,
+        &["--sampler", "ebpf"],
+        &["sh", "-c", "sleep 0.2; kill -SEGV $$"],
+    );
+    assert_eq!(o.status.code(), Some(128 + libc::SIGSEGV));
+    let rec = Recording::open(&out).unwrap();
+    assert_eq!(rec.meta.exit_code, Some(128 + libc::SIGSEGV));
+    let sh = rec.processes.iter().find(|p| p.comm == "sh").expect("sh");
+    assert_eq!(
+        sh.exit_code.map(|c| c & 0x7f),
+        Some(libc::SIGSEGV),
+        "{:?}",
+        sh.exit_code
+    );
+    let info = Command::new(memleak_bin())
+        .arg("info")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("(exit code 139)"), "info shows it: {text}");
+}
+
+#[test]
+fn command_killed_from_outside_is_recorded() {
+    require_ebpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("killed-cmd.memleak");
+    let child = Command::new(memleak_bin())
+        .args([
+            "record",
+            "-q",
+            "--sampler",
+            "ebpf",
+            "--interval",
+            "100ms",
+            "-o",
+        ])
+        .arg(&out)
+        .args(["--", "sleep", "30"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start memleak");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let sleep_pid = loop {
+        if let Some(&c) = children(child.id()).iter().find(|&&c| comm(c) == "sleep") {
+            break c;
+        }
+        assert!(Instant::now() < deadline, "the command never started");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    // SAFETY: killing a process we started (through memleak).
+    unsafe { libc::kill(sleep_pid as i32, libc::SIGKILL) };
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(128 + libc::SIGKILL));
+    let rec = Recording::open(&out).unwrap();
+    assert_eq!(rec.meta.exit_code, Some(128 + libc::SIGKILL));
+    assert!(rec.meta.end_ns.is_some(), "memleak itself ended cleanly");
+    let sleep = rec
+        .processes
+        .iter()
+        .find(|p| p.id.pid == sleep_pid)
+        .expect("the command is recorded");
+    assert_eq!(sleep.exit_code.map(|c| c & 0x7f), Some(libc::SIGKILL));
+    assert!(sleep.exit_ns.is_some());
+}
+
+/// Mounts a small tmpfs; `None` (with the reason) when not permitted.
+fn small_tmpfs(at: &Path, size: &str) -> Result<(), String> {
+    std::fs::create_dir_all(at).unwrap();
+    let o = Command::new("mount")
+        .args([
+            "-t",
+            "tmpfs",
+            "-o",
+            &format!("size={size},mode=0777"),
+            "tmpfs",
+        ])
+        .arg(at)
+        .output()
+        .map_err(|e| format!("cannot run mount: {e}"))?;
+    if o.status.success() {
+        Ok(())
+    } else {
+        Err(String::from_utf8_lossy(&o.stderr).trim().to_string())
+    }
+}
+
+struct Unmount<'a>(&'a Path);
+impl Drop for Unmount<'_> {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(self.0).status();
+    }
+}
+
+#[test]
+fn disk_full_stops_with_a_clear_error_and_keeps_the_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("small");
+    if let Err(why) = small_tmpfs(&mnt, "300k") {
+        eprintln!("SKIPPED: cannot mount a small tmpfs to fill: {why}");
+        return;
+    }
+    let _unmount = Unmount(&mnt);
+    let out = mnt.join("full.memleak");
+    // Thousands of short processes: each is a new row, so the file grows
+    // well past 300 KiB.
+    let script = "i=0; while [ $i -lt 4000 ]; do /bin/true; i=$((i+1)); done";
+    let o = Command::new(memleak_bin())
+        .args(["record", "-q", "--interval", "20ms", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .expect("run memleak");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "non-zero exit on a full disk: {stderr}"
+    );
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("memleak: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "one error line: {stderr}");
+    assert!(
+        errors[0].contains("disk is full") && errors[0].contains("full.memleak"),
+        "the error says the disk is full and names the file: {stderr}"
+    );
+    // What was committed before the disk filled is readable.
+    let info = Command::new(memleak_bin())
+        .arg("info")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.status.success(),
+        "the recording opens after a full disk: {}",
+        String::from_utf8_lossy(&info.stderr)
+    );
+    let rec = Recording::open(&out).unwrap();
+    assert!(
+        !rec.ticks.is_empty(),
+        "snapshots before the disk filled: {text}"
+    );
+    assert!(
+        rec.processes.len() > 10,
+        "processes kept: {}",
+        rec.processes.len()
+    );
+}
+
+#[test]
+fn a_full_process_map_is_counted_and_reported() {
+    require_ebpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mapfull.memleak");
+    // 60 processes alive at once, 16 slots.
+    let script = "for i in $(seq 60); do sleep 1.5 & done; wait";
+    let o = record(
+        &out,
+        &["--sampler", "ebpf", "--max-procs", "16"],
+        &["sh", "-c", script],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("memleak: note: the sampler lost information (procs_map_full: "),
+        "the user is told right away: {stderr}"
+    );
+    let rec = Recording::open(&out).unwrap();
+    let full = rec
+        .counters
+        .iter()
+        .find(|(k, _)| k == "procs_map_full")
+        .map(|(_, v)| *v)
+        .unwrap_or(0);
+    assert!(full >= 30, "overflow counted: {full}, {:?}", rec.counters);
+    assert!(
+        rec.processes.len() <= 16 + 2,
+        "no more processes than slots (plus exits freeing slots): {}",
+        rec.processes.len()
+    );
+    let info = Command::new(memleak_bin())
+        .arg("info")
+        .arg(&out)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains(&format!("procs_map_full={full}")), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with("note")
+            && l.contains("procs_map_full")
+            && l.contains("--max-procs")),
+        "info carries the note with the remedy: {text}"
+    );
+}

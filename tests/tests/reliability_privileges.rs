@@ -1,0 +1,166 @@
+//! Without privileges: `--sampler auto` falls back to procfs and says why in
+//! one line; `--sampler ebpf` fails naming the missing capability.
+//!
+//! Runs memleak as `nobody` through `setpriv`; skipped (with the reason)
+//! when not root or when setpriv is missing.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use memleak_tests::memleak_bin;
+
+struct Unprivileged {
+    _dir: tempfile::TempDir,
+    bin: PathBuf,
+    out: PathBuf,
+}
+
+fn setup() -> Result<Unprivileged, String> {
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        return Err("not root: cannot switch to another user".into());
+    }
+    if Command::new("setpriv").arg("--version").output().is_err() {
+        return Err("setpriv is not installed".into());
+    }
+    // nobody must reach the binary and the output directory: copy the
+    // binary out of target/ (which may sit under a private home).
+    let dir = tempfile::Builder::new()
+        .prefix("memleak-unpriv")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("memleak");
+    std::fs::copy(memleak_bin(), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    Ok(Unprivileged {
+        _dir: dir,
+        bin,
+        out,
+    })
+}
+
+fn as_nobody(bin: &Path, args: &[&str]) -> Output {
+    Command::new("setpriv")
+        .args([
+            "--reuid",
+            "65534",
+            "--regid",
+            "65534",
+            "--clear-groups",
+            "--",
+        ])
+        .arg(bin)
+        .args(args)
+        .current_dir("/")
+        .output()
+        .expect("run setpriv")
+}
+
+macro_rules! setup_or_skip {
+    () => {
+        match setup() {
+            Ok(s) => s,
+            Err(why) => {
+                eprintln!("SKIPPED: {why}");
+                return;
+            }
+        }
+    };
+}
+
+#[test]
+fn auto_falls_back_to_procfs_with_one_line_saying_why() {
+    let u = setup_or_skip!();
+    let rec = u.out.join("auto.memleak");
+    let o = as_nobody(
+        &u.bin,
+        &[
+            "record",
+            "-q",
+            "--interval",
+            "50ms",
+            "-o",
+            rec.to_str().unwrap(),
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.3",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "recording as nobody works: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let why: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("procfs") && l.contains("could not load"))
+        .collect();
+    assert_eq!(why.len(), 1, "one line explains the fallback: {stderr}");
+    assert!(
+        why[0].contains("CAP_BPF") || why[0].contains("privileges"),
+        "it says what is missing: {}",
+        why[0]
+    );
+    assert!(stderr.contains("(procfs sampler)"), "{stderr}");
+    // The recording says so too, for whoever reads it later.
+    let info = Command::new(memleak_bin())
+        .arg("info")
+        .arg(&rec)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        text.lines().any(|l| l.starts_with("sampler")
+            && l.contains("procfs")
+            && l.contains("could not load")),
+        "{text}"
+    );
+    let r = memleak::store::Recording::open(&rec).unwrap();
+    assert!(
+        r.processes.iter().any(|p| p.comm == "sleep"),
+        "{:?}",
+        r.processes
+    );
+}
+
+#[test]
+fn forced_ebpf_fails_naming_the_missing_capability() {
+    let u = setup_or_skip!();
+    let rec = u.out.join("ebpf.memleak");
+    let o = as_nobody(
+        &u.bin,
+        &[
+            "record",
+            "-q",
+            "--sampler",
+            "ebpf",
+            "-o",
+            rec.to_str().unwrap(),
+            "--",
+            "true",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("memleak: error:"))
+        .collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains("CAP_BPF") && errors[0].contains("CAP_PERFMON"),
+        "names the capabilities: {}",
+        errors[0]
+    );
+    assert!(
+        errors[0].contains("--sampler procfs"),
+        "and the way out: {}",
+        errors[0]
+    );
+    assert!(!rec.exists(), "no recording is left behind");
+}

@@ -1,0 +1,316 @@
+//! Security: recordings are private (0600), a `--pid` scope records only that
+//! process tree, memleak never records itself, and nothing from a recording
+//! is ever executed or sent raw to the terminal.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use memleak::sample::{Exit, Mem, Observation, ProcId, ProcMeta};
+use memleak::store::{Recording, Writer};
+use memleak_tests::{memleak_bin, require_ebpf};
+
+#[test]
+fn recordings_are_created_mode_0600() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("private.memleak");
+    // A permissive umask must not widen the mode.
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("umask 000; exec \"$0\" record -q --sampler procfs --interval 50ms -o \"$1\" -- sleep 0.3")
+        .arg(memleak_bin())
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "recording mode is {mode:o}");
+    // SQLite's side files (if any are left) follow the main file's mode.
+    for side in ["-wal", "-shm"] {
+        let p = format!("{}{side}", out.display());
+        if let Ok(m) = std::fs::metadata(&p) {
+            assert_eq!(m.permissions().mode() & 0o077, 0, "{p} is private");
+        }
+    }
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A shell looping over short children, tagged in its command line.
+fn looper(tag: &str) -> Kill {
+    Kill(
+        Command::new("sh")
+            .args(["-c", "while :; do sleep 0.1; done", tag])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn check_pid_scope(sampler: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let inside = looper("memleak-scope-inside");
+    let outside = looper("memleak-scope-outside");
+    let x = inside.0.id();
+    let out = dir.path().join(format!("pid-{sampler}.memleak"));
+    let o = Command::new(memleak_bin())
+        .args([
+            "record",
+            "-q",
+            "--sampler",
+            sampler,
+            "--interval",
+            "50ms",
+            "-d",
+            "1500ms",
+        ])
+        .args(["--pid", &x.to_string(), "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    drop(inside);
+    drop(outside);
+    let rec = Recording::open(&out).unwrap();
+    assert!(
+        rec.processes.iter().any(|p| p.id.pid == x),
+        "the target is recorded"
+    );
+    assert!(
+        rec.processes.len() >= 4,
+        "its children are recorded too: {:?}",
+        rec.processes
+    );
+    let ppid_of: std::collections::HashMap<u32, u32> =
+        rec.processes.iter().map(|p| (p.id.pid, p.ppid)).collect();
+    for p in &rec.processes {
+        let cmd = p.cmdline.clone().unwrap_or_default();
+        assert!(
+            !cmd.contains("memleak-scope-outside"),
+            "{sampler}: a process outside the scope was recorded: {p:?}"
+        );
+        // Every process descends from the target within the recording.
+        let mut cur = p.id.pid;
+        let mut hops = 0;
+        while cur != x {
+            cur = *ppid_of
+                .get(&cur)
+                .unwrap_or_else(|| panic!("{sampler}: {p:?} does not descend from {x}"));
+            hops += 1;
+            assert!(hops < 64, "ppid loop at {p:?}");
+        }
+    }
+}
+
+#[test]
+fn pid_scope_records_only_that_tree_procfs() {
+    check_pid_scope("procfs");
+}
+
+#[test]
+fn pid_scope_records_only_that_tree_ebpf() {
+    require_ebpf!();
+    check_pid_scope("ebpf");
+}
+
+fn check_never_records_itself(sampler: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("all-{sampler}.memleak"));
+    let child = Command::new(memleak_bin())
+        .args([
+            "record",
+            "-q",
+            "--all",
+            "--sampler",
+            sampler,
+            "--interval",
+            "100ms",
+            "-d",
+            "1500ms",
+            "-o",
+        ])
+        .arg(&out)
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let me = child.id();
+    let o = child.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rec = Recording::open(&out).unwrap();
+    assert!(
+        rec.processes.len() > 3,
+        "the machine's processes are recorded: {}",
+        rec.processes.len()
+    );
+    assert!(
+        rec.processes.iter().any(|p| p.id.pid == std::process::id()),
+        "{sampler}: this test process is recorded (the scope works)"
+    );
+    let mine: Vec<_> = rec.processes.iter().filter(|p| p.id.pid == me).collect();
+    assert!(
+        mine.is_empty(),
+        "{sampler}: memleak recorded itself: {mine:?}"
+    );
+}
+
+#[test]
+fn all_scope_never_records_memleak_itself_procfs() {
+    check_never_records_itself("procfs");
+}
+
+#[test]
+fn all_scope_never_records_memleak_itself_ebpf() {
+    require_ebpf!();
+    check_never_records_itself("ebpf");
+}
+
+/// A recording whose text fields carry shell syntax and terminal escapes,
+/// with one process leaking so every report lists it.
+fn hostile_recording(path: &Path, evil: &str) {
+    let mut w = Writer::create(path).unwrap();
+    for (k, v) in [
+        ("host", evil),
+        ("kernel", evil),
+        ("sampler", "ebpf"),
+        ("sampler_reason", evil),
+        ("interval_ns", "500000000"),
+        ("start_ns", "1000000000"),
+        ("mem_total", "8589934592"),
+        ("scope", evil),
+        ("command", evil),
+        ("exit_code", "0"),
+    ] {
+        w.set_meta(k, v).unwrap();
+    }
+    w.note(1_000_000_000, evil).unwrap();
+    w.add_markers(&[(1_000_000_000, "begin", evil)]).unwrap();
+    for i in 0..80u64 {
+        let t = 1_000_000_000 + i * 500_000_000;
+        let obs: Vec<Observation> = (0..2u32)
+            .map(|p| Observation {
+                id: ProcId {
+                    pid: 4242 + p,
+                    start_ns: 900_000_000,
+                },
+                at_ns: t,
+                mem: Mem {
+                    vm: (100 << 20) + ((i * 10) << 20) * u64::from(p == 0),
+                    rss_anon: (50 << 20) + ((i * 10) << 20) * u64::from(p == 0),
+                    ..Mem::default()
+                },
+                meta: ProcMeta {
+                    ppid: 1,
+                    comm: evil.chars().take(15).collect(),
+                    cmdline: Some(evil.to_string()),
+                },
+                exit: (i == 79).then_some(Exit {
+                    at_ns: t,
+                    code: Some(0),
+                }),
+            })
+            .collect();
+        w.write_snapshot(t, &obs).unwrap();
+    }
+    w.set_counters(&vec![("procs_map_full", 0)]).unwrap();
+    w.finish(41_000_000_000).unwrap();
+}
+
+#[test]
+fn recorded_text_is_never_executed_nor_sent_raw_to_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display().to_string();
+    let evil = format!(
+        "$(touch {d}/pwned1)`touch {d}/pwned2`;touch {d}/pwned3|touch {d}/pwned4&&touch {d}/pwned5 \
+         \u{1b}[2J\u{1b}]0;owned\u{7}\r\n::error::forged annotation\n"
+    );
+    let rec = dir.path().join("hostile.memleak");
+    hostile_recording(&rec, &evil);
+    let html = dir.path().join("html");
+    let runs: Vec<Vec<String>> = vec![
+        vec!["info".into(), "-p".into()],
+        vec!["analyze".into()],
+        vec!["analyze".into(), "--format".into(), "json".into()],
+        vec!["analyze".into(), "--format".into(), "junit".into()],
+        vec!["analyze".into(), "--format".into(), "github".into()],
+        vec![
+            "analyze".into(),
+            "--format".into(),
+            "html".into(),
+            "--report".into(),
+            html.display().to_string(),
+        ],
+    ];
+    let mut saw_leak_listed = false;
+    for args in &runs {
+        let o = Command::new(memleak_bin())
+            .args(args)
+            .arg(&rec)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        let what = format!("memleak {}", args.join(" "));
+        assert!(
+            o.status.success(),
+            "{what}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        for (stream, bytes) in [("stdout", &o.stdout), ("stderr", &o.stderr)] {
+            let text = String::from_utf8_lossy(bytes);
+            assert!(
+                !text.contains('\u{1b}'),
+                "{what}: raw ESC on {stream}: {text:?}"
+            );
+            assert!(!text.contains('\u{7}'), "{what}: raw BEL on {stream}");
+            assert!(
+                !text.lines().any(|l| l.starts_with("::error::forged")),
+                "{what}: a recorded newline forged a line on {stream}: {text}"
+            );
+        }
+        saw_leak_listed |= String::from_utf8_lossy(&o.stdout).contains("pwned1");
+    }
+    assert!(
+        saw_leak_listed,
+        "the hostile text was displayed (escaped) somewhere"
+    );
+    for entry in walk(dir.path()) {
+        if entry.ends_with(".html") || entry.ends_with(".svg") {
+            let text = std::fs::read_to_string(&entry).unwrap();
+            assert!(!text.contains('\u{1b}'), "{entry}: raw ESC");
+            assert!(
+                !text.contains("<touch") && !text.contains("\";touch"),
+                "{entry}"
+            );
+        }
+    }
+    for i in 1..=5 {
+        assert!(
+            !dir.path().join(format!("pwned{i}")).exists(),
+            "something from the recording was executed (pwned{i})"
+        );
+    }
+    // Nothing was run: no process named after the payload lingers either.
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(!dir.path().join("pwned1").exists());
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                out.extend(walk(&p));
+            } else {
+                out.push(p.display().to_string());
+            }
+        }
+    }
+    out
+}
