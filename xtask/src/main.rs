@@ -4,7 +4,8 @@
 //!   bpf-linker) and mount tracefs;
 //! - `demo`: build and run `memleak run` around a leaking and a stable workload;
 //! - `test`: fmt, clippy (host and eBPF), `cargo test` — what CI runs;
-//! - `bench`: run a named benchmark and keep its output in `bench-results/`.
+//! - `bench`: run a named benchmark and keep its output in `bench-results/`;
+//! - `soak`: the reliability soak test for N minutes.
 
 mod apt;
 mod bench;
@@ -12,6 +13,7 @@ mod checks;
 mod demo;
 mod run;
 mod setup;
+mod soak;
 
 use clap::{Parser, Subcommand};
 
@@ -39,6 +41,9 @@ enum Cmd {
     Test,
     /// Run a benchmark; output is also saved under bench-results/.
     Bench(bench::Args),
+    /// Soak test: thousands of short processes for N minutes under the eBPF
+    /// sampler; recorder memory flat, no leaked map entries, none missing.
+    Soak(soak::Args),
 }
 
 fn main() {
@@ -49,6 +54,7 @@ fn main() {
         Cmd::Demo(args) => demo::demo(&args),
         Cmd::Test => checks::test(),
         Cmd::Bench(args) => bench::bench(&args),
+        Cmd::Soak(args) => soak::soak(&args),
     };
     if let Err(err) = result {
         eprintln!("xtask: error: {err}");
