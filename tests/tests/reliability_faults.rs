@@ -237,7 +237,9 @@ fn disk_full_stops_with_a_clear_error_and_keeps_the_recording() {
         .collect();
     assert_eq!(errors.len(), 1, "one error line: {stderr}");
     assert!(
-        errors[0].contains("disk is full") && errors[0].contains("full.memleak"),
+        errors[0].contains("disk is full")
+            && errors[0].contains("full.memleak")
+            && errors[0].contains(&mnt.display().to_string()),
         "the error says the disk is full and names the file: {stderr}"
     );
     // What was committed before the disk filled is readable.

@@ -56,7 +56,7 @@ fn soak_many_short_processes() {
         .unwrap_or(45);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("soak.memleak");
-    let mut child = Command::new(memleak_bin())
+    let child = Command::new(memleak_bin())
         .args([
             "record",
             "-q",

@@ -47,7 +47,7 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         "duration    {:.1} s{}",
         m.duration_s(last_tick),
         if m.end_ns.is_none() {
-            " (no clean end: the recorder was killed or is still running)"
+            " (no clean end: the recorder was killed, stopped by an error such as a full disk, or is still running)"
         } else {
             ""
         }

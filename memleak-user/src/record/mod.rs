@@ -223,6 +223,12 @@ pub fn record_until(
     // group; SIGTERM sent to us alone did not), then wait so `run` can still
     // return the command's exit code.
     if let (Some(pid), None) = (child, status) {
+        if let (Some(e), false) = (&storage_error, interrupted) {
+            // Say so now, not only when the command ends (maybe hours later).
+            eprintln!(
+                "memleak: warning: {e}; the command (pid {pid}) keeps running, unrecorded, until it ends"
+            );
+        }
         if interrupted {
             // SAFETY: signalling our own child.
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };

@@ -40,8 +40,8 @@ pub enum StoreError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("{path}: the disk is full; recording stopped, data up to the last snapshot is kept")]
-    DiskFull { path: PathBuf },
+    #[error("{path}: the disk is full (no space left on the file system mounted at {mount}); recording stopped, data up to the last snapshot is kept")]
+    DiskFull { path: PathBuf, mount: String },
     #[error("{path}: cannot create the recording: {source}")]
     Create {
         path: PathBuf,
@@ -72,7 +72,10 @@ impl StoreError {
                 path,
                 why: "not an SQLite database".into(),
             },
-            Some(ErrorCode::DiskFull) => StoreError::DiskFull { path },
+            Some(ErrorCode::DiskFull) => {
+                let mount = mount_point(&path).unwrap_or_else(|| "?".into());
+                StoreError::DiskFull { path, mount }
+            }
             Some(ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
                 path,
                 why: one_line(&e.to_string()),
@@ -92,4 +95,22 @@ impl StoreError {
 /// Error text on one line: SQLite messages may quote multi-line SQL.
 fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The mount point of the file system holding `path` (longest matching
+/// entry of /proc/self/mounts), to name the disk that filled up.
+fn mount_point(path: &std::path::Path) -> Option<String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => std::path::Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+    mounts
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        // /proc/mounts escapes spaces and friends as octal (\040).
+        .map(|m| m.replace("\\040", " ").replace("\\011", "\t"))
+        .filter(|m| dir.starts_with(m))
+        .max_by_key(|m| m.len())
 }
