@@ -284,3 +284,124 @@ proptest! {
         check_config(&format!("[analysis]\n{key} = {value}\n"));
     }
 }
+
+/// A value SQLite may hold in any column.
+fn sql_value() -> impl Strategy<Value = rusqlite::types::Value> {
+    use rusqlite::types::Value;
+    prop_oneof![
+        Just(Value::Null),
+        prop_oneof![
+            Just(0i64),
+            Just(-1),
+            Just(1),
+            Just(i64::MAX),
+            Just(i64::MIN),
+            Just(1 << 60),
+            any::<i64>()
+        ]
+        .prop_map(Value::Integer),
+        prop_oneof![
+            Just(f64::NAN),
+            Just(f64::INFINITY),
+            Just(-0.0),
+            any::<f64>()
+        ]
+        .prop_map(Value::Real),
+        "[ -~]{0,8}".prop_map(Value::Text),
+        prop::collection::vec(any::<u8>(), 0..8).prop_map(Value::Blob),
+    ]
+}
+
+const CELLS: &[(&str, &str)] = &[
+    ("samples", "t_ns"),
+    ("samples", "vm"),
+    ("samples", "rss_anon"),
+    ("samples", "proc_id"),
+    ("ticks", "t_ns"),
+    ("processes", "pid"),
+    ("processes", "start_ns"),
+    ("processes", "ppid"),
+    ("processes", "comm"),
+    ("processes", "cmdline"),
+    ("processes", "exit_ns"),
+    ("processes", "exit_code"),
+    ("names", "t_ns"),
+    ("names", "comm"),
+    ("markers", "t_ns"),
+    ("markers", "kind"),
+    ("counters", "value"),
+    ("notes", "text"),
+];
+
+const META_KEYS: &[&str] = &[
+    "interval_ns",
+    "start_ns",
+    "end_ns",
+    "start_unix",
+    "mem_total",
+    "swap_total",
+    "cgroup_max",
+    "rlimit_as",
+    "exit_code",
+    "page_size",
+];
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+    /// Well-formed SQLite with odd contents (NULLs, extremes, wrong types,
+    /// any meta value): typed errors or a report, never a panic.
+    #[test]
+    fn odd_values_never_panic(
+        cells in prop::collection::vec(
+            (prop::sample::select(CELLS), 0i64..130, sql_value()), 0..4),
+        metas in prop::collection::vec(
+            (prop::sample::select(META_KEYS), prop_oneof![
+                any::<i64>().prop_map(|v| v.to_string()),
+                Just("0".to_string()), Just("-1".to_string()),
+                Just("18446744073709551615".to_string()), Just("NaN".to_string()),
+                Just("inf".to_string()), Just("1e308".to_string()),
+                "[ -~]{0,6}",
+            ]), 0..4),
+    ) {
+        let dir = tempfile::tempdir().unwrap();
+        let p = scratch(dir.path(), valid_recording());
+        {
+            let c = rusqlite::Connection::open(&p).unwrap();
+            for ((table, col), row, v) in &cells {
+                // samples and names are WITHOUT ROWID tables.
+                let key = match *table {
+                    "samples" | "names" => "proc_id, t_ns",
+                    _ => "rowid",
+                };
+                let r = c.execute(
+                    &format!("UPDATE {table} SET {col} = ?1 WHERE ({key}) IN
+                              (SELECT {key} FROM {table} LIMIT 1 OFFSET ?2)"),
+                    rusqlite::params![v, row],
+                );
+                // Only the schema's own constraints (NOT NULL, keys) may refuse.
+                // (an INTEGER PRIMARY KEY takes integers only).
+                if let Err(e) = r {
+                    prop_assert!(
+                        matches!(
+                            e.sqlite_error_code(),
+                            Some(rusqlite::ErrorCode::ConstraintViolation
+                                | rusqlite::ErrorCode::TypeMismatch)
+                        ),
+                        "{}", e
+                    );
+                }
+            }
+            for (k, v) in &metas {
+                c.execute(
+                    "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    rusqlite::params![k, v],
+                ).unwrap();
+            }
+        }
+        if let Err(e) = read_everything(&p) {
+            check_error_message(&e, &p);
+        }
+    }
+}
