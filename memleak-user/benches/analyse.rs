@@ -1,9 +1,14 @@
-//! `cargo bench -p memleak-user --bench analyse`: the analyser's cost on a
-//! synthetic, recording-free input of 1,000 processes × 3,600 samples
-//! (rss and vm each), through the pure per-series function
-//! `memleak::analyse::analyse_series` (pre-processing + LBR + the linfa
-//! refit of each chosen window). The original tool took ~5 min for ~280
-//! processes × a 50 s recording.
+//! `cargo bench -p memleak-user --bench analyse [-- --procs N --repeats R]`:
+//! the analyser's cost on a synthetic, recording-free input of N processes
+//! (default 1,000) × 3,600 samples (rss and vm each), through the pure
+//! per-series function `memleak::analyse::analyse_series` (pre-processing +
+//! LBR + the linfa refit of each chosen window). Each process's series are
+//! generated just before they are analysed and only the analysis is timed,
+//! so the input never has to fit in memory at once. The original tool took
+//! ~5 min for ~280 processes × a 50 s recording.
+//!
+//! Last line: `RESULT {json}` with every repeat's seconds and this
+//! process's peak RSS (VmHWM), for `cargo xtask bench analyse`.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -11,7 +16,6 @@ use std::time::Instant;
 use memleak::analyse::limits::{Limit, LimitSource};
 use memleak::analyse::{analyse_series, Metric, SeriesInput, Settings, Verdict};
 
-const PROCESSES: usize = 1000;
 const SAMPLES: usize = 3600;
 const MIB: f64 = 1024.0 * 1024.0;
 
@@ -40,27 +44,48 @@ fn series(p: usize, seed: &mut u64) -> (Vec<f64>, Vec<f64>) {
     (rss, vm)
 }
 
-fn main() {
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn vm_hwm_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn run(processes: usize) -> (f64, usize) {
     let t: Vec<f64> = (0..SAMPLES).map(|i| i as f64).collect();
     let mut seed = 7u64;
-    let data: Vec<(Vec<f64>, Vec<f64>)> = (0..PROCESSES).map(|p| series(p, &mut seed)).collect();
     let settings = Settings::default();
     let limit = Limit {
         bytes: Some(4.0 * 1024.0 * MIB),
         source: LimitSource::MemTotal,
     };
-    let start = Instant::now();
+    let mut secs = 0.0;
     let mut leaks = 0usize;
-    for (rss, vm) in &data {
+    for p in 0..processes {
+        let (rss, vm) = series(p, &mut seed);
+        let start = Instant::now();
         let inputs = [
             SeriesInput {
                 metric: Metric::Rss,
-                values: rss,
+                values: &rss,
                 limit,
             },
             SeriesInput {
                 metric: Metric::Vm,
-                values: vm,
+                values: &vm,
                 limit,
             },
         ];
@@ -69,10 +94,27 @@ fn main() {
             leaks += 1;
         }
         black_box(findings);
+        secs += start.elapsed().as_secs_f64();
     }
-    let secs = start.elapsed().as_secs_f64();
+    (secs, leaks)
+}
+
+fn main() {
+    let processes = arg("--procs", 1000);
+    let repeats = arg("--repeats", 3).max(1);
+    let mut all = Vec::new();
+    for _ in 0..repeats {
+        let (secs, leaks) = run(processes);
+        println!(
+            "analyse {processes}x{SAMPLES}: {secs:.3} s ({:.0} processes/s; 2 metrics per process, {leaks} processes flagged)",
+            processes as f64 / secs
+        );
+        all.push(secs);
+    }
+    let list: Vec<String> = all.iter().map(|s| format!("{s:.4}")).collect();
     println!(
-        "analyse {PROCESSES}x{SAMPLES}: {secs:.3} s ({:.0} series/s; 2 metrics per process, {leaks} processes flagged)",
-        PROCESSES as f64 / secs
+        "RESULT {{\"procs\": {processes}, \"samples\": {SAMPLES}, \"secs\": [{}], \"vmhwm_kib\": {}}}",
+        list.join(", "),
+        vm_hwm_kib()
     );
 }

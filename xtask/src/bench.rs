@@ -1,116 +1,225 @@
-//! `cargo xtask bench [NAME...]`: run benchmarks and keep their output in
-//! `bench-results/<name>-<unix time>.txt` (gitignored).
+//! `cargo xtask bench [all|overhead|sampler-cost|size|analyse]`: measure
+//! memleak against the alternatives and keep the results in
+//! `bench-results/<name>-<unix time>.{txt,json}` (gitignored).
+//!
+//! - `overhead`: wall time of a page-fault-heavy and a malloc-heavy workload
+//!   alone vs. under memleak (eBPF, procfs) and a psutil poller (1 s, 5 ms);
+//! - `sampler-cost`: CPU of `memleak record --all` with 100 / 1,000 / 5,000
+//!   idle and 100 busy extra processes, eBPF vs. procfs;
+//! - `size`: the same recordings' bytes per process-hour and the recorder's
+//!   peak memory;
+//! - `analyse`: analysis time and peak memory, 1,000 and 10,000 processes ×
+//!   3,600 samples in memory, and `memleak analyze` on a real file.
+//!
+//! The workloads are `memleak-bench` (crate `bench/`); the poller and the
+//! recording statistics are Python scripts in `bench/` (psutil is installed
+//! with pip when missing).
 
-use crate::run::{cargo, display, root};
+mod analyse;
+mod cost;
+mod overhead;
+mod util;
+
+use crate::run::{cargo, output, root, run, target_dir};
 use anyhow::{bail, Context, Result};
-use std::io::{BufRead, BufReader, Write};
-use std::process::Stdio;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-/// A benchmark xtask knows how to run. Add a row to add one.
-struct Bench {
-    name: &'static str,
-    package: &'static str,
-    /// The package's directory, relative to the workspace root.
-    dir: &'static str,
-    /// The `[[bench]]` target (file `benches/<target>.rs` of `package`).
-    target: &'static str,
-    about: &'static str,
-}
-
-const BENCHES: &[Bench] = &[Bench {
-    name: "analyse",
-    package: "memleak-user",
-    dir: "memleak-user",
-    target: "analyse",
-    about: "analyser throughput (pre-processing + regression) on synthetic recordings",
-}];
+const KNOWN: [&str; 5] = ["all", "overhead", "sampler-cost", "size", "analyse"];
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Benchmarks to run (default: all). Known: analyse.
+    /// Benchmarks to run (default: all): overhead, sampler-cost, size, analyse.
     names: Vec<String>,
-    /// Extra arguments for the bench harness (after `--`).
-    #[arg(last = true)]
-    harness_args: Vec<String>,
+    /// Rounds of the overhead benchmark (and runs of the analysis ones).
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Measured seconds per case of sampler-cost/size (after a 3 s warm-up).
+    #[arg(long, default_value_t = 30)]
+    seconds: u64,
+    /// Also write and analyse a 10,000-process recording file (~1.5 GB,
+    /// a few minutes the first time; cached under target/bench-cache).
+    #[arg(long)]
+    big_file: bool,
+}
+
+/// Paths of what the benchmarks run.
+pub struct Bins {
+    pub memleak: PathBuf,
+    pub bench: PathBuf,
+    pub poller: PathBuf,
+    pub recstats: PathBuf,
+    pub target: PathBuf,
+}
+
+/// Text and JSON results of one `cargo xtask bench` invocation.
+pub struct Report {
+    text: Vec<String>,
+    pub json: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Report {
+    pub fn line(&mut self, s: &str) {
+        println!("{s}");
+        self.text.push(s.to_string());
+    }
 }
 
 pub fn bench(args: &Args) -> Result<()> {
-    let selected: Vec<&Bench> = if args.names.is_empty() || args.names.iter().any(|n| n == "all") {
-        BENCHES.iter().collect()
-    } else {
-        args.names
-            .iter()
-            .map(|n| {
-                BENCHES.iter().find(|b| b.name == n).with_context(|| {
-                    let known: Vec<_> = BENCHES.iter().map(|b| b.name).collect();
-                    format!("unknown benchmark `{n}`; known: {}", known.join(", "))
-                })
-            })
-            .collect::<Result<_>>()?
+    for n in &args.names {
+        if !KNOWN.contains(&n.as_str()) {
+            bail!("unknown benchmark `{n}`; known: {}", KNOWN.join(", "));
+        }
+    }
+    let want = |n: &str| args.names.is_empty() || args.names.iter().any(|x| x == n || x == "all");
+    let started = Instant::now();
+    run(
+        &mut cargo([
+            "build",
+            "--release",
+            "-p",
+            "memleak-user",
+            "--bin",
+            "memleak",
+            "-p",
+            "memleak-bench",
+        ]),
+        "read the compiler errors above; `cargo xtask setup` must have succeeded",
+    )
+    .context("building memleak and memleak-bench failed")?;
+    let build_s = started.elapsed().as_secs_f64();
+    let release = target_dir().join("release");
+    let bins = Bins {
+        memleak: release.join("memleak"),
+        bench: release.join("memleak-bench"),
+        poller: root().join("bench").join("psutil_poller.py"),
+        recstats: root().join("bench").join("recstats.py"),
+        target: target_dir(),
     };
+    if want("overhead") {
+        ensure_psutil()?;
+    }
+    let mut report = Report {
+        text: Vec::new(),
+        json: serde_json::Map::new(),
+    };
+    let machine = machine();
+    report.line(&format!(
+        "# memleak benchmarks — {}",
+        machine["date"].as_str().unwrap_or("")
+    ));
+    report.line(&format!(
+        "machine: {} × {} cores, {} MiB RAM, kernel {}; load average at start {}",
+        machine["cpu"].as_str().unwrap_or("?"),
+        machine["cores"],
+        machine["mem_mib"],
+        machine["kernel"].as_str().unwrap_or("?"),
+        machine["loadavg"].as_str().unwrap_or("?")
+    ));
+    report.line("");
+    report.json.insert("machine".into(), machine);
+
+    if want("overhead") {
+        overhead::run(&bins, args.repeats.max(1), &mut report)?;
+    }
+    let (cost, size) = (want("sampler-cost"), want("size"));
+    if cost || size {
+        cost::run(&bins, args.seconds.max(3), &mut report, cost, size)?;
+    }
+    if want("analyse") {
+        analyse::run(&bins, args.repeats.max(1), args.big_file, &mut report)?;
+    }
+    report.line(&format!(
+        "bench time {:.0} s (plus {build_s:.0} s building); load average at end {}",
+        started.elapsed().as_secs_f64() - build_s,
+        loadavg()
+    ));
+    save(args, &report)
+}
+
+fn save(args: &Args, report: &Report) -> Result<()> {
     let out_dir = root().join("bench-results");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("could not create {}", out_dir.display()))?;
-    for b in selected {
-        run_bench(b, &args.harness_args, &out_dir)?;
-    }
-    Ok(())
-}
-
-fn run_bench(b: &Bench, harness_args: &[String], out_dir: &std::path::Path) -> Result<()> {
-    let file = root()
-        .join(b.dir)
-        .join("benches")
-        .join(format!("{}.rs", b.target));
-    if !file.is_file() {
-        println!(
-            "xtask bench: {} skipped: {} does not exist yet",
-            b.name,
-            file.strip_prefix(root()).unwrap_or(&file).display()
-        );
-        return Ok(());
-    }
-    println!("xtask bench: {} — {}", b.name, b.about);
-    let mut cmd = cargo(["bench", "-p", b.package, "--bench", b.target]);
-    if !harness_args.is_empty() {
-        cmd.arg("--").args(harness_args);
-    }
     let stamp = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let path = out_dir.join(format!("{}-{stamp}.txt", b.name));
-    let mut log = std::fs::File::create(&path)
-        .with_context(|| format!("could not create {}", path.display()))?;
-    writeln!(log, "$ {}", display(&cmd))?;
-
-    println!("$ {}", display(&cmd));
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .spawn()
-        .with_context(|| format!("could not start `{}`", display(&cmd)))?;
-    // Tee the harness's stdout (the results) to the terminal and the file;
-    // cargo's own progress goes to stderr and is not kept.
-    if let Some(stdout) = child.stdout.take() {
-        for line in BufReader::new(stdout).lines() {
-            let line = line.context("reading benchmark output")?;
-            println!("{line}");
-            writeln!(log, "{line}")?;
-        }
+    let name = if args.names.is_empty() {
+        "all".to_string()
+    } else {
+        args.names.join("+")
+    };
+    let txt = out_dir.join(format!("{name}-{stamp}.txt"));
+    let mut f = std::fs::File::create(&txt)?;
+    for l in &report.text {
+        writeln!(f, "{l}")?;
     }
-    let status = child.wait().context("waiting for cargo bench")?;
-    if !status.success() {
-        bail!(
-            "`{}` failed ({status}); partial output in {}\n  how to fix: read the errors above",
-            display(&cmd),
-            path.display()
-        );
-    }
+    let js = out_dir.join(format!("{name}-{stamp}.json"));
+    std::fs::write(
+        &js,
+        serde_json::to_string_pretty(&serde_json::Value::Object(report.json.clone()))?,
+    )?;
     println!(
-        "xtask bench: {} results saved to {}",
-        b.name,
-        path.display()
+        "xtask bench: results saved to {} and {}",
+        txt.display(),
+        js.display()
     );
     Ok(())
+}
+
+fn ensure_psutil() -> Result<()> {
+    let ok = Command::new("python3")
+        .args(["-c", "import psutil"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        run(
+            Command::new("python3").args(["-m", "pip", "install", "--quiet", "psutil"]),
+            "install psutil for python3 (pip install psutil)",
+        )?;
+    }
+    Ok(())
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
+}
+
+fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find_map(|l| l.strip_prefix("model name"))
+        .map(|v| v.trim_start_matches([' ', '\t', ':']).to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let mem_mib = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("MemTotal:"))
+                .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        })
+        .unwrap_or(0)
+        / 1024;
+    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    let date = output(
+        Command::new("date").args(["-u", "+%Y-%m-%d %H:%M UTC"]),
+        "date(1) is missing",
+    )
+    .unwrap_or_default()
+    .trim()
+    .to_string();
+    serde_json::json!({"cpu": cpu, "cores": cores, "mem_mib": mem_mib, "kernel": kernel,
+                       "date": date, "loadavg": loadavg()})
 }

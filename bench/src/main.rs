@@ -1,0 +1,211 @@
+//! `memleak-bench`: the workloads `cargo xtask bench` measures memleak with.
+//!
+//! - `faults --mib N --rounds R`: mmap N MiB, touch every page, munmap, R
+//!   times (about one `kmem/rss_stat` event per page);
+//! - `malloc --ops N`: N malloc/free pairs of mixed sizes, each block touched;
+//! - `idle --count N`: N idle child processes (blocked in `pause()`);
+//! - `busy --count N --period-ms P`: N children that each allocate, touch
+//!   and free 64 KiB–1 MiB every P ms.
+//!
+//! `faults` and `malloc` print one JSON line, `{"work_s": ...}`: the wall
+//! time of the work loop alone (start-up excluded). `idle` and `busy` print
+//! `ready N` once every child runs, then hold until stdin closes (or a
+//! signal); the children die with the parent (`PR_SET_PDEATHSIG`).
+
+use std::io::{Read, Write};
+use std::time::Instant;
+
+fn usage() -> ! {
+    eprintln!(
+        "usage: memleak-bench faults [--mib N] [--rounds R]\n       \
+         memleak-bench malloc [--ops N]\n       \
+         memleak-bench idle --count N\n       \
+         memleak-bench busy --count N [--period-ms P]"
+    );
+    std::process::exit(2)
+}
+
+fn arg(args: &[String], name: &str, default: u64) -> u64 {
+    match args.iter().position(|a| a == name) {
+        Some(i) => args
+            .get(i + 1)
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| usage()),
+        None => default,
+    }
+}
+
+/// A small xorshift generator: deterministic, no dependency.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        let mut x = self.0;
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        self.0 = x;
+        x
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+const PAGE: usize = 4096;
+
+fn faults(mib: u64, rounds: u64) {
+    let len = (mib as usize) << 20;
+    let start = Instant::now();
+    for _ in 0..rounds {
+        // SAFETY: anonymous private mapping we own, unmapped below.
+        unsafe {
+            let p = libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            );
+            assert!(p != libc::MAP_FAILED, "mmap failed");
+            let b = p.cast::<u8>();
+            let mut off = 0;
+            while off < len {
+                std::ptr::write_volatile(b.add(off), 1);
+                off += PAGE;
+            }
+            libc::munmap(p, len);
+        }
+    }
+    report(start);
+}
+
+fn malloc_heavy(ops: u64) {
+    const SLOTS: usize = 1024;
+    let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let mut slots: Vec<(*mut u8, usize)> = vec![(std::ptr::null_mut(), 0); SLOTS];
+    let start = Instant::now();
+    for _ in 0..ops {
+        let i = rng.below(SLOTS as u64) as usize;
+        // 80% small blocks (16 B–1 KiB), 20% large (4 KiB–256 KiB; glibc
+        // serves the biggest with mmap, so the address space moves too).
+        let size = if rng.below(5) < 4 {
+            16 + rng.below(1008) as usize
+        } else {
+            4096 + rng.below(252 * 1024) as usize
+        };
+        // SAFETY: blocks come from malloc and go back to free exactly once.
+        unsafe {
+            libc::free(slots[i].0.cast());
+            let p = libc::malloc(size).cast::<u8>();
+            assert!(!p.is_null(), "malloc failed");
+            let mut off = 0;
+            while off < size {
+                std::ptr::write_volatile(p.add(off), 1);
+                off += PAGE;
+            }
+            std::ptr::write_volatile(p.add(size - 1), 1);
+            slots[i] = (p, size);
+        }
+    }
+    for (p, _) in slots {
+        // SAFETY: as above.
+        unsafe { libc::free(p.cast()) };
+    }
+    report(start);
+}
+
+fn report(start: Instant) {
+    println!("{{\"work_s\": {:.6}}}", start.elapsed().as_secs_f64());
+}
+
+/// Forks `count` children running `body`; they die with this process.
+fn fleet(count: u64, body: impl Fn(u64)) {
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
+    for i in 0..count {
+        // SAFETY: single-threaded parent; the child only calls
+        // async-signal-safe functions and plain computation before `body`.
+        match unsafe { libc::fork() } {
+            -1 => {
+                eprintln!(
+                    "memleak-bench: fork failed after {i} children: {}",
+                    std::io::Error::last_os_error()
+                );
+                std::process::exit(1);
+            }
+            0 => unsafe {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                if libc::getppid() != parent {
+                    libc::_exit(0);
+                }
+                body(i);
+                libc::_exit(0)
+            },
+            _ => {}
+        }
+    }
+    println!("ready {count}");
+    let _ = std::io::stdout().flush();
+    // Hold until stdin closes (the bench harness keeps a pipe open).
+    let mut sink = [0u8; 64];
+    let mut stdin = std::io::stdin();
+    while matches!(stdin.read(&mut sink), Ok(n) if n > 0) {}
+}
+
+fn idle_child(_: u64) -> ! {
+    loop {
+        // SAFETY: no preconditions.
+        unsafe { libc::pause() };
+    }
+}
+
+fn busy_child(i: u64, period_ms: u64) -> ! {
+    let mut rng = Rng(0x2545_F491_4F6C_DD1D ^ (i + 1).wrapping_mul(0x9E37_79B9));
+    let mut ring: [(*mut u8, usize); 4] = [(std::ptr::null_mut(), 0); 4];
+    let mut k = 0usize;
+    // Spread the children's phases over the period.
+    let pause = |ms: u64| {
+        let ts = libc::timespec {
+            tv_sec: (ms / 1000) as libc::time_t,
+            tv_nsec: ((ms % 1000) * 1_000_000) as libc::c_long,
+        };
+        // SAFETY: valid timespec.
+        unsafe { libc::nanosleep(&ts, std::ptr::null_mut()) };
+    };
+    pause(rng.below(period_ms.max(1)));
+    loop {
+        let size = 64 * 1024 + rng.below(960 * 1024) as usize;
+        // SAFETY: blocks come from malloc and go back to free exactly once.
+        unsafe {
+            libc::free(ring[k].0.cast());
+            let p = libc::malloc(size).cast::<u8>();
+            if !p.is_null() {
+                let mut off = 0;
+                while off < size {
+                    std::ptr::write_volatile(p.add(off), 1);
+                    off += PAGE;
+                }
+            }
+            ring[k] = (p, size);
+        }
+        k = (k + 1) % ring.len();
+        pause(period_ms);
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let Some(cmd) = args.first() else { usage() };
+    match cmd.as_str() {
+        "faults" => faults(arg(&args, "--mib", 64), arg(&args, "--rounds", 40)),
+        "malloc" => malloc_heavy(arg(&args, "--ops", 2_000_000)),
+        "idle" => fleet(arg(&args, "--count", 100), |i| idle_child(i)),
+        "busy" => {
+            let period = arg(&args, "--period-ms", 50);
+            fleet(arg(&args, "--count", 100), move |i| busy_child(i, period))
+        }
+        _ => usage(),
+    }
+}

@@ -1,0 +1,121 @@
+//! `cargo bench -p memleak-user --bench gen_recording -- --out FILE
+//! [--procs N] [--samples S]`: writes a synthetic recording through the real
+//! store `Writer` (one snapshot per second, every process changing at every
+//! snapshot: the worst case for size and for the reader), so that
+//! `cargo xtask bench analyse` can time `memleak analyze` as a whole process
+//! on it. Does nothing when FILE exists already (xtask caches it under
+//! `target/`). Prints `RESULT {json}` with the file size and write time.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use memleak::sample::{Mem, Observation, ProcId, ProcMeta};
+use memleak::store::Writer;
+
+const MIB: f64 = 1024.0 * 1024.0;
+const PAGE: u64 = 4096;
+
+fn arg(name: &str) -> Option<String> {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .cloned()
+}
+
+/// Same shapes as the `analyse` bench: leaks, flat noise, sawtooth, steps.
+fn rss_at(p: usize, i: usize, noise: f64) -> f64 {
+    let t = i as f64;
+    let base = 50.0 * MIB + p as f64 * MIB;
+    match p % 4 {
+        0 => base + 0.5 * MIB * t + 64.0 * 1024.0 * noise,
+        1 => base + 256.0 * 1024.0 * noise,
+        2 => base + 20.0 * MIB * ((t % 120.0) / 120.0) + 1024.0 * t,
+        _ => base + if t > 1800.0 { 30.0 * MIB } else { 0.0 },
+    }
+}
+
+fn main() {
+    let Some(out) = arg("--out").map(PathBuf::from) else {
+        eprintln!("gen_recording: --out FILE is required");
+        std::process::exit(2);
+    };
+    let procs: usize = arg("--procs").and_then(|v| v.parse().ok()).unwrap_or(1000);
+    let samples: usize = arg("--samples")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(3600);
+    if out.exists() {
+        println!("RESULT {{\"cached\": true}}");
+        return;
+    }
+    let tmp = out.with_extension("partial");
+    let _ = std::fs::remove_file(&tmp);
+    let started = Instant::now();
+    let mut w = Writer::create(&tmp).expect("create recording");
+    let start_ns: u64 = 1_000_000_000_000;
+    for (k, v) in [
+        ("host", "bench"),
+        ("kernel", "synthetic"),
+        ("sampler", "ebpf"),
+        (
+            "sampler_reason",
+            "synthetic recording (gen_recording bench)",
+        ),
+        ("interval_ns", "1000000000"),
+        ("scope", "all"),
+        ("page_size", "4096"),
+        ("mem_total", &(8u64 << 30).to_string()),
+        ("swap_total", "0"),
+    ] {
+        w.set_meta(k, v).expect("meta");
+    }
+    w.set_meta("start_ns", &start_ns.to_string()).expect("meta");
+    w.set_meta("start_unix", "1700000000.0").expect("meta");
+    let mut seed = 7u64;
+    let mut noise = || {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        ((seed >> 11) as f64 / (1u64 << 53) as f64) * 2.0 - 1.0
+    };
+    let metas: Vec<ProcMeta> = (0..procs)
+        .map(|p| ProcMeta {
+            ppid: 1,
+            comm: format!("proc{p}"),
+            cmdline: Some(format!("/usr/bin/proc{p} --serve")),
+        })
+        .collect();
+    let mut obs: Vec<Observation> = Vec::with_capacity(procs);
+    for i in 0..samples {
+        let t_ns = start_ns + (i as u64 + 1) * 1_000_000_000;
+        obs.clear();
+        for (p, meta) in metas.iter().enumerate() {
+            let rss = (rss_at(p, i, noise()).max(0.0) as u64) / PAGE * PAGE;
+            obs.push(Observation {
+                id: ProcId {
+                    pid: 1000 + p as u32,
+                    start_ns: start_ns - 1_000_000,
+                },
+                at_ns: t_ns,
+                mem: Mem {
+                    vm: rss * 3 + (200 << 20),
+                    rss_anon: rss,
+                    rss_file: 4 << 20,
+                    rss_shmem: 0,
+                    swap: 0,
+                },
+                meta: meta.clone(),
+                exit: None,
+            });
+        }
+        w.write_snapshot(t_ns, &obs).expect("write snapshot");
+    }
+    w.finish(start_ns + (samples as u64 + 1) * 1_000_000_000)
+        .expect("finish");
+    std::fs::rename(&tmp, &out).expect("rename");
+    let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "RESULT {{\"cached\": false, \"procs\": {procs}, \"samples\": {samples}, \"bytes\": {bytes}, \"write_s\": {:.3}}}",
+        started.elapsed().as_secs_f64()
+    );
+}

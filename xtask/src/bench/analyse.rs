@@ -1,0 +1,127 @@
+//! Analysis speed: the pure analyser in memory (1,000 and 10,000 processes
+//! × 3,600 samples), and `memleak analyze` as a whole process on a real
+//! recording file written by the store's `Writer`.
+
+use super::util::{json_line, run_measured, Stat};
+use super::{Bins, Report};
+use crate::run::{cargo, display, output};
+use anyhow::{Context, Result};
+use std::process::Command;
+
+fn in_memory(procs: usize, repeats: usize) -> Result<serde_json::Value> {
+    let mut cmd = cargo([
+        "bench",
+        "-q",
+        "-p",
+        "memleak-user",
+        "--bench",
+        "analyse",
+        "--",
+    ]);
+    cmd.args([
+        "--procs",
+        &procs.to_string(),
+        "--repeats",
+        &repeats.to_string(),
+    ]);
+    let mut pinned = Command::new("taskset");
+    pinned
+        .arg("-c")
+        .arg("1")
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    pinned.current_dir(crate::run::root());
+    let out = output(&mut pinned, "read the errors above")?;
+    json_line(&out, "RESULT").with_context(|| format!("no RESULT line from {}", display(&pinned)))
+}
+
+pub fn run(bins: &Bins, repeats: usize, big_file: bool, report: &mut Report) -> Result<()> {
+    report.line("## Analysis speed");
+    report.line(
+        "In memory: `cargo bench --bench analyse` (pre-processing + LBR + linfa refit, rss and vm \
+         per process), pinned to one core (taskset -c 1); only the analysis is timed. Peak = \
+         VmHWM of the bench process. Whole process: `memleak analyze FILE --format json` on a \
+         synthetic recording written through the store Writer (every process changes at every \
+         1 s snapshot: the worst case), pinned to one core; wall time and peak RSS (wait4).",
+    );
+    let mut json = serde_json::Map::new();
+    for (procs, reps) in [(1000usize, repeats.max(3)), (10_000, 2)] {
+        eprintln!("  analyse: {procs} processes in memory ...");
+        let r = in_memory(procs, reps)?;
+        let secs: Vec<f64> = r["secs"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|v| v.as_f64()).collect())
+            .unwrap_or_default();
+        let st = Stat::of(&secs);
+        let hwm = r["vmhwm_kib"].as_f64().unwrap_or(0.0) / 1024.0;
+        report.line(&format!(
+            "in memory, {procs} processes × 3600 samples: {} s over {} runs; peak {hwm:.0} MiB",
+            st.show(3),
+            st.n
+        ));
+        json.insert(
+            format!("in_memory_{procs}"),
+            serde_json::json!({"secs": st.json(), "vmhwm_mib": hwm}),
+        );
+    }
+    let sizes: &[usize] = if big_file { &[1000, 10_000] } else { &[1000] };
+    for &procs in sizes {
+        let cache = bins.target.join("bench-cache");
+        std::fs::create_dir_all(&cache)?;
+        let file = cache.join(format!("synthetic-{procs}x3600.memleak"));
+        if !file.exists() {
+            eprintln!("  analyse: writing {} (once; cached) ...", file.display());
+        }
+        let gen = output(
+            &mut cargo([
+                "bench",
+                "-q",
+                "-p",
+                "memleak-user",
+                "--bench",
+                "gen_recording",
+                "--",
+            ])
+            .arg("--out")
+            .arg(&file)
+            .args(["--procs", &procs.to_string(), "--samples", "3600"]),
+            "read the errors above",
+        )?;
+        let gen = json_line(&gen, "RESULT").unwrap_or_default();
+        let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        let mut walls = Vec::new();
+        let mut peak = Vec::new();
+        let n = if procs > 1000 { 1 } else { repeats.max(3) };
+        for _ in 0..n {
+            let mut cmd = Command::new("taskset");
+            cmd.args(["-c", "1"])
+                .arg(&bins.memleak)
+                .arg("analyze")
+                .arg(&file)
+                .args(["--format", "json"]);
+            let (wall, maxrss_kib, _) = run_measured(&mut cmd)?;
+            walls.push(wall.as_secs_f64());
+            peak.push(maxrss_kib as f64 / 1024.0);
+        }
+        let w = Stat::of(&walls);
+        let p = Stat::of(&peak);
+        report.line(&format!(
+            "whole process, `memleak analyze`, {procs} processes × 3600 samples ({:.0} MiB file, \
+             {:.1} B per process-hour): {} s over {} runs; peak RSS {} MiB",
+            bytes as f64 / 1048576.0,
+            bytes as f64 / procs as f64,
+            w.show(3),
+            w.n,
+            p.show(0)
+        ));
+        json.insert(
+            format!("whole_process_{procs}"),
+            serde_json::json!({"wall_s": w.json(), "maxrss_mib": p.json(), "file_bytes": bytes, "generation": gen}),
+        );
+    }
+    report.line("");
+    report
+        .json
+        .insert("analyse".into(), serde_json::Value::Object(json));
+    Ok(())
+}
