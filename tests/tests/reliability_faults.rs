@@ -292,6 +292,16 @@ fn a_full_process_map_is_counted_and_reported() {
         .map(|(_, v)| *v)
         .unwrap_or(0);
     assert!(full >= 30, "overflow counted: {full}, {:?}", rec.counters);
+    // Once everything exited, the slots are free again: nothing leaked.
+    let entries = rec
+        .counters
+        .iter()
+        .find(|(k, _)| k == "procs_map_entries")
+        .map(|(_, v)| *v);
+    assert!(
+        entries.is_some_and(|n| n <= 2),
+        "process map entries at the end: {entries:?}"
+    );
     assert!(
         rec.processes.len() <= 16 + 2,
         "no more processes than slots (plus exits freeing slots): {}",
