@@ -54,10 +54,13 @@ fn recording_survives_sigkill_of_the_recorder() {
         last > first + 5 * 1024 * 1024,
         "growth up to the kill is kept: {first} -> {last}"
     );
-    // The orphaned workload is still running; stop it.
-    let _ = Command::new("pkill")
-        .args(["-f", "memleak-workload leak --rate-mib 10"])
-        .status();
+    // The orphaned workload is still running; stop it, by its pid (a
+    // pattern could hit another test's workload).
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", leaker.id.pid)).unwrap_or_default();
+    if comm.trim() == "memleak-workloa" {
+        // SAFETY: the workload we started (through memleak).
+        unsafe { libc::kill(leaker.id.pid as i32, libc::SIGKILL) };
+    }
 }
 
 #[test]
