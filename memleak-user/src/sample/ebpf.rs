@@ -262,7 +262,9 @@ impl EbpfSampler {
         };
         let comm = st.comm_str().to_string();
         let cmdline = match self.cmdlines.get(&id) {
-            Some((execs, line)) if *execs == st.execs => line.clone(),
+            // An empty read right after exec (arguments not in place yet)
+            // is retried at the next observation.
+            Some((execs, line)) if *execs == st.execs && line.is_some() => line.clone(),
             _ => {
                 let line = if exit.is_none() {
                     read_cmdline(st.tgid)

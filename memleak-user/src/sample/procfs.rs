@@ -593,7 +593,13 @@ impl ProcfsSampler {
         // Same identity and program as before: report only what changed.
         let (k, changed) = match prev {
             Some(mut k) if k.meta.comm.as_bytes() == p.comm => {
-                let changed = k.mem != mem || k.meta.ppid != ppid;
+                let mut changed = k.mem != mem || k.meta.ppid != ppid;
+                // Right after exec the name is new but the arguments are not
+                // in place yet (cmdline reads empty): try again until set.
+                if k.meta.cmdline.is_none() {
+                    k.meta.cmdline = self.read_cmdline(pid);
+                    changed |= k.meta.cmdline.is_some();
+                }
                 k.mem = mem;
                 k.meta.ppid = ppid;
                 k.seen = gen;
@@ -935,8 +941,11 @@ mod tests {
         let pid = child.0.id();
         s.track(pid).unwrap();
         wait_comm(pid, "sleep");
+        // A snapshot right after exec may see the new name before the new
+        // arguments; the command line must follow in a later snapshot.
         let obs = snapshot_until(&mut s, |o| {
-            o.iter().any(|o| o.id.pid == pid && o.meta.comm == "sleep")
+            o.iter()
+                .any(|o| o.id.pid == pid && o.meta.comm == "sleep" && o.meta.cmdline.is_some())
         });
         let o = obs.iter().find(|o| o.id.pid == pid).unwrap();
         assert_eq!(o.meta.ppid, me);

@@ -15,6 +15,9 @@ struct Known {
     row: i64,
     last: Option<Mem>,
     comm: String,
+    /// The stored command line is still unknown (read too early, e.g.
+    /// between exec and argument setup): fill it in when one arrives.
+    cmdline_missing: bool,
     /// Snapshot number at which the process exited.
     exited: Option<u64>,
 }
@@ -207,6 +210,7 @@ impl Writer {
                             row,
                             last: None,
                             comm: o.meta.comm.clone(),
+                            cmdline_missing: o.meta.cmdline.is_none(),
                             exited: None,
                         })
                     }
@@ -222,6 +226,12 @@ impl Writer {
                     upd_name
                         .execute(params![known.row, o.meta.comm, o.meta.cmdline])
                         .map_err(fail)?;
+                    known.cmdline_missing = o.meta.cmdline.is_none();
+                } else if known.cmdline_missing && o.meta.cmdline.is_some() {
+                    upd_name
+                        .execute(params![known.row, o.meta.comm, o.meta.cmdline])
+                        .map_err(fail)?;
+                    known.cmdline_missing = false;
                 }
                 if known.last != Some(o.mem) || o.exit.is_some() {
                     let m = &o.mem;
