@@ -117,6 +117,13 @@ pub fn run(bins: &Bins, seconds: u64, report: &mut Report, cost: bool, size: boo
         }
         if let Some(f) = fleet {
             f.stop()?;
+            // The children die with the parent (PR_SET_PDEATHSIG); wait for
+            // them to be gone before the next case counts processes.
+            let n = case.fleet.map_or(0, |(_, n)| n as usize);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while process_count() + n * 9 / 10 > procs_on_machine && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(100));
+            }
         }
         for (r, s) in recs.iter().zip(SAMPLERS) {
             let wall = marks[WINDOWS as usize].as_secs_f64();
@@ -231,7 +238,7 @@ fn size_table(rows: &[Row], report: &mut Report) {
     report.line(
         "Same recordings. bytes/proc-h (measured) = file bytes / (processes × recorded hours) \
          — dominated by the fixed per-process rows in a short recording; projected 1 h = per-process \
-         rows (processes + names tables) + samples written per process-hour × bytes per sample \
+         rows (processes + names tables + first sample) + further samples written per process-hour × bytes per sample \
          row + ticks per hour / processes (table bytes from SQLite's dbstat).",
     );
     report.line(&format!(
@@ -254,7 +261,8 @@ fn size_table(rows: &[Row], report: &mut Report) {
         let procs = f("processes_rows").max(1.0);
         let dur_h = f("duration_s") / 3600.0;
         let measured = f("file_bytes") / (procs * dur_h);
-        let samples_ph = f("samples_rows") / (procs * dur_h);
+        // The first sample of each process is part of its fixed cost.
+        let samples_ph = (f("samples_rows") - procs).max(0.0) / (procs * dur_h);
         let per_sample = if f("samples_rows") > 0.0 {
             tb("samples") / f("samples_rows")
         } else {
@@ -265,7 +273,8 @@ fn size_table(rows: &[Row], report: &mut Report) {
         } else {
             0.0
         };
-        let fixed = (tb("processes") + tb("names") + tb("sqlite_autoindex_processes_1")) / procs;
+        let fixed = (tb("processes") + tb("names") + tb("sqlite_autoindex_processes_1")) / procs
+            + per_sample;
         let projected = fixed + samples_ph * per_sample + 3600.0 * per_tick / procs;
         report.line(&format!(
             "{:<66} {:>7} {:>6} {:>10.0} {:>9.1} {:>12.0} {:>14.0} {:>13.0} {:>10.1}",
