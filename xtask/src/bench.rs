@@ -39,7 +39,7 @@ pub struct Args {
     /// Measured seconds per case of sampler-cost/size (after a 3 s warm-up).
     #[arg(long, default_value_t = 30)]
     seconds: u64,
-    /// Also write and analyse a 10,000-process recording file (~1.5 GB,
+    /// Also write and analyse a 10,000-process recording file (~0.9 GB,
     /// a few minutes the first time; cached under target/bench-cache).
     #[arg(long)]
     big_file: bool,
