@@ -72,21 +72,20 @@ pub fn run(bins: &Bins, repeats: usize, big_file: bool, report: &mut Report) -> 
         if !file.exists() {
             eprintln!("  analyse: writing {} (once; cached) ...", file.display());
         }
-        let gen = output(
-            &mut cargo([
-                "bench",
-                "-q",
-                "-p",
-                "memleak-user",
-                "--bench",
-                "gen_recording",
-                "--",
-            ])
+        let mut gen_cmd = cargo([
+            "bench",
+            "-q",
+            "-p",
+            "memleak-user",
+            "--bench",
+            "gen_recording",
+            "--",
+        ]);
+        gen_cmd
             .arg("--out")
             .arg(&file)
-            .args(["--procs", &procs.to_string(), "--samples", "3600"]),
-            "read the errors above",
-        )?;
+            .args(["--procs", &procs.to_string(), "--samples", "3600"]);
+        let gen = output(&mut gen_cmd, "read the errors above")?;
         let gen = json_line(&gen, "RESULT").unwrap_or_default();
         let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         let mut walls = Vec::new();
