@@ -139,8 +139,12 @@ pub fn load(
     for e in &errors {
         tracing::warn!("skipped: {e}");
     }
-    let t0 = if lo.is_finite() { lo } else { first_t };
-    let t0 = if t0.is_finite() { t0 } else { meta.start_unix };
+    // Time 0: the first sample in the range (the range may start before).
+    let t0 = if first_t.is_finite() {
+        first_t
+    } else {
+        meta.start_unix
+    };
     let processes = pieces.len();
     let series = pieces
         .into_values()

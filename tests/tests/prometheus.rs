@@ -1,0 +1,261 @@
+//! `memleak watch --metrics` scraped by a real Prometheus server, then
+//! `memleak analyze --prometheus` and `memleak analyze DIR --since` on
+//! what was collected: a leaking workload is flagged, a stable one is not.
+//!
+//! Needs `/usr/bin/prometheus` (Debian package `prometheus`; `cargo xtask
+//! setup` installs it). Without it the test skips with the reason, except
+//! on CI (CI=true), where it fails.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use memleak_tests::{memleak_bin, workload};
+use serde_json::Value;
+
+/// Kills and reaps a child when dropped (also when an assertion fails).
+struct Guard(Child);
+impl Drop for Guard {
+    fn drop(&mut self) {
+        // SIGTERM first so memleak watch finishes its file.
+        // SAFETY: signalling our own child.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let end = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn prometheus_bin() -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/bin/prometheus");
+    if p.is_file() {
+        return Some(p);
+    }
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|d| d.join("prometheus"))
+            .find(|p| p.is_file())
+    })
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn instant(prom: &str, q: &str) -> Vec<Value> {
+    memleak::source::prometheus::query(prom, q)
+        .ok()
+        .and_then(|v| v["data"]["result"].as_array().cloned())
+        .unwrap_or_default()
+}
+
+fn value_of(sample: &Value) -> f64 {
+    sample["value"][1]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(f64::NAN)
+}
+
+fn flagged(report: &Path, comm: &str) -> Vec<String> {
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(report).unwrap()).unwrap();
+    v["processes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["comm"] == comm)
+        .map(|p| p["verdict"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
+    let Some(prom_bin) = prometheus_bin() else {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("prometheus is required on CI (apt-get install -y prometheus; cargo xtask setup does it)");
+        }
+        eprintln!("SKIPPED: no prometheus binary (apt-get install -y prometheus)");
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("watch");
+    let (mport, pport) = (free_port(), free_port());
+    let memleak = memleak_bin();
+
+    // The workloads first, so they are in the first file; the leaker grows
+    // 15 MiB/s for 40 s, the stable one holds 100 MiB.
+    let leak = Guard(
+        Command::new(workload())
+            .args(["leak", "--rate-mib", "15", "--seconds", "40"])
+            .spawn()
+            .unwrap(),
+    );
+    let stable = Guard(
+        Command::new(workload())
+            .args(["stable", "--mib", "100", "--seconds", "40"])
+            .spawn()
+            .unwrap(),
+    );
+    let _watch = Guard(
+        Command::new(&memleak)
+            .args(["watch", "--all", "--dir"])
+            .arg(&dir)
+            .args(["--metrics", &format!("127.0.0.1:{mport}")])
+            .args(["--refresh", "1s", "--window", "2m", "--top", "200"])
+            .args(["--interval", "1s", "--keep", "3"])
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    let config = tmp.path().join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
+             scrape_configs:\n  - job_name: memleak\n    static_configs:\n      - targets: ['127.0.0.1:{mport}']\n"
+        ),
+    )
+    .unwrap();
+    let prom_url = format!("http://127.0.0.1:{pport}");
+    let _prom = Guard(
+        Command::new(prom_bin)
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                tmp.path().join("tsdb").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{pport}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+
+    // Scrape for ~32 s of the leak, then query the series back.
+    std::thread::sleep(Duration::from_secs(32));
+    let up = instant(&prom_url, "up{job=\"memleak\"}");
+    assert_eq!(
+        up.first().map(value_of),
+        Some(1.0),
+        "Prometheus cannot scrape memleak: {up:?}"
+    );
+    let rss = instant(
+        &prom_url,
+        "memleak_process_rss_bytes{comm=\"memleak-workloa\"}",
+    );
+    assert!(
+        rss.len() >= 2,
+        "both workloads should be exported by rss: {rss:?}"
+    );
+    assert!(
+        rss.iter().any(|s| value_of(s) > 300.0 * 1048576.0),
+        "the leaker should hold > 300 MiB by now: {rss:?}"
+    );
+    let tracked = instant(&prom_url, "memleak_processes_tracked");
+    assert!(tracked.first().map(value_of).unwrap_or(0.0) >= 3.0);
+    // The watcher's own analysis flags the leaker, not the stable one.
+    let leak_pid = leak.0.id().to_string();
+    let suspects = instant(&prom_url, "memleak_leak_suspect");
+    let suspect_pids: Vec<&str> = suspects
+        .iter()
+        .filter_map(|s| s["metric"]["pid"].as_str())
+        .collect();
+    assert!(
+        suspect_pids.contains(&leak_pid.as_str()),
+        "leaker {leak_pid} not among the suspects: {suspects:?}"
+    );
+    assert!(!suspect_pids.contains(&stable.0.id().to_string().as_str()));
+    let slope = instant(
+        &prom_url,
+        &format!("memleak_leak_slope_bytes_per_second{{pid=\"{leak_pid}\",metric=\"rss\"}}"),
+    );
+    let slope = slope.first().map(value_of).unwrap_or(0.0) / 1048576.0;
+    assert!(
+        (10.0..20.0).contains(&slope),
+        "slope {slope} MiB/s, expected about 15"
+    );
+
+    // The same analysis on the series stored in Prometheus.
+    let report = tmp.path().join("prom.json");
+    let out = Command::new(&memleak)
+        .args(["analyze", "--prometheus", &prom_url])
+        .args(["--query", "memleak_process_rss_bytes", "--range", "2m"])
+        .args(["--step", "1s", "--format", "json", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let verdict_of = |pid: &str| {
+        v["processes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["pid"].to_string() == pid)
+            .map(|p| p["verdict"].as_str().unwrap().to_string())
+    };
+    assert_eq!(
+        verdict_of(&leak_pid).as_deref(),
+        Some("leak"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_ne!(
+        verdict_of(&stable.0.id().to_string()).as_deref(),
+        Some("leak")
+    );
+    // --fail-on-leak gives exit code 3.
+    let code = Command::new(&memleak)
+        .args(["analyze", "--prometheus", &prom_url])
+        .args([
+            "--query",
+            &format!("memleak_process_rss_bytes{{pid=\"{leak_pid}\"}}"),
+        ])
+        .args(["--range", "2m", "--step", "1s", "--fail-on-leak"])
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert_eq!(code.code(), Some(3));
+
+    // And on the rotated recordings, over a time range.
+    let report = tmp.path().join("dir.json");
+    let out = Command::new(&memleak)
+        .arg("analyze")
+        .arg(&dir)
+        .args(["--since", "5m", "--format", "json", "--report"])
+        .arg(&report)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(flagged(&report, "memleak-workloa").contains(&"leak".to_string()));
+    // A range before anything was recorded holds nothing.
+    let out = Command::new(&memleak)
+        .arg("analyze")
+        .arg(&dir)
+        .args(["--since", "@1000", "--until", "@2000"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no recording overlaps"));
+    drop(leak);
+    drop(stable);
+}
