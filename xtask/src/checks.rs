@@ -28,8 +28,14 @@ pub fn test() -> Result<()> {
     ensure_component(None, "rustfmt")?;
     ensure_component(None, "clippy")?;
     ensure_component(Some("nightly"), "clippy")?;
-    // Tools the end-to-end tests call: xmllint validates the JUnit report.
-    crate::apt::ensure_tools(&[("xmllint", "libxml2-utils")])?;
+    // Tools the end-to-end tests call: xmllint validates the JUnit report;
+    // prometheus scrapes `memleak watch --metrics`; python3 (with venv)
+    // runs the pytest plugin's test.
+    crate::apt::ensure_tools(&[
+        ("xmllint", "libxml2-utils"),
+        ("prometheus", "prometheus"),
+        ("python3", "python3-venv"),
+    ])?;
 
     let steps = [
         Step {
