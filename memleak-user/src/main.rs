@@ -42,6 +42,23 @@ enum Command {
     Analyze(cli::analyze::AnalyzeArgs),
     /// Describe a recording: where, how, how much, and what was lost.
     Info(cli::info::InfoArgs),
+    /// Score the analyser on labelled recordings (`cargo xtask corpus`):
+    /// precision, recall, F1, false positives and time to first alert, per
+    /// model.
+    Eval(cli::eval::EvalArgs),
+    /// Save per-process-name memory figures of good runs as a baseline.
+    Baseline(cli::baseline::BaselineArgs),
+    /// Compare a recording with a baseline: which process names' growth
+    /// rate, peak or final memory moved beyond the usual spread, and which
+    /// are unchanged ("did this revision change memory behaviour?").
+    ///
+    /// Exit code 3 when something changed and --fail-on-change is given.
+    Compare(cli::baseline::CompareArgs),
+    /// Compare two recordings (A the reference, B the new run) per process
+    /// name: growth rate, peak and final memory.
+    ///
+    /// Exit code 3 when something changed and --fail-on-change is given.
+    Diff(cli::baseline::DiffArgs),
     /// Record continuously into rotated files (nightly/whole-system
     /// monitoring), optionally serving Prometheus metrics.
     Watch(cli::watch::WatchArgs),
@@ -61,6 +78,10 @@ fn main() -> ExitCode {
         Command::Record(a) => cli::record::run(a),
         Command::Analyze(a) => cli::analyze::run(a),
         Command::Info(a) => cli::info::run(a),
+        Command::Eval(a) => cli::eval::run(a),
+        Command::Baseline(a) => cli::baseline::run_baseline(a),
+        Command::Compare(a) => cli::baseline::run_compare(a),
+        Command::Diff(a) => cli::baseline::run_diff(a),
         Command::Watch(a) => cli::watch::run(a),
     };
     match result {

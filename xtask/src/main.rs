@@ -10,6 +10,7 @@
 mod apt;
 mod bench;
 mod checks;
+mod corpus;
 mod demo;
 mod run;
 mod setup;
@@ -44,6 +45,9 @@ enum Cmd {
     /// Soak test: thousands of short processes for N minutes under the eBPF
     /// sampler; recorder memory flat, no leaked map entries, none missing.
     Soak(soak::Args),
+    /// Record the labelled workload corpus (leak / no-leak cases, all at
+    /// once under the eBPF sampler) and write labels.toml for `memleak eval`.
+    Corpus(corpus::Args),
 }
 
 fn main() {
@@ -55,6 +59,7 @@ fn main() {
         Cmd::Test => checks::test(),
         Cmd::Bench(args) => bench::bench(&args),
         Cmd::Soak(args) => soak::soak(&args),
+        Cmd::Corpus(args) => corpus::corpus(&args),
     };
     if let Err(err) = result {
         eprintln!("xtask: error: {err}");

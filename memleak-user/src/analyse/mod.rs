@@ -45,8 +45,10 @@
 //!   what LBR's R² threshold misses. Each [`Finding`] names the [`Model`]
 //!   that decided it and says why in words.
 
+pub mod baseline;
 pub mod config;
 pub mod corpus;
+pub mod eval;
 pub mod lbr;
 pub mod limits;
 mod models;

@@ -2,7 +2,9 @@
 //! process exit code; `main.rs` only parses and dispatches.
 
 pub mod analyze;
+pub mod baseline;
 pub mod common;
+pub mod eval;
 pub mod info;
 pub mod record;
 pub mod run;

@@ -35,6 +35,29 @@ commands:
         prints the grandchild's pid and exits at once
   mmap-touch --mib N --hold-ms M
         mmap N MiB anonymous memory, touch it, hold M ms, munmap, exit
+
+labelled corpus shapes (cargo xtask corpus; all memory is mmap'ed and
+touched, so both rss and vm follow; --seed makes the noise reproducible):
+  noisy-leak --rate-mib R --noise-mib A --seconds S [--seed N]
+        leak R MiB/s under a working set redrawn in [0, A] MiB every 100 ms
+  thread-leak --rate-mib R --seconds S
+        a spawned thread leaks R MiB/s and is never joined; exit after S
+  sawtooth --rise-mib U --keep-mib K --period-s P --seconds S
+        every P s: grow U MiB, then free all of it but K MiB (K = 0: a
+        garbage collector's sawtooth; K > 0: the minima rise, a cyclic leak)
+  warmup --mib M --grow-s G --seconds S
+        grow M MiB over G s, then hold it until S
+  cache --cap-mib C --fill-mib-per-s F --seconds S [--seed N]
+        fill in random bursts at about F MiB/s up to C MiB, then evict and
+        refill at random, staying at the cap
+  mmap-churn --mib M --seconds S [--seed N]
+        map and unmap 1..4 MiB regions at random, total held near M/2 (<= M)
+  step --mib M --at-s A --seconds S
+        allocate M MiB at once at A s, hold until S
+  children --count C --mib N --ms M --seconds S
+        fork C children spread over S s; each touches N MiB for M ms
+  gchild-leak --rate-mib R --seconds S
+        a child forks a grandchild that leaks R MiB/s for S s; all wait
 ";
 
 fn usage_error(msg: &str) -> ! {
@@ -403,6 +426,256 @@ fn cmd_mmap_touch(o: &Opts) {
     }
 }
 
+/// Anonymous private mapping, touched; unmapped on drop unless leaked.
+struct Region {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl Region {
+    fn new(len: usize) -> Region {
+        let len = len.max(1);
+        // SAFETY: anonymous private mapping; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            fail(&format!(
+                "mmap of {len} bytes failed: {}",
+                std::io::Error::last_os_error()
+            ));
+        }
+        // SAFETY: the mapping is `len` bytes, readable and writable.
+        unsafe { touch(ptr.cast(), len, 1) };
+        Region { ptr, len }
+    }
+}
+
+impl Drop for Region {
+    fn drop(&mut self) {
+        // SAFETY: unmapping exactly what was mapped, once.
+        unsafe { libc::munmap(self.ptr, self.len) };
+    }
+}
+
+// SAFETY: a Region is plain memory owned by one thread at a time.
+unsafe impl Send for Region {}
+
+/// splitmix64, for reproducible noise.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in [0, 1).
+    fn unit(&mut self) -> f64 {
+        (self.next() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
+fn seed(o: &Opts) -> Rng {
+    Rng(o.values.get("seed").map_or(1, |_| o.u64("seed")))
+}
+
+/// Leaks `rate` bytes/s in mmap'ed steps while `until` has not passed,
+/// calling `each` every step.
+fn leak_regions(rate: f64, until: Instant, mut each: impl FnMut()) {
+    let start = Instant::now();
+    let mut done = 0usize;
+    while Instant::now() < until {
+        let due = (rate * start.elapsed().as_secs_f64()) as usize;
+        if due > done {
+            std::mem::forget(Region::new(due - done));
+            done = due;
+        }
+        each();
+        std::thread::sleep(STEP);
+    }
+}
+
+fn cmd_noisy_leak(o: &Opts) {
+    let rate = mib_to_bytes(o.f64("rate-mib")) as f64;
+    let noise = o.f64("noise-mib");
+    let end = Instant::now() + secs(o.f64("seconds"));
+    let mut rng = seed(o);
+    let mut working: Option<Region> = None;
+    let mut last = Instant::now() - Duration::from_secs(1);
+    leak_regions(rate, end, || {
+        if last.elapsed() >= Duration::from_millis(100) {
+            last = Instant::now();
+            working = None;
+            let len = mib_to_bytes(noise * rng.unit());
+            if len > 0 {
+                working = Some(Region::new(len));
+            }
+        }
+    });
+}
+
+fn cmd_thread_leak(o: &Opts) {
+    let rate = mib_to_bytes(o.f64("rate-mib")) as f64;
+    let seconds = o.f64("seconds");
+    let end = Instant::now() + secs(seconds);
+    // Never joined: the process exits while the thread still runs.
+    std::thread::spawn(move || leak_regions(rate, end + secs(3600.0), || {}));
+    std::thread::sleep(secs(seconds));
+    exit(0);
+}
+
+fn cmd_sawtooth(o: &Opts) {
+    let rise = mib_to_bytes(o.f64("rise-mib"));
+    let keep = mib_to_bytes(o.f64("keep-mib")).min(rise);
+    let period = o.f64("period-s").max(0.1);
+    let end = Instant::now() + secs(o.f64("seconds"));
+    let steps = ((period / STEP.as_secs_f64()) as usize).max(1);
+    let piece = (rise / steps).max(page_size());
+    let mut kept: Vec<Region> = Vec::new();
+    while Instant::now() < end {
+        let cycle = Instant::now();
+        let mut young: Vec<Region> = Vec::new();
+        for k in 0..steps {
+            young.push(Region::new(piece));
+            let due = cycle + STEP * (k as u32 + 1);
+            if let Some(d) = due.checked_duration_since(Instant::now()) {
+                std::thread::sleep(d);
+            }
+            if Instant::now() >= end {
+                return;
+            }
+        }
+        // Collection: everything goes but `keep` bytes (a cyclic leak).
+        let mut survivors = 0;
+        young.retain(|r| {
+            let stay = survivors < keep;
+            if stay {
+                survivors += r.len;
+            }
+            stay
+        });
+        kept.append(&mut young);
+    }
+}
+
+fn cmd_warmup(o: &Opts) {
+    let grow_s = o.f64("grow-s");
+    let seconds = o.f64("seconds");
+    grow(mib_to_bytes(o.f64("mib")), secs(grow_s), None);
+    std::thread::sleep(secs((seconds - grow_s).max(0.0)));
+}
+
+fn cmd_cache(o: &Opts) {
+    let cap = mib_to_bytes(o.f64("cap-mib"));
+    let fill = o.f64("fill-mib-per-s");
+    let end = Instant::now() + secs(o.f64("seconds"));
+    let mut rng = seed(o);
+    let mut entries: std::collections::VecDeque<Region> = Default::default();
+    let mut held = 0usize;
+    while Instant::now() < end {
+        // A burst every 100 ms on average 30% of the time, sized so the
+        // mean fill rate is `fill`.
+        if rng.unit() < 0.3 {
+            let len = mib_to_bytes(fill * 0.1 / 0.3 * 2.0 * rng.unit()).max(page_size());
+            while held + len > cap {
+                match entries.pop_front() {
+                    Some(r) => held -= r.len,
+                    None => break,
+                }
+            }
+            if held + len <= cap {
+                held += len;
+                entries.push_back(Region::new(len));
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn cmd_mmap_churn(o: &Opts) {
+    let max = mib_to_bytes(o.f64("mib"));
+    let end = Instant::now() + secs(o.f64("seconds"));
+    let mut rng = seed(o);
+    let mut regions: Vec<Region> = Vec::new();
+    let mut held = 0usize;
+    while Instant::now() < end {
+        let len = mib_to_bytes(1.0 + 3.0 * rng.unit());
+        // Map when below half the maximum (or by chance), else unmap one.
+        let map = held + len <= max && (held < max / 2 || rng.unit() < 0.5);
+        if map {
+            held += len;
+            regions.push(Region::new(len));
+        } else if !regions.is_empty() {
+            let i = (rng.next() % regions.len() as u64) as usize;
+            held -= regions.swap_remove(i).len;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn cmd_step(o: &Opts) {
+    let at = o.f64("at-s");
+    let seconds = o.f64("seconds");
+    std::thread::sleep(secs(at));
+    std::mem::forget(Region::new(mib_to_bytes(o.f64("mib"))));
+    std::thread::sleep(secs((seconds - at).max(0.0)));
+}
+
+fn cmd_children(o: &Opts) {
+    let count = o.u64("count").max(1);
+    let bytes = mib_to_bytes(o.f64("mib"));
+    let hold = Duration::from_millis(o.u64("ms"));
+    let every = secs(o.f64("seconds") / count as f64);
+    for i in 0..count {
+        let next = Instant::now() + every;
+        // SAFETY: single-threaded; the child allocates, sleeps and _exits.
+        match unsafe { libc::fork() } {
+            -1 => fail(&format!("fork #{i}: {}", std::io::Error::last_os_error())),
+            0 => {
+                std::mem::forget(Region::new(bytes));
+                std::thread::sleep(hold);
+                // SAFETY: leave without the parent's atexit handlers.
+                unsafe { libc::_exit(0) }
+            }
+            child => wait_ok(child, &format!("child #{i}")),
+        }
+        if let Some(d) = next.checked_duration_since(Instant::now()) {
+            std::thread::sleep(d);
+        }
+    }
+}
+
+fn cmd_gchild_leak(o: &Opts) {
+    let rate = mib_to_bytes(o.f64("rate-mib")) as f64;
+    let seconds = o.f64("seconds");
+    // SAFETY: single-threaded; children only allocate, sleep, wait, _exit.
+    match unsafe { libc::fork() } {
+        -1 => fail(&format!("fork: {}", std::io::Error::last_os_error())),
+        0 => {
+            match unsafe { libc::fork() } {
+                -1 => unsafe { libc::_exit(1) },
+                0 => {
+                    leak_regions(rate, Instant::now() + secs(seconds), || {});
+                    unsafe { libc::_exit(0) }
+                }
+                grandchild => wait_ok(grandchild, "grandchild"),
+            }
+            unsafe { libc::_exit(0) }
+        }
+        child => wait_ok(child, "child"),
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let Some(cmd) = args.first() else {
@@ -424,6 +697,39 @@ fn main() {
         "fork-many" => cmd_fork_many(&Opts::parse("fork-many", rest, &["count", "mib"])),
         "daemonize" => cmd_daemonize(&Opts::parse("daemonize", rest, &["mib-per-s", "seconds"])),
         "mmap-touch" => cmd_mmap_touch(&Opts::parse("mmap-touch", rest, &["mib", "hold-ms"])),
+        "noisy-leak" => cmd_noisy_leak(&Opts::parse(
+            "noisy-leak",
+            rest,
+            &["rate-mib", "noise-mib", "seconds", "seed"],
+        )),
+        "thread-leak" => {
+            cmd_thread_leak(&Opts::parse("thread-leak", rest, &["rate-mib", "seconds"]))
+        }
+        "sawtooth" => cmd_sawtooth(&Opts::parse(
+            "sawtooth",
+            rest,
+            &["rise-mib", "keep-mib", "period-s", "seconds"],
+        )),
+        "warmup" => cmd_warmup(&Opts::parse("warmup", rest, &["mib", "grow-s", "seconds"])),
+        "cache" => cmd_cache(&Opts::parse(
+            "cache",
+            rest,
+            &["cap-mib", "fill-mib-per-s", "seconds", "seed"],
+        )),
+        "mmap-churn" => cmd_mmap_churn(&Opts::parse(
+            "mmap-churn",
+            rest,
+            &["mib", "seconds", "seed"],
+        )),
+        "step" => cmd_step(&Opts::parse("step", rest, &["mib", "at-s", "seconds"])),
+        "children" => cmd_children(&Opts::parse(
+            "children",
+            rest,
+            &["count", "mib", "ms", "seconds"],
+        )),
+        "gchild-leak" => {
+            cmd_gchild_leak(&Opts::parse("gchild-leak", rest, &["rate-mib", "seconds"]))
+        }
         other => usage_error(&format!("unknown command `{other}`")),
     }
 }

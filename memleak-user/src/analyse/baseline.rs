@@ -1,0 +1,422 @@
+//! Baselines across runs: "did this revision change memory behaviour?"
+//!
+//! Per process **name** (processes of one name in a run are merged: the
+//! largest figures count), three figures of resident memory (rss):
+//!
+//! - `slope`: Theil–Sen slope over the process's life (bytes/s), robust to
+//!   spikes;
+//! - `peak`: the highest value;
+//! - `final`: the last value.
+//!
+//! A baseline holds, for each name, the mean, standard deviation, minimum
+//! and maximum of each figure over the runs it was built from. A new run's
+//! figure has **changed** when it lies further from the mean than
+//! `max(3 × sd, tolerance)`; the tolerance (10% of the mean, and at least
+//! 1 MiB for sizes or 16 KiB/s for slopes) keeps page jitter and a single
+//! baseline run (sd 0) from flagging everything. Otherwise it is reported as
+//! unchanged, explicitly.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use super::trend;
+use super::units::{fmt_bytes, fmt_rate};
+use crate::store::{Recording, StoreError};
+
+/// Version of the baseline file format.
+pub const BASELINE_VERSION: u32 = 1;
+
+/// How many standard deviations away counts as changed.
+pub const SIGMAS: f64 = 3.0;
+/// Relative tolerance (of the baseline mean).
+pub const REL_TOLERANCE: f64 = 0.1;
+/// Smallest tolerance for peak and final, bytes.
+pub const MIN_BYTES: f64 = 1024.0 * 1024.0;
+/// Smallest tolerance for the slope, bytes/s.
+pub const MIN_SLOPE: f64 = 16.0 * 1024.0;
+
+/// One run's figures for one process name.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Figures {
+    pub slope: f64,
+    pub peak: f64,
+    pub final_: f64,
+}
+
+/// Figures of every process name in a recording (rss).
+pub fn figures(rec: &Recording) -> Result<BTreeMap<String, Figures>, StoreError> {
+    let mut out: BTreeMap<String, Figures> = BTreeMap::new();
+    for p in &rec.processes {
+        let s = rec.series(p)?;
+        let y: Vec<f64> = s.rss().map(|v| v as f64).collect();
+        let Some(&last) = y.last() else { continue };
+        let peak = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let slope = trend::analyse(&s.t, &y).map_or(0.0, |tr| tr.slope);
+        let f = Figures {
+            slope,
+            peak,
+            final_: last,
+        };
+        out.entry(p.comm.clone())
+            .and_modify(|g| {
+                g.slope = g.slope.max(f.slope);
+                g.peak = g.peak.max(f.peak);
+                g.final_ = g.final_.max(f.final_);
+            })
+            .or_insert(f);
+    }
+    Ok(out)
+}
+
+/// Spread of one figure over runs.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Stat {
+    pub mean: f64,
+    pub sd: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Stat {
+    pub fn of(v: &[f64]) -> Stat {
+        let n = v.len().max(1) as f64;
+        let mean = v.iter().sum::<f64>() / n;
+        let var = if v.len() > 1 {
+            v.iter().map(|x| (x - mean) * (x - mean)).sum::<f64>() / (n - 1.0)
+        } else {
+            0.0
+        };
+        Stat {
+            mean,
+            sd: var.sqrt(),
+            min: v.iter().copied().fold(f64::INFINITY, f64::min),
+            max: v.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+        }
+    }
+
+    /// Largest distance from the mean that is still "unchanged".
+    pub fn tolerance(&self, floor: f64) -> f64 {
+        (SIGMAS * self.sd)
+            .max(REL_TOLERANCE * self.mean.abs())
+            .max(floor)
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct NameBaseline {
+    /// Runs in which the name appeared.
+    pub runs: usize,
+    pub slope: Stat,
+    pub peak: Stat,
+    #[serde(rename = "final")]
+    pub final_: Stat,
+}
+
+/// A baseline file.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Baseline {
+    pub baseline_version: u32,
+    pub metric: String,
+    /// The recordings it was built from.
+    pub recordings: Vec<String>,
+    pub processes: BTreeMap<String, NameBaseline>,
+}
+
+impl Baseline {
+    /// Builds a baseline from the figures of several runs.
+    pub fn from_runs(recordings: Vec<String>, runs: &[BTreeMap<String, Figures>]) -> Baseline {
+        let mut names: BTreeMap<&String, Vec<Figures>> = BTreeMap::new();
+        for run in runs {
+            for (name, f) in run {
+                names.entry(name).or_default().push(*f);
+            }
+        }
+        let processes = names
+            .into_iter()
+            .map(|(name, fs)| {
+                let col = |g: fn(&Figures) -> f64| Stat::of(&fs.iter().map(g).collect::<Vec<_>>());
+                (
+                    name.clone(),
+                    NameBaseline {
+                        runs: fs.len(),
+                        slope: col(|f| f.slope),
+                        peak: col(|f| f.peak),
+                        final_: col(|f| f.final_),
+                    },
+                )
+            })
+            .collect();
+        Baseline {
+            baseline_version: BASELINE_VERSION,
+            metric: "rss".into(),
+            recordings,
+            processes,
+        }
+    }
+}
+
+/// The verdict on one figure.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FigureChange {
+    pub figure: &'static str,
+    pub value: f64,
+    pub baseline: Stat,
+    pub changed: bool,
+}
+
+/// One process name compared with the baseline.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Comparison {
+    Compared {
+        name: String,
+        figures: Vec<FigureChange>,
+    },
+    /// Not in the baseline.
+    New { name: String, figures: Figures },
+    /// In the baseline, not in this run.
+    Gone { name: String },
+}
+
+impl Comparison {
+    pub fn changed(&self) -> bool {
+        match self {
+            Comparison::Compared { figures, .. } => figures.iter().any(|f| f.changed),
+            Comparison::New { .. } | Comparison::Gone { .. } => false,
+        }
+    }
+}
+
+/// Compares a run's figures with a baseline, name by name.
+pub fn compare(base: &Baseline, run: &BTreeMap<String, Figures>) -> Vec<Comparison> {
+    let mut out = Vec::new();
+    for (name, f) in run {
+        let Some(b) = base.processes.get(name) else {
+            out.push(Comparison::New {
+                name: name.clone(),
+                figures: *f,
+            });
+            continue;
+        };
+        let fig = |figure, value: f64, baseline: Stat, floor| FigureChange {
+            figure,
+            value,
+            baseline,
+            changed: (value - baseline.mean).abs() > baseline.tolerance(floor),
+        };
+        out.push(Comparison::Compared {
+            name: name.clone(),
+            figures: vec![
+                fig("slope", f.slope, b.slope, MIN_SLOPE),
+                fig("peak", f.peak, b.peak, MIN_BYTES),
+                fig("final", f.final_, b.final_, MIN_BYTES),
+            ],
+        });
+    }
+    for name in base.processes.keys() {
+        if !run.contains_key(name) {
+            out.push(Comparison::Gone { name: name.clone() });
+        }
+    }
+    // Changed first, then by name.
+    out.sort_by_key(|c| !c.changed());
+    out
+}
+
+fn fmt_fig(figure: &str, v: f64) -> String {
+    if figure == "slope" {
+        fmt_rate(v)
+    } else {
+        fmt_bytes(v)
+    }
+}
+
+/// "python3: peak 120 MiB vs 118 MiB ± 3 MiB — unchanged", one line per
+/// name, then a summary line.
+pub fn render(cmp: &[Comparison], against: &str) -> String {
+    let mut out = String::new();
+    let name_of = |c: &Comparison| match c {
+        Comparison::Compared { name, .. }
+        | Comparison::New { name, .. }
+        | Comparison::Gone { name } => crate::report::printable(name),
+    };
+    for c in cmp {
+        let name = name_of(c);
+        match c {
+            Comparison::Compared { figures, .. } => {
+                let parts: Vec<String> = figures
+                    .iter()
+                    .map(|f| {
+                        let mut s = format!(
+                            "{} {} vs {} ± {}",
+                            f.figure,
+                            fmt_fig(f.figure, f.value),
+                            fmt_fig(f.figure, f.baseline.mean),
+                            fmt_fig(f.figure, f.baseline.sd),
+                        );
+                        if f.changed {
+                            s.push_str(if f.value > f.baseline.mean {
+                                " (HIGHER)"
+                            } else {
+                                " (lower)"
+                            });
+                        }
+                        s
+                    })
+                    .collect();
+                let verdict = if c.changed() { "CHANGED" } else { "unchanged" };
+                let _ = writeln!(out, "{name}: {} — {verdict}", parts.join(", "));
+            }
+            Comparison::New { figures, .. } => {
+                let _ = writeln!(
+                    out,
+                    "{name}: new (not in {against}): slope {}, peak {}, final {}",
+                    fmt_rate(figures.slope),
+                    fmt_bytes(figures.peak),
+                    fmt_bytes(figures.final_)
+                );
+            }
+            Comparison::Gone { .. } => {
+                let _ = writeln!(out, "{name}: in {against} but not in this run");
+            }
+        }
+    }
+    let changed = cmp.iter().filter(|c| c.changed()).count();
+    let compared = cmp
+        .iter()
+        .filter(|c| matches!(c, Comparison::Compared { .. }))
+        .count();
+    let _ = writeln!(
+        out,
+        "memleak: {changed} of {compared} process names changed memory behaviour beyond the usual spread"
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Mem, Observation, ProcId, ProcMeta};
+    use crate::store::Writer;
+
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    /// A 60 s recording at 1 s: `stable` holds 50 MiB (+ `wiggle` pages),
+    /// `app` starts at 100 MiB and grows `rate` bytes/s.
+    pub(crate) fn run(dir: &std::path::Path, file: &str, rate: u64, wiggle: u64) -> String {
+        let path = dir.join(file);
+        let mut w = Writer::create(&path).unwrap();
+        let start = 1_000_000_000_000u64;
+        w.set_meta("interval_ns", "1000000000").unwrap();
+        w.set_meta("start_ns", &start.to_string()).unwrap();
+        let obs = |pid: u32, at: u64, anon: u64, comm: &str| Observation {
+            id: ProcId {
+                pid,
+                start_ns: start - 1000 + pid as u64,
+            },
+            at_ns: at,
+            mem: Mem {
+                vm: 500 << 20,
+                rss_anon: anon,
+                rss_file: 0,
+                rss_shmem: 0,
+                swap: 0,
+            },
+            meta: ProcMeta {
+                ppid: 1,
+                comm: comm.to_string(),
+                cmdline: None,
+            },
+            exit: None,
+        };
+        for i in 0..=60u64 {
+            let at = start + i * 1_000_000_000;
+            w.write_snapshot(
+                at,
+                &[
+                    obs(10, at, (50 << 20) + wiggle * 4096 * (i % 2), "stable"),
+                    obs(20, at, (100 << 20) + i * rate, "app"),
+                ],
+            )
+            .unwrap();
+        }
+        w.finish(start + 60 * 1_000_000_000).unwrap();
+        path.display().to_string()
+    }
+
+    fn figs(path: &str) -> BTreeMap<String, Figures> {
+        figures(&Recording::open(std::path::Path::new(path)).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn figures_per_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = figs(&run(dir.path(), "a.memleak", 1 << 20, 0));
+        assert_eq!(f["app"].slope, MIB);
+        assert_eq!(f["app"].peak, 160.0 * MIB);
+        assert_eq!(f["app"].final_, 160.0 * MIB);
+        assert_eq!(f["stable"].slope, 0.0);
+        assert_eq!(f["stable"].peak, 50.0 * MIB);
+    }
+
+    #[test]
+    fn unchanged_within_spread_changed_beyond() {
+        let dir = tempfile::tempdir().unwrap();
+        // Three baseline runs: app grows ~10 KiB/s, stable wiggles a page.
+        let runs: Vec<_> = [(10_000, 0), (11_000, 1), (9_000, 2)]
+            .iter()
+            .enumerate()
+            .map(|(k, &(rate, wig))| figs(&run(dir.path(), &format!("b{k}.memleak"), rate, wig)))
+            .collect();
+        let base = Baseline::from_runs(vec!["b0".into(), "b1".into(), "b2".into()], &runs);
+        assert_eq!(base.processes["app"].runs, 3);
+        assert!((base.processes["app"].slope.mean - 10_000.0).abs() < 1.0);
+        // Round trip through JSON.
+        let text = serde_json::to_string(&base).unwrap();
+        let back: Baseline = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, base);
+
+        // Same behaviour: nothing changed, said explicitly.
+        let same = compare(&base, &figs(&run(dir.path(), "s.memleak", 10_500, 1)));
+        assert!(same.iter().all(|c| !c.changed()), "{same:?}");
+        let text = render(&same, "the baseline");
+        assert!(text.contains("stable: slope"), "{text}");
+        assert!(text.contains("— unchanged"), "{text}");
+        assert!(text.contains("0 of 2 process names changed"), "{text}");
+
+        // app now leaks 1 MiB/s: slope, peak and final move.
+        let leak = compare(&base, &figs(&run(dir.path(), "l.memleak", 1 << 20, 0)));
+        assert!(leak[0].changed());
+        let text = render(&leak, "the baseline");
+        assert!(text.starts_with("app: slope 1.0 MiB/s"), "{text}");
+        assert!(text.contains("(HIGHER)"), "{text}");
+        assert!(text.contains("— CHANGED"), "{text}");
+        assert!(
+            text.contains("stable: ") && text.contains("1 of 2"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn new_and_gone_names_are_listed() {
+        let mut a = BTreeMap::new();
+        let f = Figures {
+            slope: 0.0,
+            peak: MIB,
+            final_: MIB,
+        };
+        a.insert("old".to_string(), f);
+        let base = Baseline::from_runs(vec!["a".into()], &[a]);
+        let mut b = BTreeMap::new();
+        b.insert("fresh".to_string(), f);
+        let c = compare(&base, &b);
+        let text = render(&c, "a.memleak");
+        assert!(text.contains("fresh: new (not in a.memleak)"), "{text}");
+        assert!(
+            text.contains("old: in a.memleak but not in this run"),
+            "{text}"
+        );
+        assert!(c.iter().all(|c| !c.changed()));
+    }
+}

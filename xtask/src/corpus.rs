@@ -1,0 +1,307 @@
+//! `cargo xtask corpus`: record the labelled workload corpus with the real
+//! sampler, for `memleak eval`.
+//!
+//! Every case is a `memleak-workload` subcommand run under its own process
+//! name (a symlink named after the case, so `comm` is the case name), all
+//! at once in one `memleak record` of a driver script: the 2 cores stay
+//! busy for one run's length instead of eleven. The recording runs under a
+//! 2 GiB address-space limit (`ulimit -v`, what a CI container might set),
+//! which memleak records and projects virtual size against; the leak rates
+//! are chosen so every leak reaches it within the default 1 h horizon.
+//!
+//! Output: `DIR/corpus.memleak` and `DIR/labels.toml` (case name → leak or
+//! not, the process name, the command).
+
+use crate::run::{cargo, run, target_dir};
+use anyhow::{bail, Context, Result};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Directory for the recording and labels.toml (created; must not hold
+    /// a previous corpus.memleak).
+    #[arg(long, default_value = "corpus-out")]
+    out: PathBuf,
+    /// Seed of the workloads' noise: the same seed gives the same shapes.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// ci: 24 s at 200 ms, rates scaled up; full: 10 min at 1 s.
+    #[arg(long, value_parser = ["ci", "full"], default_value = "ci")]
+    scale: String,
+    /// Use these binaries instead of building them (a directory holding
+    /// memleak and memleak-workload).
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+}
+
+/// Address-space limit the corpus runs under (bytes).
+pub const RLIMIT_AS: u64 = 2 << 30;
+
+/// One case: name (= process name), label, workload arguments.
+pub struct Case {
+    pub name: &'static str,
+    pub leak: bool,
+    pub args: Vec<String>,
+}
+
+/// The corpus at a scale: run length `s` seconds; `full` uses gentler
+/// rates. Labels match `memleak::analyse::corpus::CASES`.
+pub fn cases(full: bool, seed: u64) -> (f64, f64, Vec<Case>) {
+    let (s, interval) = if full { (600.0, 1.0) } else { (24.0, 0.2) };
+    let pick = |ci: f64, f: f64| if full { f } else { ci };
+    let fmt = |v: f64| format!("{v}");
+    let case = |name: &'static str, leak: bool, args: Vec<String>| Case { name, leak, args };
+    let secs = fmt(s);
+    let v = |items: &[&str]| items.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+    let cases = vec![
+        case(
+            "steady-leak",
+            true,
+            [v(&["leak", "--rate-mib"]), v(&[&fmt(pick(4.0, 1.0))])].concat(),
+        ),
+        case(
+            "slow-leak",
+            true,
+            v(&[
+                "noisy-leak",
+                "--rate-mib",
+                &fmt(pick(1.0, 0.75)),
+                "--noise-mib",
+                &fmt(pick(16.0, 64.0)),
+                "--seed",
+                &(seed + 1).to_string(),
+            ]),
+        ),
+        case(
+            "thread-leak",
+            true,
+            v(&["thread-leak", "--rate-mib", &fmt(pick(3.0, 0.75))]),
+        ),
+        case(
+            "sawtooth-leak",
+            true,
+            v(&[
+                "sawtooth",
+                "--rise-mib",
+                &fmt(pick(24.0, 96.0)),
+                "--keep-mib",
+                &fmt(pick(6.0, 48.0)),
+                "--period-s",
+                &fmt(pick(3.0, 60.0)),
+            ]),
+        ),
+        case(
+            "gchild-leak",
+            true,
+            v(&["gchild-leak", "--rate-mib", &fmt(pick(3.0, 1.0))]),
+        ),
+        case(
+            "gc-sawtooth",
+            false,
+            v(&[
+                "sawtooth",
+                "--rise-mib",
+                &fmt(pick(32.0, 128.0)),
+                "--keep-mib",
+                "0",
+                "--period-s",
+                &fmt(pick(2.5, 50.0)),
+            ]),
+        ),
+        case(
+            "warmup-plateau",
+            false,
+            v(&[
+                "warmup",
+                "--mib",
+                &fmt(pick(64.0, 256.0)),
+                "--grow-s",
+                &fmt(0.6 * s),
+            ]),
+        ),
+        case(
+            "cache-cap",
+            false,
+            v(&[
+                "cache",
+                "--cap-mib",
+                &fmt(pick(64.0, 256.0)),
+                "--fill-mib-per-s",
+                &fmt(pick(64.0, 256.0) / (0.5 * s)),
+                "--seed",
+                &(seed + 2).to_string(),
+            ]),
+        ),
+        case(
+            "mmap-churn",
+            false,
+            v(&[
+                "mmap-churn",
+                "--mib",
+                &fmt(pick(48.0, 128.0)),
+                "--seed",
+                &(seed + 3).to_string(),
+            ]),
+        ),
+        case(
+            "step-once",
+            false,
+            v(&[
+                "step",
+                "--mib",
+                &fmt(pick(64.0, 256.0)),
+                "--at-s",
+                &fmt(0.5 * s),
+            ]),
+        ),
+        case(
+            "short-children",
+            false,
+            v(&[
+                "children",
+                "--count",
+                &fmt(pick(40.0, 300.0)),
+                "--mib",
+                "4",
+                "--ms",
+                "100",
+            ]),
+        ),
+    ];
+    let cases = cases
+        .into_iter()
+        .map(|mut c| {
+            c.args.extend(["--seconds".to_string(), secs.clone()]);
+            c
+        })
+        .collect();
+    (s, interval, cases)
+}
+
+fn sh_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// The driver script: every case in the background, then wait.
+pub fn driver_script(bin: &Path, cases: &[Case]) -> String {
+    let mut script = String::new();
+    for c in cases {
+        let _ = write!(
+            script,
+            "{}",
+            sh_quote(&bin.join(c.name).display().to_string())
+        );
+        for a in &c.args {
+            let _ = write!(script, " {}", sh_quote(a));
+        }
+        script.push_str(" &\n");
+    }
+    script.push_str("wait\n");
+    script
+}
+
+/// labels.toml for `memleak eval`.
+pub fn labels_toml(scale: &str, seed: u64, recording: &str, cases: &[Case]) -> String {
+    let mut out = format!(
+        "# Labels of a memleak corpus recording (cargo xtask corpus).\n\
+         # A case is flagged when any process named `comm` gets a leak verdict.\n\
+         scale = \"{scale}\"\nseed = {seed}\nrecording = \"{recording}\"\n"
+    );
+    for c in cases {
+        let _ = write!(
+            out,
+            "\n[cases.{}]\nleak = {}\ncomm = \"{}\"\ncommand = {:?}\n",
+            c.name,
+            c.leak,
+            c.name,
+            format!("memleak-workload {}", c.args.join(" "))
+        );
+    }
+    out
+}
+
+pub fn corpus(args: &Args) -> Result<()> {
+    let full = args.scale == "full";
+    let bin_dir = match &args.bin_dir {
+        Some(d) => d.clone(),
+        None => {
+            crate::setup::setup()?;
+            run(
+                &mut cargo([
+                    "build",
+                    "--release",
+                    "-p",
+                    "memleak-user",
+                    "-p",
+                    "memleak-tests",
+                ]),
+                "read the compiler errors above; `cargo xtask setup` must have succeeded",
+            )?;
+            target_dir().join("release")
+        }
+    };
+    let memleak = bin_dir.join("memleak");
+    let workload = bin_dir.join("memleak-workload");
+    for b in [&memleak, &workload] {
+        if !b.is_file() {
+            bail!("{} is missing", b.display());
+        }
+    }
+    let out = &args.out;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let out = out.canonicalize()?;
+    let recording = out.join("corpus.memleak");
+    if recording.exists() {
+        bail!(
+            "{} exists already\n  how to fix: remove it or pick another --out",
+            recording.display()
+        );
+    }
+    // Symlinks named after the cases: exec through them sets comm.
+    let links = out.join("bin");
+    std::fs::create_dir_all(&links)?;
+    let workload = workload.canonicalize()?;
+    let (s, interval, cases) = cases(full, args.seed);
+    for c in &cases {
+        let link = links.join(c.name);
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&workload, &link)
+            .with_context(|| format!("symlink {}", link.display()))?;
+    }
+    let script = driver_script(&links, &cases);
+    std::fs::write(out.join("driver.sh"), &script)?;
+    println!(
+        "recording {} cases at once for {s} s ({} scale, seed {}), under a {} MiB address-space limit",
+        cases.len(),
+        args.scale,
+        args.seed,
+        RLIMIT_AS >> 20
+    );
+    let mut cmd = Command::new("sh");
+    cmd.arg("-c")
+        .arg(format!(
+            "ulimit -v {} && exec \"$0\" record -q --sampler ebpf -i {}ms -o \"$1\" -- sh \"$2\"",
+            RLIMIT_AS / 1024,
+            (interval * 1000.0) as u64
+        ))
+        .arg(&memleak)
+        .arg(&recording)
+        .arg(out.join("driver.sh"));
+    run(
+        &mut cmd,
+        "eBPF needs root and tracefs (`cargo xtask setup` mounts it)",
+    )?;
+    std::fs::write(
+        out.join("labels.toml"),
+        labels_toml(&args.scale, args.seed, "corpus.memleak", &cases),
+    )?;
+    println!("corpus written to {}", out.display());
+    println!(
+        "  evaluate it with: {} eval {}",
+        memleak.display(),
+        out.display()
+    );
+    Ok(())
+}
