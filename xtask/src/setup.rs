@@ -16,6 +16,7 @@ pub fn setup() -> Result<()> {
     ensure_nightly()?;
     ensure_component(Some("nightly"), "rust-src")?;
     ensure_bpf_linker()?;
+    ensure_nextest()?;
     ensure_tracefs();
     println!("xtask setup: done");
     Ok(())
@@ -118,6 +119,21 @@ fn ensure_bpf_linker() -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// cargo-nextest: the cargo recipe test (tests/tests/cargo_recipe.rs) runs
+/// a throwaway crate's tests under `memleak run -- cargo nextest run`.
+fn ensure_nextest() -> Result<()> {
+    let found = which::which("cargo-nextest").is_ok()
+        || cargo_bin_dir().is_some_and(|d| d.join("cargo-nextest").is_file());
+    if found {
+        return Ok(());
+    }
+    println!("  cargo-nextest: missing, installing it (takes a few minutes, once)");
+    run(
+        &mut cargo(["install", "cargo-nextest", "--locked"]),
+        "`cargo install` needs network access to crates.io",
+    )
 }
 
 /// Tracepoint formats come from tracefs; mount it if nobody has. Only warns
