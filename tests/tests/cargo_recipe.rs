@@ -133,7 +133,15 @@ fn cargo_test_and_nextest_under_memleak_name_the_leaking_test() {
     let v = memleak_run(
         &krate,
         &tmp.path().join("cargo-test.json"),
-        &["cargo", "test", "-q", "--test", "leak", "--", "--test-threads=1"],
+        &[
+            "cargo",
+            "test",
+            "-q",
+            "--test",
+            "leak",
+            "--",
+            "--test-threads=1",
+        ],
     );
     let leaks: Vec<&Value> = v["processes"]
         .as_array()
@@ -142,7 +150,9 @@ fn cargo_test_and_nextest_under_memleak_name_the_leaking_test() {
         .filter(|p| p["verdict"] == "leak")
         .collect();
     assert!(
-        leaks.iter().any(|p| p["comm"].as_str().unwrap().starts_with("leak-")),
+        leaks
+            .iter()
+            .any(|p| p["comm"].as_str().unwrap().starts_with("leak-")),
         "the test binary should be flagged: {v}"
     );
     let phases = v["phases"].as_array().expect("phases from the markers");
@@ -165,7 +175,14 @@ fn cargo_test_and_nextest_under_memleak_name_the_leaking_test() {
     let v = memleak_run(
         &krate,
         &tmp.path().join("nextest.json"),
-        &["cargo", "nextest", "run", "--test", "leak", "--no-fail-fast"],
+        &[
+            "cargo",
+            "nextest",
+            "run",
+            "--test",
+            "leak",
+            "--no-fail-fast",
+        ],
     );
     let procs = v["processes"].as_array().unwrap();
     let of_test = |name: &str| -> Vec<&str> {

@@ -206,7 +206,7 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
             .as_array()
             .unwrap()
             .iter()
-            .find(|p| p["pid"].to_string() == pid)
+            .find(|p| p["pid"].as_u64() == pid.parse::<u64>().ok())
             .map(|p| p["verdict"].as_str().unwrap().to_string())
     };
     assert_eq!(

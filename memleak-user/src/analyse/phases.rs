@@ -116,7 +116,10 @@ pub fn attribute(t: &[f64], y: &[f64], w0: f64, w1: f64, phases: &[Phase]) -> Ve
 
 /// Attribution for every leak or growing process of `analysis`, read from
 /// `rec` (the recording it was made from). Empty without markers.
-pub fn for_analysis(rec: &Recording, analysis: &Analysis) -> Result<Vec<ProcessPhases>, StoreError> {
+pub fn for_analysis(
+    rec: &Recording,
+    analysis: &Analysis,
+) -> Result<Vec<ProcessPhases>, StoreError> {
     let phases = phases_from_markers(&rec.markers()?);
     if phases.is_empty() {
         return Ok(Vec::new());

@@ -270,13 +270,21 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    eprintln!("memleak: watch stopped; recordings in {}", args.dir.display());
+    eprintln!(
+        "memleak: watch stopped; recordings in {}",
+        args.dir.display()
+    );
     Ok(0)
 }
 
 /// One metrics refresh: read the last `window` seconds of `dir`, analyse,
 /// render.
-fn refresh(dir: &Path, settings: &crate::analyse::Settings, top: usize, window: f64) -> Result<String> {
+fn refresh(
+    dir: &Path,
+    settings: &crate::analyse::Settings,
+    top: usize,
+    window: f64,
+) -> Result<String> {
     let began = Instant::now();
     let now = now_unix();
     let files = range::list(dir)?;
@@ -324,9 +332,15 @@ mod tests {
             .collect();
         assert_eq!(
             left,
-            ["memleak-19700104-000000.memleak", "memleak-19700105-000000.memleak"]
+            [
+                "memleak-19700104-000000.memleak",
+                "memleak-19700105-000000.memleak"
+            ]
         );
-        assert!(!dir.path().join(format!("{}-wal", file_name(86_400))).exists());
+        assert!(!dir
+            .path()
+            .join(format!("{}-wal", file_name(86_400)))
+            .exists());
         assert!(dir.path().join("notes.txt").exists());
     }
 }

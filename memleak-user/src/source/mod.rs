@@ -188,9 +188,7 @@ pub fn analyse_and_report(
             bail!("give either a recording or --prometheus, not both");
         }
         let until = source.until.unwrap_or_else(now_unix);
-        let since = source
-            .since
-            .unwrap_or(until - source.range.as_secs_f64());
+        let since = source.since.unwrap_or(until - source.range.as_secs_f64());
         prometheus::analyse(
             url,
             &source.query,

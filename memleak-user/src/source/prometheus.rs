@@ -211,9 +211,10 @@ mod tests {
         assert_eq!(s[0].columns[0], (Metric::Rss, vec![100.0, 200.0]));
         assert_eq!(s[1].columns[0].0, Metric::Vm);
         assert_eq!(s[1].process.comm, "memleak_process_vm_bytes");
-        let bad: Value =
-            serde_json::from_str(r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#)
-                .unwrap();
+        let bad: Value = serde_json::from_str(
+            r#"{"status":"success","data":{"resultType":"vector","result":[]}}"#,
+        )
+        .unwrap();
         assert!(to_series(&bad, 0.0).is_err());
     }
 }
