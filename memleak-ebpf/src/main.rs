@@ -211,7 +211,8 @@ fn state_for(tgid: u32, task: u64, is_current: bool) -> Option<*mut ProcState> {
 
 #[inline(always)]
 fn touch(st: &mut ProcState) {
-    st.updated_ns = now();
+    // No timestamp here (a helper call on the page-fault path): userspace
+    // stamps each observation with its snapshot time.
     st.seq = st.seq.wrapping_add(1);
     mark_dirty(st.tgid);
 }
@@ -227,10 +228,10 @@ pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
     if !(0..MAX_MEMBER).contains(&member) || mm == 0 {
         return 0;
     }
-    let current = current_task();
-    let current_mm = read::<u64>(current, g(&OFF_TASK_MM)).unwrap_or(0);
-    let is_current = current_mm == mm;
-    let owner = if g(&OFF_MM_OWNER) != ABSENT {
+    // This runs on every page-fault batch of every tracked process: keep
+    // kernel reads to the minimum (owner, its tgid, the one counter).
+    let cur_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let (owner, tgid, is_current) = if g(&OFF_MM_OWNER) != ABSENT {
         let owner = read::<u64>(mm, g(&OFF_MM_OWNER)).unwrap_or(0);
         if owner == 0 {
             // The kernel clears mm->owner when the last task leaves an mm
@@ -239,17 +240,20 @@ pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
             count(STAT_TEARDOWN);
             return 0;
         }
-        owner
-    } else if is_current {
-        current
+        let Some(tgid) = read::<u32>(owner, g(&OFF_TASK_TGID)) else {
+            return 0;
+        };
+        // Threads share the mm, so same thread group = the current mm.
+        (owner, tgid, tgid == cur_tgid)
     } else {
-        // Without CONFIG_MEMCG there is no mm->owner: a change made by
-        // another task cannot be attributed. Counted and reported.
-        count(STAT_UNATTRIBUTED);
-        return 0;
-    };
-    let Some(tgid) = read::<u32>(owner, g(&OFF_TASK_TGID)) else {
-        return 0;
+        let current = current_task();
+        if read::<u64>(current, g(&OFF_TASK_MM)).unwrap_or(0) != mm {
+            // Without CONFIG_MEMCG there is no mm->owner: a change made by
+            // another task cannot be attributed. Counted and reported.
+            count(STAT_UNATTRIBUTED);
+            return 0;
+        }
+        (current, cur_tgid, true)
     };
     let Some(st) = state_for(tgid, owner, is_current) else {
         return 0;
@@ -260,12 +264,11 @@ pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
         count(STAT_FOREIGN_MM);
     }
     count(STAT_RSS_EVENTS);
+    // total_vm is not re-read here: faults do not change it (the mmap
+    // family, exec and fork refresh it).
     let m = member as usize;
     if m < RSS_MEMBERS {
         st.rss[m] = read_rss(mm, member as u64);
-    }
-    if let Some(vm) = read::<u64>(mm, g(&OFF_MM_TOTAL_VM)) {
-        st.total_vm = vm;
     }
     touch(st);
     0

@@ -37,7 +37,8 @@ pub struct ProcState {
     pub start_ns: u64,
     /// `bpf_ktime_get_boot_ns()` at exit of the last thread, 0 while alive.
     pub exit_ns: u64,
-    /// `bpf_ktime_get_boot_ns()` at the last change.
+    /// `bpf_ktime_get_boot_ns()` when the entry was created (fork, exec,
+    /// adoption); not refreshed per event, to keep the fault path cheap.
     pub updated_ns: u64,
     /// `mm_struct.total_vm`, in pages.
     pub total_vm: u64,

@@ -283,10 +283,12 @@ impl EbpfSampler {
         }
         Observation {
             id,
+            // The figures are as of now (the program keeps no per-event
+            // timestamp: it would cost a helper call per page fault).
             at_ns: if exit.is_some() {
                 st.exit_ns
             } else {
-                st.updated_ns
+                boottime_ns()
             },
             mem: Mem {
                 vm: st.total_vm * ps,
