@@ -17,22 +17,54 @@ const CASES: &[(&str, bool, &[&str])] = &[
     (
         "slow-leak",
         true,
-        &["noisy-leak", "--rate-mib", "2", "--noise-mib", "12", "--seed", "7"],
+        &[
+            "noisy-leak",
+            "--rate-mib",
+            "2",
+            "--noise-mib",
+            "12",
+            "--seed",
+            "7",
+        ],
     ),
     (
         "sawtooth-leak",
         true,
-        &["sawtooth", "--rise-mib", "16", "--keep-mib", "4", "--period-s", "1.5"],
+        &[
+            "sawtooth",
+            "--rise-mib",
+            "16",
+            "--keep-mib",
+            "4",
+            "--period-s",
+            "1.5",
+        ],
     ),
     ("gchild-leak", true, &["gchild-leak", "--rate-mib", "3"]),
     (
         "gc-sawtooth",
         false,
-        &["sawtooth", "--rise-mib", "24", "--keep-mib", "0", "--period-s", "1.5"],
+        &[
+            "sawtooth",
+            "--rise-mib",
+            "24",
+            "--keep-mib",
+            "0",
+            "--period-s",
+            "1.5",
+        ],
     ),
-    ("warmup-plateau", false, &["warmup", "--mib", "48", "--grow-s", "7"]),
+    (
+        "warmup-plateau",
+        false,
+        &["warmup", "--mib", "48", "--grow-s", "7"],
+    ),
     ("step-once", false, &["step", "--mib", "48", "--at-s", "6"]),
-    ("mmap-churn", false, &["mmap-churn", "--mib", "32", "--seed", "3"]),
+    (
+        "mmap-churn",
+        false,
+        &["mmap-churn", "--mib", "32", "--seed", "3"],
+    ),
 ];
 
 #[test]
@@ -81,8 +113,15 @@ fn combined_default_flags_exactly_the_leaks() {
         CASES
             .iter()
             .map(|(name, _, _)| {
-                let procs: Vec<_> = a.results.iter().filter(|r| r.process.comm == *name).collect();
-                assert!(!procs.is_empty(), "{name}: no analysed process of that name");
+                let procs: Vec<_> = a
+                    .results
+                    .iter()
+                    .filter(|r| r.process.comm == *name)
+                    .collect();
+                assert!(
+                    !procs.is_empty(),
+                    "{name}: no analysed process of that name"
+                );
                 let leak = procs.iter().any(|r| r.verdict == Verdict::Leak);
                 let why: Vec<String> = procs
                     .iter()
