@@ -73,7 +73,12 @@ fn venv() -> Option<PathBuf> {
             }
         }
     }
-    let plugin = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pytest-memleak");
+    // pip builds in the source tree (build/, *.egg-info): install from a
+    // copy so the checkout stays clean.
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pytest-memleak");
+    let copy = tempfile::tempdir().unwrap();
+    let plugin = copy.path().join("pytest-memleak");
+    copy_tree(&src, &plugin);
     run(
         Command::new(&python).args(["-m", "pip", "install", "-q", "pytest"]),
         "pip install pytest",
@@ -93,6 +98,22 @@ fn venv() -> Option<PathBuf> {
         "pip install ./pytest-memleak",
     );
     Some(python)
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name();
+        if name == "build" || name.to_string_lossy().ends_with(".egg-info") {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(&name));
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
 }
 
 #[test]
