@@ -20,7 +20,7 @@ mod cost;
 mod overhead;
 mod util;
 
-use crate::run::{cargo, output, root, run, target_dir};
+use crate::run::{build_release, output, root, run, target_dir};
 use anyhow::{bail, Context, Result};
 use std::io::Write;
 use std::path::PathBuf;
@@ -75,25 +75,14 @@ pub fn bench(args: &Args) -> Result<()> {
     }
     let want = |n: &str| args.names.is_empty() || args.names.iter().any(|x| x == n || x == "all");
     let started = Instant::now();
-    run(
-        &mut cargo([
-            "build",
-            "--release",
-            "-p",
-            "memleak-user",
-            "--bin",
-            "memleak",
-            "-p",
-            "memleak-bench",
-        ]),
-        "read the compiler errors above; `cargo xtask setup` must have succeeded",
-    )
-    .context("building memleak and memleak-bench failed")?;
+    let built = build_release(
+        &["memleak-user", "memleak-bench"],
+        &["memleak", "memleak-bench"],
+    )?;
     let build_s = started.elapsed().as_secs_f64();
-    let release = target_dir().join("release");
     let bins = Bins {
-        memleak: release.join("memleak"),
-        bench: release.join("memleak-bench"),
+        memleak: built[0].clone(),
+        bench: built[1].clone(),
         poller: root().join("bench").join("psutil_poller.py"),
         recstats: root().join("bench").join("recstats.py"),
         target: target_dir(),

@@ -12,7 +12,7 @@
 //! Output: `DIR/corpus.memleak` and `DIR/labels.toml` (case name → leak or
 //! not, the process name, the command).
 
-use crate::run::{cargo, run, target_dir};
+use crate::run::{build_release, run, target_dir};
 use anyhow::{bail, Context, Result};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -228,17 +228,7 @@ pub fn corpus(args: &Args) -> Result<()> {
         Some(d) => d.clone(),
         None => {
             crate::setup::setup()?;
-            run(
-                &mut cargo([
-                    "build",
-                    "--release",
-                    "-p",
-                    "memleak-user",
-                    "-p",
-                    "memleak-tests",
-                ]),
-                "read the compiler errors above; `cargo xtask setup` must have succeeded",
-            )?;
+            build_release(&["memleak-user", "memleak-tests"], &[])?;
             target_dir().join("release")
         }
     };

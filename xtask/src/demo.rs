@@ -1,6 +1,6 @@
 //! `cargo xtask demo`: record a leaking and a stable process with `memleak run`.
 
-use crate::run::{cargo, run, target_dir};
+use crate::run::{build_release, run};
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 use std::process::Command;
@@ -22,40 +22,20 @@ const SCRIPT: &str = "\"$1\" leak --rate-mib 8 --seconds 20 & \
 
 pub fn demo(args: &Args) -> Result<()> {
     crate::setup::setup()?;
-    run(
-        &mut cargo([
-            "build",
-            "--release",
-            "-p",
-            "memleak-user",
-            "-p",
-            "memleak-tests",
-        ]),
-        "read the compiler errors above; `cargo xtask setup` must have succeeded",
-    )
-    .context("building memleak and the demo workload failed")?;
-
-    let release = target_dir().join("release");
-    let memleak = release.join("memleak");
-    let workload = release.join("memleak-workload");
-    for bin in [&memleak, &workload] {
-        if !bin.is_file() {
-            bail!(
-                "{} is missing after the build\n  how to fix: check CARGO_TARGET_DIR and \
-                 `cargo build --release -p memleak-user -p memleak-tests`",
-                bin.display()
-            );
-        }
-    }
+    let bins = build_release(
+        &["memleak-user", "memleak-tests"],
+        &["memleak", "memleak-workload"],
+    )?;
+    let (memleak, workload) = (&bins[0], &bins[1]);
 
     let dir = demo_dir()?;
     let recording = dir.join("demo.memleak");
-    let mut cmd = Command::new(&memleak);
+    let mut cmd = Command::new(memleak);
     cmd.arg("run").arg("-o").arg(&recording);
     if let Some(sampler) = &args.sampler {
         cmd.args(["--sampler", sampler]);
     }
-    cmd.args(["--", "sh", "-c", SCRIPT, "sh"]).arg(&workload);
+    cmd.args(["--", "sh", "-c", SCRIPT, "sh"]).arg(workload);
     let result = run(
         &mut cmd,
         "eBPF needs root (or CAP_BPF+CAP_PERFMON) and tracefs; \

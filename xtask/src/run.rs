@@ -20,6 +20,37 @@ pub fn target_dir() -> PathBuf {
     }
 }
 
+/// Builds `packages` in release mode and returns the paths of `bins` in
+/// `target/release`, failing with a clear message when one is missing.
+/// Shared by `demo`, `corpus` and `bench`, which all run release binaries.
+pub fn build_release(packages: &[&str], bins: &[&str]) -> Result<Vec<PathBuf>> {
+    let mut args = vec!["build", "--release"];
+    for p in packages {
+        args.extend(["-p", p]);
+    }
+    run(
+        &mut cargo(&args),
+        "read the compiler errors above; `cargo xtask setup` must have succeeded",
+    )
+    .with_context(|| format!("building {} failed", packages.join(", ")))?;
+    let release = target_dir().join("release");
+    bins.iter()
+        .map(|b| {
+            let path = release.join(b);
+            if path.is_file() {
+                Ok(path)
+            } else {
+                bail!(
+                    "{} is missing after the build\n  how to fix: check CARGO_TARGET_DIR and \
+                     `cargo build --release -p {}`",
+                    path.display(),
+                    packages.join(" -p ")
+                )
+            }
+        })
+        .collect()
+}
+
 /// `$CARGO_HOME/bin` (default `~/.cargo/bin`), where `cargo install` puts tools.
 pub fn cargo_bin_dir() -> Option<PathBuf> {
     let home = match std::env::var_os("CARGO_HOME") {
