@@ -7,6 +7,47 @@ use clap::Args;
 
 use crate::record::SamplerChoice;
 use crate::sample::ebpf::DEFAULT_MAX_PROCS;
+use crate::sample::Scope;
+
+/// Which processes to record, shared by `record` and `watch`.
+#[derive(Args, Debug, Clone)]
+pub struct ScopeArgs {
+    /// Record every process on the machine.
+    #[arg(long, conflicts_with_all = ["cgroup", "pid"])]
+    pub all: bool,
+
+    /// Record the processes of a cgroup v2 (a directory under
+    /// /sys/fs/cgroup) and their descendants.
+    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
+    pub cgroup: Option<PathBuf>,
+
+    /// Record these running processes and their descendants (repeatable).
+    #[arg(long, value_name = "PID")]
+    pub pid: Vec<u32>,
+}
+
+impl ScopeArgs {
+    /// The chosen scope; `None` when no option chose one. A command run by
+    /// `record` is a tree scope of its own (`command` = true).
+    pub fn scope(&self, command: bool) -> anyhow::Result<Option<Scope>> {
+        Ok(Some(if self.all {
+            Scope::All
+        } else if let Some(cg) = &self.cgroup {
+            if !crate::sysinfo::is_cgroup2_dir(cg) {
+                anyhow::bail!(
+                    "{} is not a cgroup v2 directory (expected a folder under {} with a cgroup.procs file)",
+                    cg.display(),
+                    crate::sysinfo::cgroup2_mount().display()
+                );
+            }
+            Scope::Cgroup(cg.clone())
+        } else if !self.pid.is_empty() || command {
+            Scope::Tree(self.pid.clone())
+        } else {
+            return Ok(None);
+        }))
+    }
+}
 
 #[derive(Args, Debug, Clone)]
 pub struct SamplingArgs {

@@ -1,30 +1,19 @@
 //! `memleak record`: record memory of the whole system, a cgroup, some
 //! processes, or a command's process tree.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use super::common::{parse_duration, SamplingArgs};
+use super::common::{parse_duration, SamplingArgs, ScopeArgs};
 use crate::record::{self, RecordOptions, RecordOutcome};
 use crate::sample::Scope;
 
 #[derive(Args, Debug)]
 pub struct RecordArgs {
-    /// Record every process on the machine.
-    #[arg(long, conflicts_with_all = ["cgroup", "pid"])]
-    pub all: bool,
-
-    /// Record the processes of a cgroup v2 (a directory under
-    /// /sys/fs/cgroup) and their descendants.
-    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
-    pub cgroup: Option<PathBuf>,
-
-    /// Record these running processes and their descendants (repeatable).
-    #[arg(long, value_name = "PID")]
-    pub pid: Vec<u32>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 
     /// Stop after this long (e.g. 30s, 8h). Without it, recording stops at
     /// Ctrl-C (or when the command ends).
@@ -41,19 +30,7 @@ pub struct RecordArgs {
 
 pub fn run(args: RecordArgs) -> Result<i32> {
     let command = (!args.command.is_empty()).then(|| args.command.clone());
-    let scope = if args.all {
-        Scope::All
-    } else if let Some(cg) = &args.cgroup {
-        if !crate::sysinfo::is_cgroup2_dir(cg) {
-            bail!(
-                "{} is not a cgroup v2 directory (expected a folder under /sys/fs/cgroup with a cgroup.procs file)",
-                cg.display()
-            );
-        }
-        Scope::Cgroup(cg.clone())
-    } else if !args.pid.is_empty() || command.is_some() {
-        Scope::Tree(args.pid.clone())
-    } else {
+    let Some(scope) = args.scope.scope(command.is_some())? else {
         bail!("nothing to record: give a command after `--`, or --all, --cgroup PATH or --pid PID (see `memleak record --help`)");
     };
     let outcome = record_with(&args.sampling, scope, args.duration, command)?;

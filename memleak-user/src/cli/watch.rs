@@ -24,27 +24,17 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::analyze::AnalysisArgs;
-use super::common::parse_duration;
+use super::common::{parse_duration, ScopeArgs};
 use crate::analyse::units::parse_bytes;
 use crate::export::{self, metrics};
 use crate::record::{record_until, RecordOptions, SamplerChoice};
 use crate::sample::ebpf::DEFAULT_MAX_PROCS;
-use crate::sample::Scope;
 use crate::source::{now_unix, range};
 
 #[derive(Args, Debug)]
 pub struct WatchArgs {
-    /// Record every process on the machine.
-    #[arg(long, conflicts_with_all = ["cgroup", "pid"])]
-    pub all: bool,
-
-    /// Record the processes of a cgroup v2 directory and their descendants.
-    #[arg(long, value_name = "PATH", conflicts_with = "pid")]
-    pub cgroup: Option<PathBuf>,
-
-    /// Record these running processes and their descendants (repeatable).
-    #[arg(long, value_name = "PID")]
-    pub pid: Vec<u32>,
+    #[command(flatten)]
+    pub scope: ScopeArgs,
 
     /// Directory of the rotated recordings (created when missing).
     #[arg(long, default_value = "/var/lib/memleak", value_name = "DIR")]
@@ -148,16 +138,7 @@ fn file_size(path: &Path) -> u64 {
 }
 
 pub fn run(args: WatchArgs) -> Result<i32> {
-    let scope = if args.all {
-        Scope::All
-    } else if let Some(cg) = &args.cgroup {
-        if !crate::sysinfo::is_cgroup2_dir(cg) {
-            bail!("{} is not a cgroup v2 directory", cg.display());
-        }
-        Scope::Cgroup(cg.clone())
-    } else if !args.pid.is_empty() {
-        Scope::Tree(args.pid.clone())
-    } else {
+    let Some(scope) = args.scope.scope(false)? else {
         bail!("nothing to watch: give --all, --cgroup PATH or --pid PID");
     };
     if args.keep == 0 {
