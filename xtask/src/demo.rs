@@ -31,7 +31,11 @@ pub fn demo(args: &Args) -> Result<()> {
     let dir = demo_dir()?;
     let recording = dir.join("demo.memleak");
     let mut cmd = Command::new(memleak);
-    cmd.arg("run").arg("-o").arg(&recording);
+    // 250 ms snapshots: a 20 s demo then has ~80 points per process, enough
+    // for the analyser's 20-point minimum after the warm-up is dropped.
+    cmd.arg("run")
+        .args(["--interval", "250ms", "-o"])
+        .arg(&recording);
     if let Some(sampler) = &args.sampler {
         cmd.args(["--sampler", sampler]);
     }
@@ -42,6 +46,15 @@ pub fn demo(args: &Args) -> Result<()> {
          try `cargo xtask demo --sampler procfs` to use the fallback",
     )
     .context("the demo recording failed");
+    if result.is_ok() {
+        // Memory at start, end and peak of every process: the leaking one
+        // rises, the stable one stays flat.
+        println!();
+        let _ = run(
+            Command::new(memleak).args(["info", "-p"]).arg(&recording),
+            "the recording could not be read",
+        );
+    }
 
     if args.keep {
         println!("recording kept: {}", recording.display());

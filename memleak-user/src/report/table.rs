@@ -101,6 +101,14 @@ pub fn render(a: &Analysis) -> String {
     }
     if rows.is_empty() {
         out.push_str("\nNo process grows like a leak.\n");
+        if a.results.is_empty() && !a.skipped.is_empty() {
+            // Nothing was judged at all: say how to get a verdict rather
+            // than let "no leak" read as a clean bill of health.
+            out.push_str(
+                "Nothing was long enough to judge: record with a shorter --interval \
+                 (e.g. 250ms) or lower --min-points.\n",
+            );
+        }
     } else {
         let mut widths = header.map(|h| h.chars().count());
         for row in &rows {
@@ -165,5 +173,15 @@ mod tests {
         assert!(t.contains("leaky<&> (pid 100): rss grows"), "{t}");
         assert!(t.contains("rss/lbr"), "{t}");
         assert!(t.contains("[lbr model]"), "{t}");
+        assert!(!t.contains("Nothing was long enough"), "{t}");
+    }
+
+    #[test]
+    fn says_how_to_get_a_verdict_when_nothing_could_be_judged() {
+        let mut a = tiny_analysis();
+        a.results.clear();
+        let t = render(&a);
+        assert!(t.contains("No process grows like a leak."), "{t}");
+        assert!(t.contains("shorter --interval"), "{t}");
     }
 }
