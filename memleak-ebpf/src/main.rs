@@ -14,9 +14,9 @@ use aya_ebpf::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,
         bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
     },
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{map, perf_event, raw_tracepoint, tracepoint},
     maps::{HashMap, PerCpuArray, RingBuf},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::{PerfEventContext, RawTracePointContext, TracePointContext},
 };
 use memleak_common::{
     globals::{ABSENT, SCOPE_ALL, SCOPE_CGROUP},
@@ -271,6 +271,62 @@ pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
         st.rss[m] = read_rss(mm, member as u64);
     }
     touch(st);
+    0
+}
+
+/// Re-reads the current task's mm counters when its process is tracked.
+/// The "switch" hook mode uses this instead of `rss_stat`: it runs when a
+/// task leaves the CPU and from a slow per-CPU timer, not on every fault,
+/// so a fault-heavy program pays almost nothing. Changes made to a
+/// process's memory while it does not run (reclaim, another process
+/// writing into it) are seen when it next runs.
+#[inline(always)]
+fn refresh_current() {
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    let Some(st) = PROCS.get_ptr_mut(tgid) else {
+        return;
+    };
+    // SAFETY: pointer into our own map's value.
+    let st = unsafe { &mut *st };
+    let Some(mm) = read::<u64>(current_task(), g(&OFF_TASK_MM)) else {
+        return;
+    };
+    if mm == 0 {
+        return; // exiting: the exit record has the final figures
+    }
+    let mut changed = false;
+    let mut i = 0;
+    while i < RSS_MEMBERS {
+        let v = read_rss(mm, i as u64);
+        if v != st.rss[i] {
+            st.rss[i] = v;
+            changed = true;
+        }
+        i += 1;
+    }
+    if let Some(vm) = read::<u64>(mm, g(&OFF_MM_TOTAL_VM)) {
+        if vm != st.total_vm {
+            st.total_vm = vm;
+            changed = true;
+        }
+    }
+    if changed {
+        count(STAT_RSS_EVENTS);
+        touch(st);
+    }
+}
+
+/// `sched/sched_switch` (raw): the current task is the one leaving the CPU.
+#[raw_tracepoint(tracepoint = "sched_switch")]
+pub fn switch_out(_ctx: RawTracePointContext) -> i32 {
+    refresh_current();
+    0
+}
+
+/// A per-CPU timer: catches a task that runs for long without switching.
+#[perf_event]
+pub fn cpu_tick(_ctx: PerfEventContext) -> u32 {
+    refresh_current();
     0
 }
 

@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use memleak::record::{record, RecordOptions, SamplerChoice};
+use memleak::sample::ebpf::EbpfHook;
 use memleak::sample::Scope;
 use memleak::store::{ProcessInfo, Recording};
 
@@ -69,7 +70,18 @@ pub fn record_command(
     interval: Duration,
     argv: &[&str],
 ) -> Recording {
-    let output = dir.join(format!("rec-{sampler:?}.memleak"));
+    record_command_with(dir, sampler, EbpfHook::default(), interval, argv)
+}
+
+/// [`record_command`] with a chosen eBPF hook.
+pub fn record_command_with(
+    dir: &Path,
+    sampler: SamplerChoice,
+    hook: EbpfHook,
+    interval: Duration,
+    argv: &[&str],
+) -> Recording {
+    let output = dir.join(format!("rec-{sampler:?}-{hook:?}.memleak"));
     let opts = RecordOptions {
         output: output.clone(),
         interval,
@@ -78,6 +90,7 @@ pub fn record_command(
         scope: Scope::Tree(Vec::new()),
         command: Some(argv.iter().map(|s| s.to_string()).collect()),
         max_procs: 4096,
+        ebpf_hook: hook,
         progress: false,
     };
     let outcome = record(&opts).expect("recording");

@@ -3,21 +3,35 @@
 use std::time::Duration;
 
 use memleak::record::SamplerChoice;
+use memleak::sample::ebpf::EbpfHook;
 use memleak::sample::Mem;
-use memleak_tests::{growth_after_exec, named, record_command, require_ebpf, workload, MIB};
+use memleak_tests::{
+    growth_after_exec, named, record_command, record_command_with, require_ebpf, workload, MIB,
+};
 
 fn within(actual: u64, expected: u64, tolerance: f64) -> bool {
     (actual as f64 - expected as f64).abs() <= expected as f64 * tolerance
 }
 
 #[test]
-fn heap_growth_matches_what_the_child_allocated() {
+fn heap_growth_matches_what_the_child_allocated_switch_hook() {
     require_ebpf!();
+    heap_growth_matches(EbpfHook::Switch);
+}
+
+#[test]
+fn heap_growth_matches_what_the_child_allocated_faults_hook() {
+    require_ebpf!();
+    heap_growth_matches(EbpfHook::Faults);
+}
+
+fn heap_growth_matches(hook: EbpfHook) {
     let dir = tempfile::tempdir().unwrap();
     let wl = workload();
-    let rec = record_command(
+    let rec = record_command_with(
         dir.path(),
         SamplerChoice::Ebpf,
+        hook,
         Duration::from_millis(100),
         &[&wl, "grow-exact", "--mib", "64", "--seconds", "2"],
     );
@@ -174,6 +188,7 @@ fn cgroup_scope_records_the_cgroups_processes_only() {
         scope: memleak::sample::Scope::Cgroup(cg.clone()),
         command: None,
         max_procs: 1024,
+        ebpf_hook: Default::default(),
         progress: false,
     };
     let result = memleak::record::record(&opts);

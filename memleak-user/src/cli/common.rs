@@ -6,7 +6,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::record::SamplerChoice;
-use crate::sample::ebpf::DEFAULT_MAX_PROCS;
+use crate::sample::ebpf::{EbpfHook, DEFAULT_MAX_PROCS};
 use crate::sample::Scope;
 
 /// Which processes to record, shared by `record` and `watch`.
@@ -72,6 +72,13 @@ pub struct SamplingArgs {
     /// is counted and reported, never silent.
     #[arg(long, default_value_t = DEFAULT_MAX_PROCS, value_name = "N")]
     pub max_procs: u32,
+
+    /// What refreshes the eBPF counters: `switch` (default: when a process
+    /// leaves the CPU and at 4 Hz while it runs; near-zero overhead, a change
+    /// made while a process sleeps shows when it next runs) or `faults`
+    /// (every RSS change, exact; page faults get ~10% slower).
+    #[arg(long, value_enum, default_value = "switch", value_name = "HOOK")]
+    pub ebpf_hook: EbpfHook,
 
     /// Do not show the progress line.
     #[arg(short, long)]

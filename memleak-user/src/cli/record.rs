@@ -64,6 +64,7 @@ pub fn record_with(
         scope,
         command,
         max_procs: sampling.max_procs,
+        ebpf_hook: sampling.ebpf_hook,
         progress: !sampling.quiet,
     };
     let outcome =

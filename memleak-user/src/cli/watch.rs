@@ -70,6 +70,10 @@ pub struct WatchArgs {
     #[arg(long, default_value_t = DEFAULT_MAX_PROCS, value_name = "N")]
     pub max_procs: u32,
 
+    /// What refreshes the eBPF counters (see `memleak record --help`).
+    #[arg(long, value_enum, default_value = "switch", value_name = "HOOK")]
+    pub ebpf_hook: crate::sample::ebpf::EbpfHook,
+
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
@@ -212,6 +216,7 @@ pub fn run(args: WatchArgs) -> Result<i32> {
             scope: scope.clone(),
             command: None,
             max_procs: args.max_procs,
+            ebpf_hook: args.ebpf_hook,
             progress: false,
         };
         // Size rotation: a watcher sets the flag record_until checks.

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::sample::ebpf::EbpfSampler;
+use crate::sample::ebpf::{EbpfHook, EbpfSampler};
 use crate::sample::procfs::ProcfsSampler;
 use crate::sample::{SampleError, Sampler, Scope};
 
@@ -24,6 +24,7 @@ pub fn open(
     self_pid: u32,
     max_procs: u32,
     interval: Duration,
+    hook: EbpfHook,
 ) -> Result<(Box<dyn Sampler>, String), SampleError> {
     let procfs = |scope| -> Result<Box<dyn Sampler>, SampleError> {
         let mut s = ProcfsSampler::new(scope, self_pid)?;
@@ -32,7 +33,7 @@ pub fn open(
     };
     match choice {
         SamplerChoice::Ebpf => {
-            let s = EbpfSampler::new(scope, self_pid, max_procs)?;
+            let s = EbpfSampler::with_hook(scope, self_pid, max_procs, hook)?;
             Ok((
                 Box::new(s),
                 "eBPF sampler requested (--sampler ebpf)".into(),
@@ -42,12 +43,16 @@ pub fn open(
             procfs(scope)?,
             "procfs sampler requested (--sampler procfs)".into(),
         )),
-        SamplerChoice::Auto => match EbpfSampler::new(scope.clone(), self_pid, max_procs) {
-            Ok(s) => Ok((Box::new(s), "eBPF sampler loaded".into())),
-            Err(e) => Ok((
-                procfs(scope)?,
-                format!("using the procfs sampler because the eBPF sampler could not load: {e}"),
-            )),
-        },
+        SamplerChoice::Auto => {
+            match EbpfSampler::with_hook(scope.clone(), self_pid, max_procs, hook) {
+                Ok(s) => Ok((Box::new(s), "eBPF sampler loaded".into())),
+                Err(e) => Ok((
+                    procfs(scope)?,
+                    format!(
+                        "using the procfs sampler because the eBPF sampler could not load: {e}"
+                    ),
+                )),
+            }
+        }
     }
 }

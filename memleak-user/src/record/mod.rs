@@ -32,6 +32,8 @@ pub struct RecordOptions {
     pub command: Option<Vec<String>>,
     /// Capacity of the eBPF process map.
     pub max_procs: u32,
+    /// Which kernel event refreshes the eBPF counters.
+    pub ebpf_hook: crate::sample::ebpf::EbpfHook,
     /// Show a progress line on stderr (when it is a terminal).
     pub progress: bool,
 }
@@ -98,6 +100,7 @@ pub fn record_until(
         self_pid,
         opts.max_procs,
         opts.interval,
+        opts.ebpf_hook,
     )?;
     if opts.interval < sampler.min_interval() {
         return Err(RecordError::Interval {

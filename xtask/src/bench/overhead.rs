@@ -14,13 +14,15 @@ enum Cond {
     Procfs,
     Psutil1s,
     Psutil5ms,
+    EbpfSwitch,
 }
 
 impl Cond {
-    const ALL: [Cond; 6] = [
+    const ALL: [Cond; 7] = [
         Cond::Alone,
         Cond::AloneAgain,
         Cond::Ebpf,
+        Cond::EbpfSwitch,
         Cond::Procfs,
         Cond::Psutil1s,
         Cond::Psutil5ms,
@@ -30,6 +32,7 @@ impl Cond {
             Cond::Alone => "alone",
             Cond::AloneAgain => "alone again (A/A noise)",
             Cond::Ebpf => "memleak record, eBPF, 1 s",
+            Cond::EbpfSwitch => "memleak record, eBPF --ebpf-hook switch, 1 s",
             Cond::Procfs => "memleak record, procfs, 1 s",
             Cond::Psutil1s => "psutil poller, all processes, 1 s",
             Cond::Psutil5ms => "psutil poller, all processes, 5 ms",
@@ -40,6 +43,7 @@ impl Cond {
             Cond::Alone => "alone",
             Cond::AloneAgain => "alone_again",
             Cond::Ebpf => "ebpf",
+            Cond::EbpfSwitch => "ebpf_switch",
             Cond::Procfs => "procfs",
             Cond::Psutil1s => "psutil_1s",
             Cond::Psutil5ms => "psutil_5ms",
@@ -77,11 +81,20 @@ fn run_once(bins: &Bins, w: &Workload, cond: Cond, dir: &std::path::Path, i: usi
     work.args(w.args);
     match cond {
         Cond::Alone | Cond::AloneAgain => work_s(&run_measured(&mut work)?.2),
-        Cond::Ebpf | Cond::Procfs => {
+        Cond::Ebpf | Cond::EbpfSwitch | Cond::Procfs => {
             let out = dir.join(format!("{}-{}-{i}.memleak", w.key, cond.key()));
             let mut cmd = Command::new(&bins.memleak);
             cmd.args(["record", "-q", "-i", "1s", "--sampler"])
-                .arg(if cond == Cond::Ebpf { "ebpf" } else { "procfs" })
+                .arg(if cond == Cond::Procfs {
+                    "procfs"
+                } else {
+                    "ebpf"
+                })
+                .args(if cond == Cond::EbpfSwitch {
+                    &["--ebpf-hook", "switch"][..]
+                } else {
+                    &[]
+                })
                 .arg("-o")
                 .arg(&out)
                 .arg("--")
