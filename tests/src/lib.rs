@@ -108,6 +108,43 @@ pub fn workload() -> String {
     target_dir().join("memleak-workload").display().to_string()
 }
 
+/// Children of `pid` (from /proc/PID/task/*/children).
+pub fn children(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
+                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
+            }
+        }
+    }
+    out
+}
+
+/// The current name of `pid` ("" when it is gone).
+pub fn comm(pid: u32) -> String {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
+/// Waits (up to 20 s) until `pid` has a child named `name`: the recorder
+/// has loaded its sampler and started the command. Returns the child.
+pub fn wait_for_child_named(pid: u32, name: &str) -> u32 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(c) = children(pid).into_iter().find(|&c| comm(c) == name) {
+            return c;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command `{name}` never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
 /// Processes of the recording whose last name is `comm`.
 pub fn named<'a>(rec: &'a Recording, comm: &str) -> Vec<&'a ProcessInfo> {
     rec.processes.iter().filter(|p| p.comm == comm).collect()

@@ -4,7 +4,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use memleak::store::Recording;
-use memleak_tests::{memleak_bin, workload};
+use memleak_tests::{comm, memleak_bin, wait_for_child_named, workload};
 
 #[test]
 fn recording_survives_sigkill_of_the_recorder() {
@@ -56,8 +56,7 @@ fn recording_survives_sigkill_of_the_recorder() {
     );
     // The orphaned workload is still running; stop it, by its pid (a
     // pattern could hit another test's workload).
-    let comm = std::fs::read_to_string(format!("/proc/{}/comm", leaker.id.pid)).unwrap_or_default();
-    if comm.trim() == "memleak-workloa" {
+    if comm(leaker.id.pid) == "memleak-workloa" {
         // SAFETY: the workload we started (through memleak).
         unsafe { libc::kill(leaker.id.pid as i32, libc::SIGKILL) };
     }
@@ -73,7 +72,9 @@ fn sigterm_stops_cleanly_with_a_final_snapshot() {
         .args(["--", "sleep", "30"])
         .spawn()
         .expect("start memleak");
-    std::thread::sleep(Duration::from_millis(800));
+    // Signal a recording in progress, not one still loading its sampler.
+    wait_for_child_named(child.id(), "sleep");
+    std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let status = child.wait().unwrap();

@@ -4,10 +4,10 @@
 
 use std::path::Path;
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use memleak::store::Recording;
-use memleak_tests::{memleak_bin, require_ebpf};
+use memleak_tests::{memleak_bin, require_ebpf, wait_for_child_named};
 
 fn meta<'a>(rec: &'a Recording, key: &str) -> Option<&'a str> {
     rec.meta
@@ -28,26 +28,6 @@ fn record(out: &Path, extra: &[&str], cmd: &[&str]) -> Output {
         .expect("run memleak record")
 }
 
-/// Children of `pid` (from /proc/PID/task/*/children).
-fn children(pid: u32) -> Vec<u32> {
-    let mut out = Vec::new();
-    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
-        for t in tasks.flatten() {
-            if let Ok(s) = std::fs::read_to_string(t.path().join("children")) {
-                out.extend(s.split_whitespace().filter_map(|p| p.parse::<u32>().ok()));
-            }
-        }
-    }
-    out
-}
-
-fn comm(pid: u32) -> String {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .unwrap_or_default()
-        .trim()
-        .to_string()
-}
-
 #[test]
 fn sigint_stops_cleanly_and_keeps_the_recording() {
     let dir = tempfile::tempdir().unwrap();
@@ -59,11 +39,7 @@ fn sigint_stops_cleanly_and_keeps_the_recording() {
         .spawn()
         .expect("start memleak");
     // Wait until the command runs, so the signal hits a recording in progress.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !children(child.id()).iter().any(|&c| comm(c) == "sleep") {
-        assert!(Instant::now() < deadline, "the command never started");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    wait_for_child_named(child.id(), "sleep");
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling our own child.
     unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
@@ -152,14 +128,7 @@ fn command_killed_from_outside_is_recorded() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("start memleak");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let sleep_pid = loop {
-        if let Some(&c) = children(child.id()).iter().find(|&&c| comm(c) == "sleep") {
-            break c;
-        }
-        assert!(Instant::now() < deadline, "the command never started");
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let sleep_pid = wait_for_child_named(child.id(), "sleep");
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: killing a process we started (through memleak).
     unsafe { libc::kill(sleep_pid as i32, libc::SIGKILL) };
