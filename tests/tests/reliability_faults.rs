@@ -28,23 +28,25 @@ fn record(out: &Path, extra: &[&str], cmd: &[&str]) -> Output {
         .expect("run memleak record")
 }
 
-#[test]
-fn sigint_stops_cleanly_and_keeps_the_recording() {
+/// Stops a recording of `sleep 30` with `signal` once it runs, and checks
+/// the clean stop: end written, snapshots kept, the command stopped too and
+/// its exit recorded, and memleak returning the command's status.
+fn stops_cleanly_on(signal: i32) {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("int.memleak");
+    let out = dir.path().join(format!("signal{signal}.memleak"));
     let mut child = Command::new(memleak_bin())
         .args(["record", "-q", "--interval", "100ms", "-o"])
         .arg(&out)
         .args(["--", "sleep", "30"])
         .spawn()
         .expect("start memleak");
-    // Wait until the command runs, so the signal hits a recording in progress.
+    // Signal a recording in progress, not one still loading its sampler.
     wait_for_child_named(child.id(), "sleep");
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: signalling our own child.
-    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    unsafe { libc::kill(child.id() as i32, signal) };
     let status = child.wait().unwrap();
-    let rec = Recording::open(&out).expect("the recording opens after SIGINT");
+    let rec = Recording::open(&out).expect("the recording opens after the signal");
     assert!(rec.meta.end_ns.is_some(), "a clean end is written");
     assert_eq!(meta(&rec, "interrupted"), Some("true"));
     assert!(rec.ticks.len() >= 3, "snapshots kept: {}", rec.ticks.len());
@@ -57,8 +59,18 @@ fn sigint_stops_cleanly_and_keeps_the_recording() {
         sleep.exit_ns.is_some(),
         "the command was stopped and its exit recorded"
     );
-    // The command got SIGTERM passed on; memleak returns its status.
+    // memleak passes SIGTERM on to the command and returns its status.
     assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+}
+
+#[test]
+fn sigint_stops_cleanly_and_keeps_the_recording() {
+    stops_cleanly_on(libc::SIGINT);
+}
+
+#[test]
+fn sigterm_stops_cleanly_and_keeps_the_recording() {
+    stops_cleanly_on(libc::SIGTERM);
 }
 
 #[test]
