@@ -19,7 +19,8 @@ use memleak::cli;
     name = "memleak",
     version,
     propagate_version = true,
-    max_term_width = 100
+    max_term_width = 100,
+    after_long_help = cli::man::help_epilogue()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -62,6 +63,13 @@ enum Command {
     /// Record continuously into rotated files (nightly/whole-system
     /// monitoring), optionally serving Prometheus metrics.
     Watch(cli::watch::WatchArgs),
+    /// Write man pages for memleak and each subcommand (memleak.1,
+    /// memleak-run.1, ...) into DIR, for packagers.
+    #[command(hide = true)]
+    Man {
+        /// Folder to write the pages to (created when missing).
+        dir: std::path::PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -83,6 +91,12 @@ fn main() -> ExitCode {
         Command::Compare(a) => cli::baseline::run_compare(a),
         Command::Diff(a) => cli::baseline::run_diff(a),
         Command::Watch(a) => cli::watch::run(a),
+        Command::Man { dir } => {
+            cli::man::write_pages(<Cli as clap::CommandFactory>::command(), &dir).map(|n| {
+                println!("memleak: wrote {n} man pages to {}", dir.display());
+                0
+            })
+        }
     };
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

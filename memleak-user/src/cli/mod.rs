@@ -6,6 +6,7 @@ pub mod baseline;
 pub mod common;
 pub mod eval;
 pub mod info;
+pub mod man;
 pub mod record;
 pub mod run;
 pub mod summary;
