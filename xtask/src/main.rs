@@ -5,13 +5,15 @@
 //! - `demo`: build and run `memleak run` around a leaking and a stable workload;
 //! - `test`: fmt, clippy (host and eBPF), `cargo test` — what CI runs;
 //! - `bench`: run a named benchmark and keep its output in `bench-results/`;
-//! - `soak`: the reliability soak test for N minutes.
+//! - `soak`: the reliability soak test for N minutes;
+//! - `man`: write memleak's man pages.
 
 mod apt;
 mod bench;
 mod checks;
 mod corpus;
 mod demo;
+mod man;
 mod run;
 mod setup;
 mod soak;
@@ -48,6 +50,8 @@ enum Cmd {
     /// Record the labelled workload corpus (leak / no-leak cases, all at
     /// once under the eBPF sampler) and write labels.toml for `memleak eval`.
     Corpus(corpus::Args),
+    /// Build memleak and write its man pages (memleak.1, memleak-run.1, ...).
+    Man(man::Args),
 }
 
 fn main() {
@@ -60,6 +64,7 @@ fn main() {
         Cmd::Bench(args) => bench::bench(&args),
         Cmd::Soak(args) => soak::soak(&args),
         Cmd::Corpus(args) => corpus::corpus(&args),
+        Cmd::Man(args) => man::man(&args),
     };
     if let Err(err) = result {
         eprintln!("xtask: error: {err}");
