@@ -3,11 +3,15 @@
 //! - `faults --mib N --rounds R`: mmap N MiB, touch every page, munmap, R
 //!   times (about one `kmem/rss_stat` event per page);
 //! - `malloc --ops N`: N malloc/free pairs of mixed sizes, each block touched;
+//! - `pingpong --rounds N`: a parent and a forked child pass one byte back
+//!   and forth over two pipes N times, so each round is two context
+//!   switches of tracked processes (what the `switch` eBPF hook pays for),
+//!   both pinned to CPU 0;
 //! - `idle --count N`: N idle child processes (blocked in `pause()`);
 //! - `busy --count N --period-ms P`: N children that each allocate, touch
 //!   and free 64 KiB–1 MiB every P ms.
 //!
-//! `faults` and `malloc` print one JSON line, `{"work_s": ...}`: the wall
+//! `faults`, `malloc` and `pingpong` print one JSON line, `{"work_s": ...}`: the wall
 //! time of the work loop alone (start-up excluded). `idle` and `busy` print
 //! `ready N` once every child runs, then hold until stdin closes (or a
 //! signal); the children die with the parent (`PR_SET_PDEATHSIG`).
@@ -19,6 +23,7 @@ fn usage() -> ! {
     eprintln!(
         "usage: memleak-bench faults [--mib N] [--rounds R]\n       \
          memleak-bench malloc [--ops N]\n       \
+         memleak-bench pingpong [--rounds N]\n       \
          memleak-bench idle --count N\n       \
          memleak-bench busy --count N [--period-ms P]"
     );
@@ -116,6 +121,64 @@ fn malloc_heavy(ops: u64) {
     report(start);
 }
 
+fn pingpong(rounds: u64) {
+    let mut to_child = [0; 2];
+    let mut to_parent = [0; 2];
+    // SAFETY: arrays of two fds, as pipe(2) wants.
+    unsafe {
+        assert_eq!(libc::pipe(to_child.as_mut_ptr()), 0, "pipe failed");
+        assert_eq!(libc::pipe(to_parent.as_mut_ptr()), 0, "pipe failed");
+    }
+    // Both ends on one CPU: every round trip is then two real context
+    // switches, and the figure does not swing 10x with where the scheduler
+    // happens to place the pair (cross-CPU wake-ups go through idle).
+    // SAFETY: a zeroed cpu_set_t with one bit set, for this process; the
+    // child inherits it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(0, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+    let mut byte = [0u8; 1];
+    // SAFETY: single-threaded; the child only reads, writes and exits.
+    match unsafe { libc::fork() } {
+        -1 => panic!("fork failed"),
+        0 => unsafe {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            // Without closing the inherited write end, read never sees EOF.
+            libc::close(to_child[1]);
+            libc::close(to_parent[0]);
+            while libc::read(to_child[0], byte.as_mut_ptr().cast(), 1) == 1 {
+                if libc::write(to_parent[1], byte.as_ptr().cast(), 1) != 1 {
+                    break;
+                }
+            }
+            libc::_exit(0);
+        },
+        child => {
+            // SAFETY: the child's ends, unused here.
+            unsafe {
+                libc::close(to_child[0]);
+                libc::close(to_parent[1]);
+            }
+            let start = Instant::now();
+            for _ in 0..rounds {
+                // SAFETY: our own pipe fds and a one-byte buffer.
+                unsafe {
+                    assert_eq!(libc::write(to_child[1], byte.as_ptr().cast(), 1), 1);
+                    assert_eq!(libc::read(to_parent[0], byte.as_mut_ptr().cast(), 1), 1);
+                }
+            }
+            report(start);
+            // SAFETY: closing our write end ends the child's loop.
+            unsafe {
+                libc::close(to_child[1]);
+                libc::waitpid(child, std::ptr::null_mut(), 0);
+            }
+        }
+    }
+}
+
 fn report(start: Instant) {
     println!("{{\"work_s\": {:.6}}}", start.elapsed().as_secs_f64());
 }
@@ -201,6 +264,7 @@ fn main() {
     match cmd.as_str() {
         "faults" => faults(arg(&args, "--mib", 64), arg(&args, "--rounds", 40)),
         "malloc" => malloc_heavy(arg(&args, "--ops", 2_000_000)),
+        "pingpong" => pingpong(arg(&args, "--rounds", 200_000)),
         "idle" => fleet(arg(&args, "--count", 100), |i| idle_child(i)),
         "busy" => {
             let period = arg(&args, "--period-ms", 50);
