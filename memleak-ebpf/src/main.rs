@@ -281,13 +281,28 @@ pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
 /// process's memory while it does not run (reclaim, another process
 /// writing into it) are seen when it next runs.
 #[inline(always)]
-fn refresh_current() {
+fn refresh_current(min_gap_ns: u64) {
     let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let Some(st) = PROCS.get_ptr_mut(tgid) else {
-        return;
+    let st = match PROCS.get_ptr_mut(tgid) {
+        Some(p) => p,
+        None => match adopt_running(tgid) {
+            Some(p) => p,
+            None => return,
+        },
     };
     // SAFETY: pointer into our own map's value.
     let st = unsafe { &mut *st };
+    if min_gap_ns != 0 {
+        // A process that blocks 100,000 times a second would otherwise pay
+        // six kernel reads per switch (about 20% of a pipe ping-pong). What
+        // the gap can hide is what the process itself did in under 1 ms
+        // since its last re-read, and only until it next runs or exits.
+        let t = now();
+        if t.wrapping_sub(st.updated_ns) < min_gap_ns {
+            return;
+        }
+        st.updated_ns = t;
+    }
     let Some(mm) = read::<u64>(current_task(), g(&OFF_TASK_MM)) else {
         return;
     };
@@ -316,17 +331,39 @@ fn refresh_current() {
     }
 }
 
+/// The `switch` hook attaches no syscall tracepoints (any attached one
+/// sends every syscall of every task on the machine through the slow path,
+/// about 5% of a syscall-heavy program), so a process that entered the
+/// scope without a fork or exec we saw (moved into the cgroup, or missed
+/// while the map was full) is adopted here. Kernel threads have no mm and
+/// are never adopted; in tree scope nothing is.
+#[inline(always)]
+fn adopt_running(tgid: u32) -> Option<*mut ProcState> {
+    if g(&SCOPE) != SCOPE_ALL && g(&SCOPE) != SCOPE_CGROUP {
+        return None;
+    }
+    let task = current_task();
+    if read::<u64>(task, g(&OFF_TASK_MM)).unwrap_or(0) == 0 {
+        return None;
+    }
+    state_for(tgid, task, true)
+}
+
+/// Shortest time between two re-reads of one process's counters at
+/// context switches (the 4 Hz timer is not limited).
+const SWITCH_MIN_GAP_NS: u64 = 1_000_000;
+
 /// `sched/sched_switch` (raw): the current task is the one leaving the CPU.
 #[raw_tracepoint(tracepoint = "sched_switch")]
 pub fn switch_out(_ctx: RawTracePointContext) -> i32 {
-    refresh_current();
+    refresh_current(SWITCH_MIN_GAP_NS);
     0
 }
 
 /// A per-CPU timer: catches a task that runs for long without switching.
 #[perf_event]
 pub fn cpu_tick(_ctx: PerfEventContext) -> u32 {
-    refresh_current();
+    refresh_current(0);
     0
 }
 
@@ -439,6 +476,14 @@ pub fn process_exit(ctx: TracePointContext) -> i32 {
     let st = unsafe { &mut *st };
     count(STAT_EXITS);
     let task = current_task();
+    // Kernels that fire this tracepoint before exit_mm() still have the
+    // mm: its counters are the true final figures, which the `switch` hook
+    // would otherwise know only as of the last switch or tick.
+    if let Some(mm) = read::<u64>(task, g(&OFF_TASK_MM)) {
+        if mm != 0 {
+            fill_from_mm(st, mm);
+        }
+    }
     st.exit_ns = now();
     st.exit_code = read::<i32>(task, g(&OFF_TASK_EXIT_CODE)).unwrap_or(0);
     st.flags |= FLAG_EXITED;

@@ -86,6 +86,43 @@ fn short_lived_process_is_recorded_with_its_final_sample() {
     assert!(life_ms < 1000, "lived {life_ms} ms");
 }
 
+/// A process that touches 64 MiB and exits at once, without blocking in
+/// between: the `switch` hook has had no switch to re-read it at, so its
+/// final record must come from the exit itself.
+fn final_sample_has_memory_touched_just_before_exit(hook: EbpfHook) {
+    let dir = tempfile::tempdir().unwrap();
+    let wl = workload();
+    let script = format!("sleep 0.2; {wl} short --ms 0 --mib 64; sleep 0.2");
+    let rec = record_command_with(
+        dir.path(),
+        SamplerChoice::Ebpf,
+        hook,
+        Duration::from_secs(1),
+        &["sh", "-c", &script],
+    );
+    let procs = named(&rec, "memleak-workloa");
+    assert_eq!(procs.len(), 1, "{:?}", rec.processes);
+    let raw = rec.raw_samples(procs[0]).unwrap();
+    let (_, last) = raw.last().expect("a final sample");
+    assert!(
+        last.rss_anon >= 60 * MIB,
+        "{hook:?}: final rss_anon {} MiB, expected the 64 MiB touched before exit",
+        last.rss_anon / MIB
+    );
+}
+
+#[test]
+fn final_sample_has_memory_touched_just_before_exit_switch_hook() {
+    require_ebpf!();
+    final_sample_has_memory_touched_just_before_exit(EbpfHook::Switch);
+}
+
+#[test]
+fn final_sample_has_memory_touched_just_before_exit_faults_hook() {
+    require_ebpf!();
+    final_sample_has_memory_touched_just_before_exit(EbpfHook::Faults);
+}
+
 #[test]
 fn reused_or_many_pids_never_merge_processes() {
     require_ebpf!();

@@ -37,8 +37,9 @@ pub struct ProcState {
     pub start_ns: u64,
     /// `bpf_ktime_get_boot_ns()` at exit of the last thread, 0 while alive.
     pub exit_ns: u64,
-    /// `bpf_ktime_get_boot_ns()` when the entry was created (fork, exec,
-    /// adoption); not refreshed per event, to keep the fault path cheap.
+    /// `bpf_ktime_get_boot_ns()` when the entry was created (fork,
+    /// adoption) and, with the `switch` hook, when a context switch last
+    /// re-read its counters. The fault path leaves it alone, to stay cheap.
     pub updated_ns: u64,
     /// `mm_struct.total_vm`, in pages.
     pub total_vm: u64,

@@ -32,19 +32,22 @@ pub fn built_in() -> bool {
 
 /// Where the eBPF program learns that a process's memory changed.
 ///
-/// The default is `Switch`: measured, `Faults` slows a page-fault-heavy
-/// program by ~10% (tracepoint dispatch on every fault), `Switch` by less
-/// than the noise (see the README's benchmarks), and a leak trend needs no
-/// per-fault precision.
+/// The default is `Switch`. Measured (README, Benchmarks): `Faults` slows a
+/// page-fault-heavy program by ~10% (tracepoint dispatch on every fault);
+/// `Switch` costs nothing measurable there and ~7% on a pipe ping-pong
+/// doing 330,000 context switches a second, the worst case for it. A leak
+/// trend needs no per-fault precision.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, clap::ValueEnum)]
 pub enum EbpfHook {
-    /// `kmem/rss_stat`: on every RSS change (about once per page fault).
+    /// `kmem/rss_stat`: on every RSS change (about once per page fault),
+    /// plus the exits of the mmap-family syscalls for the virtual size.
     /// Exact, and attributes at once changes made by other tasks (reclaim,
     /// process_vm_writev); costs the most on fault-heavy programs.
     Faults,
     /// `sched_switch` plus a 4 Hz per-CPU timer: re-read when a process
-    /// leaves the CPU. Near-zero cost on fault-heavy programs; a change made
-    /// while a process sleeps shows when it next runs.
+    /// leaves the CPU (at most once per millisecond) and at exit. No syscall
+    /// tracepoints, so other processes' syscalls stay on the fast path. A
+    /// change made while a process sleeps shows when it next runs.
     #[default]
     Switch,
 }
@@ -102,7 +105,8 @@ fn load_error(e: impl std::fmt::Display + std::fmt::Debug) -> SampleError {
 }
 
 impl EbpfSampler {
-    /// The default hook: `rss_stat`, exact and attributing every change.
+    /// With the `faults` hook (`rss_stat`): exact, and attributing every
+    /// change at once. [`EbpfSampler::with_hook`] chooses the hook.
     pub fn new(scope: Scope, self_pid: u32, max_procs: u32) -> Result<Self, SampleError> {
         Self::with_hook(scope, self_pid, max_procs, EbpfHook::Faults)
     }
@@ -203,7 +207,9 @@ impl EbpfSampler {
             }
         }
         attach_raw(&mut ebpf, "process_fork", "sched_process_fork")?;
-        {
+        // The switch hook re-reads the virtual size at every refresh, and a
+        // syscall tracepoint would slow every syscall on the machine.
+        if hook == EbpfHook::Faults {
             let prog: &mut TracePoint = program(&mut ebpf, "vm_change")?;
             prog.load().map_err(load_error)?;
             let mut missing = Vec::new();
