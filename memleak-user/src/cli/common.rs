@@ -1,11 +1,11 @@
-//! Options shared by `record` and `run`.
+//! Options shared by `record`, `run` and `watch`.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
 
-use crate::record::SamplerChoice;
+use crate::record::{RecordOptions, SamplerChoice};
 use crate::sample::ebpf::{EbpfHook, DEFAULT_MAX_PROCS};
 use crate::sample::Scope;
 
@@ -49,13 +49,9 @@ impl ScopeArgs {
     }
 }
 
+/// How figures are taken, shared by `record`, `run` and `watch`.
 #[derive(Args, Debug, Clone)]
-pub struct SamplingArgs {
-    /// Recording file to write (SQLite). Default: memleak-<time>.memleak in
-    /// the current directory. It must not exist yet; it is created mode 0600.
-    #[arg(short, long, value_name = "FILE")]
-    pub output: Option<PathBuf>,
-
+pub struct SnapshotArgs {
     /// How often to snapshot memory figures (e.g. 1s, 250ms; at least 10ms).
     /// With eBPF the cost follows the number of processes that changed, not
     /// the interval.
@@ -81,6 +77,41 @@ pub struct SamplingArgs {
     /// at once; page faults get ~10% slower).
     #[arg(long, value_enum, default_value = "switch", value_name = "HOOK")]
     pub ebpf_hook: EbpfHook,
+}
+
+impl SnapshotArgs {
+    /// The recorder's options for these settings.
+    pub fn record_options(
+        &self,
+        output: PathBuf,
+        scope: Scope,
+        duration: Option<Duration>,
+        command: Option<Vec<String>>,
+        progress: bool,
+    ) -> RecordOptions {
+        RecordOptions {
+            output,
+            interval: self.interval,
+            duration,
+            sampler: self.sampler,
+            scope,
+            command,
+            max_procs: self.max_procs,
+            ebpf_hook: self.ebpf_hook,
+            progress,
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SamplingArgs {
+    /// Recording file to write (SQLite). Default: memleak-<time>.memleak in
+    /// the current directory. It must not exist yet; it is created mode 0600.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
 
     /// Do not show the progress line.
     #[arg(short, long)]

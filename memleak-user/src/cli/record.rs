@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::common::{parse_duration, SamplingArgs, ScopeArgs};
-use crate::record::{self, RecordOptions, RecordOutcome};
+use crate::record::{self, RecordOutcome};
 use crate::sample::Scope;
 
 #[derive(Args, Debug)]
@@ -56,17 +56,13 @@ pub fn record_with(
     duration: Option<Duration>,
     command: Option<Vec<String>>,
 ) -> Result<RecordOutcome> {
-    let opts = RecordOptions {
-        output: sampling.output_path(),
-        interval: sampling.interval,
-        duration,
-        sampler: sampling.sampler,
+    let opts = sampling.snapshot.record_options(
+        sampling.output_path(),
         scope,
+        duration,
         command,
-        max_procs: sampling.max_procs,
-        ebpf_hook: sampling.ebpf_hook,
-        progress: !sampling.quiet,
-    };
+        !sampling.quiet,
+    );
     let outcome =
         record::record(&opts).with_context(|| format!("recording to {}", opts.output.display()))?;
     for note in &outcome.notes {

@@ -24,11 +24,10 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::analyze::AnalysisArgs;
-use super::common::{parse_duration, ScopeArgs};
+use super::common::{parse_duration, ScopeArgs, SnapshotArgs};
 use crate::analyse::units::parse_bytes;
 use crate::export::{self, metrics};
-use crate::record::{record_until, RecordOptions, SamplerChoice};
-use crate::sample::ebpf::DEFAULT_MAX_PROCS;
+use crate::record::record_until;
 use crate::source::{now_unix, range};
 
 #[derive(Args, Debug)]
@@ -58,21 +57,8 @@ pub struct WatchArgs {
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
 
-    /// How often to snapshot memory figures.
-    #[arg(short, long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
-    pub interval: Duration,
-
-    /// Where figures come from: ebpf, procfs or auto.
-    #[arg(long, value_enum, default_value = "auto", value_name = "SAMPLER")]
-    pub sampler: SamplerChoice,
-
-    /// Capacity of the eBPF process map.
-    #[arg(long, default_value_t = DEFAULT_MAX_PROCS, value_name = "N")]
-    pub max_procs: u32,
-
-    /// What refreshes the eBPF counters (see `memleak record --help`).
-    #[arg(long, value_enum, default_value = "switch", value_name = "HOOK")]
-    pub ebpf_hook: crate::sample::ebpf::EbpfHook,
+    #[command(flatten)]
+    pub snapshot: SnapshotArgs,
 
     /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
     #[arg(long, value_name = "ADDR")]
@@ -208,17 +194,9 @@ pub fn run(args: WatchArgs) -> Result<i32> {
                 .join(file_name(now as u64).replace(".memleak", &format!("-{n}.memleak")));
             n += 1;
         }
-        let opts = RecordOptions {
-            output: output.clone(),
-            interval: args.interval,
-            duration: Some(chunk),
-            sampler: args.sampler,
-            scope: scope.clone(),
-            command: None,
-            max_procs: args.max_procs,
-            ebpf_hook: args.ebpf_hook,
-            progress: false,
-        };
+        let opts =
+            args.snapshot
+                .record_options(output.clone(), scope.clone(), Some(chunk), None, false);
         // Size rotation: a watcher sets the flag record_until checks.
         let rotate = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));
