@@ -255,3 +255,65 @@ fn cgroup_scope_records_the_cgroups_processes_only() {
         grew / MIB
     );
 }
+
+/// A process moved into the cgroup while the recording runs, with no fork
+/// or exec inside it, is adopted when it next runs (the `switch` hook has
+/// no syscall tracepoints to find it by) and its growth from then on is
+/// recorded.
+#[test]
+fn process_moved_into_the_cgroup_mid_recording_is_adopted() {
+    require_ebpf!();
+    let root = memleak::sysinfo::cgroup2_mount();
+    let cg = root.join(format!("memleak-test-move-{}", std::process::id()));
+    if let Err(e) = std::fs::create_dir(&cg) {
+        eprintln!(
+            "SKIPPED: cannot create a cgroup under {}: {e}",
+            root.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("cg-move.memleak");
+    let opts = memleak::record::RecordOptions {
+        output: output.clone(),
+        interval: Duration::from_millis(100),
+        duration: Some(Duration::from_secs(3)),
+        sampler: SamplerChoice::Ebpf,
+        scope: memleak::sample::Scope::Cgroup(cg.clone()),
+        command: None,
+        max_procs: 1024,
+        ebpf_hook: EbpfHook::Switch,
+        progress: false,
+    };
+    let recorder = std::thread::spawn(move || memleak::record::record(&opts));
+    // Started outside the cgroup after the recorder's seeding pass.
+    std::thread::sleep(Duration::from_millis(700));
+    let mut mover = std::process::Command::new(workload())
+        .args(["leak", "--rate-mib", "10", "--seconds", "2"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let moved = std::fs::write(cg.join("cgroup.procs"), mover.id().to_string());
+    mover.wait().unwrap();
+    let result = recorder.join().unwrap();
+    // Empty again once the mover exited, so the cgroup can go.
+    let _ = std::fs::remove_dir(&cg);
+    moved.expect("move the workload into the cgroup");
+    result.expect("recording");
+    let rec = memleak::store::Recording::open(&output).unwrap();
+    let p = rec
+        .processes
+        .iter()
+        .find(|p| p.id.pid == mover.id())
+        .unwrap_or_else(|| panic!("the moved process is recorded: {:?}", rec.processes));
+    let raw = rec.raw_samples(p).unwrap();
+    let first = raw.first().expect("samples").1.rss_anon;
+    let last = raw.last().unwrap().1.rss_anon;
+    assert!(
+        last >= first + 8 * MIB,
+        "its growth after the move is recorded: {} -> {} MiB",
+        first / MIB,
+        last / MIB
+    );
+    assert!(p.exit_ns.is_some(), "and its exit");
+}
