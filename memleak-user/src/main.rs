@@ -72,6 +72,24 @@ enum Command {
     },
 }
 
+/// The error and its causes on one line, each cause once: library errors
+/// often quote their source in their own message too, and `{:#}` would
+/// print it twice.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -101,7 +119,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("memleak: error: {e:#}");
+            eprintln!("memleak: error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }

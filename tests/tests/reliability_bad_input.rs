@@ -198,3 +198,34 @@ fn bad_config_gives_one_clear_error_line() {
         assert!(errors[0].contains(expect), "{name}: {stderr}");
     }
 }
+
+/// `-o` naming a file that exists leaves it untouched and says so; a folder
+/// that does not exist is named with its cause, once.
+#[test]
+fn bad_output_paths_give_one_clear_error_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let existing = variant(dir.path(), "kept.memleak", b"precious");
+    let missing_dir = dir.path().join("no-such-folder").join("x.memleak");
+    for (out, expect) in [
+        (
+            &existing,
+            "already exists; memleak never overwrites a recording",
+        ),
+        (&missing_dir, "cannot create the recording"),
+    ] {
+        let o = Command::new(memleak_bin())
+            .args(["record", "-q", "--sampler", "procfs", "-o"])
+            .arg(out)
+            .args(["--", "true"])
+            .output()
+            .expect("run memleak record");
+        assert_eq!(o.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&o.stderr);
+        let lines: Vec<&str> = err.lines().filter(|l| l.contains("error")).collect();
+        assert_eq!(lines.len(), 1, "{err}");
+        assert!(lines[0].contains(expect), "{err}");
+        // Each cause once: the OS error is not repeated.
+        assert!(lines[0].matches("os error").count() <= 1, "{err}");
+    }
+    assert_eq!(std::fs::read(&existing).unwrap(), b"precious");
+}

@@ -42,7 +42,9 @@ pub enum StoreError {
     },
     #[error("{path}: the disk is full (no space left on the file system mounted at {mount}); recording stopped, data up to the last snapshot is kept")]
     DiskFull { path: PathBuf, mount: String },
-    #[error("{path}: cannot create the recording: {source}")]
+    #[error("{path} already exists; memleak never overwrites a recording: choose another -o FILE or remove it")]
+    Exists { path: PathBuf },
+    #[error("{path}: cannot create the recording (check that the folder exists and is writable)")]
     Create {
         path: PathBuf,
         #[source]

@@ -42,9 +42,14 @@ impl Writer {
             .create_new(true)
             .mode(0o600)
             .open(path)
-            .map_err(|source| StoreError::Create {
-                path: path.to_path_buf(),
-                source,
+            .map_err(|source| match source.kind() {
+                std::io::ErrorKind::AlreadyExists => StoreError::Exists {
+                    path: path.to_path_buf(),
+                },
+                _ => StoreError::Create {
+                    path: path.to_path_buf(),
+                    source,
+                },
             })?;
         let conn = Connection::open(path).map_err(fail)?;
         conn.pragma_update(None, "journal_mode", "WAL")
