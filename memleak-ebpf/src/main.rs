@@ -201,11 +201,16 @@ fn state_for(tgid: u32, task: u64, is_current: bool) -> Option<*mut ProcState> {
     if flags & PF_EXITING != 0 {
         return None;
     }
-    let st = new_state(task, tgid, 0);
+    let mut st = new_state(task, tgid, 0);
+    st.seq = 1;
     if PROCS.insert(tgid, st, 0).is_err() {
         count(STAT_PROCS_FULL);
         return None;
     }
+    // Announced like a fork: a process whose memory never changes again
+    // would otherwise never reach userspace (its seeding pass skips entries
+    // the program created first).
+    mark_dirty(tgid);
     PROCS.get_ptr_mut(tgid)
 }
 

@@ -317,3 +317,47 @@ fn process_moved_into_the_cgroup_mid_recording_is_adopted() {
     );
     assert!(p.exit_ns.is_some(), "and its exit");
 }
+
+/// `--all`: a process that was running before the recording and never
+/// changes its memory is still recorded, even when the kernel side adopts
+/// it at a context switch before userspace's seeding pass gets to it.
+#[test]
+fn whole_system_records_a_flat_process_that_was_already_running() {
+    require_ebpf!();
+    // Wakes every 10 ms, so it switches during the recorder's start-up.
+    let mut flat = std::process::Command::new(workload())
+        .args(["stable", "--mib", "16", "--seconds", "4"])
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("all.memleak");
+    let opts = memleak::record::RecordOptions {
+        output: output.clone(),
+        interval: Duration::from_millis(200),
+        duration: Some(Duration::from_secs(1)),
+        sampler: SamplerChoice::Ebpf,
+        scope: memleak::sample::Scope::All,
+        command: None,
+        max_procs: 65536,
+        ebpf_hook: EbpfHook::Switch,
+        progress: false,
+    };
+    let result = memleak::record::record(&opts);
+    let _ = flat.kill();
+    let _ = flat.wait();
+    result.expect("recording");
+    let rec = memleak::store::Recording::open(&output).unwrap();
+    let p = rec
+        .processes
+        .iter()
+        .find(|p| p.id.pid == flat.id())
+        .unwrap_or_else(|| panic!("the flat process {} is recorded", flat.id()));
+    let raw = rec.raw_samples(p).unwrap();
+    let (_, first) = raw.first().expect("with its memory");
+    assert!(
+        first.rss_anon >= 15 * MIB,
+        "rss_anon {} MiB",
+        first.rss_anon / MIB
+    );
+}
