@@ -99,6 +99,17 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let cli = Cli::parse();
+    if !matches!(
+        cli.command,
+        Command::Run(_) | Command::Record(_) | Command::Watch(_)
+    ) {
+        // Report commands end quietly when their reader goes away
+        // (`memleak info -p FILE | head`), like other Unix tools, instead of
+        // panicking on EPIPE. The recorders keep Rust's ignored SIGPIPE: a
+        // closed stderr must not kill a recording.
+        // SAFETY: setting a signal disposition before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Run(a) => cli::run::run(a),
         Command::Record(a) => cli::record::run(a),
