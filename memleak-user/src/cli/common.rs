@@ -55,7 +55,7 @@ pub struct SnapshotArgs {
     /// How often to snapshot memory figures (e.g. 1s, 250ms; at least 10ms).
     /// With eBPF the cost follows the number of processes that changed, not
     /// the interval.
-    #[arg(short, long, default_value = "1s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(short, long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
     pub interval: Duration,
 
     /// Where figures come from: `ebpf` (kernel counters, needs root or
@@ -160,6 +160,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 250ms, 5m, 2h)"))
 }
 
+/// The shortest interval any sampler takes; a sampler may need more (procfs
+/// 20ms) and says so when it starts.
+const MIN_INTERVAL: Duration = Duration::from_millis(10);
+
+/// `--interval`: a duration of at least [`MIN_INTERVAL`], checked while
+/// parsing so a typo is a usage error (exit 2) before anything starts.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d < MIN_INTERVAL {
+        return Err(format!(
+            "must be at least {} (got {})",
+            humantime::format_duration(MIN_INTERVAL),
+            humantime::format_duration(d)
+        ));
+    }
+    Ok(d)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,6 +186,14 @@ mod tests {
     fn civil_dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(20_782), (2026, 11, 25));
+    }
+
+    #[test]
+    fn intervals_below_the_floor_are_usage_errors() {
+        assert_eq!(parse_interval("10ms"), Ok(Duration::from_millis(10)));
+        let e = parse_interval("1ms").unwrap_err();
+        assert!(e.contains("at least 10ms"), "{e}");
+        assert!(parse_interval("fast").is_err());
     }
 
     #[test]
