@@ -188,13 +188,21 @@ fn adopt_current() -> bool {
 /// The state for `tgid`, adopting the process first when the scope says so.
 #[inline(always)]
 fn state_for(tgid: u32, task: u64, is_current: bool) -> Option<*mut ProcState> {
-    if u64::from(tgid) == g(&SELF_TGID) || tgid == 0 {
-        return None;
-    }
+    // Neither we nor the idle task are ever in the map: adopt() refuses them.
     if let Some(p) = PROCS.get_ptr_mut(tgid) {
         return Some(p);
     }
     if !is_current || !adopt_current() {
+        return None;
+    }
+    adopt(tgid, task)
+}
+
+/// Inserts a state for `task`, a process not in the map that the scope
+/// takes (the caller checked both).
+#[inline(always)]
+fn adopt(tgid: u32, task: u64) -> Option<*mut ProcState> {
+    if u64::from(tgid) == g(&SELF_TGID) || tgid == 0 {
         return None;
     }
     let flags = read::<u32>(task, g(&OFF_TASK_FLAGS)).unwrap_or(0);
@@ -299,8 +307,7 @@ fn refresh_current(min_gap_ns: u64) {
     let st = unsafe { &mut *st };
     if min_gap_ns != 0 {
         // A process that blocks 100,000 times a second would otherwise pay
-        // six kernel reads per switch (about 20% of a pipe ping-pong). What
-        // the gap can hide is what the process itself did in under 1 ms
+        // six kernel reads at every switch. What the gap can hide is what the process itself did in under 1 ms
         // since its last re-read, and only until it next runs or exits.
         let t = now();
         if t.wrapping_sub(st.updated_ns) < min_gap_ns {
@@ -342,16 +349,19 @@ fn refresh_current(min_gap_ns: u64) {
 /// scope without a fork or exec we saw (moved into the cgroup, or missed
 /// while the map was full) is adopted here. Kernel threads have no mm and
 /// are never adopted; in tree scope nothing is.
+///
+/// This runs at every switch of every task the map does not hold, so the
+/// cheap scope test comes first and the map is not searched again.
 #[inline(always)]
 fn adopt_running(tgid: u32) -> Option<*mut ProcState> {
-    if g(&SCOPE) != SCOPE_ALL && g(&SCOPE) != SCOPE_CGROUP {
+    if !adopt_current() {
         return None;
     }
     let task = current_task();
     if read::<u64>(task, g(&OFF_TASK_MM)).unwrap_or(0) == 0 {
         return None;
     }
-    state_for(tgid, task, true)
+    adopt(tgid, task)
 }
 
 /// Shortest time between two re-reads of one process's counters at

@@ -104,6 +104,27 @@ pub fn record_command_with(
     Recording::open(&output).expect("open recording")
 }
 
+/// Options for an eBPF recording of a whole scope (no command) for
+/// `duration`, with the default map size and the `switch` hook.
+pub fn ebpf_scope_options(
+    output: PathBuf,
+    scope: Scope,
+    interval: Duration,
+    duration: Duration,
+) -> RecordOptions {
+    RecordOptions {
+        output,
+        interval,
+        duration: Some(duration),
+        sampler: SamplerChoice::Ebpf,
+        scope,
+        command: None,
+        max_procs: memleak::sample::ebpf::DEFAULT_MAX_PROCS,
+        ebpf_hook: EbpfHook::Switch,
+        progress: false,
+    }
+}
+
 pub fn workload() -> String {
     target_dir().join("memleak-workload").display().to_string()
 }

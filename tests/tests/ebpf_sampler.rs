@@ -6,7 +6,8 @@ use memleak::record::SamplerChoice;
 use memleak::sample::ebpf::EbpfHook;
 use memleak::sample::Mem;
 use memleak_tests::{
-    growth_after_exec, named, record_command, record_command_with, require_ebpf, workload, MIB,
+    ebpf_scope_options, growth_after_exec, named, record_command, record_command_with,
+    require_ebpf, workload, MIB,
 };
 
 fn within(actual: u64, expected: u64, tolerance: f64) -> bool {
@@ -217,17 +218,12 @@ fn cgroup_scope_records_the_cgroups_processes_only() {
     std::thread::sleep(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("cg.memleak");
-    let opts = memleak::record::RecordOptions {
-        output: output.clone(),
-        interval: Duration::from_millis(100),
-        duration: Some(Duration::from_secs(2)),
-        sampler: SamplerChoice::Ebpf,
-        scope: memleak::sample::Scope::Cgroup(cg.clone()),
-        command: None,
-        max_procs: 1024,
-        ebpf_hook: Default::default(),
-        progress: false,
-    };
+    let opts = ebpf_scope_options(
+        output.clone(),
+        memleak::sample::Scope::Cgroup(cg.clone()),
+        Duration::from_millis(100),
+        Duration::from_secs(2),
+    );
     let result = memleak::record::record(&opts);
     inside.wait().unwrap();
     outside.wait().unwrap();
@@ -274,17 +270,12 @@ fn process_moved_into_the_cgroup_mid_recording_is_adopted() {
     }
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("cg-move.memleak");
-    let opts = memleak::record::RecordOptions {
-        output: output.clone(),
-        interval: Duration::from_millis(100),
-        duration: Some(Duration::from_secs(3)),
-        sampler: SamplerChoice::Ebpf,
-        scope: memleak::sample::Scope::Cgroup(cg.clone()),
-        command: None,
-        max_procs: 1024,
-        ebpf_hook: EbpfHook::Switch,
-        progress: false,
-    };
+    let opts = ebpf_scope_options(
+        output.clone(),
+        memleak::sample::Scope::Cgroup(cg.clone()),
+        Duration::from_millis(100),
+        Duration::from_secs(3),
+    );
     let recorder = std::thread::spawn(move || memleak::record::record(&opts));
     // Started outside the cgroup after the recorder's seeding pass.
     std::thread::sleep(Duration::from_millis(700));
@@ -332,17 +323,12 @@ fn whole_system_records_a_flat_process_that_was_already_running() {
     std::thread::sleep(Duration::from_millis(300));
     let dir = tempfile::tempdir().unwrap();
     let output = dir.path().join("all.memleak");
-    let opts = memleak::record::RecordOptions {
-        output: output.clone(),
-        interval: Duration::from_millis(200),
-        duration: Some(Duration::from_secs(1)),
-        sampler: SamplerChoice::Ebpf,
-        scope: memleak::sample::Scope::All,
-        command: None,
-        max_procs: 65536,
-        ebpf_hook: EbpfHook::Switch,
-        progress: false,
-    };
+    let opts = ebpf_scope_options(
+        output.clone(),
+        memleak::sample::Scope::All,
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+    );
     let result = memleak::record::record(&opts);
     let _ = flat.kill();
     let _ = flat.wait();

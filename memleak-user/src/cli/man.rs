@@ -10,7 +10,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use clap_mangen::Man;
 
-/// (code, meaning) pairs: the one table both the man page and tests read.
+/// (code, meaning) pairs: the one table both the man page and `--help` show.
 pub const EXIT_CODES: &[(&str, &str)] = &[
     (
         "0",
@@ -140,16 +140,18 @@ pub fn write_pages(cmd: clap::Command, dir: &Path) -> Result<usize> {
         .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
     let main = dir.join("memleak.1");
     let mut buf = Vec::new();
+    let count = pages(&cmd);
     render_main(cmd, &mut buf).context("rendering memleak.1")?;
     std::fs::write(&main, buf).with_context(|| format!("cannot write {}", main.display()))?;
-    let pages = std::fs::read_dir(dir)
-        .with_context(|| format!("cannot list {}", dir.display()))?
-        .filter_map(|e| e.ok())
-        .filter(|e| {
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            name.starts_with("memleak") && name.ends_with(".1")
-        })
-        .count();
-    Ok(pages)
+    Ok(count)
+}
+
+/// How many pages generate_to writes: one per visible (sub)command,
+/// recursively.
+fn pages(cmd: &clap::Command) -> usize {
+    1 + cmd
+        .get_subcommands()
+        .filter(|s| !s.is_hide_set())
+        .map(pages)
+        .sum::<usize>()
 }
