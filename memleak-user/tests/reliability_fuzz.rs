@@ -117,6 +117,29 @@ fn scratch(dir: &Path, bytes: &[u8]) -> PathBuf {
     p
 }
 
+/// Found by `odd_values_never_panic`: a negative time read as u64 became
+/// huge, sorted out of order, and densifying the series sliced backwards.
+#[test]
+fn a_negative_time_is_a_damaged_recording_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for sql in [
+        "UPDATE samples SET t_ns = -1 WHERE (proc_id, t_ns) IN
+         (SELECT proc_id, t_ns FROM samples LIMIT 1 OFFSET 40)",
+        "UPDATE ticks SET t_ns = -1 WHERE rowid IN (SELECT rowid FROM ticks LIMIT 1 OFFSET 5)",
+        "UPDATE processes SET start_ns = -1 WHERE rowid IN (SELECT rowid FROM processes LIMIT 1)",
+    ] {
+        let p = scratch(dir.path(), valid_recording());
+        let changed = rusqlite::Connection::open(&p)
+            .unwrap()
+            .execute(sql, [])
+            .unwrap();
+        assert_eq!(changed, 1, "{sql}");
+        let e = read_everything(&p).expect_err(sql);
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{sql}: {e}");
+        check_error_message(&e, &p);
+    }
+}
+
 #[test]
 fn the_valid_recording_reads_back() {
     // The fuzzer's seed (fuzz/seeds/recording/valid.memleak) is this file:

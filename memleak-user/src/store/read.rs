@@ -290,12 +290,12 @@ impl Recording {
                     row: r.get(0)?,
                     id: ProcId {
                         pid: r.get(1)?,
-                        start_ns: r.get::<_, i64>(2)? as u64,
+                        start_ns: r.get::<_, u64>(2)?,
                     },
                     ppid: r.get(3)?,
                     comm: r.get(4)?,
                     cmdline: r.get(5)?,
-                    exit_ns: r.get::<_, Option<i64>>(6)?.map(|v| v as u64),
+                    exit_ns: r.get::<_, Option<u64>>(6)?,
                     exit_code: r.get(7)?,
                 })
             })
@@ -312,7 +312,7 @@ impl Recording {
             .prepare("SELECT t_ns FROM ticks ORDER BY t_ns")
             .map_err(|e| self.fail(e))?;
         let ticks = stmt
-            .query_map([], |r| r.get::<_, i64>(0).map(|v| v as u64))
+            .query_map([], |r| r.get::<_, u64>(0))
             .and_then(|rows| rows.collect())
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         drop(stmt);
@@ -332,7 +332,7 @@ impl Recording {
         let rows = stmt
             .query_map(params![proc.row], |r| {
                 Ok((
-                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, u64>(0)?,
                     Mem {
                         vm: bytes_col(r, 1)?,
                         rss_anon: bytes_col(r, 2)?,
@@ -360,9 +360,7 @@ impl Recording {
             .prepare_cached("SELECT t_ns, comm FROM names WHERE proc_id = ?1 ORDER BY t_ns")
             .map_err(|e| self.fail(e))?;
         let rows = stmt
-            .query_map(params![proc.row], |r| {
-                Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
-            })
+            .query_map(params![proc.row], |r| Ok((r.get::<_, u64>(0)?, r.get(1)?)))
             .and_then(|rows| rows.collect())
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         Ok(rows)
@@ -389,7 +387,7 @@ impl Recording {
             .map_err(|e| self.fail(e))?;
         let rows = stmt
             .query_map([], |r| {
-                let t = r.get::<_, i64>(0)? as u64;
+                let t = r.get::<_, u64>(0)?;
                 Ok((t.saturating_sub(start) as f64 / 1e9, r.get(1)?, r.get(2)?))
             })
             .and_then(|rows| rows.collect())
