@@ -116,6 +116,8 @@ pub fn clock_ticks() -> u64 {
 pub struct MemInfo {
     pub mem_total: u64,
     pub swap_total: u64,
+    /// CommitLimit: what strict overcommit lets all processes commit.
+    pub commit_limit: Option<u64>,
 }
 
 /// Reads /proc/meminfo.
@@ -128,6 +130,7 @@ pub fn meminfo() -> Result<MemInfo> {
 pub fn parse_meminfo(text: &str) -> Result<MemInfo> {
     let mut mem_total = None;
     let mut swap_total = None;
+    let mut commit_limit = None;
     for line in text.lines() {
         let Some((key, rest)) = line.split_once(':') else {
             continue;
@@ -135,6 +138,7 @@ pub fn parse_meminfo(text: &str) -> Result<MemInfo> {
         let slot = match key {
             "MemTotal" => &mut mem_total,
             "SwapTotal" => &mut swap_total,
+            "CommitLimit" => &mut commit_limit,
             _ => continue,
         };
         *slot = Some(parse_kb(rest).ok_or_else(|| SysinfoError::Parse {
@@ -148,7 +152,18 @@ pub fn parse_meminfo(text: &str) -> Result<MemInfo> {
             detail: "no MemTotal line".into(),
         })?,
         swap_total: swap_total.unwrap_or(0),
+        commit_limit,
     })
+}
+
+/// `vm.overcommit_memory`: 0 heuristic, 1 always, 2 strict (address space
+/// is then limited by CommitLimit).
+pub fn overcommit_memory() -> Option<u8> {
+    std::fs::read_to_string("/proc/sys/vm/overcommit_memory")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// "  1234 kB" → 1234 * 1024 bytes (a bare number is taken as bytes).

@@ -92,6 +92,8 @@ pub fn record_command_with(
         max_procs: 4096,
         ebpf_hook: hook,
         progress: false,
+        origin: "record",
+        thin_to: None,
     };
     let outcome = record(&opts).expect("recording");
     assert_eq!(
@@ -122,6 +124,8 @@ pub fn ebpf_scope_options(
         max_procs: memleak::sample::ebpf::DEFAULT_MAX_PROCS,
         ebpf_hook: EbpfHook::Switch,
         progress: false,
+        origin: "record",
+        thin_to: None,
     }
 }
 

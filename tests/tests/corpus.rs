@@ -73,16 +73,23 @@ fn combined_default_flags_exactly_the_leaks() {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("bin");
     std::fs::create_dir(&bin).unwrap();
-    let mut script = String::new();
+    // Each case runs in its own process group until the driver stops it
+    // after SECONDS: leaks keep growing until they are stopped (a process
+    // that finishes on its own with status 0 is a bounded batch).
+    let mut script = String::from("pids=\n");
     for (name, _, args) in CASES {
         std::os::unix::fs::symlink(workload(), bin.join(name)).unwrap();
-        script.push_str(&format!("'{}'", bin.join(name).display()));
-        for a in args.iter().chain(&["--seconds", SECONDS]) {
+        script.push_str(&format!("setsid '{}'", bin.join(name).display()));
+        for a in args.iter().chain(&["--seconds", "60"]) {
             script.push_str(&format!(" '{a}'"));
         }
-        script.push_str(" &\n");
+        script.push_str(" & pids=\"$pids $!\"\n");
     }
-    script.push_str("wait\n");
+    script.push_str(&format!("sleep {SECONDS}\n"));
+    script.push_str(
+        "for p in $pids; do\n  kill -s TERM -- \"-$p\" 2>/dev/null || \
+         /usr/bin/env kill -s TERM -- \"-$p\" 2>/dev/null\ndone\nwait\n",
+    );
     let driver = dir.path().join("driver.sh");
     std::fs::write(&driver, script).unwrap();
     let rec_path = dir.path().join("corpus.memleak");

@@ -53,7 +53,6 @@ pub fn cases(full: bool, seed: u64) -> (f64, f64, Vec<Case>) {
     let pick = |ci: f64, f: f64| if full { f } else { ci };
     let fmt = |v: f64| format!("{v}");
     let case = |name: &'static str, leak: bool, args: Vec<String>| Case { name, leak, args };
-    let secs = fmt(s);
     let v = |items: &[&str]| items.iter().map(|x| x.to_string()).collect::<Vec<_>>();
     let cases = vec![
         case(
@@ -170,10 +169,13 @@ pub fn cases(full: bool, seed: u64) -> (f64, f64, Vec<Case>) {
             ]),
         ),
     ];
+    // Every case runs until the driver stops it after `s` seconds (see
+    // [`driver_script`]); `--seconds` is only a safety net.
     let cases = cases
         .into_iter()
         .map(|mut c| {
-            c.args.extend(["--seconds".to_string(), secs.clone()]);
+            c.args
+                .extend(["--seconds".to_string(), fmt(2.0 * s + 10.0)]);
             c
         })
         .collect();
@@ -184,23 +186,34 @@ fn sh_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// The driver script: every case in the background, then wait.
-pub fn driver_script(bin: &Path, cases: &[Case]) -> String {
-    let mut script = String::new();
+/// The driver script: every case in the background in its own process
+/// group, then after `seconds` each group is stopped with SIGTERM. A leak
+/// that keeps growing until it is stopped is what the horizon rule judges;
+/// a process that finishes on its own with status 0 is a bounded batch
+/// (see memleak's `analyse::life`), which is not what these cases model.
+pub fn driver_script(bin: &Path, cases: &[Case], seconds: f64) -> String {
+    let mut script = String::from("pids=\n");
     for c in cases {
         let _ = write!(
             script,
-            "{}",
+            "setsid {}",
             sh_quote(&bin.join(c.name).display().to_string())
         );
         for a in &c.args {
             let _ = write!(script, " {}", sh_quote(a));
         }
-        script.push_str(" &\n");
+        script.push_str(" & pids=\"$pids $!\"\n");
     }
-    script.push_str("wait\n");
+    let _ = writeln!(script, "sleep {seconds}");
+    script.push_str(STOP_GROUPS);
     script
 }
+
+/// Stops the process group of each pid in `$pids` (dash's builtin kill
+/// takes no negative pids; procps' does), then waits.
+pub const STOP_GROUPS: &str = "for p in $pids; do\n  \
+    kill -s TERM -- \"-$p\" 2>/dev/null || /usr/bin/env kill -s TERM -- \"-$p\" 2>/dev/null\n\
+    done\nwait\n";
 
 /// labels.toml for `memleak eval`.
 pub fn labels_toml(scale: &str, seed: u64, recording: &str, cases: &[Case]) -> String {
@@ -260,7 +273,7 @@ pub fn corpus(args: &Args) -> Result<()> {
         std::os::unix::fs::symlink(&workload, &link)
             .with_context(|| format!("symlink {}", link.display()))?;
     }
-    let script = driver_script(&links, &cases);
+    let script = driver_script(&links, &cases, s);
     std::fs::write(out.join("driver.sh"), &script)?;
     println!(
         "recording {} cases at once for {s} s ({} scale, seed {}), under a {} MiB address-space limit",

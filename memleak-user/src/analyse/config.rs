@@ -16,8 +16,12 @@
 //! max_points = 4096         # grid points per segment at most
 //! min_growth = "1MiB"       # fitted growth must exceed this...
 //! min_growth_fraction = 0.01 # ...and this fraction of the value
-//! metrics = ["rss", "vm"]
+//! metrics = ["anon", "vm", "file"]
 //! model = "all"            # lbr, sawtooth, trend or all (combined)
+//! rule = "ci"              # ci or horizon (default: by recording command)
+//! min_kept = "32MiB"       # CI rule: a leak keeps more than this...
+//! min_kept_fraction = 0.1  # ...and this fraction of the starting value
+//! limit = "512MiB"         # the production limit, projected against
 //! ```
 //!
 //! Other top-level tables are ignored (they belong to other commands);
@@ -76,6 +80,10 @@ pub struct AnalysisConfig {
     pub min_growth_fraction: Option<f64>,
     pub metrics: Option<Vec<String>>,
     pub model: Option<String>,
+    pub rule: Option<String>,
+    pub min_kept: Option<Quantity>,
+    pub min_kept_fraction: Option<f64>,
+    pub limit: Option<Quantity>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +170,20 @@ impl AnalysisConfig {
                 )
             })?;
         }
+        if let Some(name) = &self.rule {
+            settings.rule = Some(super::Rule::parse(name).ok_or_else(|| {
+                invalid("rule", format!("unknown rule `{name}` (use ci or horizon)"))
+            })?);
+        }
+        if let Some(q) = &self.min_kept {
+            settings.min_kept_bytes = bytes("min_kept", q)?;
+        }
+        if let Some(v) = self.min_kept_fraction {
+            settings.min_kept_fraction = v;
+        }
+        if let Some(q) = &self.limit {
+            settings.limit_bytes = Some(bytes("limit", q)?);
+        }
         Ok(())
     }
 }
@@ -174,8 +196,9 @@ pub fn parse_metrics<S: AsRef<str>>(names: &[S]) -> Result<Vec<Metric>, String> 
         let found: Vec<Metric> = if name.trim().eq_ignore_ascii_case("all") {
             Metric::ALL.to_vec()
         } else {
-            vec![Metric::parse(name)
-                .ok_or_else(|| format!("unknown metric `{name}` (use rss, vm or all)"))?]
+            vec![Metric::parse(name).ok_or_else(|| {
+                format!("unknown metric `{name}` (use anon, vm, file, rss or all)")
+            })?]
         };
         for m in found {
             if !out.contains(&m) {

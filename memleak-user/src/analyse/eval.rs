@@ -23,9 +23,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::limits::limit_for;
+use super::life::ProcessEnd;
 use super::units::fmt_duration;
-use super::{analyse_series, Metric, ModelChoice, SeriesInput, Settings, Verdict};
+use super::{
+    analyse_process, for_each_process, rule_for, LoadedProcess, ModelChoice, Settings, Verdict,
+};
 use crate::store::Recording;
 
 /// Cut points per recording for the time to first alert.
@@ -131,8 +133,7 @@ pub struct ModelScore {
 /// One process's series, loaded once.
 struct Loaded {
     comm: String,
-    t: Vec<f64>,
-    columns: Vec<(Metric, Vec<f64>)>,
+    process: LoadedProcess,
 }
 
 fn ratio(a: usize, b: usize) -> Option<f64> {
@@ -166,38 +167,25 @@ pub fn evaluate(
     for (rec_name, cases) in by_rec {
         let rec = Recording::open(&dir.join(&rec_name))?;
         let interval_s = rec.meta.interval_ns as f64 / 1e9;
-        let limits: Vec<_> = settings
-            .metrics
-            .iter()
-            .map(|&m| (m, limit_for(m, &rec.meta)))
-            .collect();
+        let rule = rule_for(&rec, settings);
         let mut loaded = Vec::new();
         let mut end = 0.0f64;
-        for p in &rec.processes {
-            if !cases
-                .iter()
-                .any(|(n, c)| c.comm.as_deref().unwrap_or(n) == p.comm)
-            {
-                continue;
-            }
-            let s = rec.series(p)?;
-            end = end.max(s.t.last().copied().unwrap_or(0.0));
-            let columns = limits
-                .iter()
-                .map(|&(m, _)| {
-                    let v: Vec<f64> = match m {
-                        Metric::Vm => s.vm().map(|v| v as f64).collect(),
-                        Metric::Rss => s.rss().map(|v| v as f64).collect(),
-                    };
-                    (m, v)
-                })
-                .collect();
-            loaded.push(Loaded {
-                comm: p.comm.clone(),
-                t: s.t,
-                columns,
-            });
-        }
+        for_each_process(
+            &rec,
+            settings,
+            |p| {
+                cases
+                    .iter()
+                    .any(|(n, c)| c.comm.as_deref().unwrap_or(n) == p.comm)
+            },
+            |p, process| {
+                end = end.max(process.t.last().copied().unwrap_or(0.0));
+                loaded.push(Loaded {
+                    comm: p.comm.clone(),
+                    process,
+                });
+            },
+        )?;
         let cuts: Vec<f64> = (1..=CUTS).map(|k| end * k as f64 / CUTS as f64).collect();
         for (mi, &model) in models.iter().enumerate() {
             let s = Settings {
@@ -209,7 +197,7 @@ pub fn evaluate(
                 let procs: Vec<&Loaded> = loaded.iter().filter(|l| l.comm == comm).collect();
                 let start = procs
                     .iter()
-                    .filter_map(|l| l.t.first().copied())
+                    .filter_map(|l| l.process.t.first().copied())
                     .fold(f64::INFINITY, f64::min);
                 let mut first_alert = None;
                 let mut final_why: Option<(Verdict, String)> = None;
@@ -221,25 +209,28 @@ pub fn evaluate(
                     }
                     let mut flagged = false;
                     for l in &procs {
-                        let n = if last {
-                            l.t.len()
+                        let p = &l.process;
+                        let (n, end) = if last {
+                            (p.t.len(), p.end)
                         } else {
-                            l.t.partition_point(|&x| x <= cut)
+                            // Cut before it ended: it was still running then.
+                            let n = p.t.partition_point(|&x| x <= cut);
+                            (
+                                n,
+                                if n == p.t.len() {
+                                    p.end
+                                } else {
+                                    ProcessEnd::Running
+                                },
+                            )
                         };
-                        let inputs: Vec<SeriesInput<'_>> = l
-                            .columns
-                            .iter()
-                            .zip(&limits)
-                            .map(|((metric, v), &(_, limit))| SeriesInput {
-                                metric: *metric,
-                                values: &v[..n],
-                                limit,
-                            })
-                            .collect();
-                        let Ok(findings) = analyse_series(&l.t[..n], &inputs, interval_s, &s)
+                        let inputs = p.inputs(n);
+                        let Ok(judged) =
+                            analyse_process(&p.t[..n], &inputs, end, interval_s, rule, &s)
                         else {
                             continue;
                         };
+                        let findings = judged.findings;
                         if let Some(f) = findings.first() {
                             flagged |= f.verdict == Verdict::Leak;
                             if last && final_why.as_ref().is_none_or(|(v, _)| f.verdict > *v) {

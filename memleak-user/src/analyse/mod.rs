@@ -50,6 +50,7 @@ pub mod config;
 pub mod corpus;
 pub mod eval;
 pub mod lbr;
+pub mod life;
 pub mod limits;
 mod models;
 pub mod phases;
@@ -63,38 +64,67 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::sample::ProcId;
+use crate::sample::proclimits::LimitRow;
+use crate::sample::{Mem, ProcId};
 use crate::store::{Recording, StoreError};
 use lbr::WindowFit;
-use limits::{limit_for, Limit};
+use life::ProcessEnd;
+use limits::{limit_for, Limit, LimitInputs};
 use units::{fmt_bytes, fmt_duration, fmt_rate};
 
 /// A memory figure a model looks at.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Metric {
-    /// Resident set: anon + file + shmem.
-    Rss,
-    /// Virtual size.
+    /// Anonymous + shmem resident pages + swap: the memory that runs out,
+    /// since only the process can give it back. Leaks are judged on it.
+    Anon,
+    /// Virtual size: judged only against a real address-space limit.
     Vm,
+    /// File-backed resident pages: reclaimable page cache, reported only.
+    File,
+    /// Resident set (anon + file + shmem), for sources that do not split
+    /// it (Prometheus); recordings judge anon and file apart.
+    Rss,
 }
 
 impl Metric {
-    pub const ALL: [Metric; 2] = [Metric::Rss, Metric::Vm];
+    /// The metrics judged by default.
+    pub const ALL: [Metric; 3] = [Metric::Anon, Metric::Vm, Metric::File];
 
     pub fn name(self) -> &'static str {
         match self {
-            Metric::Rss => "rss",
+            Metric::Anon => "anon",
             Metric::Vm => "vm",
+            Metric::File => "file",
+            Metric::Rss => "rss",
         }
     }
 
     pub fn parse(s: &str) -> Option<Metric> {
         match s.trim().to_ascii_lowercase().as_str() {
+            "anon" | "anonymous" => Some(Metric::Anon),
+            "file" => Some(Metric::File),
             "rss" => Some(Metric::Rss),
             "vm" | "vms" | "virtual" => Some(Metric::Vm),
             _ => None,
         }
+    }
+
+    /// This metric's figure of a sample, bytes.
+    pub fn of(self, m: &Mem) -> f64 {
+        (match self {
+            Metric::Anon => m.rss_anon + m.rss_shmem + m.swap,
+            Metric::Vm => m.vm,
+            Metric::File => m.rss_file,
+            Metric::Rss => m.rss(),
+        }) as f64
+    }
+
+    /// Whether the CI rule (memory kept) applies: only to memory that the
+    /// process holds, never to address space or page cache.
+    pub fn is_kept_memory(self) -> bool {
+        matches!(self, Metric::Anon | Metric::Rss)
     }
 }
 
@@ -192,6 +222,49 @@ impl Verdict {
     }
 }
 
+/// Which question a verdict answers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Rule {
+    /// "Will this process run out of memory soon?": a leak reaches its
+    /// limit within the horizon (`record`, `watch`: long-running processes
+    /// on the machine they run on).
+    #[default]
+    Horizon,
+    /// "Does this keep memory it should give back?": sustained growth to
+    /// the end of the process's life that keeps more than `min_kept` is a
+    /// leak whatever the time to the limit (`run`: a test runs seconds on
+    /// a big CI machine, the code it tests runs for weeks in a small
+    /// container). The projection stays in the finding as urgency.
+    Ci,
+}
+
+impl Rule {
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::Horizon => "horizon",
+            Rule::Ci => "ci",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Rule> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "horizon" => Some(Rule::Horizon),
+            "ci" | "kept" => Some(Rule::Ci),
+            _ => None,
+        }
+    }
+
+    /// The rule a recording made by `origin` ("run", "record", "watch") is
+    /// judged by unless the user says otherwise.
+    pub fn for_origin(origin: Option<&str>) -> Rule {
+        match origin {
+            Some("run") => Rule::Ci,
+            _ => Rule::Horizon,
+        }
+    }
+}
+
 /// Thresholds of the analysis. Durations in seconds, sizes in bytes.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Settings {
@@ -218,6 +291,15 @@ pub struct Settings {
     pub metrics: Vec<Metric>,
     /// Models that judge each series.
     pub model: ModelChoice,
+    /// The rule verdicts follow; `None`: the one of the command that made
+    /// the recording ([`Rule::for_origin`]).
+    pub rule: Option<Rule>,
+    /// CI rule: a leak keeps more than this many bytes...
+    pub min_kept_bytes: f64,
+    /// ...and more than this fraction of the value at the window's start.
+    pub min_kept_fraction: f64,
+    /// A memory limit stated by hand (the production container's), bytes.
+    pub limit_bytes: Option<f64>,
 }
 
 impl Default for Settings {
@@ -235,6 +317,10 @@ impl Default for Settings {
             min_growth_fraction: 0.01,
             metrics: Metric::ALL.to_vec(),
             model: ModelChoice::All,
+            rule: None,
+            min_kept_bytes: 32.0 * 1024.0 * 1024.0,
+            min_kept_fraction: 0.1,
+            limit_bytes: None,
         }
     }
 }
@@ -275,9 +361,27 @@ impl Settings {
             return bad("min_growth_fraction", "must be non-negative");
         }
         if self.metrics.is_empty() {
-            return bad("metrics", "name at least one of rss, vm");
+            return bad("metrics", "name at least one of anon, vm, file, rss");
+        }
+        if !finite_nonneg(self.min_kept_bytes) {
+            return bad("min_kept", "must be a non-negative size");
+        }
+        if !finite_nonneg(self.min_kept_fraction) {
+            return bad("min_kept_fraction", "must be non-negative");
+        }
+        if self
+            .limit_bytes
+            .is_some_and(|l| !(l.is_finite() && l > 0.0))
+        {
+            return bad("limit", "must be a positive size");
         }
         Ok(())
+    }
+
+    /// Smallest growth the CI rule flags for a window starting at `value`.
+    pub fn min_kept(&self, value: f64) -> f64 {
+        self.min_kept_bytes
+            .max(self.min_kept_fraction * value.abs())
     }
 
     /// Smallest fitted growth that counts for a window starting at `value`.
@@ -358,6 +462,10 @@ pub struct ProcessResult {
     pub findings: Vec<Finding>,
     /// Seconds the process was observed (first to last point).
     pub observed_s: f64,
+    /// How its recorded life ended.
+    pub end: ProcessEnd,
+    /// Bytes of anon memory it gave back as it exited (not held against it).
+    pub released_at_exit: Option<f64>,
 }
 
 impl ProcessResult {
@@ -539,7 +647,7 @@ fn judge_over(
         return (
             Verdict::Growing,
             None,
-            format!("{rise}; no limit is known for {metric}, so no projection"),
+            format!("{rise}; {}", limit.source.no_limit_why()),
         );
     };
     let ttl = ((lim - fit.fitted_end) / fit.slope).max(0.0);
@@ -679,61 +787,271 @@ pub fn analyse_series(
     Ok(findings)
 }
 
+/// What [`analyse_process`] concluded about one process.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Judged {
+    /// One finding per input metric, the most urgent first.
+    pub findings: Vec<Finding>,
+    /// Bytes released in the exit teardown (see [`life::exit_teardown`]).
+    pub released_at_exit: Option<f64>,
+}
+
+/// Analyses one process's life: cuts its exit teardown (when it exited),
+/// runs the models on every metric ([`analyse_series`]), then applies
+/// `rule` and how the process ended ([`life::apply`]). Pure.
+pub fn analyse_process(
+    t: &[f64],
+    inputs: &[SeriesInput<'_>],
+    end: ProcessEnd,
+    interval_s: f64,
+    rule: Rule,
+    settings: &Settings,
+) -> Result<Judged, SkipReason> {
+    let mut n = t.len();
+    let mut released_at_exit = None;
+    if end.exited() {
+        // The teardown is found on the memory that is kept (anon, else rss)
+        // and cut from every metric at the same instant.
+        let key = inputs
+            .iter()
+            .find(|i| i.metric == Metric::Anon)
+            .or_else(|| inputs.iter().find(|i| i.metric.is_kept_memory()));
+        if let Some(key) = key {
+            let peak = key.values.iter().copied().fold(0.0, f64::max);
+            if let Some((cut, released)) =
+                life::exit_teardown(t, key.values, interval_s, settings.min_growth(peak))
+            {
+                n = cut;
+                released_at_exit = Some(released);
+            }
+        }
+    }
+    let cut: Vec<SeriesInput<'_>> = inputs
+        .iter()
+        .map(|i| SeriesInput {
+            values: &i.values[..n.min(i.values.len())],
+            ..*i
+        })
+        .collect();
+    let mut findings = analyse_series(&t[..n], &cut, interval_s, settings)?;
+    for f in &mut findings {
+        life::apply(f, end, released_at_exit, rule, settings);
+        if f.verdict == Verdict::Leak && f.plot.is_none() {
+            if let Some(i) = cut.iter().find(|i| i.metric == f.metric) {
+                f.plot = Some(Plot {
+                    t: t[..n].to_vec(),
+                    y: i.values.to_vec(),
+                });
+            }
+        }
+    }
+    findings.sort_by(cmp_urgency);
+    Ok(Judged {
+        findings,
+        released_at_exit,
+    })
+}
+
+/// One process of a recording, loaded for [`analyse_process`].
+#[derive(Clone, Debug)]
+pub struct LoadedProcess {
+    /// Seconds since the recording's start.
+    pub t: Vec<f64>,
+    /// One column per metric of the settings.
+    pub columns: Vec<(Metric, Vec<f64>)>,
+    /// The limit of each column's metric.
+    pub limits: Vec<Limit>,
+    pub end: ProcessEnd,
+}
+
+impl LoadedProcess {
+    pub fn inputs(&self, n: usize) -> Vec<SeriesInput<'_>> {
+        self.columns
+            .iter()
+            .zip(&self.limits)
+            .map(|((metric, v), &limit)| SeriesInput {
+                metric: *metric,
+                values: &v[..n.min(v.len())],
+                limit,
+            })
+            .collect()
+    }
+}
+
+/// Finds the limits recorded for processes, inheriting an ancestor's when
+/// a process has none of its own (it exited before it was read; fork
+/// copies rlimits and the cgroup). Caches what it read.
+struct LimitLookup<'r> {
+    rec: &'r Recording,
+    by_pid: std::collections::HashMap<u32, Vec<usize>>,
+    cache: std::collections::HashMap<i64, Vec<LimitRow>>,
+}
+
+impl<'r> LimitLookup<'r> {
+    fn new(rec: &'r Recording) -> Self {
+        let mut by_pid: std::collections::HashMap<u32, Vec<usize>> = Default::default();
+        for (i, p) in rec.processes.iter().enumerate() {
+            by_pid.entry(p.id.pid).or_default().push(i);
+        }
+        LimitLookup {
+            rec,
+            by_pid,
+            cache: Default::default(),
+        }
+    }
+
+    fn rows(&mut self, p: &crate::store::ProcessInfo) -> Result<&Vec<LimitRow>, StoreError> {
+        if !self.cache.contains_key(&p.row) {
+            let rows = self.rec.limits(p)?;
+            self.cache.insert(p.row, rows);
+        }
+        Ok(&self.cache[&p.row])
+    }
+
+    /// The limits of `p` (or its nearest ancestor with any) at `at_ns`.
+    fn in_effect(
+        &mut self,
+        p: &crate::store::ProcessInfo,
+        at_ns: u64,
+    ) -> Result<Vec<(crate::sample::proclimits::LimitKind, u64)>, StoreError> {
+        let rec = self.rec;
+        let mut cur = p;
+        for _ in 0..64 {
+            let rows = self.rows(cur)?;
+            if !rows.is_empty() {
+                return Ok(limits::in_effect(rows, at_ns));
+            }
+            // The parent: the process with that pid started last before us.
+            let parent = self.by_pid.get(&cur.ppid).and_then(|ix| {
+                ix.iter()
+                    .map(|&i| &rec.processes[i])
+                    .filter(|q| q.id.start_ns <= cur.id.start_ns && q.row != cur.row)
+                    .max_by_key(|q| q.id.start_ns)
+            });
+            match parent {
+                Some(q) => cur = q,
+                None => break,
+            }
+        }
+        Ok(Vec::new())
+    }
+}
+
+/// Loads every metric of `settings` for process `p`, with its limits.
+fn load_process(
+    rec: &Recording,
+    lookup: &mut LimitLookup<'_>,
+    p: &crate::store::ProcessInfo,
+    settings: &Settings,
+) -> Result<LoadedProcess, StoreError> {
+    let series = rec.series(p)?;
+    let columns: Vec<(Metric, Vec<f64>)> = settings
+        .metrics
+        .iter()
+        .map(|&m| (m, series.mem.iter().map(|x| m.of(x)).collect()))
+        .collect();
+    let end_ns = p
+        .exit_ns
+        .unwrap_or_else(|| rec.meta.start_ns + series.t.last().map_or(0, |s| (s * 1e9) as u64));
+    let process_limits = lookup.in_effect(p, end_ns)?;
+    let anon_floor = series
+        .mem
+        .iter()
+        .map(|x| Metric::Anon.of(x))
+        .fold(f64::INFINITY, f64::min);
+    let inputs = LimitInputs {
+        process: &process_limits,
+        user: settings.limit_bytes,
+        anon_floor: if anon_floor.is_finite() {
+            anon_floor
+        } else {
+            0.0
+        },
+    };
+    let limits = settings
+        .metrics
+        .iter()
+        .map(|&m| limit_for(m, &rec.meta, &inputs))
+        .collect();
+    Ok(LoadedProcess {
+        t: series.t,
+        columns,
+        limits,
+        end: ProcessEnd::from_exit(p.exit_ns, p.exit_code),
+    })
+}
+
+/// Loads every process of a recording that `keep` accepts, one at a time,
+/// calling `each` with it (memory stays bounded by one process's series).
+pub fn for_each_process(
+    rec: &Recording,
+    settings: &Settings,
+    mut keep: impl FnMut(&crate::store::ProcessInfo) -> bool,
+    mut each: impl FnMut(&crate::store::ProcessInfo, LoadedProcess),
+) -> Result<(), StoreError> {
+    let mut lookup = LimitLookup::new(rec);
+    for p in &rec.processes {
+        if !keep(p) {
+            continue;
+        }
+        let loaded = load_process(rec, &mut lookup, p, settings)?;
+        each(p, loaded);
+    }
+    Ok(())
+}
+
+/// The rule a recording is judged by: the settings', else the one of the
+/// command that made it.
+pub fn rule_for(rec: &Recording, settings: &Settings) -> Rule {
+    settings
+        .rule
+        .unwrap_or_else(|| Rule::for_origin(rec.meta.origin.as_deref()))
+}
+
 /// Analyses every process of a recording, loading one series at a time.
 pub fn analyse(rec: &Recording, settings: &Settings) -> Result<Analysis, AnalyseError> {
     settings.validate()?;
     let meta = &rec.meta;
     let interval_s = meta.interval_ns as f64 / 1e9;
-    let limits: Vec<(Metric, Limit)> = settings
-        .metrics
-        .iter()
-        .map(|&m| (m, limit_for(m, meta)))
-        .collect();
+    let rule = rule_for(rec, settings);
     let mut results = Vec::new();
     let mut skipped = Vec::new();
-    for p in &rec.processes {
-        let process = ProcessRef {
-            id: p.id,
-            ppid: p.ppid,
-            comm: p.comm.clone(),
-            cmdline: p.cmdline.clone(),
-            exit_code: p.exit_code,
-        };
-        let series = rec.series(p)?;
-        let columns: Vec<Vec<f64>> = limits
-            .iter()
-            .map(|(m, _)| match m {
-                Metric::Vm => series.vm().map(|v| v as f64).collect(),
-                Metric::Rss => series.rss().map(|v| v as f64).collect(),
-            })
-            .collect();
-        let inputs: Vec<SeriesInput<'_>> = limits
-            .iter()
-            .zip(&columns)
-            .map(|(&(metric, limit), values)| SeriesInput {
-                metric,
-                values,
-                limit,
-            })
-            .collect();
-        let observed_s = match (series.t.first(), series.t.last()) {
-            (Some(a), Some(b)) => b - a,
-            _ => 0.0,
-        };
-        match analyse_series(&series.t, &inputs, interval_s, settings) {
-            Ok(findings) => results.push(ProcessResult {
-                process,
-                verdict: findings.first().map_or(Verdict::NoTrend, |f| f.verdict),
-                findings,
-                observed_s,
-            }),
-            Err(reason) => skipped.push(Skipped { process, reason }),
-        }
-    }
+    for_each_process(
+        rec,
+        settings,
+        |_| true,
+        |p, loaded| {
+            let process = ProcessRef {
+                id: p.id,
+                ppid: p.ppid,
+                comm: p.comm.clone(),
+                cmdline: p.cmdline.clone(),
+                exit_code: p.exit_code,
+            };
+            let observed_s = match (loaded.t.first(), loaded.t.last()) {
+                (Some(a), Some(b)) => b - a,
+                _ => 0.0,
+            };
+            let inputs = loaded.inputs(loaded.t.len());
+            match analyse_process(&loaded.t, &inputs, loaded.end, interval_s, rule, settings) {
+                Ok(j) => results.push(ProcessResult {
+                    process,
+                    verdict: j.findings.first().map_or(Verdict::NoTrend, |f| f.verdict),
+                    findings: j.findings,
+                    observed_s,
+                    end: loaded.end,
+                    released_at_exit: j.released_at_exit,
+                }),
+                Err(reason) => skipped.push(Skipped { process, reason }),
+            }
+        },
+    )?;
     results.sort_by(|a, b| match (a.top(), b.top()) {
         (Some(x), Some(y)) => cmp_urgency(x, y).then(a.process.id.cmp(&b.process.id)),
         _ => a.process.id.cmp(&b.process.id),
     });
+    let mut settings = settings.clone();
+    settings.rule = Some(rule);
     Ok(Analysis {
         recording: RecordingInfo {
             path: rec.path().to_path_buf(),
@@ -745,7 +1063,7 @@ pub fn analyse(rec: &Recording, settings: &Settings) -> Result<Analysis, Analyse
             exit_code: meta.exit_code,
             processes: rec.processes.len(),
         },
-        settings: settings.clone(),
+        settings,
         results,
         skipped,
     })

@@ -135,10 +135,7 @@ pub fn for_analysis(
             continue;
         };
         let series = rec.series(p)?;
-        let y: Vec<f64> = match f.metric {
-            Metric::Rss => series.rss().map(|v| v as f64).collect(),
-            Metric::Vm => series.vm().map(|v| v as f64).collect(),
-        };
+        let y: Vec<f64> = series.mem.iter().map(|m| f.metric.of(m)).collect();
         let got = attribute(&series.t, &y, fit.t_start, fit.t_end, &phases);
         if got.is_empty() {
             continue;

@@ -89,12 +89,40 @@ pub struct AnalysisArgs {
     #[arg(long, value_name = "FRACTION")]
     pub min_growth_fraction: Option<f64>,
 
-    /// Metrics to judge: rss (resident: anon+file+shmem, against the
-    /// cgroup's memory.max or RAM), vm (virtual size, against RLIMIT_AS or
-    /// RAM+swap), all [default: all].
+    /// Metrics to judge: anon (anonymous + shmem resident + swap: the memory
+    /// that runs out; against the process's nearest limit), vm (virtual
+    /// size; flagged only against RLIMIT_AS or strict overcommit), file
+    /// (file-backed resident pages: reclaimable, reported only), rss (all
+    /// resident pages, for sources that do not split them), all (anon, vm,
+    /// file) [default: all].
     #[arg(long, value_delimiter = ',', value_name = "METRIC",
-          value_parser = PossibleValuesParser::new(["rss", "vm", "all"]))]
+          value_parser = PossibleValuesParser::new(["anon", "vm", "file", "rss", "all"]))]
     pub metric: Vec<String>,
+
+    /// The memory limit of where the code will run (e.g. the production
+    /// container's 512MiB): anon memory is projected against it when it is
+    /// nearer than the limits recorded for the process (its cgroup,
+    /// RLIMIT_AS/RLIMIT_DATA, -Xmx, --max-old-space-size, GOMEMLIMIT, RAM).
+    #[arg(long, value_parser = bytes_arg, value_name = "SIZE")]
+    pub limit: Option<f64>,
+
+    /// Which question a verdict answers: `ci` (memory kept: sustained growth
+    /// to the end of a process's life that keeps more than --min-kept is a
+    /// leak, whatever the time to the limit) or `horizon` (the limit is
+    /// reached within --horizon). [default: ci for recordings made by `run`,
+    /// horizon for `record` and `watch`]
+    #[arg(long, value_name = "RULE",
+          value_parser = PossibleValuesParser::new(["ci", "horizon"]))]
+    pub rule: Option<String>,
+
+    /// CI rule: a leak keeps more than this (e.g. 32MiB) [default: 32MiB]
+    /// and more than --min-kept-fraction of the memory at the growth's start.
+    #[arg(long, value_parser = bytes_arg, value_name = "SIZE")]
+    pub min_kept: Option<f64>,
+
+    /// CI rule: see --min-kept [default: 0.1].
+    #[arg(long, value_name = "FRACTION")]
+    pub min_kept_fraction: Option<f64>,
 
     /// Leak models: lbr (a straight rising line over the recent past),
     /// sawtooth (the floor of a cyclic series rises), trend (Theil–Sen slope
@@ -161,6 +189,21 @@ impl AnalysisArgs {
         if let Some(m) = &self.model {
             s.model = crate::analyse::ModelChoice::parse(m)
                 .ok_or_else(|| anyhow::anyhow!("unknown model `{m}`"))?;
+        }
+        if let Some(v) = self.limit {
+            s.limit_bytes = Some(v);
+        }
+        if let Some(r) = &self.rule {
+            s.rule = Some(
+                crate::analyse::Rule::parse(r)
+                    .ok_or_else(|| anyhow::anyhow!("unknown rule `{r}` (use ci or horizon)"))?,
+            );
+        }
+        if let Some(v) = self.min_kept {
+            s.min_kept_bytes = v;
+        }
+        if let Some(v) = self.min_kept_fraction {
+            s.min_kept_fraction = v;
         }
         s.validate()?;
         Ok(s)

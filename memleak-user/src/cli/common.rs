@@ -53,10 +53,13 @@ impl ScopeArgs {
 #[derive(Args, Debug, Clone)]
 pub struct SnapshotArgs {
     /// How often to snapshot memory figures (e.g. 1s, 250ms; at least 10ms).
-    /// With eBPF the cost follows the number of processes that changed, not
-    /// the interval.
-    #[arg(short, long, default_value = "1s", value_parser = parse_interval, value_name = "DURATION")]
-    pub interval: Duration,
+    /// Default: 100ms for `run` (so a test process living a few seconds is
+    /// judged), thinned to at most 1s as the recording grows long; 1s for
+    /// `record` and `watch`. With eBPF the cost follows the number of
+    /// processes that changed, not the interval. A given interval is kept
+    /// for the whole recording.
+    #[arg(short, long, value_parser = parse_interval, value_name = "DURATION")]
+    pub interval: Option<Duration>,
 
     /// Where figures come from: `ebpf` (kernel counters, needs root or
     /// CAP_BPF+CAP_PERFMON), `procfs` (polls /proc, no privileges), or
@@ -80,18 +83,28 @@ pub struct SnapshotArgs {
 }
 
 impl SnapshotArgs {
-    /// The recorder's options for these settings.
+    /// The recorder's options for these settings, for the command named
+    /// `origin` (`run` samples finely by default, see [`Self::interval`]).
     pub fn record_options(
         &self,
+        origin: &'static str,
         output: PathBuf,
         scope: Scope,
         duration: Option<Duration>,
         command: Option<Vec<String>>,
         progress: bool,
     ) -> RecordOptions {
+        let fine = origin == "run";
+        let (interval, thin_to) = match self.interval {
+            Some(i) => (i, None),
+            None if fine => (RUN_INTERVAL, Some(DEFAULT_INTERVAL)),
+            None => (DEFAULT_INTERVAL, None),
+        };
         RecordOptions {
+            origin,
+            thin_to,
             output,
-            interval: self.interval,
+            interval,
             duration,
             sampler: self.sampler,
             scope,
@@ -159,6 +172,13 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 250ms, 5m, 2h)"))
 }
+
+/// `record` and `watch`'s interval, and the coarsest `run` thins to.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
+
+/// `run`'s starting interval: a test process living 8 s gets ~70 points
+/// after its warm-up (the analyser needs 20).
+pub const RUN_INTERVAL: Duration = Duration::from_millis(100);
 
 /// The shortest interval any sampler takes; a sampler may need more (procfs
 /// 20ms) and says so when it starts.

@@ -33,7 +33,7 @@ pub fn run(args: RecordArgs) -> Result<i32> {
     let Some(scope) = args.scope.scope(command.is_some())? else {
         bail!("nothing to record: give a command after `--`, or --all, --cgroup PATH or --pid PID (see `memleak record --help`)");
     };
-    let outcome = record_with(&args.sampling, scope, args.duration, command)?;
+    let outcome = record_with("record", &args.sampling, scope, args.duration, command)?;
     eprintln!(
         "memleak: recorded {} processes, {} samples in {} ({} sampler)",
         outcome.processes,
@@ -51,12 +51,14 @@ pub fn run(args: RecordArgs) -> Result<i32> {
 
 /// Records with the shared options; prints the notes a user must see.
 pub fn record_with(
+    origin: &'static str,
     sampling: &SamplingArgs,
     scope: Scope,
     duration: Option<Duration>,
     command: Option<Vec<String>>,
 ) -> Result<RecordOutcome> {
     let opts = sampling.snapshot.record_options(
+        origin,
         sampling.output_path(),
         scope,
         duration,

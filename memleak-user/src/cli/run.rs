@@ -27,6 +27,7 @@ pub struct RunArgs {
 /// flagged and --fail-on-leak is given; else 0.
 pub fn run(args: RunArgs) -> Result<i32> {
     let outcome = super::record::record_with(
+        "run",
         &args.sampling,
         Scope::Tree(Vec::new()),
         None,

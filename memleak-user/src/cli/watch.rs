@@ -194,9 +194,14 @@ pub fn run(args: WatchArgs) -> Result<i32> {
                 .join(file_name(now as u64).replace(".memleak", &format!("-{n}.memleak")));
             n += 1;
         }
-        let opts =
-            args.snapshot
-                .record_options(output.clone(), scope.clone(), Some(chunk), None, false);
+        let opts = args.snapshot.record_options(
+            "watch",
+            output.clone(),
+            scope.clone(),
+            Some(chunk),
+            None,
+            false,
+        );
         // Size rotation: a watcher sets the flag record_until checks.
         let rotate = Arc::new(AtomicBool::new(false));
         let done = Arc::new(AtomicBool::new(false));

@@ -5,6 +5,7 @@
 //! interval in flight. SIGINT/SIGTERM stop the loop after a final snapshot.
 
 pub mod choose;
+pub mod limits;
 pub mod markers;
 pub mod progress;
 pub mod spawn;
@@ -36,6 +37,33 @@ pub struct RecordOptions {
     pub ebpf_hook: crate::sample::ebpf::EbpfHook,
     /// Show a progress line on stderr (when it is a terminal).
     pub progress: bool,
+    /// Which command records ("run", "record", "watch"): stored so
+    /// `analyze` applies the same rule as the command that recorded.
+    pub origin: &'static str,
+    /// Thin out long recordings: double the interval each time the
+    /// recording has run for [`THIN_AFTER_SNAPSHOTS`] snapshots at the
+    /// current one, up to this interval (never below `interval`).
+    pub thin_to: Option<Duration>,
+}
+
+/// Snapshots taken at one interval before thinning doubles it: a process
+/// living minutes gets thousands of points at the fine interval, and an
+/// hour-long suite still stays near 10^4 ticks.
+pub const THIN_AFTER_SNAPSHOTS: u64 = 3000;
+
+/// The interval in force after `elapsed` of recording that started at
+/// `base` and thins towards `max` (see [`RecordOptions::thin_to`]).
+pub fn thinned_interval(base: Duration, max: Option<Duration>, elapsed: Duration) -> Duration {
+    let Some(max) = max.filter(|m| *m > base) else {
+        return base;
+    };
+    let mut interval = base;
+    let mut stage_end = base * THIN_AFTER_SNAPSHOTS as u32;
+    while elapsed >= stage_end && interval < max {
+        interval = (interval * 2).min(max);
+        stage_end += interval * THIN_AFTER_SNAPSHOTS as u32;
+    }
+    interval
 }
 
 #[derive(Debug)]
@@ -168,6 +196,8 @@ pub fn record_until(
     let mut snapshots = 0u64;
     let mut storage_error = None;
     let mut next = Instant::now();
+    let mut limit_schedule = limits::LimitSchedule::default();
+    let mounts = crate::sample::proclimits::Mounts::detect();
     loop {
         if let Some(pid) = child {
             if status.is_none() {
@@ -199,6 +229,10 @@ pub fn record_until(
             }
         }
         snapshots += 1;
+        if let Err(e) = store_limits(&mut writer, &mut limit_schedule, &mounts, now, &obs) {
+            storage_error = Some(e);
+            break;
+        }
         if snapshots.is_multiple_of(COUNTERS_EVERY) {
             if let Err(e) = writer.set_counters(&sampler.counters()) {
                 storage_error = Some(e);
@@ -209,7 +243,7 @@ pub fn record_until(
         if done {
             break;
         }
-        next += opts.interval;
+        next += thinned_interval(opts.interval, opts.thin_to, started.elapsed());
         let now = Instant::now();
         if next > now {
             sleep_unless_stopped(next - now, &stop);
@@ -290,6 +324,26 @@ pub fn record_until(
     })
 }
 
+/// Reads and stores the limits of the processes that are due (new, exec'd,
+/// or not read for a while).
+fn store_limits(
+    w: &mut Writer,
+    schedule: &mut limits::LimitSchedule,
+    mounts: &crate::sample::proclimits::Mounts,
+    now_ns: u64,
+    obs: &[crate::sample::Observation],
+) -> Result<(), StoreError> {
+    for id in schedule.due(now_ns, obs) {
+        // Read right after the snapshot that saw the process alive: a pid
+        // reused within those microseconds is not worth a second stat.
+        let l = crate::sample::proclimits::read(id.pid, mounts);
+        if !l.is_empty() {
+            w.set_limits(id, now_ns, &l)?;
+        }
+    }
+    Ok(())
+}
+
 fn store_markers(w: &mut Writer, pipe: Option<&markers::MarkerPipe>) -> Result<(), StoreError> {
     let Some(pipe) = pipe else { return Ok(()) };
     let got = pipe.drain();
@@ -335,6 +389,13 @@ fn write_meta(
     w.set_meta("start_unix", &format!("{start_unix:.6}"))?;
     w.set_meta("page_size", &sysinfo::page_size().to_string())?;
     w.set_meta("memleak_version", env!("CARGO_PKG_VERSION"))?;
+    w.set_meta("origin", opts.origin)?;
+    if let Some(max) = opts.thin_to.filter(|m| *m > opts.interval) {
+        w.set_meta("interval_max_ns", &(max.as_nanos() as u64).to_string())?;
+    }
+    if let Some(mode) = sysinfo::overcommit_memory() {
+        w.set_meta("overcommit_memory", &mode.to_string())?;
+    }
     let scope_text = match scope {
         Scope::All => "all".to_string(),
         Scope::Tree(_) if opts.command.is_some() => "tree".to_string(),
@@ -352,6 +413,9 @@ fn write_meta(
     if let Ok(mi) = sysinfo::meminfo() {
         w.set_meta("mem_total", &mi.mem_total.to_string())?;
         w.set_meta("swap_total", &mi.swap_total.to_string())?;
+        if let Some(c) = mi.commit_limit {
+            w.set_meta("commit_limit", &c.to_string())?;
+        }
     }
     let cgroup = match scope {
         Scope::Cgroup(p) => Some(p.clone()),
@@ -408,6 +472,20 @@ fn wait_blocking(pid: u32) -> Option<Status> {
 #[cfg(test)]
 mod tests {
     use super::shell_join;
+
+    #[test]
+    fn thinning_doubles_the_interval_in_stages() {
+        use super::thinned_interval as t;
+        use std::time::Duration as D;
+        let ms = D::from_millis;
+        assert_eq!(t(ms(100), None, D::from_secs(9999)), ms(100));
+        assert_eq!(t(ms(100), Some(ms(1000)), D::from_secs(299)), ms(100));
+        // 3000 snapshots at 100 ms = 300 s, then 3000 at 200 ms = 600 s more.
+        assert_eq!(t(ms(100), Some(ms(1000)), D::from_secs(300)), ms(200));
+        assert_eq!(t(ms(100), Some(ms(1000)), D::from_secs(899)), ms(200));
+        assert_eq!(t(ms(100), Some(ms(1000)), D::from_secs(900)), ms(400));
+        assert_eq!(t(ms(100), Some(ms(1000)), D::from_secs(86_400)), ms(1000));
+    }
 
     #[test]
     fn shell_join_quotes_only_when_needed() {

@@ -69,7 +69,7 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2, "{out}");
         assert!(
-            lines[0].starts_with("::error title=Memory leak%3A x%2Cy%3Az%25%0A%3A%3Aerror%3A%3Aforged (pid 100)::rss grows"),
+            lines[0].starts_with("::error title=Memory leak%3A x%2Cy%3Az%25%0A%3A%3Aerror%3A%3Aforged (pid 100)::anon grows"),
             "{out}"
         );
         assert!(lines[0].contains("%0Acmdline: "), "{out}");

@@ -82,6 +82,8 @@ struct Process<'a> {
     process: Proc<'a>,
     verdict: &'static str,
     observed_s: Option<f64>,
+    end: crate::analyse::life::ProcessEnd,
+    released_at_exit_bytes: Option<f64>,
     findings: Vec<FindingOut<'a>>,
 }
 
@@ -186,6 +188,8 @@ pub fn render(a: &Analysis) -> String {
                 process: (&r.process).into(),
                 verdict: r.verdict.name(),
                 observed_s: num(r.observed_s),
+                end: r.end,
+                released_at_exit_bytes: r.released_at_exit.and_then(num),
                 findings: r.findings.iter().map(finding).collect(),
             })
             .collect(),

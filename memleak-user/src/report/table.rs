@@ -170,8 +170,8 @@ mod tests {
         assert!(t.contains("13 min"), "{t}");
         assert!(!t.contains("steady"), "{t}");
         assert!(t.contains("1 skipped (too short: 1)"), "{t}");
-        assert!(t.contains("leaky<&> (pid 100): rss grows"), "{t}");
-        assert!(t.contains("rss/lbr"), "{t}");
+        assert!(t.contains("leaky<&> (pid 100): anon grows"), "{t}");
+        assert!(t.contains("anon/lbr"), "{t}");
         assert!(t.contains("[lbr model]"), "{t}");
         assert!(!t.contains("Nothing was long enough"), "{t}");
     }

@@ -8,6 +8,7 @@
 pub mod btf_offsets;
 pub mod ebpf;
 pub mod procfs;
+pub mod proclimits;
 pub mod scope;
 pub mod tracefs;
 

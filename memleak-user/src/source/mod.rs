@@ -1,5 +1,5 @@
 //! Series from elsewhere than one recording file, analysed by the same
-//! analyser ([`analyse_series`]):
+//! analyser ([`analyse_process`]):
 //!
 //! - [`range`]: a directory of rotated recordings (`memleak watch`),
 //!   restricted to a time range; a process that spans several files is
@@ -20,8 +20,8 @@ use clap::Args;
 
 use crate::analyse::limits::Limit;
 use crate::analyse::{
-    analyse_series, Analysis, Metric, ProcessRef, ProcessResult, RecordingInfo, SeriesInput,
-    Settings, Skipped, Verdict,
+    analyse_process, life::ProcessEnd, Analysis, Metric, ProcessRef, ProcessResult, RecordingInfo,
+    SeriesInput, Settings, Skipped, Verdict,
 };
 use crate::cli::analyze::{emit_analysis, AnalysisArgs, ReportArgs};
 
@@ -61,11 +61,6 @@ pub struct SourceArgs {
     /// Resolution of the queried series (with --prometheus).
     #[arg(long, default_value = "15s", value_parser = crate::cli::common::parse_duration, value_name = "DURATION")]
     pub step: std::time::Duration,
-
-    /// Memory limit the projection uses for Prometheus series (e.g. 16GiB)
-    /// [default: this machine's RAM for rss, RAM + swap for vm].
-    #[arg(long, value_parser = crate::analyse::units::parse_bytes, value_name = "SIZE")]
-    pub limit: Option<f64>,
 }
 
 /// Parses `--since`/`--until` into Unix seconds.
@@ -112,7 +107,7 @@ pub struct Series {
     pub alive: bool,
 }
 
-/// Analyses every series with [`analyse_series`] and collects an
+/// Analyses every series with [`analyse_process`] and collects an
 /// [`Analysis`] sorted like the recording analyser's.
 pub fn analyse_all(
     series: &[Series],
@@ -143,12 +138,20 @@ pub fn analyse_all(
             (Some(a), Some(b)) => b - a,
             _ => 0.0,
         };
-        match analyse_series(&s.t, &inputs, interval_s, settings) {
-            Ok(findings) => results.push(ProcessResult {
+        let end = if s.alive {
+            ProcessEnd::Running
+        } else {
+            ProcessEnd::from_exit(Some(0), s.process.exit_code)
+        };
+        let rule = settings.rule.unwrap_or_default();
+        match analyse_process(&s.t, &inputs, end, interval_s, rule, settings) {
+            Ok(j) => results.push(ProcessResult {
                 process: s.process.clone(),
-                verdict: findings.first().map_or(Verdict::NoTrend, |f| f.verdict),
-                findings,
+                verdict: j.findings.first().map_or(Verdict::NoTrend, |f| f.verdict),
+                findings: j.findings,
                 observed_s,
+                end,
+                released_at_exit: j.released_at_exit,
             }),
             Err(reason) => skipped.push(Skipped {
                 process: s.process.clone(),
@@ -195,7 +198,7 @@ pub fn analyse_and_report(
             since,
             until,
             source.step.as_secs_f64(),
-            source.limit,
+            settings.limit_bytes,
             &settings,
         )?
     } else {

@@ -173,7 +173,7 @@ fn limits(limit: Option<f64>) -> Vec<(Metric, Limit)> {
     if let Some(l) = limit {
         let l = Limit {
             bytes: Some(l),
-            source: LimitSource::Unknown,
+            source: LimitSource::User,
         };
         return vec![(Metric::Rss, l), (Metric::Vm, l)];
     }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 
 use super::{analyse_all, now_unix, Series};
-use crate::analyse::limits::{limit_for, Limit};
+use crate::analyse::limits::{limit_for, Limit, LimitInputs};
 use crate::analyse::{Analysis, Metric, ProcessRef, RecordingInfo, Settings};
 use crate::store::Recording;
 
@@ -52,8 +52,7 @@ struct Piece {
     process: ProcessRef,
     alive: bool,
     t: Vec<f64>,
-    rss: Vec<f64>,
-    vm: Vec<f64>,
+    mem: Vec<crate::sample::Mem>,
 }
 
 /// Loads the samples of `files` within `[since, until]` (Unix seconds;
@@ -108,8 +107,7 @@ pub fn load(
                 },
                 alive: true,
                 t: Vec::new(),
-                rss: Vec::new(),
-                vm: Vec::new(),
+                mem: Vec::new(),
             });
             piece.process.comm = p.comm.clone();
             piece.process.exit_code = p.exit_code;
@@ -122,8 +120,7 @@ pub fn load(
                 first_t = first_t.min(at);
                 last_t = last_t.max(at);
                 piece.t.push(at);
-                piece.rss.push(m.rss() as f64);
-                piece.vm.push(m.vm as f64);
+                piece.mem.push(*m);
             }
         }
         counters = rec.counters.clone();
@@ -153,13 +150,7 @@ pub fn load(
             t: p.t.iter().map(|t| t - t0).collect(),
             columns: metrics
                 .iter()
-                .map(|&m| {
-                    let v = match m {
-                        Metric::Rss => p.rss.clone(),
-                        Metric::Vm => p.vm.clone(),
-                    };
-                    (m, v)
-                })
+                .map(|&m| (m, p.mem.iter().map(|x| m.of(x)).collect()))
                 .collect(),
             process: p.process,
             alive: p.alive,
@@ -167,7 +158,13 @@ pub fn load(
         .collect();
     Ok(Loaded {
         series,
-        limits: metrics.iter().map(|&m| (m, limit_for(m, &meta))).collect(),
+        // Per-process limits are not stitched across files: a range is
+        // judged against the limits of the newest file's recorder (and
+        // --limit), as recordings made before per-process limits are.
+        limits: metrics
+            .iter()
+            .map(|&m| (m, limit_for(m, &meta, &LimitInputs::default())))
+            .collect(),
         interval_s,
         t0_unix: t0,
         end_unix: if last_t.is_finite() {

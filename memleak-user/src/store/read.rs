@@ -7,6 +7,7 @@ use rusqlite::{params, Connection, OpenFlags};
 
 use super::schema::{APPLICATION_ID, FORMAT_VERSION};
 use super::StoreError;
+use crate::sample::proclimits::{LimitKind, LimitRow};
 use crate::sample::{Mem, ProcId};
 
 /// What the run was: where, how, and the memory limits that applied.
@@ -34,6 +35,14 @@ pub struct RunMeta {
     pub cgroup_max: Option<u64>,
     /// RLIMIT_AS of the recorded command, when not unlimited.
     pub rlimit_as: Option<u64>,
+    /// `vm.overcommit_memory` at the start (2: strict, address space is
+    /// limited by CommitLimit).
+    pub overcommit_memory: Option<u8>,
+    /// CommitLimit of /proc/meminfo, bytes.
+    pub commit_limit: Option<u64>,
+    /// Which command made the recording: "run", "record", "watch"
+    /// (older recordings: unknown).
+    pub origin: Option<String>,
     pub command: Option<String>,
     pub exit_code: Option<i32>,
     /// Everything in the meta table, including keys this version does not know.
@@ -250,6 +259,9 @@ impl Recording {
             swap_total: num("swap_total").unwrap_or(0),
             cgroup_max: num("cgroup_max"),
             rlimit_as: num("rlimit_as"),
+            overcommit_memory: num("overcommit_memory").and_then(|v| u8::try_from(v).ok()),
+            commit_limit: num("commit_limit"),
+            origin: get("origin"),
             command: get("command"),
             exit_code: map.get("exit_code").and_then(|s| s.parse().ok()),
             raw: Vec::new(),
@@ -364,6 +376,49 @@ impl Recording {
             .and_then(|rows| rows.collect())
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         Ok(rows)
+    }
+
+    /// The limits recorded for a process (see `sample::proclimits`), in
+    /// time order: (ns since boot, kind, bytes; `None` = removed). Kinds this
+    /// version does not know are skipped; recordings without the table
+    /// (older writers) have none.
+    pub fn limits(&self, proc: &ProcessInfo) -> Result<Vec<LimitRow>, StoreError> {
+        if !self.has_table("limits")? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT t_ns, kind, bytes FROM limits WHERE proc_id = ?1 ORDER BY t_ns, kind",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows: Vec<(u64, String, Option<i64>)> = stmt
+            .query_map(params![proc.row], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t, k, b)| {
+                let kind = LimitKind::parse(&k)?;
+                Some((
+                    t,
+                    kind,
+                    b.and_then(|b| u64::try_from(b).ok()).filter(|b| *b > 0),
+                ))
+            })
+            .collect())
+    }
+
+    fn has_table(&self, name: &str) -> Result<bool, StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+                [name],
+                |r| r.get(0),
+            )
+            .map_err(|e| self.fail(e))?;
+        Ok(n > 0)
     }
 
     /// Phase markers, in time order: (seconds since start, kind, name).

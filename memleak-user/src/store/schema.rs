@@ -58,6 +58,17 @@ CREATE TABLE IF NOT EXISTS markers (
     kind TEXT    NOT NULL,  -- begin | end | mark
     name TEXT    NOT NULL
 );
+-- Memory limits that apply to a process (see sample::proclimits), one row
+-- per kind whenever it is first seen or changes; `bytes` NULL: removed.
+-- Added without a format bump: older readers ignore the table, and this
+-- reader treats a file without it as "no per-process limits recorded".
+CREATE TABLE IF NOT EXISTS limits (
+    proc_id INTEGER NOT NULL REFERENCES processes(id),
+    t_ns    INTEGER NOT NULL,
+    kind    TEXT    NOT NULL,
+    bytes   INTEGER,
+    PRIMARY KEY (proc_id, kind, t_ns)
+) WITHOUT ROWID;
 -- Things the user must know about the recording (fallbacks, losses).
 CREATE TABLE IF NOT EXISTS notes (
     t_ns INTEGER NOT NULL,

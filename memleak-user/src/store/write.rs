@@ -9,6 +9,7 @@ use rusqlite::{params, Connection};
 
 use super::schema::{APPLICATION_ID, CREATE, FORMAT_VERSION};
 use super::StoreError;
+use crate::sample::proclimits::ProcLimits;
 use crate::sample::{Counters, Mem, Observation, ProcId};
 
 struct Known {
@@ -20,6 +21,8 @@ struct Known {
     cmdline_missing: bool,
     /// Snapshot number at which the process exited.
     exited: Option<u64>,
+    /// Limits last stored for it (see [`Writer::set_limits`]).
+    limits: ProcLimits,
 }
 
 /// Writes snapshots into a recording, one transaction per snapshot.
@@ -139,6 +142,55 @@ impl Writer {
             .map_err(|e| StoreError::from_sqlite(&self.path, e))
     }
 
+    /// Stores the limits read for a process at `t_ns` when they differ from
+    /// the ones stored last (only the kinds that changed; a kind that went
+    /// away gets a NULL row). Processes not written yet are ignored: their
+    /// first snapshot comes first. Returns whether anything was written.
+    pub fn set_limits(
+        &mut self,
+        id: ProcId,
+        t_ns: u64,
+        limits: &ProcLimits,
+    ) -> Result<bool, StoreError> {
+        let Some(known) = self.known.get(&id) else {
+            return Ok(false);
+        };
+        if known.limits == *limits {
+            return Ok(false);
+        }
+        let row = known.row;
+        let mut changes: Vec<(&'static str, Option<i64>)> = Vec::new();
+        for (k, v) in limits {
+            if !known.limits.contains(&(*k, *v)) {
+                changes.push((k.name(), Some(*v as i64)));
+            }
+        }
+        for (k, _) in &known.limits {
+            if !limits.iter().any(|(k2, _)| k2 == k) {
+                changes.push((k.name(), None));
+            }
+        }
+        let path = self.path.clone();
+        let fail = |e| StoreError::from_sqlite(&path, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        {
+            let mut ins = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO limits(proc_id, t_ns, kind, bytes) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(fail)?;
+            for (kind, bytes) in &changes {
+                ins.execute(params![row, t_ns as i64, kind, bytes])
+                    .map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)?;
+        if let Some(k) = self.known.get_mut(&id) {
+            k.limits = limits.clone();
+        }
+        Ok(true)
+    }
+
     /// Number of distinct processes written so far.
     pub fn process_count(&self) -> usize {
         self.seen
@@ -217,6 +269,7 @@ impl Writer {
                             comm: o.meta.comm.clone(),
                             cmdline_missing: o.meta.cmdline.is_none(),
                             exited: None,
+                            limits: ProcLimits::new(),
                         })
                     }
                 };
