@@ -15,7 +15,10 @@ use memleak_tests::{memleak_bin, require_ebpf, workload};
 fn python() -> Result<String, String> {
     match Command::new("python3").arg("-c").arg("pass").output() {
         Ok(o) if o.status.success() => Ok("python3".into()),
-        Ok(o) => Err(format!("python3 fails: {}", String::from_utf8_lossy(&o.stderr))),
+        Ok(o) => Err(format!(
+            "python3 fails: {}",
+            String::from_utf8_lossy(&o.stderr)
+        )),
         Err(e) => Err(format!("python3 not found: {e}")),
     }
 }
@@ -118,9 +121,7 @@ fn an_eight_second_python_leak_freed_at_exit_fails_the_run() {
         String::from_utf8_lossy(&flat.stderr)
     );
     assert!(
-        python_verdict(&report, "flat8")
-            .iter()
-            .all(|v| v != "leak"),
+        python_verdict(&report, "flat8").iter().all(|v| v != "leak"),
         "{report:#}"
     );
 }

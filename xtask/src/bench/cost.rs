@@ -41,7 +41,14 @@ const CASES: [Case; 5] = [
     },
 ];
 
-const SAMPLERS: [&str; 2] = ["ebpf", "procfs"];
+/// Recorders measured side by side: (label, sampler, interval). `ebpf@100ms`
+/// is `memleak run`'s default interval, so its row against `ebpf` (1 s,
+/// `record`'s default) is what the finer default costs in CPU and bytes.
+const SAMPLERS: [(&str, &str, &str); 3] = [
+    ("ebpf", "ebpf", "1s"),
+    ("ebpf@100ms", "ebpf", "100ms"),
+    ("procfs", "procfs", "1s"),
+];
 const WARMUP: Duration = Duration::from_secs(3);
 const WINDOWS: u32 = 3;
 
@@ -74,10 +81,19 @@ pub fn run(bins: &Bins, seconds: u64, report: &mut Report, cost: bool, size: boo
         std::thread::sleep(Duration::from_millis(500));
         let procs_on_machine = process_count();
         let mut recs: Vec<Recorder> = Vec::new();
-        for s in SAMPLERS {
-            let file = dir.join(format!("{}-{s}.memleak", case.key));
+        for (label, s, interval) in SAMPLERS {
+            let file = dir.join(format!("{}-{label}.memleak", case.key));
             let child = Command::new(&bins.memleak)
-                .args(["record", "--all", "-q", "-i", "1s", "--sampler", s, "-o"])
+                .args([
+                    "record",
+                    "--all",
+                    "-q",
+                    "-i",
+                    interval,
+                    "--sampler",
+                    s,
+                    "-o",
+                ])
                 .arg(&file)
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())
@@ -125,7 +141,7 @@ pub fn run(bins: &Bins, seconds: u64, report: &mut Report, cost: bool, size: boo
                 std::thread::sleep(Duration::from_millis(100));
             }
         }
-        for (r, s) in recs.iter().zip(SAMPLERS) {
+        for (r, (s, _, _)) in recs.iter().zip(SAMPLERS) {
             let wall = marks[WINDOWS as usize].as_secs_f64();
             let total = (r.cpu[WINDOWS as usize].0 - r.cpu[0].0) as f64;
             let ticks_total = (r.cpu[WINDOWS as usize].1 - r.cpu[0].1) as f64;
@@ -195,8 +211,8 @@ fn recstats(bins: &Bins, file: &std::path::Path) -> Result<serde_json::Value> {
 fn cost_table(rows: &[Row], seconds: u64, report: &mut Report) {
     report.line("## Sampler cost (CPU of the memleak recorder)");
     report.line(&format!(
-        "`memleak record --all -i 1s`, eBPF and procfs recorders running side by side on the \
-         same machine state; CPU time of the recorder process (all threads, \
+        "`memleak record --all -i 1s`, eBPF and procfs recorders (and eBPF at `-i 100ms`, \
+         `memleak run`'s default) running side by side on the same machine state; CPU time of the recorder process (all threads, \
          /proc/PID/task/*/schedstat) over {seconds} s after a {} s warm-up (the window holds \
          one 30 s full pass of the eBPF sampler), as % of one core; min–max over {WINDOWS} \
          sub-windows. CPU-seconds per hour = % × 36. Kernel-side eBPF program time is charged \
@@ -204,13 +220,13 @@ fn cost_table(rows: &[Row], seconds: u64, report: &mut Report) {
         WARMUP.as_secs()
     ));
     report.line(&format!(
-        "{:<66} {:>7} {:>7} {:>9} {:>22} {:>9} {:>9}",
+        "{:<66} {:>10} {:>7} {:>9} {:>22} {:>9} {:>9}",
         "case", "sampler", "procs", "% core", "sub-windows % (min–max)", "cpu-s/h", "% (ticks)"
     ));
     let mut arr = Vec::new();
     for r in rows {
         report.line(&format!(
-            "{:<66} {:>7} {:>7} {:>9.3} {:>22} {:>9.1} {:>9.2}",
+            "{:<66} {:>10} {:>7} {:>9.3} {:>22} {:>9.1} {:>9.2}",
             r.about,
             r.sampler,
             r.procs_on_machine,
@@ -242,7 +258,7 @@ fn size_table(rows: &[Row], report: &mut Report) {
          row + ticks per hour / processes (table bytes from SQLite's dbstat).",
     );
     report.line(&format!(
-        "{:<66} {:>7} {:>6} {:>10} {:>9} {:>12} {:>14} {:>13} {:>10}",
+        "{:<66} {:>10} {:>6} {:>10} {:>9} {:>12} {:>14} {:>13} {:>10}",
         "case",
         "sampler",
         "procs",
@@ -277,7 +293,7 @@ fn size_table(rows: &[Row], report: &mut Report) {
             + per_sample;
         let projected = fixed + samples_ph * per_sample + 3600.0 * per_tick / procs;
         report.line(&format!(
-            "{:<66} {:>7} {:>6} {:>10.0} {:>9.1} {:>12.0} {:>14.0} {:>13.0} {:>10.1}",
+            "{:<66} {:>10} {:>6} {:>10.0} {:>9.1} {:>12.0} {:>14.0} {:>13.0} {:>10.1}",
             r.about,
             r.sampler,
             procs,
