@@ -18,10 +18,21 @@ pub const TAIL_SLOPE_FRACTION: f64 = 0.3;
 
 /// Whether growth at `slope` over the last `points` points has stopped at
 /// the end: over the last quarter or eighth of them, the slope is below
-/// [`TAIL_SLOPE_FRACTION`] of it by more than two standard errors. Returns
-/// that stretch's slope and length in seconds.
-fn growth_stopped(t: &[f64], y: &[f64], points: usize, slope: f64) -> Option<(f64, f64)> {
+/// [`TAIL_SLOPE_FRACTION`] of it by more than two standard errors, and that
+/// flat end is longer than the pauses the growth took before
+/// ([`trend::ordinary_pause`], rises of more than `jitter`). Returns that
+/// stretch's slope and length in seconds.
+fn growth_stopped(
+    t: &[f64],
+    y: &[f64],
+    points: usize,
+    slope: f64,
+    jitter: f64,
+) -> Option<(f64, f64)> {
     let n = t.len().min(y.len());
+    if trend::ordinary_pause(&y[n - points.min(n)..n], jitter) {
+        return None;
+    }
     [points / 4, points / 8]
         .into_iter()
         .filter(|&l| l >= 8 && l <= n)
@@ -188,7 +199,7 @@ impl Ctx<'_> {
             );
             return f;
         }
-        if let Some((tail, span)) = growth_stopped(self.t, self.y, self.t.len(), tr.slope) {
+        if let Some((tail, span)) = growth_stopped(self.t, self.y, self.t.len(), tr.slope, margin) {
             f.why = format!(
                 "{metric} rose {} over {over} ({p}) but only {} over its last {}: \
                  growth has stopped (a warm-up or a cache filling up), not a leak",
@@ -285,7 +296,9 @@ impl Ctx<'_> {
         if f.verdict == Verdict::NoTrend || fit.slope <= 0.0 {
             return f;
         }
-        let Some((tail_slope, tail_span)) = growth_stopped(self.t, self.y, fit.points, fit.slope)
+        let jitter = s.min_growth(fit.fitted_start()) / 8.0;
+        let Some((tail_slope, tail_span)) =
+            growth_stopped(self.t, self.y, fit.points, fit.slope, jitter)
         else {
             return f;
         };

@@ -152,9 +152,43 @@ pub fn quarter_medians(y: &[f64]) -> Option<[f64; 4]> {
     Some(out)
 }
 
+/// How long a pause at the end can be, as a multiple of the longest pause
+/// between new highs earlier in the series, and still be the growth's own
+/// rhythm rather than the end of growth.
+pub const PAUSE_FACTOR: f64 = 1.5;
+
+/// Whether the series' current pause (points since it last rose more than
+/// `jitter` above its running maximum) is no longer than [`PAUSE_FACTOR`]
+/// times the longest pause between earlier new highs. A leak that grows in
+/// steps (a cache flushed to a list every few seconds, a pool grown by
+/// chunks) pauses between steps: a flat stretch at the end as long as those
+/// is not evidence that growth stopped, whatever a slope over it says. A
+/// warm-up that plateaus rises at every point and then stops for good: its
+/// final pause is far longer than any before it. Points are on a uniform
+/// grid, so indices measure time.
+pub fn ordinary_pause(y: &[f64], jitter: f64) -> bool {
+    let Some(&first) = y.first() else {
+        return false;
+    };
+    let (mut high, mut last_new, mut longest) = (first, 0usize, 0usize);
+    let mut highs = 0;
+    for (i, &v) in y.iter().enumerate().skip(1) {
+        if v > high + jitter {
+            longest = longest.max(i - last_new);
+            last_new = i;
+            high = v;
+            highs += 1;
+        }
+    }
+    let current = y.len() - 1 - last_new;
+    // Too few steps to know the rhythm: no excuse for a flat end.
+    highs >= 3 && current as f64 <= PAUSE_FACTOR * longest as f64
+}
+
 /// Each quarter's median more than `margin` above the previous one's, and
-/// the last quarter rising significantly on its own: growth still going on
-/// at the end, not a warm-up, a filled cache or a single step.
+/// the last quarter rising significantly on its own (or pausing no longer
+/// than the growth did before, [`ordinary_pause`]): growth still going on at
+/// the end, not a warm-up, a filled cache or a single step.
 pub fn rising_to_the_end(y: &[f64], margin: f64) -> bool {
     let Some(q) = quarter_medians(y) else {
         return false;
@@ -166,7 +200,7 @@ pub fn rising_to_the_end(y: &[f64], margin: f64) -> bool {
     let idx = subsample_indices(last.len(), MAX_POINTS);
     let ys: Vec<f64> = idx.iter().map(|&i| last[i]).collect();
     let (s, var) = mann_kendall(&ys);
-    p_rising(s, var) < LAST_QUARTER_ALPHA
+    p_rising(s, var) < LAST_QUARTER_ALPHA || ordinary_pause(y, margin)
 }
 
 /// The trend of one segment.
@@ -269,6 +303,24 @@ mod tests {
         assert_eq!(idx.len(), MAX_POINTS);
         assert_eq!((idx[0], idx[MAX_POINTS - 1]), (0, 99_999));
         assert_eq!(subsample_indices(5, MAX_POINTS), vec![0, 1, 2, 3, 4]);
+    }
+
+    #[test]
+    fn steps_keep_rising_through_their_pauses() {
+        // 8 steps of 10, every 12 points, with ±1 churn; the series ends 8
+        // points into a pause (shorter than the 12-point rhythm).
+        let y: Vec<f64> = (0..92)
+            .map(|i| (i / 12) as f64 * 10.0 + if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        assert!(ordinary_pause(&y, 2.5));
+        assert!(rising_to_the_end(&y, 2.5));
+        // The same growth, then flat for 40 points: it stopped.
+        let mut stopped = y.clone();
+        stopped.extend((0..40).map(|i| 70.0 + if i % 2 == 0 { 1.0 } else { -1.0 }));
+        assert!(!ordinary_pause(&stopped, 2.5));
+        // A steady ramp that then stays flat as long: stopped too.
+        let ramp: Vec<f64> = (0..100).map(|i| f64::from(i.min(60))).collect();
+        assert!(!ordinary_pause(&ramp, 0.5));
     }
 
     #[test]
