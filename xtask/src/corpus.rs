@@ -49,9 +49,10 @@ pub struct Args {
     /// (Synthetic set only.)
     #[arg(long, value_parser = ["ci", "full"], default_value = "ci")]
     scale: String,
-    /// Run length of the real set, in seconds (its rates are fixed).
-    #[arg(long, default_value_t = memleak_corpus::RUN_SECONDS)]
-    seconds: f64,
+    /// Run length of the real set, in seconds (default 60; its rates are
+    /// fixed). (Real set only.)
+    #[arg(long)]
+    seconds: Option<f64>,
     /// Use these binaries instead of building them (a directory holding
     /// memleak and, for the synthetic set, memleak-workload).
     #[arg(long)]
@@ -274,7 +275,8 @@ fn real(args: &Args) -> Result<()> {
              (its rates are fixed)"
         );
     }
-    if !(10.0..=3600.0).contains(&args.seconds) {
+    let seconds = args.seconds.unwrap_or(memleak_corpus::RUN_SECONDS);
+    if !(10.0..=3600.0).contains(&seconds) {
         bail!("--seconds must be between 10 and 3600");
     }
     let memleak = match &args.bin_dir {
@@ -290,7 +292,7 @@ fn real(args: &Args) -> Result<()> {
     let (out, recording) = out_dir(&args.out)?;
     println!("building the real-runtime cases in {}", out.display());
     let mut prepared =
-        memleak_corpus::prepare(&out, args.seconds).context("preparing the real-runtime corpus")?;
+        memleak_corpus::prepare(&out, seconds).context("preparing the real-runtime corpus")?;
     for (name, why) in &prepared.skipped {
         println!("  skipping case {name}: {why}");
     }
@@ -298,7 +300,7 @@ fn real(args: &Args) -> Result<()> {
     println!(
         "recording {} cases at once for {} s at {} ms",
         prepared.cases.len(),
-        args.seconds,
+        seconds,
         memleak_corpus::INTERVAL_MS
     );
     let mut cmd = Command::new(&memleak);
@@ -331,6 +333,9 @@ fn real(args: &Args) -> Result<()> {
 
 /// `--set synthetic` (the default): memleak-workload cases.
 fn synthetic(args: &Args) -> Result<()> {
+    if args.seconds.is_some() {
+        bail!("--seconds applies to the real set only; the synthetic set takes --scale");
+    }
     let full = args.scale == "full";
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
