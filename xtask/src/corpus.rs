@@ -11,6 +11,12 @@
 //!
 //! Output: `DIR/corpus.memleak` and `DIR/labels.toml` (case name → leak or
 //! not, the process name, the command).
+//!
+//! `--set real` records the real-runtime corpus instead (Python, Node.js,
+//! Java and C programs under `tests/corpus/real/`, see the
+//! `memleak-corpus` crate): the same layout, without a global address-space
+//! limit (a JVM reserves more than 2 GiB of address space at start); the
+//! cases that need a limit set their own.
 
 use crate::run::{build_release, run, target_dir};
 use anyhow::{bail, Context, Result};
@@ -18,8 +24,20 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+/// Which corpus to record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Set {
+    /// `memleak-workload` cases with exact, seeded shapes.
+    Synthetic,
+    /// Small Python, Node.js, Java and C programs (tests/corpus/real/).
+    Real,
+}
+
 #[derive(clap::Args)]
 pub struct Args {
+    /// Which corpus: synthetic workloads or real runtimes.
+    #[arg(long, value_enum, default_value_t = Set::Synthetic)]
+    set: Set,
     /// Directory for the recording and labels.toml (created; must not hold
     /// a previous corpus.memleak).
     #[arg(long, default_value = "corpus-out")]
@@ -28,10 +46,15 @@ pub struct Args {
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// ci: 24 s at 200 ms, rates scaled up; full: 10 min at 1 s.
+    /// (Synthetic set only.)
     #[arg(long, value_parser = ["ci", "full"], default_value = "ci")]
     scale: String,
+    /// Run length of the real set, in seconds (default 60; its rates are
+    /// fixed). (Real set only.)
+    #[arg(long)]
+    seconds: Option<f64>,
     /// Use these binaries instead of building them (a directory holding
-    /// memleak and memleak-workload).
+    /// memleak and, for the synthetic set, memleak-workload).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
 }
@@ -236,6 +259,96 @@ pub fn labels_toml(scale: &str, seed: u64, recording: &str, cases: &[Case]) -> S
 }
 
 pub fn corpus(args: &Args) -> Result<()> {
+    match args.set {
+        Set::Synthetic => synthetic(args),
+        Set::Real => real(args),
+    }
+}
+
+/// A fresh output directory (absolute) and its recording's path; refuses
+/// to overwrite an earlier corpus.
+fn out_dir(out: &Path) -> Result<(PathBuf, PathBuf)> {
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let out = out.canonicalize()?;
+    let recording = out.join("corpus.memleak");
+    if recording.exists() {
+        bail!(
+            "{} exists already\n  how to fix: remove it or pick another --out",
+            recording.display()
+        );
+    }
+    Ok((out, recording))
+}
+
+/// `--set real`: build the cases, record them all at once, write labels.
+fn real(args: &Args) -> Result<()> {
+    if args.scale != "ci" {
+        bail!(
+            "--scale applies to the synthetic set only; the real set takes --seconds \
+             (its rates are fixed)"
+        );
+    }
+    let seconds = args.seconds.unwrap_or(memleak_corpus::RUN_SECONDS);
+    if !(10.0..=3600.0).contains(&seconds) {
+        bail!("--seconds must be between 10 and 3600");
+    }
+    let memleak = match &args.bin_dir {
+        Some(d) => d.join("memleak"),
+        None => {
+            crate::setup::setup()?;
+            build_release(&["memleak-user"], &["memleak"])?.remove(0)
+        }
+    };
+    if !memleak.is_file() {
+        bail!("{} is missing", memleak.display());
+    }
+    let (out, recording) = out_dir(&args.out)?;
+    println!("building the real-runtime cases in {}", out.display());
+    let mut prepared =
+        memleak_corpus::prepare(&out, seconds).context("preparing the real-runtime corpus")?;
+    for (name, why) in &prepared.skipped {
+        println!("  skipping case {name}: {why}");
+    }
+    std::fs::write(out.join("driver.sh"), prepared.driver_script())?;
+    println!(
+        "recording {} cases at once for {} s at {} ms",
+        prepared.cases.len(),
+        seconds,
+        memleak_corpus::INTERVAL_MS
+    );
+    let mut cmd = Command::new(&memleak);
+    cmd.args(["record", "-q", "--sampler", "ebpf", "-i"])
+        .arg(format!("{}ms", memleak_corpus::INTERVAL_MS))
+        .arg("-o")
+        .arg(&recording)
+        .args(["--", "sh"])
+        .arg(out.join("driver.sh"));
+    let recorded = run(
+        &mut cmd,
+        "eBPF needs root and tracefs (`cargo xtask setup` mounts it)",
+    );
+    for failed in prepared.cleanup() {
+        println!("  warning: could not remove cgroup {failed}");
+    }
+    recorded?;
+    std::fs::write(
+        out.join("labels.toml"),
+        prepared.labels_toml("corpus.memleak"),
+    )?;
+    println!("corpus written to {}", out.display());
+    println!(
+        "  evaluate it with: {} eval {}",
+        memleak.display(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// `--set synthetic` (the default): memleak-workload cases.
+fn synthetic(args: &Args) -> Result<()> {
+    if args.seconds.is_some() {
+        bail!("--seconds applies to the real set only; the synthetic set takes --scale");
+    }
     let full = args.scale == "full";
     let bin_dir = match &args.bin_dir {
         Some(d) => d.clone(),
@@ -252,16 +365,7 @@ pub fn corpus(args: &Args) -> Result<()> {
             bail!("{} is missing", b.display());
         }
     }
-    let out = &args.out;
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let out = out.canonicalize()?;
-    let recording = out.join("corpus.memleak");
-    if recording.exists() {
-        bail!(
-            "{} exists already\n  how to fix: remove it or pick another --out",
-            recording.display()
-        );
-    }
+    let (out, recording) = out_dir(&args.out)?;
     // Symlinks named after the cases: exec through them sets comm.
     let links = out.join("bin");
     std::fs::create_dir_all(&links)?;

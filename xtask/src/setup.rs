@@ -18,6 +18,7 @@ pub fn setup() -> Result<()> {
     ensure_bpf_linker()?;
     ensure_nextest()?;
     ensure_tracefs();
+    ensure_corpus_runtimes()?;
     println!("xtask setup: done");
     Ok(())
 }
@@ -134,6 +135,25 @@ fn ensure_nextest() -> Result<()> {
         &mut cargo(["install", "cargo-nextest", "--locked"]),
         "`cargo install` needs network access to crates.io",
     )
+}
+
+/// The real-runtime corpus (`cargo xtask corpus --set real`,
+/// tests/tests/corpus_real.rs) runs Node.js and Java programs and compiles
+/// the Java ones: install them from Debian when missing. (python3 and gcc
+/// are needed by the build and other tests already.)
+fn ensure_corpus_runtimes() -> Result<()> {
+    const RUNTIMES: &[(&str, &str)] = &[
+        ("node", "nodejs"),
+        ("java", "default-jre-headless"),
+        ("javac", "default-jdk-headless"),
+    ];
+    for (bin, pkg) in RUNTIMES {
+        match which::which(bin) {
+            Ok(path) => println!("  {bin}: {}", path.display()),
+            Err(_) => println!("  {bin}: missing, installing Debian package {pkg}"),
+        }
+    }
+    crate::apt::ensure_tools(RUNTIMES)
 }
 
 /// Tracepoint formats come from tracefs; mount it if nobody has. Only warns

@@ -9,10 +9,15 @@
 //! leak = true                    # the label
 //! comm = "steady-leak"           # process name (default: the case name)
 //! # recording = "other.memleak"  # optional, per case
+//! # cmdline = "worker.py"        # optional: a substring of the command line
+//! # why = "..."                  # optional: why the label is what it is
 //! ```
 //!
-//! A case is **flagged** when any process of that name gets a leak
-//! verdict. Precision, recall and F1 count cases. The **time to first
+//! A case's processes are those whose name is `comm` (when given) and
+//! whose recorded command line contains `cmdline` (when given); with
+//! neither, the name must be the case name. `cmdline` tells apart cases
+//! that run the same interpreter (every Python case is `python3`). A case
+//! is **flagged** when any of its processes gets a leak verdict. Precision, recall and F1 count cases. The **time to first
 //! alert** of a flagged leak case is the earliest cut point (the recording
 //! analysed as if it had ended there, [`CUTS`] evenly spaced cuts) at which
 //! it was flagged, measured from the case's first sample: each series is
@@ -41,6 +46,28 @@ pub struct CaseLabel {
     pub recording: Option<String>,
     pub command: Option<String>,
     pub about: Option<String>,
+    /// A substring the recorded command line of the case's processes holds.
+    pub cmdline: Option<String>,
+    /// Why the label is what it is (for readers; not used in scoring).
+    pub why: Option<String>,
+}
+
+impl CaseLabel {
+    /// Whether a recorded process (`comm`, `cmdline`) belongs to the case
+    /// called `name`: its name is `comm` when given, its command line
+    /// holds `cmdline` when given, and with neither its name is `name`.
+    pub fn matches(&self, name: &str, comm: &str, cmdline: Option<&str>) -> bool {
+        let comm_ok = match (&self.comm, &self.cmdline) {
+            (Some(want), _) => want == comm,
+            (None, Some(_)) => true,
+            (None, None) => name == comm,
+        };
+        comm_ok
+            && self
+                .cmdline
+                .as_deref()
+                .is_none_or(|want| cmdline.is_some_and(|c| c.contains(want)))
+    }
 }
 
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -90,6 +117,14 @@ pub fn load_labels(path: &Path) -> Result<(PathBuf, Labels), EvalError> {
         });
     }
     for (name, c) in &labels.cases {
+        if c.cmdline.as_deref() == Some("") {
+            // An empty substring is in every command line: the case would
+            // take every process of the recording.
+            return Err(EvalError::Invalid {
+                path: file,
+                why: format!("case `{name}` has an empty cmdline"),
+            });
+        }
         if c.recording.is_none() && labels.recording.is_none() {
             return Err(EvalError::Invalid {
                 path: file,
@@ -133,6 +168,7 @@ pub struct ModelScore {
 /// One process's series, loaded once.
 struct Loaded {
     comm: String,
+    cmdline: Option<String>,
     process: LoadedProcess,
 }
 
@@ -176,12 +212,13 @@ pub fn evaluate(
             |p| {
                 cases
                     .iter()
-                    .any(|(n, c)| c.comm.as_deref().unwrap_or(n) == p.comm)
+                    .any(|(n, c)| c.matches(n, &p.comm, p.cmdline.as_deref()))
             },
             |p, process| {
                 end = end.max(process.t.last().copied().unwrap_or(0.0));
                 loaded.push(Loaded {
                     comm: p.comm.clone(),
+                    cmdline: p.cmdline.clone(),
                     process,
                 });
             },
@@ -193,8 +230,10 @@ pub fn evaluate(
                 ..settings.clone()
             };
             for &(name, c) in &cases {
-                let comm = c.comm.as_deref().unwrap_or(name);
-                let procs: Vec<&Loaded> = loaded.iter().filter(|l| l.comm == comm).collect();
+                let procs: Vec<&Loaded> = loaded
+                    .iter()
+                    .filter(|l| c.matches(name, &l.comm, l.cmdline.as_deref()))
+                    .collect();
                 let start = procs
                     .iter()
                     .filter_map(|l| l.process.t.first().copied())
@@ -449,6 +488,90 @@ mod tests {
         let (d, l) = load_labels(dir.path()).unwrap();
         assert_eq!(d, dir.path());
         assert_eq!(l.cases["a"].comm.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_case_matches_by_comm_and_cmdline() {
+        let label = |comm: Option<&str>, cmdline: Option<&str>| CaseLabel {
+            leak: true,
+            comm: comm.map(Into::into),
+            recording: None,
+            command: None,
+            about: None,
+            cmdline: cmdline.map(Into::into),
+            why: None,
+        };
+        let py = Some("/usr/bin/python3 /corpus/real/py-late-leak.py 24");
+        // Neither given: the process name must be the case name.
+        assert!(label(None, None).matches("x", "x", None));
+        assert!(!label(None, None).matches("x", "python3", py));
+        // comm alone: any command line.
+        assert!(label(Some("python3"), None).matches("x", "python3", None));
+        // Both: the name and the substring.
+        let late = label(Some("python3"), Some("/py-late-leak.py"));
+        assert!(late.matches("x", "python3", py));
+        assert!(!late.matches(
+            "x",
+            "python3",
+            Some("python3 /corpus/real/py-flat-churn.py")
+        ));
+        assert!(!late.matches("x", "sh", py), "the name still counts");
+        assert!(
+            !late.matches("x", "python3", None),
+            "no command line recorded"
+        );
+        // cmdline alone: any name.
+        assert!(label(None, Some("late-leak")).matches("x", "python3.11", py));
+    }
+
+    #[test]
+    fn labels_refuse_an_empty_cmdline() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("labels.toml"),
+            "recording = \"r.memleak\"\n[cases.a]\nleak = true\ncmdline = \"\"\n",
+        )
+        .unwrap();
+        let err = load_labels(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("empty cmdline"), "{err}");
+    }
+
+    /// Cases told apart by command line: in the tiny recording every
+    /// process's command line is `COMM --arg "&<>"`.
+    #[test]
+    fn evaluates_cases_chosen_by_cmdline() {
+        let dir = tempfile::tempdir().unwrap();
+        super::super::tests::tiny_recording(dir.path());
+        std::fs::write(
+            dir.path().join("labels.toml"),
+            "recording = \"tiny.memleak\"\n\
+             [cases.by-cmdline]\nleak = true\ncmdline = \"leaky<&> --arg\"\nwhy = \"grows\"\n\
+             [cases.wrong-cmdline]\nleak = false\ncomm = \"steady\"\ncmdline = \"leaky\"\n\
+             [cases.steady-by-both]\nleak = false\ncomm = \"steady\"\ncmdline = \"--arg\"\n\
+             [cases.everyone]\nleak = true\ncmdline = \"--arg\"\n",
+        )
+        .unwrap();
+        let (d, labels) = load_labels(dir.path()).unwrap();
+        assert_eq!(labels.cases["by-cmdline"].why.as_deref(), Some("grows"));
+        let scores = evaluate(&d, &labels, &Settings::default(), &[ModelChoice::All]).unwrap();
+        let case = |name: &str| scores[0].cases.iter().find(|c| c.case == name).unwrap();
+        assert_eq!(
+            (case("by-cmdline").processes, case("by-cmdline").flagged),
+            (1, true)
+        );
+        assert_eq!(case("wrong-cmdline").processes, 0);
+        assert_eq!(
+            (
+                case("steady-by-both").processes,
+                case("steady-by-both").flagged
+            ),
+            (1, false)
+        );
+        // leaky, steady and brief: flagged because one of them leaks.
+        assert_eq!(
+            (case("everyone").processes, case("everyone").flagged),
+            (3, true)
+        );
     }
 
     /// The tiny recording: `leaky<&>` leaks, `steady` does not.

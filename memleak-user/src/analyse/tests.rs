@@ -395,3 +395,74 @@ fn recording_flags_exactly_the_leaking_process() {
     assert_eq!(a.recording.interval_s, 1.0);
     assert_eq!(a.recording.duration_s, 120.0);
 }
+
+/// A parent with its own recorded limits and a child that exited before its
+/// limits were read: both are judged against the parent's RLIMIT_AS and
+/// cgroup limit, which fork copies, not against RAM.
+#[test]
+fn recorded_limits_apply_to_the_process_and_its_children() {
+    use crate::sample::proclimits::LimitKind;
+    use crate::sample::{Mem, Observation, ProcMeta};
+    use crate::store::Writer;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("limits.memleak");
+    let mut w = Writer::create(&path).unwrap();
+    let start = 1_000_000_000_000u64;
+    for (k, v) in [
+        ("interval_ns", "1000000000".to_string()),
+        ("start_ns", start.to_string()),
+        ("mem_total", (64u64 << 30).to_string()),
+        ("origin", "record".to_string()),
+    ] {
+        w.set_meta(k, &v).unwrap();
+    }
+    let id = |pid: u32| ProcId {
+        pid,
+        start_ns: start - 1000 + pid as u64,
+    };
+    let obs = |pid: u32, ppid: u32, at: u64, i: u64| Observation {
+        id: id(pid),
+        at_ns: at,
+        mem: Mem {
+            vm: (200 << 20) + i * (2 << 20),
+            rss_anon: (20 << 20) + i * (1 << 20),
+            ..Mem::default()
+        },
+        meta: ProcMeta {
+            ppid,
+            comm: format!("p{pid}"),
+            cmdline: None,
+        },
+        exit: None,
+    };
+    let limits = vec![(
+        id(10),
+        vec![
+            (LimitKind::RlimitAs, 1 << 30),
+            (LimitKind::CgroupMax, 512 << 20),
+        ],
+    )];
+    for i in 0..=60u64 {
+        let at = start + i * 1_000_000_000;
+        let o = vec![obs(10, 1, at, i), obs(11, 10, at, i)];
+        let l = if i == 0 { &limits[..] } else { &[] };
+        w.write_snapshot_with_limits(at, &o, l).unwrap();
+    }
+    w.finish(start + 60 * 1_000_000_000).unwrap();
+    let rec = Recording::open(&path).unwrap();
+    let a = analyse(&rec, &Settings::default()).unwrap();
+    assert_eq!(a.results.len(), 2);
+    for r in &a.results {
+        let anon = r
+            .findings
+            .iter()
+            .find(|f| f.metric == Metric::Anon)
+            .unwrap();
+        assert_eq!(anon.limit.source, LimitSource::CgroupMax, "{}", anon.why);
+        // (512 - 80) MiB at 1 MiB/s: 7.2 min, within the hour.
+        assert_eq!(anon.verdict, Verdict::Leak, "{}", anon.why);
+        let vm = r.findings.iter().find(|f| f.metric == Metric::Vm).unwrap();
+        assert_eq!(vm.limit.source, LimitSource::RlimitAs, "{}", vm.why);
+        assert!(anon.why.contains("cgroup memory.max"), "{}", anon.why);
+    }
+}

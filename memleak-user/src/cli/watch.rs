@@ -26,6 +26,7 @@ use clap::Args;
 use super::analyze::AnalysisArgs;
 use super::common::{parse_duration, ScopeArgs, SnapshotArgs};
 use crate::analyse::units::parse_bytes;
+use crate::analyse::Metric;
 use crate::export::{self, metrics};
 use crate::record::record_until;
 use crate::source::{now_unix, range};
@@ -259,7 +260,14 @@ fn refresh(
     let files = range::list(dir)?;
     // Only the files that can overlap the window: the newest ones.
     let recent: Vec<PathBuf> = files.iter().rev().take(3).rev().cloned().collect();
-    let loaded = range::load(&recent, Some(now - window), None, &settings.metrics)?;
+    // The exporter shows rss, anon and vm of every process whatever is judged.
+    let mut metrics = settings.metrics.clone();
+    for m in [Metric::Rss, Metric::Anon, Metric::Vm] {
+        if !metrics.contains(&m) {
+            metrics.push(m);
+        }
+    }
+    let loaded = range::load(&recent, Some(now - window), None, &metrics)?;
     let analysis = range::analyse_loaded(&loaded, settings);
     Ok(metrics::render(
         &loaded,

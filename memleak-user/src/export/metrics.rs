@@ -7,6 +7,7 @@
 //! | name | type | labels |
 //! |---|---|---|
 //! | `memleak_process_rss_bytes` | gauge | pid, comm |
+//! | `memleak_process_anon_bytes` | gauge | pid, comm |
 //! | `memleak_process_vm_bytes` | gauge | pid, comm |
 //! | `memleak_processes_tracked` | gauge | |
 //! | `memleak_processes_exported` | gauge | |
@@ -87,6 +88,11 @@ pub fn render(l: &Loaded, a: &Analysis, top: usize, r: Refresh) -> String {
             Metric::Rss,
             "memleak_process_rss_bytes",
             "Resident memory (anon + file + shmem) of a process; the top processes by rss only.",
+        ),
+        (
+            Metric::Anon,
+            "memleak_process_anon_bytes",
+            "Anonymous + shmem resident memory + swap of a process (what leaks are judged on); the top processes by rss only.",
         ),
         (
             Metric::Vm,

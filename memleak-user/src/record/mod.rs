@@ -221,7 +221,8 @@ pub fn record_until(
         }
         let now = boottime_ns();
         let obs = sampler.snapshot()?;
-        match writer.write_snapshot(now, &obs) {
+        let limits = read_limits(&mut limit_schedule, &mounts, now, &obs);
+        match writer.write_snapshot_with_limits(now, &obs, &limits) {
             Ok(n) => samples += n as u64,
             Err(e) => {
                 storage_error = Some(e);
@@ -229,10 +230,6 @@ pub fn record_until(
             }
         }
         snapshots += 1;
-        if let Err(e) = store_limits(&mut writer, &mut limit_schedule, &mounts, now, &obs) {
-            storage_error = Some(e);
-            break;
-        }
         if snapshots.is_multiple_of(COUNTERS_EVERY) {
             if let Err(e) = writer.set_counters(&sampler.counters()) {
                 storage_error = Some(e);
@@ -324,24 +321,22 @@ pub fn record_until(
     })
 }
 
-/// Reads and stores the limits of the processes that are due (new, exec'd,
-/// or not read for a while).
-fn store_limits(
-    w: &mut Writer,
+/// Reads the limits of the processes of a snapshot that are due (new,
+/// exec'd, or not read for a while), to store with that snapshot.
+fn read_limits(
     schedule: &mut limits::LimitSchedule,
     mounts: &crate::sample::proclimits::Mounts,
     now_ns: u64,
     obs: &[crate::sample::Observation],
-) -> Result<(), StoreError> {
-    for id in schedule.due(now_ns, obs) {
-        // Read right after the snapshot that saw the process alive: a pid
-        // reused within those microseconds is not worth a second stat.
-        let l = crate::sample::proclimits::read(id.pid, mounts);
-        if !l.is_empty() {
-            w.set_limits(id, now_ns, &l)?;
-        }
-    }
-    Ok(())
+) -> Vec<(crate::sample::ProcId, crate::sample::proclimits::ProcLimits)> {
+    schedule
+        .due(now_ns, obs)
+        .into_iter()
+        // Read right after the snapshot that saw the process alive; an
+        // empty read means it is gone (or hides its files): nothing to say.
+        .map(|id| (id, crate::sample::proclimits::read(id.pid, mounts)))
+        .filter(|(_, l)| !l.is_empty())
+        .collect()
 }
 
 fn store_markers(w: &mut Writer, pipe: Option<&markers::MarkerPipe>) -> Result<(), StoreError> {

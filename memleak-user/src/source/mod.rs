@@ -122,6 +122,9 @@ pub fn analyse_all(
         let inputs: Vec<SeriesInput<'_>> = s
             .columns
             .iter()
+            // Sources may carry more columns than are judged (the metrics
+            // exporter wants rss); only the settings' metrics are analysed.
+            .filter(|(metric, _)| settings.metrics.contains(metric))
             .filter_map(|(metric, values)| {
                 let limit = limits.iter().find(|(m, _)| m == metric)?.1;
                 Some(SeriesInput {

@@ -142,55 +142,6 @@ impl Writer {
             .map_err(|e| StoreError::from_sqlite(&self.path, e))
     }
 
-    /// Stores the limits read for a process at `t_ns` when they differ from
-    /// the ones stored last (only the kinds that changed; a kind that went
-    /// away gets a NULL row). Processes not written yet are ignored: their
-    /// first snapshot comes first. Returns whether anything was written.
-    pub fn set_limits(
-        &mut self,
-        id: ProcId,
-        t_ns: u64,
-        limits: &ProcLimits,
-    ) -> Result<bool, StoreError> {
-        let Some(known) = self.known.get(&id) else {
-            return Ok(false);
-        };
-        if known.limits == *limits {
-            return Ok(false);
-        }
-        let row = known.row;
-        let mut changes: Vec<(&'static str, Option<i64>)> = Vec::new();
-        for (k, v) in limits {
-            if !known.limits.contains(&(*k, *v)) {
-                changes.push((k.name(), Some(*v as i64)));
-            }
-        }
-        for (k, _) in &known.limits {
-            if !limits.iter().any(|(k2, _)| k2 == k) {
-                changes.push((k.name(), None));
-            }
-        }
-        let path = self.path.clone();
-        let fail = |e| StoreError::from_sqlite(&path, e);
-        let tx = self.conn.transaction().map_err(fail)?;
-        {
-            let mut ins = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO limits(proc_id, t_ns, kind, bytes) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(fail)?;
-            for (kind, bytes) in &changes {
-                ins.execute(params![row, t_ns as i64, kind, bytes])
-                    .map_err(fail)?;
-            }
-        }
-        tx.commit().map_err(fail)?;
-        if let Some(k) = self.known.get_mut(&id) {
-            k.limits = limits.clone();
-        }
-        Ok(true)
-    }
-
     /// Number of distinct processes written so far.
     pub fn process_count(&self) -> usize {
         self.seen
@@ -203,6 +154,19 @@ impl Writer {
         &mut self,
         t_ns: u64,
         observations: &[Observation],
+    ) -> Result<usize, StoreError> {
+        self.write_snapshot_with_limits(t_ns, observations, &[])
+    }
+
+    /// [`Self::write_snapshot`], also storing the limits read for some of
+    /// its processes (see `sample::proclimits`) in the same transaction:
+    /// only the kinds that changed since the process's last stored limits,
+    /// a kind that went away as a NULL row.
+    pub fn write_snapshot_with_limits(
+        &mut self,
+        t_ns: u64,
+        observations: &[Observation],
+        limits: &[(ProcId, ProcLimits)],
     ) -> Result<usize, StoreError> {
         let path = self.path.clone();
         let fail = |e| StoreError::from_sqlite(&path, e);
@@ -313,6 +277,35 @@ impl Writer {
                         .map_err(fail)?;
                     known.exited = Some(self.snapshots);
                 }
+            }
+        }
+        {
+            let mut ins_limit = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO limits(proc_id, t_ns, kind, bytes) \
+                     VALUES (?1, ?2, ?3, ?4)",
+                )
+                .map_err(fail)?;
+            for (id, new) in limits {
+                // Processes not written (yet) have no row to attach to.
+                let Some(known) = self.known.get_mut(id) else {
+                    continue;
+                };
+                for (k, v) in new {
+                    if !known.limits.contains(&(*k, *v)) {
+                        ins_limit
+                            .execute(params![known.row, t_ns as i64, k.name(), *v as i64])
+                            .map_err(fail)?;
+                    }
+                }
+                for (k, _) in &known.limits {
+                    if !new.iter().any(|(k2, _)| k2 == k) {
+                        ins_limit
+                            .execute(params![known.row, t_ns as i64, k.name(), None::<i64>])
+                            .map_err(fail)?;
+                    }
+                }
+                known.limits.clone_from(new);
             }
         }
         tx.commit().map_err(fail)?;
