@@ -27,6 +27,9 @@ pub const SIZE_RSS_COUNTER: &str = "SIZE_RSS_COUNTER";
 /// `sched_process_exit.group_dead` (6.16+); `ABSENT` on older kernels, where
 /// the exit of the thread-group leader stands for the process exit.
 pub const TP_EXIT_GROUP_DEAD: &str = "TP_EXIT_GROUP_DEAD";
+/// `signal_deliver.sig`, from its format file; `ABSENT` when the
+/// tracepoint is missing (stop requests are then not seen).
+pub const TP_SIGNAL_DELIVER_SIG: &str = "TP_SIGNAL_DELIVER_SIG";
 /// Page size in bytes (the kernel counts RSS in pages).
 pub const PAGE_SIZE: &str = "PAGE_SIZE";
 

@@ -57,6 +57,8 @@ static SIZE_RSS_COUNTER: u64 = 8;
 #[no_mangle]
 static TP_EXIT_GROUP_DEAD: u64 = ABSENT;
 #[no_mangle]
+static TP_SIGNAL_DELIVER_SIG: u64 = ABSENT;
+#[no_mangle]
 static SCOPE: u64 = SCOPE_ALL;
 #[no_mangle]
 static CGROUP_ID: u64 = 0;
@@ -510,6 +512,29 @@ pub fn process_exit(ctx: TracePointContext) -> i32 {
         // Userspace finds the exited entry through the dirty set instead.
         count(STAT_EXITS_LOST);
         mark_dirty(tgid);
+    }
+    0
+}
+
+/// `signal/signal_deliver`, in the receiving task: remembers a stop request
+/// (SIGHUP, SIGINT, SIGQUIT, SIGTERM) so that a process that then exits with
+/// status 0 (a graceful shutdown) is known to have been stopped, not to have
+/// finished its work.
+#[tracepoint]
+pub fn signal_deliver(ctx: TracePointContext) -> i32 {
+    let off = g(&TP_SIGNAL_DELIVER_SIG);
+    if off == ABSENT {
+        return 0;
+    }
+    // SAFETY: offset from the tracepoint's own format file.
+    let sig = unsafe { ctx.read_at::<i32>(off as usize) }.unwrap_or(0);
+    if !matches!(sig, 1 | 2 | 3 | 15) {
+        return 0;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if let Some(st) = PROCS.get_ptr_mut(tgid) {
+        // SAFETY: pointer into our own map's value.
+        unsafe { (*st).stop_signal = sig as u32 };
     }
     0
 }

@@ -58,6 +58,7 @@ fn build_recording(path: &Path) {
                 exit: (p == 1 && i == 30).then_some(Exit {
                     at_ns: t,
                     code: Some(0),
+                    stop_signal: None,
                 }),
             });
         }

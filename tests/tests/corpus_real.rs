@@ -4,10 +4,9 @@
 //! once for a minute — then scored by `memleak eval` with the default
 //! analysis settings.
 //!
-//! What must hold today: every case's processes are in the recording
-//! (the labels find them by name and command line). The per-case verdicts
-//! are printed. The analyser's score on this corpus is asserted by the
-//! ignored test below, to be enabled once the issue-10 analyser lands.
+//! What must hold: every case's processes are in the recording (the labels
+//! find them by name and command line), and precision and recall are at
+//! least 0.95. The per-case verdicts are printed.
 
 use std::path::Path;
 use std::process::Command;
@@ -72,8 +71,11 @@ fn record_and_evaluate(dir: &Path) -> Option<ModelScore> {
     Some(score)
 }
 
+/// One recording (a minute) serves both checks: every case's processes are
+/// there, and the default analysis gets the real runtimes right, not only
+/// the synthetic shapes.
 #[test]
-fn real_corpus_records_every_case() {
+fn real_corpus_is_recorded_and_judged_right_at_default_settings() {
     require_ebpf!();
     let dir = tempfile::tempdir().unwrap();
     let Some(score) = record_and_evaluate(dir.path()) else {
@@ -97,18 +99,7 @@ fn real_corpus_records_every_case() {
         .find(|c| c.case == "py-mp-worker-leak")
         .unwrap();
     assert!(mp.processes >= 2, "{mp:?}");
-}
 
-// Enabled once the issue-10 analyser lands: the default analysis must get
-// the real runtimes right, not only the synthetic shapes.
-#[test]
-#[ignore = "enabled once the issue-10 analyser lands"]
-fn real_corpus_precision_and_recall_at_least_0_95() {
-    require_ebpf!();
-    let dir = tempfile::tempdir().unwrap();
-    let Some(score) = record_and_evaluate(dir.path()) else {
-        return;
-    };
     let wrong: Vec<String> = score
         .cases
         .iter()

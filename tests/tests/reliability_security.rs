@@ -213,6 +213,7 @@ fn hostile_recording(path: &Path, evil: &str) {
                 exit: (i == 79).then_some(Exit {
                     at_ns: t,
                     code: Some(0),
+                    stop_signal: None,
                 }),
             })
             .collect();

@@ -57,7 +57,10 @@ pub struct ProcState {
     /// Number of execs seen: the command line changes with each, even when
     /// the name does not (a script exec'ing its interpreter).
     pub execs: u32,
-    pub _pad: u32,
+    /// The last stop request delivered to the process (SIGHUP, SIGINT,
+    /// SIGQUIT or SIGTERM), 0 if none: a process that exits with status 0
+    /// after one was stopped, it did not finish on its own.
+    pub stop_signal: u32,
 }
 
 impl ProcState {

@@ -10,8 +10,8 @@
 //!   itself with status 0 did not go on: it was a bounded batch (a
 //!   compiler, a build step) whose memory grew with its work, so its growth
 //!   is reported, not flagged; a process that kept growing until it was
-//!   stopped (a signal, the end of the recording, a failure) is judged as
-//!   usual. The CI rule asks another question (was memory kept?) and
+//!   stopped (a signal, even one it handled and exited 0 after, as servers
+//!   do on SIGTERM; the end of the recording; a failure) is judged as usual. The CI rule asks another question (was memory kept?) and
 //!   ignores how the process ended.
 
 use serde::Serialize;
@@ -30,17 +30,27 @@ pub enum ProcessEnd {
     Exited(i32),
     /// Killed by this signal.
     Signaled(i32),
+    /// Exited with status 0 after this stop request (SIGTERM, SIGINT, ...):
+    /// a graceful shutdown, not a finished batch.
+    Stopped(i32),
     /// Exited, but the sampler could not see how (procfs).
     Unknown,
 }
 
 impl ProcessEnd {
-    /// From the recorded exit time and raw wait status.
-    pub fn from_exit(exit_ns: Option<u64>, status: Option<i32>) -> ProcessEnd {
+    /// From the recorded exit time, raw wait status and last stop request.
+    pub fn from_exit(
+        exit_ns: Option<u64>,
+        status: Option<i32>,
+        stop_signal: Option<i32>,
+    ) -> ProcessEnd {
         match (exit_ns, status) {
             (None, _) => ProcessEnd::Running,
             (Some(_), None) => ProcessEnd::Unknown,
-            (Some(_), Some(st)) if st & 0x7f == 0 => ProcessEnd::Exited((st >> 8) & 0xff),
+            (Some(_), Some(st)) if st & 0x7f == 0 => match ((st >> 8) & 0xff, stop_signal) {
+                (0, Some(sig)) => ProcessEnd::Stopped(sig),
+                (code, _) => ProcessEnd::Exited(code),
+            },
             (Some(_), Some(st)) => ProcessEnd::Signaled(st & 0x7f),
         }
     }
@@ -152,20 +162,15 @@ mod tests {
 
     #[test]
     fn wait_statuses() {
-        assert_eq!(ProcessEnd::from_exit(None, Some(0)), ProcessEnd::Running);
-        assert_eq!(ProcessEnd::from_exit(Some(1), None), ProcessEnd::Unknown);
-        assert_eq!(
-            ProcessEnd::from_exit(Some(1), Some(0)),
-            ProcessEnd::Exited(0)
-        );
-        assert_eq!(
-            ProcessEnd::from_exit(Some(1), Some(3 << 8)),
-            ProcessEnd::Exited(3)
-        );
-        assert_eq!(
-            ProcessEnd::from_exit(Some(1), Some(2)),
-            ProcessEnd::Signaled(2)
-        );
+        let end = ProcessEnd::from_exit;
+        assert_eq!(end(None, Some(0), None), ProcessEnd::Running);
+        assert_eq!(end(Some(1), None, None), ProcessEnd::Unknown);
+        assert_eq!(end(Some(1), Some(0), None), ProcessEnd::Exited(0));
+        assert_eq!(end(Some(1), Some(3 << 8), None), ProcessEnd::Exited(3));
+        assert_eq!(end(Some(1), Some(2), None), ProcessEnd::Signaled(2));
+        // A graceful shutdown on SIGTERM is a stop, not a finished batch.
+        assert_eq!(end(Some(1), Some(0), Some(15)), ProcessEnd::Stopped(15));
+        assert!(!ProcessEnd::Stopped(15).finished());
         assert!(ProcessEnd::Exited(0).finished());
         assert!(!ProcessEnd::Signaled(15).finished());
     }

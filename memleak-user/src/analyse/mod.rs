@@ -977,7 +977,7 @@ fn load_process(
         t: series.t,
         columns,
         limits,
-        end: ProcessEnd::from_exit(p.exit_ns, p.exit_code),
+        end: ProcessEnd::from_exit(p.exit_ns, p.exit_code, p.stop_signal),
     })
 }
 

@@ -349,6 +349,7 @@ pub(crate) fn tiny_recording(dir: &std::path::Path) -> std::path::PathBuf {
                 b.exit = Some(Exit {
                     at_ns: at,
                     code: Some(0),
+                    stop_signal: None,
                 });
             }
             o.push(b);
@@ -435,7 +436,7 @@ fn recorded_limits_apply_to_the_process_and_its_children() {
         },
         exit: None,
     };
-    let limits = vec![(
+    let limits = [(
         id(10),
         vec![
             (LimitKind::RlimitAs, 1 << 30),

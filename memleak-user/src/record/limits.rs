@@ -75,6 +75,7 @@ mod tests {
             exit: exit.then_some(Exit {
                 at_ns: 0,
                 code: None,
+                stop_signal: None,
             }),
         }
     }

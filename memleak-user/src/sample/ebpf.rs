@@ -136,6 +136,14 @@ impl EbpfSampler {
         }
         let exit_fmt = tracefs::read_format(&tracefs, "sched", "sched_process_exit")?;
         let group_dead = tracefs::field_offset(&exit_fmt, "group_dead").unwrap_or(gl::ABSENT);
+        let signal_sig = if tracefs::has_tracepoint(&tracefs, "signal", "signal_deliver") {
+            tracefs::read_format(&tracefs, "signal", "signal_deliver")
+                .ok()
+                .and_then(|f| tracefs::field_offset(&f, "sig"))
+                .unwrap_or(gl::ABSENT)
+        } else {
+            gl::ABSENT
+        };
         let page_size = crate::sysinfo::page_size();
         let (scope_mode, cgroup_id) = match &scope {
             Scope::All => (gl::SCOPE_ALL, 0),
@@ -168,7 +176,7 @@ impl EbpfSampler {
             (gl::SCOPE, scope_mode),
             (gl::CGROUP_ID, cgroup_id),
             (gl::SELF_TGID, self_tgid),
-            ("", 0),
+            (gl::TP_SIGNAL_DELIVER_SIG, signal_sig),
             ("", 0),
         ];
         let mut loader = EbpfLoader::new();
@@ -232,6 +240,23 @@ impl EbpfSampler {
             let p: &mut TracePoint = program(&mut ebpf, prog)?;
             p.load().map_err(load_error)?;
             p.attach("sched", tp).map_err(load_error)?;
+        }
+        // Stop requests tell a graceful shutdown from a finished batch; a
+        // kernel without the tracepoint loses only that.
+        let signals = (signal_sig != gl::ABSENT)
+            .then(|| {
+                let p: &mut TracePoint = program(&mut ebpf, "signal_deliver").ok()?;
+                p.load().ok()?;
+                p.attach("signal", "signal_deliver").ok()
+            })
+            .flatten()
+            .is_some();
+        if !signals {
+            limitations.push(
+                "tracepoint signal/signal_deliver is unavailable: a process that exits with \
+                 status 0 after SIGTERM or SIGINT looks like one that finished on its own"
+                    .to_string(),
+            );
         }
 
         let take = |ebpf: &mut Ebpf, name: &str| {
@@ -384,6 +409,7 @@ impl EbpfSampler {
             let exit = Exit {
                 at_ns: st.exit_ns,
                 code: Some(st.exit_code),
+                stop_signal: (st.stop_signal != 0).then_some(st.stop_signal as i32),
             };
             let o = self.observation(&st, Some(exit));
             out.push(o);
@@ -410,6 +436,7 @@ impl EbpfSampler {
             let exit = Exit {
                 at_ns: st.exit_ns,
                 code: Some(st.exit_code),
+                stop_signal: (st.stop_signal != 0).then_some(st.stop_signal as i32),
             };
             let o = self.observation(&st, Some(exit));
             exits.push(o);
@@ -440,6 +467,7 @@ impl EbpfSampler {
                     Some(Exit {
                         at_ns: now,
                         code: None,
+                        stop_signal: (st.stop_signal != 0).then_some(st.stop_signal as i32),
                     }),
                 );
                 exits.push(o);

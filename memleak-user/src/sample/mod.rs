@@ -60,6 +60,9 @@ pub struct Exit {
     pub at_ns: u64,
     /// Raw wait status (`task_struct.exit_code`), when known.
     pub code: Option<i32>,
+    /// The last stop request (SIGHUP, SIGINT, SIGQUIT, SIGTERM) delivered
+    /// to it, when the sampler can see signals (eBPF).
+    pub stop_signal: Option<i32>,
 }
 
 /// One process as seen by one snapshot.

@@ -649,6 +649,7 @@ fn exit_observation(pid: u32, k: Known, now: u64) -> Observation {
         exit: Some(Exit {
             at_ns: now,
             code: None,
+            stop_signal: None,
         }),
     }
 }

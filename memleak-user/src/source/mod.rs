@@ -144,7 +144,7 @@ pub fn analyse_all(
         let end = if s.alive {
             ProcessEnd::Running
         } else {
-            ProcessEnd::from_exit(Some(0), s.process.exit_code)
+            ProcessEnd::from_exit(Some(0), s.process.exit_code, None)
         };
         let rule = settings.rule.unwrap_or_default();
         match analyse_process(&s.t, &inputs, end, interval_s, rule, settings) {

@@ -69,6 +69,9 @@ pub struct ProcessInfo {
     pub cmdline: Option<String>,
     pub exit_ns: Option<u64>,
     pub exit_code: Option<i32>,
+    /// The last stop request (SIGHUP, SIGINT, SIGQUIT, SIGTERM) delivered
+    /// to it, when the sampler saw signals.
+    pub stop_signal: Option<i32>,
 }
 
 /// One process's memory over time, densified onto the sampler's ticks: a
@@ -289,13 +292,22 @@ impl Recording {
     }
 
     fn load_processes(&mut self) -> Result<(), StoreError> {
-        let mut stmt = self
+        // stop_signal was added later: older files read as "not seen".
+        let has_stop: bool = self
             .conn
-            .prepare(
-                "SELECT id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code
-                 FROM processes ORDER BY id",
+            .query_row(
+                "SELECT count(*) FROM pragma_table_info('processes') WHERE name = 'stop_signal'",
+                [],
+                |r| r.get::<_, i64>(0),
             )
-            .map_err(|e| self.fail(e))?;
+            .map_err(|e| self.fail(e))?
+            > 0;
+        let sql = format!(
+            "SELECT id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, {}
+             FROM processes ORDER BY id",
+            if has_stop { "stop_signal" } else { "NULL" }
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
         let procs = stmt
             .query_map([], |r| {
                 Ok(ProcessInfo {
@@ -309,6 +321,7 @@ impl Recording {
                     cmdline: r.get(5)?,
                     exit_ns: r.get::<_, Option<u64>>(6)?,
                     exit_code: r.get(7)?,
+                    stop_signal: r.get(8)?,
                 })
             })
             .and_then(|rows| rows.collect())

@@ -22,6 +22,7 @@ CREATE TABLE IF NOT EXISTS processes (
     cmdline    TEXT,
     exit_ns    INTEGER,           -- ns since boot, NULL while alive / unknown
     exit_code  INTEGER,           -- raw wait status
+    stop_signal INTEGER,          -- last SIGHUP/INT/QUIT/TERM delivered (added later; may be absent)
     UNIQUE (pid, start_ns)
 );
 -- A sample is written when a process's figures changed since its previous

@@ -204,7 +204,10 @@ impl Writer {
                 )
                 .map_err(fail)?;
             let mut upd_exit = tx
-                .prepare_cached("UPDATE processes SET exit_ns = ?2, exit_code = ?3 WHERE id = ?1")
+                .prepare_cached(
+                    "UPDATE processes SET exit_ns = ?2, exit_code = ?3, stop_signal = ?4 \
+                     WHERE id = ?1",
+                )
                 .map_err(fail)?;
 
             for o in observations {
@@ -273,7 +276,12 @@ impl Writer {
                 }
                 if let Some(exit) = o.exit {
                     upd_exit
-                        .execute(params![known.row, exit.at_ns as i64, exit.code])
+                        .execute(params![
+                            known.row,
+                            exit.at_ns as i64,
+                            exit.code,
+                            exit.stop_signal
+                        ])
                         .map_err(fail)?;
                     known.exited = Some(self.snapshots);
                 }

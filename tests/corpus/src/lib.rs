@@ -29,6 +29,14 @@ use std::process::Command;
 /// warm-up and a visible trend at these rates, short enough for CI.
 pub const RUN_SECONDS: f64 = 60.0;
 
+/// The whole corpus runs in one memory cgroup of this size, as a CI job
+/// runs in a container: the limit that leaks without one of their own are
+/// judged against (memleak discovers it per process). Anonymous memory of
+/// all cases together stays well under it; page cache is reclaimed.
+/// Without a memory cgroup the corpus runs without it (labels.toml says
+/// so) and those leaks are projected against the machine's RAM.
+pub const CONTAINER_LIMIT: u64 = 3 << 30;
+
 /// Sampling interval the corpus is recorded at (milliseconds).
 pub const INTERVAL_MS: u64 = 250;
 
@@ -320,6 +328,9 @@ pub struct Prepared {
     pub skipped: Vec<(&'static str, String)>,
     /// Cgroups to remove afterwards.
     cgroups: Vec<PathBuf>,
+    /// The container cgroup the driver moves itself into, or why there is
+    /// none.
+    container: Result<PathBuf, String>,
 }
 
 /// `dir/name` as a string (the driver is text).
@@ -480,7 +491,15 @@ pub fn prepare(dir: &Path, run_seconds: f64) -> Result<Prepared, CorpusError> {
         cases: Vec::new(),
         skipped: Vec::new(),
         cgroups: Vec::new(),
+        container: Err(String::new()),
     };
+    prepared.container = make_cgroup(
+        &format!("memleak-corpus-{}-container", std::process::id()),
+        CONTAINER_LIMIT,
+    );
+    if let Ok(cg) = &prepared.container {
+        prepared.cgroups.push(cg.clone());
+    }
     for c in CASES {
         let mut cgroup = None;
         if let Limit::Cgroup(limit) = c.limit {
@@ -601,6 +620,20 @@ impl Prepared {
             "# memleak real-runtime corpus driver (generated; see tests/corpus/src/lib.rs).\n\
              int=\nterm=\n",
         );
+        match &self.container {
+            Ok(cg) => {
+                let _ = writeln!(
+                    s,
+                    "# Every case runs in a {} MiB memory cgroup, like a CI container.\n\
+                     echo $$ > {}",
+                    CONTAINER_LIMIT >> 20,
+                    sh_quote(&path_str(cg, "cgroup.procs"))
+                );
+            }
+            Err(why) => {
+                let _ = writeln!(s, "# No container cgroup: {why}");
+            }
+        }
         for p in &self.cases {
             let _ = writeln!(
                 s,
@@ -640,6 +673,18 @@ impl Prepared {
         );
         for (name, why) in &self.skipped {
             let _ = writeln!(out, "# skipped here: {name}: {why}");
+        }
+        match &self.container {
+            Ok(_) => {
+                let _ = writeln!(
+                    out,
+                    "# every case ran in a {} MiB memory cgroup (a CI container)",
+                    CONTAINER_LIMIT >> 20
+                );
+            }
+            Err(why) => {
+                let _ = writeln!(out, "# no container cgroup ({why}): leaks without a limit of their own are judged against RAM");
+            }
         }
         for p in &self.cases {
             let _ = write!(
