@@ -178,7 +178,7 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
     assert!(!suspect_pids.contains(&stable.0.id().to_string().as_str()));
     let slope = instant(
         &prom_url,
-        &format!("memleak_leak_slope_bytes_per_second{{pid=\"{leak_pid}\",metric=\"rss\"}}"),
+        &format!("memleak_leak_slope_bytes_per_second{{pid=\"{leak_pid}\",metric=\"anon\"}}"),
     );
     let slope = slope.first().map(value_of).unwrap_or(0.0) / 1048576.0;
     assert!(

@@ -149,6 +149,13 @@ pub fn analyse(
     if step_s <= 0.0 {
         bail!("--step must be positive");
     }
+    // Prometheus series carry rss, not its anon/file split: what would be
+    // judged on anon is judged on rss there.
+    let mut settings = settings.clone();
+    if settings.metrics.contains(&Metric::Anon) && !settings.metrics.contains(&Metric::Rss) {
+        settings.metrics.push(Metric::Rss);
+    }
+    let settings = &settings;
     let answer = query_range(url, promql, start, end, step_s)?;
     let series = to_series(&answer, start)?;
     let limits = limits(limit);
