@@ -368,28 +368,31 @@ fn write_meta(
     reason: &str,
     start_ns: u64,
 ) -> Result<(), StoreError> {
+    // One transaction for all keys: each commit appends the meta pages to
+    // the WAL again, which on a nearly full disk is room for snapshots.
+    let mut meta = MetaBatch::default();
     let start_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    w.set_meta("host", &sysinfo::hostname())?;
-    w.set_meta("kernel", &sysinfo::kernel_release())?;
-    w.set_meta("sampler", sampler)?;
-    w.set_meta("sampler_reason", reason)?;
-    w.set_meta(
+    meta.set("host", &sysinfo::hostname())?;
+    meta.set("kernel", &sysinfo::kernel_release())?;
+    meta.set("sampler", sampler)?;
+    meta.set("sampler_reason", reason)?;
+    meta.set(
         "interval_ns",
         &(opts.interval.as_nanos() as u64).to_string(),
     )?;
-    w.set_meta("start_ns", &start_ns.to_string())?;
-    w.set_meta("start_unix", &format!("{start_unix:.6}"))?;
-    w.set_meta("page_size", &sysinfo::page_size().to_string())?;
-    w.set_meta("memleak_version", env!("CARGO_PKG_VERSION"))?;
-    w.set_meta("origin", opts.origin)?;
+    meta.set("start_ns", &start_ns.to_string())?;
+    meta.set("start_unix", &format!("{start_unix:.6}"))?;
+    meta.set("page_size", &sysinfo::page_size().to_string())?;
+    meta.set("memleak_version", env!("CARGO_PKG_VERSION"))?;
+    meta.set("origin", opts.origin)?;
     if let Some(max) = opts.thin_to.filter(|m| *m > opts.interval) {
-        w.set_meta("interval_max_ns", &(max.as_nanos() as u64).to_string())?;
+        meta.set("interval_max_ns", &(max.as_nanos() as u64).to_string())?;
     }
     if let Some(mode) = sysinfo::overcommit_memory() {
-        w.set_meta("overcommit_memory", &mode.to_string())?;
+        meta.set("overcommit_memory", &mode.to_string())?;
     }
     let scope_text = match scope {
         Scope::All => "all".to_string(),
@@ -404,12 +407,12 @@ fn write_meta(
         ),
         Scope::Cgroup(p) => format!("cgroup:{}", p.display()),
     };
-    w.set_meta("scope", &scope_text)?;
+    meta.set("scope", &scope_text)?;
     if let Ok(mi) = sysinfo::meminfo() {
-        w.set_meta("mem_total", &mi.mem_total.to_string())?;
-        w.set_meta("swap_total", &mi.swap_total.to_string())?;
+        meta.set("mem_total", &mi.mem_total.to_string())?;
+        meta.set("swap_total", &mi.swap_total.to_string())?;
         if let Some(c) = mi.commit_limit {
-            w.set_meta("commit_limit", &c.to_string())?;
+            meta.set("commit_limit", &c.to_string())?;
         }
     }
     let cgroup = match scope {
@@ -417,15 +420,26 @@ fn write_meta(
         _ => sysinfo::cgroup_of(std::process::id()),
     };
     if let Some(max) = cgroup.as_deref().and_then(sysinfo::cgroup_memory_max) {
-        w.set_meta("cgroup_max", &max.to_string())?;
+        meta.set("cgroup_max", &max.to_string())?;
     }
     if let Some(limit) = sysinfo::rlimit_as() {
-        w.set_meta("rlimit_as", &limit.to_string())?;
+        meta.set("rlimit_as", &limit.to_string())?;
     }
     if let Some(cmd) = &opts.command {
-        w.set_meta("command", &shell_join(cmd))?;
+        meta.set("command", &shell_join(cmd))?;
     }
-    Ok(())
+    w.set_metas(&meta.0)
+}
+
+/// Meta keys collected for one transaction.
+#[derive(Default)]
+struct MetaBatch(Vec<(String, String)>);
+
+impl MetaBatch {
+    fn set(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+        self.0.push((key.to_string(), value.to_string()));
+        Ok(())
+    }
 }
 
 /// Joins argv for display, quoting arguments that need it.

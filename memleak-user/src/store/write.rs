@@ -96,6 +96,25 @@ impl Writer {
         Ok(())
     }
 
+    /// Sets several meta keys in one transaction.
+    pub fn set_metas(&mut self, pairs: &[(String, String)]) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let fail = |e| StoreError::from_sqlite(&path, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        {
+            let mut st = tx
+                .prepare_cached(
+                    "INSERT INTO meta(key, value) VALUES (?1, ?2)
+                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                )
+                .map_err(fail)?;
+            for (k, v) in pairs {
+                st.execute(params![k, v]).map_err(fail)?;
+            }
+        }
+        tx.commit().map_err(fail)
+    }
+
     pub fn note(&mut self, t_ns: u64, text: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
