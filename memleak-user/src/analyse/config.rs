@@ -18,6 +18,8 @@
 //! min_growth_fraction = 0.01 # ...and this fraction of the value
 //! metrics = ["rss", "vm"]
 //! model = "all"            # lbr, sawtooth, trend or all (combined)
+//! test_kept = "32MiB"       # flag a marked test keeping this much anon memory
+//!                           # (default: max(32 MiB, 10% of the process's anon))
 //! ```
 //!
 //! Other top-level tables are ignored (they belong to other commands);
@@ -76,6 +78,7 @@ pub struct AnalysisConfig {
     pub min_growth_fraction: Option<f64>,
     pub metrics: Option<Vec<String>>,
     pub model: Option<String>,
+    pub test_kept: Option<Quantity>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -154,6 +157,9 @@ impl AnalysisConfig {
         if let Some(names) = &self.metrics {
             settings.metrics = parse_metrics(names).map_err(|e| invalid("metrics", e))?;
         }
+        if let Some(q) = &self.test_kept {
+            settings.test_kept_bytes = Some(bytes("test_kept", q)?);
+        }
         if let Some(name) = &self.model {
             settings.model = super::ModelChoice::parse(name).ok_or_else(|| {
                 invalid(
@@ -204,6 +210,7 @@ mod tests {
             min_growth = "4MiB"
             metrics = ["vm"]
             model = "trend"
+            test_kept = "8MiB"
         "#;
         let c = parse(text, Path::new("memleak.toml")).unwrap();
         let mut s = Settings::default();
@@ -216,6 +223,7 @@ mod tests {
         assert_eq!(s.metrics, vec![Metric::Vm]);
         assert_eq!(s.model, super::super::ModelChoice::Trend);
         assert_eq!(s.warmup_fraction, 0.1);
+        assert_eq!(s.test_kept_bytes, Some(8.0 * 1048576.0));
         s.validate().unwrap();
     }
 
@@ -244,6 +252,11 @@ mod tests {
             .apply(&mut Settings::default(), Path::new("m.toml"))
             .unwrap_err();
         assert!(e.to_string().contains("model"), "{e}");
+        let c = parse("[analysis]\ntest_kept = \"lots\"\n", Path::new("m.toml")).unwrap();
+        let e = c
+            .apply(&mut Settings::default(), Path::new("m.toml"))
+            .unwrap_err();
+        assert!(e.to_string().contains("test_kept"), "{e}");
         let c = parse("[analysis]\nmetrics = [\"heap\"]\n", Path::new("m.toml")).unwrap();
         assert!(c
             .apply(&mut Settings::default(), Path::new("m.toml"))

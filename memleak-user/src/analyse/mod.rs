@@ -218,6 +218,10 @@ pub struct Settings {
     pub metrics: Vec<Metric>,
     /// Models that judge each series.
     pub model: ModelChoice,
+    /// A marked phase (test) is flagged when the anonymous memory it kept
+    /// reaches this many bytes; `None`: max(32 MiB, 10% of the process's
+    /// anonymous memory at the test's start). See [`phases::test_verdicts`].
+    pub test_kept_bytes: Option<f64>,
 }
 
 impl Default for Settings {
@@ -235,6 +239,7 @@ impl Default for Settings {
             min_growth_fraction: 0.01,
             metrics: Metric::ALL.to_vec(),
             model: ModelChoice::All,
+            test_kept_bytes: None,
         }
     }
 }

@@ -8,22 +8,52 @@
 //! finding's fitted window; each phase overlapping it gets the growth of the
 //! process's (held, densified) series between the overlap's start and end.
 //!
-//! Markers carry no process: attribution is by time. With one harness
-//! process (pytest, `cargo test`) that is exact; with parallel tests it says
-//! which tests were *running* while memory grew.
+//! That attribution is by time. Separately, [`test_verdicts`] says what
+//! each phase *kept*: the anonymous memory of the process that ran it at the
+//! phase's end minus at its start. A leaking test keeps what it leaked
+//! whenever it runs (first, last, under pytest-xdist), while a time-based
+//! fit only sees processes that grew like a leak over the whole recording,
+//! and misses those that free their heap before they exit.
+//!
+//! A marker line may name the process that sent it (`begin pid=N NAME`):
+//! the phase is then measured on that process. Without a pid, every process
+//! alive across the phase is measured and the one that kept the most wins.
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use super::{Analysis, Metric, Verdict};
+use crate::sample::Mem;
 use crate::store::{Recording, StoreError};
 
 /// A `begin`..`end` interval, seconds since the recording's start.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Phase {
     pub name: String,
+    /// The process that sent the markers (`pid=N`), when it said.
+    pub pid: Option<u32>,
     pub start_s: f64,
     /// `None`: never ended (the harness died, or the recording stopped first).
     pub end_s: Option<f64>,
+}
+
+/// Splits the optional `pid=N ` prefix off a stored marker name. The
+/// recorder stores everything after the kind as the name, so the prefix is
+/// parsed here: recordings made before it existed read the same, and a
+/// name that merely looks like `pid=x` (no digits, nothing after) stays a
+/// name.
+pub fn split_pid(name: &str) -> (Option<u32>, &str) {
+    let Some(rest) = name.strip_prefix("pid=") else {
+        return (None, name);
+    };
+    let Some((num, tail)) = rest.split_once(char::is_whitespace) else {
+        return (None, name);
+    };
+    match num.parse::<u32>() {
+        Ok(pid) if !tail.trim().is_empty() => (Some(pid), tail.trim()),
+        _ => (None, name),
+    }
 }
 
 /// How much one phase saw a process grow.
@@ -52,15 +82,17 @@ pub struct ProcessPhases {
     pub phases: Vec<PhaseGrowth>,
 }
 
-/// Pairs `begin`/`end` markers by name (nested and repeated names are
-/// fine: an `end` closes the latest open phase of that name). `mark`
-/// events are not phases.
+/// Pairs `begin`/`end` markers by name and sender pid (nested and repeated
+/// names are fine: an `end` closes the latest open phase of that name from
+/// the same sender). `mark` events are not phases.
 pub fn phases_from_markers(markers: &[(f64, String, String)]) -> Vec<Phase> {
     let mut out: Vec<Phase> = Vec::new();
-    for (t, kind, name) in markers {
+    for (t, kind, raw) in markers {
+        let (pid, name) = split_pid(raw);
         match kind.as_str() {
             "begin" => out.push(Phase {
-                name: name.clone(),
+                name: name.to_string(),
+                pid,
                 start_s: *t,
                 end_s: None,
             }),
@@ -68,7 +100,7 @@ pub fn phases_from_markers(markers: &[(f64, String, String)]) -> Vec<Phase> {
                 if let Some(p) = out
                     .iter_mut()
                     .rev()
-                    .find(|p| p.end_s.is_none() && p.name == *name)
+                    .find(|p| p.end_s.is_none() && p.pid == pid && p.name == name)
                 {
                     p.end_s = Some(*t);
                 }
@@ -111,6 +143,173 @@ pub fn attribute(t: &[f64], y: &[f64], w0: f64, w1: f64, phases: &[Phase]) -> Ve
         })
         .collect();
     out.sort_by(|a, b| b.growth_bytes.total_cmp(&a.growth_bytes));
+    out
+}
+
+/// Memory a process holds for itself: anonymous resident, shared-anonymous
+/// (shmem) and swapped-out pages. Not the virtual size (thread stacks and
+/// reserved arenas inflate it without using memory) and not file-backed
+/// resident pages (the page cache can drop them; mapping a library is not
+/// a leak).
+pub fn anon_bytes(m: &Mem) -> u64 {
+    m.rss_anon
+        .saturating_add(m.rss_shmem)
+        .saturating_add(m.swap)
+}
+
+/// One process's anonymous memory as recorded (raw samples: a value holds
+/// until the next one), read by the caller from the recording.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnonSeries {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub comm: String,
+    /// Sample times, seconds since the recording's start, ascending.
+    pub t: Vec<f64>,
+    /// [`anon_bytes`] at each sample.
+    pub anon: Vec<u64>,
+    /// When the process exited (seconds since the recording's start).
+    pub exit_s: Option<f64>,
+}
+
+impl AnonSeries {
+    /// Held value at `at`: the last sample at or before it; `None` before
+    /// the first sample (nothing known yet).
+    fn at(&self, at: f64) -> Option<u64> {
+        let i = self.t.partition_point(|&x| x <= at);
+        (i > 0).then(|| self.anon[i - 1])
+    }
+
+    /// Anon at `a` and what was kept from `a` to `b`.
+    fn kept(&self, a: f64, b: f64) -> Option<(f64, f64)> {
+        let start = self.at(a)? as f64;
+        Some((start, self.at(b)? as f64 - start))
+    }
+
+    /// Whether the process was measured before `a` and still alive at `b`.
+    fn alive_across(&self, a: f64, b: f64) -> bool {
+        self.t.first().is_some_and(|&t0| t0 <= a) && self.exit_s.is_none_or(|e| e >= b)
+    }
+}
+
+/// When a test's kept memory is flagged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeptThreshold {
+    /// A fixed threshold in bytes (`--test-kept`); `None`: the default rule.
+    pub fixed: Option<f64>,
+}
+
+impl KeptThreshold {
+    /// Floor of the default rule: below this, allocator and interpreter
+    /// noise (arenas not returned, caches warmed by the first test) is
+    /// common and not worth failing a build over.
+    pub const FLOOR_BYTES: f64 = 32.0 * 1024.0 * 1024.0;
+    /// Default rule's share of the process's anon memory at the test's
+    /// start: a big process's normal churn scales with its size.
+    pub const FRACTION: f64 = 0.10;
+
+    /// The threshold for a test that started with `anon_start` bytes.
+    pub fn bytes(&self, anon_start: f64) -> f64 {
+        self.fixed
+            .unwrap_or_else(|| Self::FLOOR_BYTES.max(Self::FRACTION * anon_start))
+    }
+}
+
+/// One measured run of a test (a phase occurrence).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TestRun {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub comm: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Anon memory of the process when the run started.
+    pub anon_start_bytes: f64,
+    /// Anon at the end minus at the start (negative: it freed memory).
+    pub kept_bytes: f64,
+    /// `true` when the marker named the process (`pid=N`); `false` when the
+    /// process that kept the most of those alive was taken.
+    pub by_pid: bool,
+}
+
+/// What a test (every run of one phase name) kept, and whether that is
+/// flagged.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TestVerdict {
+    pub name: String,
+    /// Kept bytes summed over the runs (`pytest --count`, reruns).
+    pub kept_bytes: f64,
+    /// The threshold, from the anon memory at the first run's start.
+    pub threshold_bytes: f64,
+    pub flagged: bool,
+    /// Every measured run, in time order.
+    pub runs: Vec<TestRun>,
+}
+
+/// Kept anonymous memory per test. Phases that never ended, or that no
+/// recorded process lived across, are left out (nothing to measure).
+/// Flagged tests first, then the most kept first.
+pub fn test_verdicts(
+    phases: &[Phase],
+    procs: &[AnonSeries],
+    threshold: KeptThreshold,
+) -> Vec<TestVerdict> {
+    let mut out: Vec<TestVerdict> = Vec::new();
+    // Index by name: suites have tens of thousands of tests.
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for p in phases {
+        let Some(end) = p.end_s else { continue };
+        let (a, b) = (p.start_s, end);
+        let measure = |s| AnonSeries::kept(s, a, b).map(|(start, kept)| (s, start, kept));
+        let alive = || procs.iter().filter(|s| s.alive_across(a, b));
+        // The sender when it said who it is; when that pid is not in the
+        // recording (another pid namespace), fall back as if it had not.
+        let by_pid = p
+            .pid
+            .and_then(|pid| alive().filter(|s| s.pid == pid).find_map(measure));
+        let chosen = by_pid.or_else(|| {
+            alive()
+                .filter_map(measure)
+                .max_by(|x, y| x.2.total_cmp(&y.2))
+        });
+        let Some((s, anon_start, kept)) = chosen else {
+            continue;
+        };
+        let run = TestRun {
+            pid: s.pid,
+            start_ns: s.start_ns,
+            comm: s.comm.clone(),
+            start_s: a,
+            end_s: b,
+            anon_start_bytes: anon_start,
+            kept_bytes: kept,
+            by_pid: by_pid.is_some(),
+        };
+        match index.get(p.name.as_str()) {
+            Some(&i) => {
+                out[i].kept_bytes += kept;
+                out[i].runs.push(run);
+            }
+            None => {
+                index.insert(&p.name, out.len());
+                out.push(TestVerdict {
+                    name: p.name.clone(),
+                    kept_bytes: kept,
+                    threshold_bytes: threshold.bytes(anon_start),
+                    flagged: false,
+                    runs: vec![run],
+                })
+            }
+        }
+    }
+    for v in &mut out {
+        v.flagged = v.kept_bytes >= v.threshold_bytes;
+    }
+    out.sort_by(|x, y| {
+        y.flagged
+            .cmp(&x.flagged)
+            .then(y.kept_bytes.total_cmp(&x.kept_bytes))
+    });
     out
 }
 
@@ -206,5 +405,134 @@ mod tests {
         assert_eq!(g[1].growth_bytes, 0.0);
         assert_eq!(g[1].overlap_s, 5.0);
         assert_eq!(g[2].overlap_s, 10.0);
+    }
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    /// A process sampled every second from `t0`, anon given per second.
+    fn proc(pid: u32, t0: f64, anon_mib: &[f64]) -> AnonSeries {
+        AnonSeries {
+            pid,
+            start_ns: pid as u64 * 1000,
+            comm: format!("p{pid}"),
+            t: (0..anon_mib.len()).map(|i| t0 + i as f64).collect(),
+            anon: anon_mib.iter().map(|m| (m * MIB) as u64).collect(),
+            exit_s: None,
+        }
+    }
+
+    #[test]
+    fn marker_names_may_carry_the_sender_pid() {
+        assert_eq!(split_pid("pid=42 t.py::x"), (Some(42), "t.py::x"));
+        assert_eq!(split_pid("pid=42  a b "), (Some(42), "a b"));
+        assert_eq!(split_pid("t.py::x"), (None, "t.py::x"));
+        assert_eq!(split_pid("pid=42"), (None, "pid=42"));
+        assert_eq!(split_pid("pid=x y"), (None, "pid=x y"));
+        // Two workers running a test of the same name: ends pair per sender.
+        let p = phases_from_markers(&[
+            m(1.0, "begin", "pid=1 t"),
+            m(2.0, "begin", "pid=2 t"),
+            m(3.0, "end", "pid=1 t"),
+            m(5.0, "end", "pid=2 t"),
+        ]);
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].pid, p[0].end_s), (Some(1), Some(3.0)));
+        assert_eq!((p[1].pid, p[1].end_s), (Some(2), Some(5.0)));
+        assert_eq!(p[0].name, "t");
+    }
+
+    #[test]
+    fn kept_is_measured_on_the_sender_when_it_says() {
+        // Worker 10 keeps 100 MiB during its test; worker 20 churns: it
+        // grows 200 MiB mid-test and frees it again.
+        let w10 = proc(10, 0.0, &[50.0, 50.0, 100.0, 150.0, 150.0, 150.0]);
+        let w20 = proc(20, 0.0, &[50.0, 250.0, 250.0, 50.0, 50.0, 50.0]);
+        let phases = phases_from_markers(&[
+            m(0.5, "begin", "pid=10 leaky"),
+            m(0.5, "begin", "pid=20 churny"),
+            m(4.5, "end", "pid=10 leaky"),
+            m(4.5, "end", "pid=20 churny"),
+        ]);
+        let v = test_verdicts(&phases, &[w10, w20], KeptThreshold { fixed: None });
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].name, "leaky");
+        assert!(v[0].flagged);
+        assert_eq!(v[0].kept_bytes, 100.0 * MIB);
+        assert_eq!(v[0].threshold_bytes, 32.0 * MIB);
+        assert_eq!((v[0].runs[0].pid, v[0].runs[0].by_pid), (10, true));
+        assert_eq!(v[1].name, "churny");
+        assert!(!v[1].flagged);
+        assert_eq!(v[1].kept_bytes, 0.0);
+        assert_eq!(v[1].runs[0].pid, 20);
+    }
+
+    #[test]
+    fn without_a_pid_the_process_that_kept_most_is_taken() {
+        let harness = proc(10, 0.0, &[50.0, 90.0, 130.0, 130.0]);
+        let helper = proc(20, 0.0, &[5.0, 6.0, 7.0, 7.0]);
+        // Born after the test started: not measured.
+        let late = proc(30, 1.5, &[0.0, 900.0]);
+        // Exited before the test ended: not measured.
+        let mut gone = proc(40, 0.0, &[0.0, 500.0, 900.0]);
+        gone.exit_s = Some(2.5);
+        let phases = phases_from_markers(&[
+            m(0.0, "begin", "t"),
+            m(3.0, "end", "t"),
+            m(3.0, "begin", "open"),
+        ]);
+        let v = test_verdicts(
+            &phases,
+            &[helper, late, harness, gone],
+            KeptThreshold { fixed: None },
+        );
+        assert_eq!(v.len(), 1, "a phase never ended is not measured: {v:?}");
+        assert_eq!((v[0].runs[0].pid, v[0].runs[0].by_pid), (10, false));
+        assert_eq!(v[0].kept_bytes, 80.0 * MIB);
+        assert!(v[0].flagged);
+    }
+
+    #[test]
+    fn repeats_add_up_and_the_threshold_scales_with_the_process() {
+        // Three runs of "t", 12 MiB each: 36 MiB in all crosses 32 MiB.
+        let p = proc(1, 0.0, &[10.0, 22.0, 34.0, 46.0]);
+        let mut markers = Vec::new();
+        for i in 0..3 {
+            markers.push(m(i as f64, "begin", "pid=1 t"));
+            markers.push(m(i as f64 + 1.0, "end", "pid=1 t"));
+        }
+        let phases = phases_from_markers(&markers);
+        let v = test_verdicts(
+            &phases,
+            std::slice::from_ref(&p),
+            KeptThreshold { fixed: None },
+        );
+        assert_eq!((v[0].runs.len(), v[0].kept_bytes), (3, 36.0 * MIB));
+        assert!(v[0].flagged);
+        // A 2 GiB process: 10% of it (~205 MiB) is the threshold.
+        let big = proc(1, 0.0, &[2048.0, 2148.0]);
+        let phases = phases_from_markers(&[m(0.0, "begin", "t"), m(1.0, "end", "t")]);
+        let v = test_verdicts(
+            &phases,
+            std::slice::from_ref(&big),
+            KeptThreshold { fixed: None },
+        );
+        assert!(!v[0].flagged);
+        assert!((v[0].threshold_bytes - 204.8 * MIB).abs() < 1.0);
+        // A fixed threshold replaces the rule.
+        let fixed = KeptThreshold {
+            fixed: Some(10.0 * MIB),
+        };
+        assert!(test_verdicts(&phases, &[big], fixed)[0].flagged);
+    }
+
+    #[test]
+    fn anon_is_anonymous_shmem_and_swap_only() {
+        let m = Mem {
+            vm: 1 << 40,
+            rss_anon: 1,
+            rss_file: 1 << 30,
+            rss_shmem: 2,
+            swap: 4,
+        };
+        assert_eq!(anon_bytes(&m), 7);
     }
 }
