@@ -157,36 +157,56 @@ pub fn anon_bytes(m: &Mem) -> u64 {
         .saturating_add(m.swap)
 }
 
-/// One process's anonymous memory as recorded (raw samples: a value holds
-/// until the next one), read by the caller from the recording.
+/// One process's anonymous memory on the sampler's ticks (held values, as
+/// [`crate::store::ProcessSeries`]), read by the caller from the recording.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct AnonSeries {
     pub pid: u32,
     pub start_ns: u64,
     pub comm: String,
-    /// Sample times, seconds since the recording's start, ascending.
+    /// Seconds since the recording's start, ascending.
     pub t: Vec<f64>,
-    /// [`anon_bytes`] at each sample.
+    /// [`anon_bytes`] at each point.
     pub anon: Vec<u64>,
     /// When the process exited (seconds since the recording's start).
     pub exit_s: Option<f64>,
 }
 
 impl AnonSeries {
-    /// Held value at `at`: the last sample at or before it; `None` before
-    /// the first sample (nothing known yet).
-    fn at(&self, at: f64) -> Option<u64> {
-        let i = self.t.partition_point(|&x| x <= at);
-        (i > 0).then(|| self.anon[i - 1])
+    /// The settled value at instant `x`: the held value (last point at or
+    /// before `x`), or the lowest point of the next sampler tick when that
+    /// is lower. A harness frees garbage right before its marker; the tick
+    /// before it (up to one interval stale) may still hold the test's
+    /// transient peak, which would charge a test that only churned with
+    /// memory it gave back. Memory only grows again after the marker when
+    /// the next test allocates, so the lower neighbour is the closer bound.
+    ///
+    /// "The next tick" is the points within 1.5 intervals after `x`: a
+    /// tick's figures are stored a little after the tick itself, so the
+    /// tick and its sample are two points. Points within an interval of
+    /// the process's exit are not used: an exiting interpreter frees its
+    /// heap, which is not the test settling. `None` before the first point.
+    fn settled_at(&self, x: f64, interval: f64) -> Option<u64> {
+        let i = self.t.partition_point(|&t| t <= x);
+        let held = self.anon[..i].last().copied()?;
+        let horizon = x + 1.5 * interval;
+        let usable = |t: f64| t <= horizon && self.exit_s.is_none_or(|e| t < e - interval);
+        let next = self.t[i..]
+            .iter()
+            .zip(&self.anon[i..])
+            .take_while(|(&t, _)| usable(t))
+            .map(|(_, &v)| v)
+            .min();
+        Some(next.map_or(held, |n| held.min(n)))
     }
 
     /// Anon at `a` and what was kept from `a` to `b`.
-    fn kept(&self, a: f64, b: f64) -> Option<(f64, f64)> {
-        let start = self.at(a)? as f64;
-        Some((start, self.at(b)? as f64 - start))
+    fn kept(&self, a: f64, b: f64, interval: f64) -> Option<(f64, f64)> {
+        let start = self.settled_at(a, interval)? as f64;
+        Some((start, self.settled_at(b, interval)? as f64 - start))
     }
 
-    /// Whether the process was measured before `a` and still alive at `b`.
+    /// Whether the process was measured at `a` and still alive at `b`.
     fn alive_across(&self, a: f64, b: f64) -> bool {
         self.t.first().is_some_and(|&t0| t0 <= a) && self.exit_s.is_none_or(|e| e >= b)
     }
@@ -246,12 +266,15 @@ pub struct TestVerdict {
     pub runs: Vec<TestRun>,
 }
 
-/// Kept anonymous memory per test. Phases that never ended, or that no
-/// recorded process lived across, are left out (nothing to measure).
-/// Flagged tests first, then the most kept first.
+/// Kept anonymous memory per test: the settled anon at each phase's end
+/// minus at its start (see [`AnonSeries`]; `interval_s` is the sampling
+/// interval). Phases that never ended, or that no recorded process lived
+/// across, are left out (nothing to measure). Flagged tests first, then
+/// the most kept first.
 pub fn test_verdicts(
     phases: &[Phase],
     procs: &[AnonSeries],
+    interval_s: f64,
     threshold: KeptThreshold,
 ) -> Vec<TestVerdict> {
     let mut out: Vec<TestVerdict> = Vec::new();
@@ -260,7 +283,8 @@ pub fn test_verdicts(
     for p in phases {
         let Some(end) = p.end_s else { continue };
         let (a, b) = (p.start_s, end);
-        let measure = |s| AnonSeries::kept(s, a, b).map(|(start, kept)| (s, start, kept));
+        let measure =
+            |s| AnonSeries::kept(s, a, b, interval_s).map(|(start, kept)| (s, start, kept));
         let alive = || procs.iter().filter(|s| s.alive_across(a, b));
         // The sender when it said who it is; when that pid is not in the
         // recording (another pid namespace), fall back as if it had not.
@@ -452,7 +476,7 @@ mod tests {
             m(4.5, "end", "pid=10 leaky"),
             m(4.5, "end", "pid=20 churny"),
         ]);
-        let v = test_verdicts(&phases, &[w10, w20], KeptThreshold { fixed: None });
+        let v = test_verdicts(&phases, &[w10, w20], 1.0, KeptThreshold { fixed: None });
         assert_eq!(v.len(), 2);
         assert_eq!(v[0].name, "leaky");
         assert!(v[0].flagged);
@@ -482,6 +506,7 @@ mod tests {
         let v = test_verdicts(
             &phases,
             &[helper, late, harness, gone],
+            1.0,
             KeptThreshold { fixed: None },
         );
         assert_eq!(v.len(), 1, "a phase never ended is not measured: {v:?}");
@@ -503,6 +528,7 @@ mod tests {
         let v = test_verdicts(
             &phases,
             std::slice::from_ref(&p),
+            1.0,
             KeptThreshold { fixed: None },
         );
         assert_eq!((v[0].runs.len(), v[0].kept_bytes), (3, 36.0 * MIB));
@@ -513,6 +539,7 @@ mod tests {
         let v = test_verdicts(
             &phases,
             std::slice::from_ref(&big),
+            1.0,
             KeptThreshold { fixed: None },
         );
         assert!(!v[0].flagged);
@@ -521,7 +548,46 @@ mod tests {
         let fixed = KeptThreshold {
             fixed: Some(10.0 * MIB),
         };
-        assert!(test_verdicts(&phases, &[big], fixed)[0].flagged);
+        assert!(test_verdicts(&phases, &[big], 1.0, fixed)[0].flagged);
+    }
+
+    #[test]
+    fn a_peak_freed_at_the_end_marker_is_not_kept() {
+        // Sampled every second: the tick at 1 s saw the churning test's
+        // transient 60 MiB; it was freed before its end marker at 1.8 s,
+        // which the tick at 2 s shows.
+        let p = proc(1, 0.0, &[50.0, 110.0, 50.0, 50.0]);
+        let phases = phases_from_markers(&[m(0.2, "begin", "churn"), m(1.8, "end", "churn")]);
+        let v = test_verdicts(
+            &phases,
+            std::slice::from_ref(&p),
+            1.0,
+            KeptThreshold { fixed: None },
+        );
+        assert_eq!(v[0].kept_bytes, 0.0);
+        // The next tick only counts within 1.5 intervals of the marker...
+        let v = test_verdicts(
+            &phases,
+            std::slice::from_ref(&p),
+            0.1,
+            KeptThreshold { fixed: None },
+        );
+        assert_eq!(v[0].kept_bytes, 60.0 * MIB);
+        // A tick's figures land a little after the tick: the tick holds the
+        // stale peak, the sample right after it the settled value.
+        let mut late = p.clone();
+        late.t = vec![0.0, 1.0, 2.0, 2.01, 3.0];
+        late.anon = [50.0, 110.0, 110.0, 50.0, 50.0]
+            .iter()
+            .map(|m| (m * MIB) as u64)
+            .collect();
+        let v = test_verdicts(&phases, &[late], 1.0, KeptThreshold { fixed: None });
+        assert_eq!(v[0].kept_bytes, 0.0);
+        // ...and not when it is the process exiting (its heap freed).
+        let mut exiting = p.clone();
+        exiting.exit_s = Some(2.5);
+        let v = test_verdicts(&phases, &[exiting], 1.0, KeptThreshold { fixed: None });
+        assert_eq!(v[0].kept_bytes, 60.0 * MIB);
     }
 
     #[test]

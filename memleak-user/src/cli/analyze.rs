@@ -322,20 +322,23 @@ fn test_verdicts(rec: &Recording, settings: &Settings) -> Result<Vec<phases::Tes
         if secs(p.id.start_ns) > last_start || p.exit_ns.is_some_and(|e| secs(e) < first_end) {
             continue;
         }
-        let raw = rec.raw_samples(p)?;
+        let series = rec.series(p)?;
         procs.push(phases::AnonSeries {
             pid: p.id.pid,
             start_ns: p.id.start_ns,
             comm: p.comm.clone(),
-            t: raw.iter().map(|(t, _)| secs(*t)).collect(),
-            anon: raw.iter().map(|(_, m)| phases::anon_bytes(m)).collect(),
+            anon: series.mem.iter().map(phases::anon_bytes).collect(),
+            t: series.t,
             exit_s: p.exit_ns.map(secs),
         });
     }
     let threshold = phases::KeptThreshold {
         fixed: settings.test_kept_bytes,
     };
-    Ok(phases::test_verdicts(&marked, &procs, threshold))
+    let interval_s = rec.meta.interval_ns as f64 / 1e9;
+    Ok(phases::test_verdicts(
+        &marked, &procs, interval_s, threshold,
+    ))
 }
 
 /// Reports an analysis (and what its markers add, if any) as `report` says.
