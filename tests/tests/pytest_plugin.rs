@@ -305,17 +305,24 @@ fn third_party_suite(python: &Path) -> PathBuf {
     root
 }
 
-/// `pytest --memleak` on `args` in `dir`: the output, memleak's JSON
-/// report, and pytest's junit file.
-fn pytest_memleak(python: &Path, dir: &Path, args: &[&str]) -> (Output, Value, PathBuf) {
-    let out_dir = tempfile::tempdir().unwrap().keep();
+/// `pytest --memleak` on `args` in `dir`, the recording and reports in
+/// `out_dir`: the output, memleak's JSON report, and pytest's junit file.
+fn pytest_memleak(
+    python: &Path,
+    dir: &Path,
+    out_dir: &Path,
+    args: &[&str],
+) -> (Output, Value, PathBuf) {
     let report = out_dir.join("memleak.json");
     let junit = out_dir.join("junit.xml");
+    let recording = out_dir.join("session.memleak");
+    let _ = std::fs::remove_file(&recording);
     let out = Command::new(python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--memleak"])
         .arg(format!("--memleak-bin={}", memleak_bin().display()))
         .arg(format!(
-            "--memleak-args=--format json --report {}",
+            "--memleak-args=-o {} --format json --report {}",
+            recording.display(),
             report.display()
         ))
         .arg(format!("--junitxml={}", junit.display()))
@@ -346,8 +353,9 @@ fn a_real_suite_fails_only_the_injected_leak_wherever_it_runs() {
         ("last", vec![more, recipes, INJECTED_FILE]),
         ("xdist", vec!["-n", "2", more, INJECTED_FILE, recipes]),
     ];
+    let out_dir = tempfile::tempdir().unwrap();
     for (what, args) in cases {
-        let (out, report, junit) = pytest_memleak(&python, &root, &args);
+        let (out, report, junit) = pytest_memleak(&python, &root, out_dir.path(), &args);
         let stdout = String::from_utf8_lossy(&out.stdout);
         let stderr = String::from_utf8_lossy(&out.stderr);
         let ctx = format!("[{what}]\n{stdout}\n{stderr}");
@@ -393,7 +401,7 @@ fn a_real_suite_fails_only_the_injected_leak_wherever_it_runs() {
     }
 
     // The unmodified suite: nothing flagged by either side, exit 0.
-    let (out, report, junit) = pytest_memleak(&python, &root, &[more, recipes]);
+    let (out, report, junit) = pytest_memleak(&python, &root, out_dir.path(), &[more, recipes]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     let ctx = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{ctx}");

@@ -181,15 +181,15 @@ impl AnonSeries {
     /// memory it gave back. Memory only grows again after the marker when
     /// the next test allocates, so the lower neighbour is the closer bound.
     ///
-    /// "The next tick" is the points within 1.5 intervals after `x`: a
-    /// tick's figures are stored a little after the tick itself, so the
-    /// tick and its sample are two points. Points within an interval of
+    /// "The next tick" is the points within two intervals after `x`: a
+    /// tick's figures are stored a little after the tick itself (the tick
+    /// and its sample are two points), and a busy machine delays ticks. Points within an interval of
     /// the process's exit are not used: an exiting interpreter frees its
     /// heap, which is not the test settling. `None` before the first point.
     fn settled_at(&self, x: f64, interval: f64) -> Option<u64> {
         let i = self.t.partition_point(|&t| t <= x);
         let held = self.anon[..i].last().copied()?;
-        let horizon = x + 1.5 * interval;
+        let horizon = x + 2.0 * interval;
         let usable = |t: f64| t <= horizon && self.exit_s.is_none_or(|e| t < e - interval);
         let next = self.t[i..]
             .iter()
@@ -565,11 +565,11 @@ mod tests {
             KeptThreshold { fixed: None },
         );
         assert_eq!(v[0].kept_bytes, 0.0);
-        // The next tick only counts within 1.5 intervals of the marker...
+        // The next tick only counts within two intervals of the marker...
         let v = test_verdicts(
             &phases,
             std::slice::from_ref(&p),
-            0.1,
+            0.05,
             KeptThreshold { fixed: None },
         );
         assert_eq!(v[0].kept_bytes, 60.0 * MIB);

@@ -233,18 +233,30 @@ def parse_interval(text):
     return float(m.group(1)) * scale
 
 
+def let_the_recorder_look():
+    """Leaves the CPU for a moment, so memleak re-reads this process now.
+
+    memleak's default eBPF hook refreshes a process's figures when it
+    leaves the CPU, and only at 4 Hz while it runs: a CPU-bound session
+    going straight into its next test would show the settled figure up to
+    250 ms late. A 1 ms sleep per test is cheaper than that error.
+    """
+    time.sleep(0.001)
+
+
 def hold_still_for_the_recorder():
     """Lets memleak sample this process once more before it exits.
 
     memleak reads a test's closing figure from the sampler tick after its
     end marker (the tick before may hold a transient peak). After the last
     test nothing else keeps the process alive: without a pause, that tick
-    falls into interpreter shutdown, which frees the heap. 2.5 intervals:
-    the tick comes within one, and memleak ignores figures taken within one
+    falls into interpreter shutdown, which frees the heap. 3.5 intervals:
+    memleak looks for that tick up to two intervals after the marker (a
+    busy machine delays ticks), and ignores figures taken within one
     interval of a process's exit.
     """
     interval = parse_interval(os.environ.get(_INTERVAL, "")) or _DEFAULT_INTERVAL_S
-    time.sleep(2.5 * interval)
+    time.sleep(3.5 * interval)
 
 
 def session_exit_code(memleak_code, inner_code):
@@ -346,6 +358,7 @@ class _MarkerPlugin:
             # Garbage is not kept memory: collect it before the end marker,
             # when memleak takes the test's closing figure.
             settle()
+            let_the_recorder_look()
             self.markers.end(item.nodeid)
             self.ran = True
 
@@ -396,6 +409,7 @@ class _KeptCheck:
         settle()
         after = anon_bytes()
         if self.markers is not None:
+            let_the_recorder_look()
             self.markers.end(item.nodeid)
         if before is not None and after is not None:
             self.judge(item, reports, before, after - before)
