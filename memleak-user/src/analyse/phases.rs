@@ -183,9 +183,10 @@ impl AnonSeries {
     ///
     /// "The next tick" is the points within two intervals after `x`: a
     /// tick's figures are stored a little after the tick itself (the tick
-    /// and its sample are two points), and a busy machine delays ticks. Points within an interval of
-    /// the process's exit are not used: an exiting interpreter frees its
-    /// heap, which is not the test settling. `None` before the first point.
+    /// and its sample are two points), and a busy machine delays ticks.
+    /// Points within an interval of the process's exit are not used: an
+    /// exiting interpreter frees its heap, which is not the test settling.
+    /// `None` before the first point.
     fn settled_at(&self, x: f64, interval: f64) -> Option<u64> {
         let i = self.t.partition_point(|&t| t <= x);
         let held = self.anon[..i].last().copied()?;

@@ -32,10 +32,13 @@ impl Marked {
 
 /// Renders `a` as `format` with what the markers add: sections after the
 /// table, `phases` and `tests` arrays in JSON, a per-test testsuite in
-/// JUnit; other formats are unchanged.
+/// JUnit, an error annotation per flagged test for GitHub; HTML is
+/// unchanged.
 pub fn render(a: &Analysis, format: Format, marked: &Marked) -> String {
-    if format == Format::Junit {
-        return super::junit::render_with_tests(a, &marked.tests);
+    match format {
+        Format::Junit => return super::junit::render_with_tests(a, &marked.tests),
+        Format::Github => return super::github::render_with_tests(a, &marked.tests),
+        _ => {}
     }
     let base = super::render(a, format);
     match format {
