@@ -186,6 +186,35 @@ fn pytest_memleak_flags_the_leak_and_names_the_test() {
         );
     }
 
+    // A per-test limit too high to fail the test: the tests pass, memleak
+    // still flags the growing process (its exit code 3), and the session
+    // fails with pytest's TESTS_FAILED, not 3 (pytest's INTERNAL_ERROR).
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--memleak"])
+        .arg("--memleak-kept=1GiB")
+        .arg(format!("--memleak-bin={}", memleak.display()))
+        .arg("--memleak-args=-i 100ms")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("3 passed"), "{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("memleak flagged a leak"), "{stderr}");
+    // The mapping itself, case by case (memleak's code, the inner pytest's).
+    run(
+        Command::new(&python).args([
+            "-c",
+            "from pytest_memleak.plugin import session_exit_code as f, parse_size as p\n\
+             assert f(3, 0) == 1 and f(3, 1) == 1 and f(3, 2) == 2 and f(0, 0) == 0\n\
+             assert f(3, None) == 1 and f(2, None) == 4 and f(1, 0) == 1\n\
+             assert f(3, 3) == 3  # pytest's own internal error stays one\n\
+             assert p('10 MiB') == 10 << 20 and p('1GB') == 10**9 and p(512) == 512\n",
+        ]),
+        "session_exit_code and parse_size",
+    );
+
     // Without the leaky test: exit 0, nothing flagged.
     let out = Command::new(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--memleak"])
