@@ -250,13 +250,13 @@ def hold_still_for_the_recorder():
     memleak reads a test's closing figure from the sampler tick after its
     end marker (the tick before may hold a transient peak). After the last
     test nothing else keeps the process alive: without a pause, that tick
-    falls into interpreter shutdown, which frees the heap. 3.5 intervals:
-    memleak looks for that tick up to two intervals after the marker (a
-    busy machine delays ticks), and ignores figures taken within one
-    interval of a process's exit.
+    falls into interpreter shutdown, which frees the heap. 5 intervals:
+    memleak looks for that tick up to 5 intervals after a process's last
+    end marker (a busy machine delays ticks) and ignores figures taken
+    within one interval of its exit, so a tick up to 4 intervals late counts.
     """
     interval = parse_interval(os.environ.get(_INTERVAL, "")) or _DEFAULT_INTERVAL_S
-    time.sleep(3.5 * interval)
+    time.sleep(5 * interval)
 
 
 def session_exit_code(memleak_code, inner_code):
