@@ -1,15 +1,21 @@
 //! The pytest plugin (`pytest-memleak/`), installed with pip into a venv
-//! under target/, on a tiny suite: `pytest --memleak` re-runs the session
-//! under `memleak run`, marks each test, fails the session on a leak and
-//! names the test that was running while memory grew.
+//! under target/: `pytest --memleak` re-runs the session under `memleak
+//! run`, marks each test, fails the test that keeps memory (a pytest
+//! failure, in --junitxml too) and memleak's report names it.
 //!
-//! Needs python3 with venv and pip access to PyPI (for pytest). Without
-//! python3 the test skips with the reason, except on CI (CI=true).
+//! On a tiny suite, and on a real third-party suite (more-itertools' own
+//! tests, from its PyPI sdist) with one injected leaking test run alone,
+//! first, in the middle, last and under pytest-xdist: each time exactly
+//! that test fails, and the unmodified suite fails none.
+//!
+//! Needs python3 with venv and pip access to PyPI (pytest, pytest-xdist,
+//! the sdist). Without python3 or pip the tests skip with the reason,
+//! except on CI (CI=true).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Output};
 
-use memleak_tests::{memleak_bin, target_dir};
+use memleak_tests::{memleak_bin, require_ebpf, target_dir};
 use serde_json::Value;
 
 const SUITE: &str = r#"
@@ -73,6 +79,16 @@ fn venv() -> Option<PathBuf> {
             }
         }
     }
+    let pip = Command::new(&python)
+        .args(["-m", "pip", "--version"])
+        .output();
+    if !pip.is_ok_and(|o| o.status.success()) {
+        if on_ci() {
+            panic!("pip is required on CI ({} -m pip failed)", python.display());
+        }
+        eprintln!("SKIPPED: pip is unavailable in {}", dir.display());
+        return None;
+    }
     // pip builds in the source tree (build/, *.egg-info): install from a
     // copy so the checkout stays clean.
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pytest-memleak");
@@ -80,8 +96,8 @@ fn venv() -> Option<PathBuf> {
     let plugin = copy.path().join("pytest-memleak");
     copy_tree(&src, &plugin);
     run(
-        Command::new(&python).args(["-m", "pip", "install", "-q", "pytest"]),
-        "pip install pytest",
+        Command::new(&python).args(["-m", "pip", "install", "-q", "pytest", "pytest-xdist"]),
+        "pip install pytest pytest-xdist",
     );
     // Always reinstall the plugin: the checkout may have changed.
     run(
@@ -135,13 +151,18 @@ fn pytest_memleak_flags_the_leak_and_names_the_test() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    // The tests pass; the leak fails the session with memleak's code 3.
-    assert_eq!(out.status.code(), Some(3), "{stdout}\n{stderr}");
-    assert!(stdout.contains("3 passed"), "{stdout}");
+    // The plugin fails the leaking test itself: pytest's TESTS_FAILED.
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 failed, 2 passed"), "{stdout}");
+    assert!(
+        stdout.contains("FAILED test_suite.py::test_leaky - memory leak"),
+        "{stdout}"
+    );
     // The table names the test that ran while memory grew.
     assert!(stdout.contains("phases while pid"), "{stdout}");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     assert!(v["summary"]["leaks"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(flagged_tests(&v), ["test_suite.py::test_leaky"], "{v}");
     let phases = v["phases"].as_array().expect("a phases array");
     let python_phases = phases
         .iter()
@@ -165,6 +186,35 @@ fn pytest_memleak_flags_the_leak_and_names_the_test() {
         );
     }
 
+    // A per-test limit too high to fail the test: the tests pass, memleak
+    // still flags the growing process (its exit code 3), and the session
+    // fails with pytest's TESTS_FAILED, not 3 (pytest's INTERNAL_ERROR).
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--memleak"])
+        .arg("--memleak-kept=1GiB")
+        .arg(format!("--memleak-bin={}", memleak.display()))
+        .arg("--memleak-args=-i 100ms")
+        .current_dir(tmp.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stdout.contains("3 passed"), "{stdout}\n{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.contains("memleak flagged a leak"), "{stderr}");
+    // The mapping itself, case by case (memleak's code, the inner pytest's).
+    run(
+        Command::new(&python).args([
+            "-c",
+            "from pytest_memleak.plugin import session_exit_code as f, parse_size as p\n\
+             assert f(3, 0) == 1 and f(3, 1) == 1 and f(3, 2) == 2 and f(0, 0) == 0\n\
+             assert f(3, None) == 1 and f(2, None) == 4 and f(1, 0) == 1\n\
+             assert f(3, 3) == 3  # pytest's own internal error stays one\n\
+             assert p('10 MiB') == 10 << 20 and p('1GB') == 10**9 and p(512) == 512\n",
+        ]),
+        "session_exit_code and parse_size",
+    );
+
     // Without the leaky test: exit 0, nothing flagged.
     let out = Command::new(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--memleak"])
@@ -183,4 +233,211 @@ fn pytest_memleak_flags_the_leak_and_names_the_test() {
     );
     assert!(stdout.contains("2 passed"), "{stdout}");
     assert!(!stdout.contains("phases while pid"), "{stdout}");
+}
+
+/// Names of the tests memleak's report flags (kept memory).
+fn flagged_tests(report: &Value) -> Vec<String> {
+    report["tests"]
+        .as_array()
+        .map(|t| {
+            t.iter()
+                .filter(|t| t["flagged"] == true)
+                .map(|t| t["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// `(classname, name)` of the failed testcases of a pytest --junitxml file.
+fn junit_failures(path: &Path) -> (usize, Vec<(String, String)>) {
+    let xml = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: no junit file: {e}", path.display()));
+    let doc = roxmltree::Document::parse(&xml).expect("well-formed junit");
+    let cases: Vec<_> = doc
+        .descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .collect();
+    let failed = cases
+        .iter()
+        .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+        .map(|c| {
+            let attr = |k| c.attribute(k).unwrap_or_default().to_string();
+            (attr("classname"), attr("name"))
+        })
+        .collect();
+    (cases.len(), failed)
+}
+
+/// The pinned third-party suite: more-itertools' sdist ships its tests
+/// (~660 tests, ~10 s, pure Python, no dependencies). Downloaded once into
+/// target/ and unpacked; the sdist root puts `more_itertools` on sys.path.
+const SUITE_SDIST: &str = "more-itertools==10.5.0";
+const SUITE_DIR: &str = "more-itertools-10.5.0";
+
+/// The injected leak: about 2 MiB kept per iteration for 3 s (120 MiB),
+/// every page touched, never freed. Plus a test that only churns: it
+/// allocates and frees 60 MiB behind a small buffer it keeps, so glibc
+/// would keep the freed pages resident unless trimmed (the plugin trims).
+const INJECTED: &str = r#"
+import time
+
+_hold = []
+
+def test_leaks_on_purpose():
+    for _ in range(60):
+        _hold.append(b"x" * (2 << 20))
+        time.sleep(0.05)
+
+def test_churns_without_keeping():
+    b = bytearray(8 << 20)
+    del b  # glibc raises its mmap threshold: later buffers use the heap
+    x = [bytearray(1 << 20) for _ in range(60)]
+    _hold.append(bytearray(600_000))  # pins the top of the heap
+    del x
+"#;
+const INJECTED_FILE: &str = "tests/test_memleak_injected.py";
+const LEAKY: &str = "tests/test_memleak_injected.py::test_leaks_on_purpose";
+
+fn third_party_suite(python: &Path) -> PathBuf {
+    let cache = target_dir().join("pytest-suite");
+    let root = cache.join(SUITE_DIR);
+    if !root.join("tests/test_more.py").is_file() {
+        std::fs::create_dir_all(&cache).unwrap();
+        run(
+            Command::new(python)
+                .args([
+                    "-m",
+                    "pip",
+                    "download",
+                    "-q",
+                    "--no-deps",
+                    "--no-binary",
+                    ":all:",
+                ])
+                .arg("-d")
+                .arg(&cache)
+                .arg(SUITE_SDIST),
+            "pip download the more-itertools sdist",
+        );
+        run(
+            Command::new(python)
+                .args([
+                    "-c",
+                    "import sys, tarfile; tarfile.open(sys.argv[1]).extractall(sys.argv[2])",
+                ])
+                .arg(cache.join(format!("{SUITE_DIR}.tar.gz")))
+                .arg(&cache),
+            "unpack the sdist",
+        );
+    }
+    std::fs::write(root.join(INJECTED_FILE), INJECTED).unwrap();
+    root
+}
+
+/// `pytest --memleak` on `args` in `dir`, the recording and reports in
+/// `out_dir`: the output, memleak's JSON report, and pytest's junit file.
+fn pytest_memleak(
+    python: &Path,
+    dir: &Path,
+    out_dir: &Path,
+    args: &[&str],
+) -> (Output, Value, PathBuf) {
+    let report = out_dir.join("memleak.json");
+    let junit = out_dir.join("junit.xml");
+    let recording = out_dir.join("session.memleak");
+    let _ = std::fs::remove_file(&recording);
+    let out = Command::new(python)
+        .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--memleak"])
+        .arg(format!("--memleak-bin={}", memleak_bin().display()))
+        .arg(format!(
+            "--memleak-args=-o {} --format json --report {}",
+            recording.display(),
+            report.display()
+        ))
+        .arg(format!("--junitxml={}", junit.display()))
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = std::fs::read_to_string(&report).unwrap_or_else(|e| {
+        panic!(
+            "no memleak report ({e}):\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out, serde_json::from_str(&text).unwrap(), junit)
+}
+
+#[test]
+fn a_real_suite_fails_only_the_injected_leak_wherever_it_runs() {
+    require_ebpf!();
+    let Some(python) = venv() else { return };
+    let root = third_party_suite(&python);
+    let (more, recipes) = ("tests/test_more.py", "tests/test_recipes.py");
+    let cases: [(&str, Vec<&str>); 5] = [
+        ("alone", vec![INJECTED_FILE]),
+        ("first", vec![INJECTED_FILE, more, recipes]),
+        ("middle", vec![more, INJECTED_FILE, recipes]),
+        ("last", vec![more, recipes, INJECTED_FILE]),
+        ("xdist", vec!["-n", "2", more, INJECTED_FILE, recipes]),
+    ];
+    let out_dir = tempfile::tempdir().unwrap();
+    for (what, args) in cases {
+        let (out, report, junit) = pytest_memleak(&python, &root, out_dir.path(), &args);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let ctx = format!("[{what}]\n{stdout}\n{stderr}");
+        // A leak is a test failure (1), never pytest's INTERNAL_ERROR (3).
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        // pytest: exactly the leaking test failed, in the junit file too.
+        let (cases, failed) = junit_failures(&junit);
+        let want = vec![(
+            "tests.test_memleak_injected".to_string(),
+            "test_leaks_on_purpose".to_string(),
+        )];
+        assert_eq!(failed, want, "{ctx}");
+        assert!(
+            stdout.contains(&format!("FAILED {LEAKY} - memory leak")),
+            "{ctx}"
+        );
+        // memleak's recording-based verdict names the same test, measured
+        // on the process that ran it (each xdist worker sends its pid).
+        assert_eq!(flagged_tests(&report), [LEAKY], "{ctx}\n{report}");
+        let leaky = &report["tests"][0];
+        assert!(
+            leaky["kept_bytes"].as_f64().unwrap() > 80.0 * 1048576.0,
+            "{ctx}\n{leaky}"
+        );
+        assert_eq!(leaky["runs"][0]["by_pid"], true, "{leaky}");
+        let measured = report["tests"].as_array().unwrap().len();
+        if what == "alone" {
+            assert_eq!((cases, measured), (2, 2), "{ctx}");
+        } else {
+            // Every test of the suite was measured by both sides.
+            assert!(cases > 600 && measured > 600, "{cases} {measured} {ctx}");
+        }
+        if what == "xdist" {
+            assert!(stdout.contains("1 failed"), "{ctx}");
+            let pids: std::collections::BTreeSet<u64> = report["tests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter_map(|t| t["runs"][0]["pid"].as_u64())
+                .collect();
+            assert_eq!(pids.len(), 2, "tests measured on both workers: {pids:?}");
+        }
+    }
+
+    // The unmodified suite: nothing flagged by either side, exit 0.
+    let (out, report, junit) = pytest_memleak(&python, &root, out_dir.path(), &[more, recipes]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ctx = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{ctx}");
+    assert_eq!(junit_failures(&junit).1, [], "{ctx}");
+    assert_eq!(flagged_tests(&report), Vec::<String>::new(), "{report}");
+    assert!(
+        stdout.contains("none kept memory above its threshold"),
+        "{ctx}"
+    );
 }

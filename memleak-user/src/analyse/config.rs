@@ -22,6 +22,8 @@
 //! min_kept = "32MiB"       # CI rule: a leak keeps more than this...
 //! min_kept_fraction = 0.1  # ...and this fraction of the starting value
 //! limit = "512MiB"         # the production limit, projected against
+//! test_kept = "32MiB"       # flag a marked test keeping this much anon memory
+//!                           # (default: the CI rule's min_kept and min_kept_fraction)
 //! ```
 //!
 //! Other top-level tables are ignored (they belong to other commands);
@@ -84,6 +86,7 @@ pub struct AnalysisConfig {
     pub min_kept: Option<Quantity>,
     pub min_kept_fraction: Option<f64>,
     pub limit: Option<Quantity>,
+    pub test_kept: Option<Quantity>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +165,9 @@ impl AnalysisConfig {
         if let Some(names) = &self.metrics {
             settings.metrics = parse_metrics(names).map_err(|e| invalid("metrics", e))?;
         }
+        if let Some(q) = &self.test_kept {
+            settings.test_kept_bytes = Some(bytes("test_kept", q)?);
+        }
         if let Some(name) = &self.model {
             settings.model = super::ModelChoice::parse(name).ok_or_else(|| {
                 invalid(
@@ -227,6 +233,7 @@ mod tests {
             min_growth = "4MiB"
             metrics = ["vm"]
             model = "trend"
+            test_kept = "8MiB"
         "#;
         let c = parse(text, Path::new("memleak.toml")).unwrap();
         let mut s = Settings::default();
@@ -239,6 +246,7 @@ mod tests {
         assert_eq!(s.metrics, vec![Metric::Vm]);
         assert_eq!(s.model, super::super::ModelChoice::Trend);
         assert_eq!(s.warmup_fraction, 0.1);
+        assert_eq!(s.test_kept_bytes, Some(8.0 * 1048576.0));
         s.validate().unwrap();
     }
 
@@ -267,6 +275,11 @@ mod tests {
             .apply(&mut Settings::default(), Path::new("m.toml"))
             .unwrap_err();
         assert!(e.to_string().contains("model"), "{e}");
+        let c = parse("[analysis]\ntest_kept = \"lots\"\n", Path::new("m.toml")).unwrap();
+        let e = c
+            .apply(&mut Settings::default(), Path::new("m.toml"))
+            .unwrap_err();
+        assert!(e.to_string().contains("test_kept"), "{e}");
         let c = parse("[analysis]\nmetrics = [\"heap\"]\n", Path::new("m.toml")).unwrap();
         assert!(c
             .apply(&mut Settings::default(), Path::new("m.toml"))

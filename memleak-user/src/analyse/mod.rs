@@ -300,6 +300,10 @@ pub struct Settings {
     pub min_kept_fraction: f64,
     /// A memory limit stated by hand (the production container's), bytes.
     pub limit_bytes: Option<f64>,
+    /// A marked phase (test) is flagged when the anonymous memory it kept
+    /// reaches this many bytes; `None`: max(32 MiB, 10% of the process's
+    /// anonymous memory at the test's start). See [`phases::test_verdicts`].
+    pub test_kept_bytes: Option<f64>,
 }
 
 impl Default for Settings {
@@ -321,6 +325,7 @@ impl Default for Settings {
             min_kept_bytes: 32.0 * 1024.0 * 1024.0,
             min_kept_fraction: 0.1,
             limit_bytes: None,
+            test_kept_bytes: None,
         }
     }
 }

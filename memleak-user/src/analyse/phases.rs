@@ -8,22 +8,52 @@
 //! finding's fitted window; each phase overlapping it gets the growth of the
 //! process's (held, densified) series between the overlap's start and end.
 //!
-//! Markers carry no process: attribution is by time. With one harness
-//! process (pytest, `cargo test`) that is exact; with parallel tests it says
-//! which tests were *running* while memory grew.
+//! That attribution is by time. Separately, [`test_verdicts`] says what
+//! each phase *kept*: the anonymous memory of the process that ran it at the
+//! phase's end minus at its start. A leaking test keeps what it leaked
+//! whenever it runs (first, last, under pytest-xdist), while a time-based
+//! fit only sees processes that grew like a leak over the whole recording,
+//! and misses those that free their heap before they exit.
+//!
+//! A marker line may name the process that sent it (`begin pid=N NAME`):
+//! the phase is then measured on that process. Without a pid, every process
+//! alive across the phase is measured and the one that kept the most wins.
+
+use std::collections::HashMap;
 
 use serde::Serialize;
 
 use super::{Analysis, Metric, Verdict};
+use crate::sample::Mem;
 use crate::store::{Recording, StoreError};
 
 /// A `begin`..`end` interval, seconds since the recording's start.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Phase {
     pub name: String,
+    /// The process that sent the markers (`pid=N`), when it said.
+    pub pid: Option<u32>,
     pub start_s: f64,
     /// `None`: never ended (the harness died, or the recording stopped first).
     pub end_s: Option<f64>,
+}
+
+/// Splits the optional `pid=N ` prefix off a stored marker name. The
+/// recorder stores everything after the kind as the name, so the prefix is
+/// parsed here: recordings made before it existed read the same, and a
+/// name that merely looks like `pid=x` (no digits, nothing after) stays a
+/// name.
+pub fn split_pid(name: &str) -> (Option<u32>, &str) {
+    let Some(rest) = name.strip_prefix("pid=") else {
+        return (None, name);
+    };
+    let Some((num, tail)) = rest.split_once(char::is_whitespace) else {
+        return (None, name);
+    };
+    match num.parse::<u32>() {
+        Ok(pid) if !tail.trim().is_empty() => (Some(pid), tail.trim()),
+        _ => (None, name),
+    }
 }
 
 /// How much one phase saw a process grow.
@@ -52,15 +82,17 @@ pub struct ProcessPhases {
     pub phases: Vec<PhaseGrowth>,
 }
 
-/// Pairs `begin`/`end` markers by name (nested and repeated names are
-/// fine: an `end` closes the latest open phase of that name). `mark`
-/// events are not phases.
+/// Pairs `begin`/`end` markers by name and sender pid (nested and repeated
+/// names are fine: an `end` closes the latest open phase of that name from
+/// the same sender). `mark` events are not phases.
 pub fn phases_from_markers(markers: &[(f64, String, String)]) -> Vec<Phase> {
     let mut out: Vec<Phase> = Vec::new();
-    for (t, kind, name) in markers {
+    for (t, kind, raw) in markers {
+        let (pid, name) = split_pid(raw);
         match kind.as_str() {
             "begin" => out.push(Phase {
-                name: name.clone(),
+                name: name.to_string(),
+                pid,
                 start_s: *t,
                 end_s: None,
             }),
@@ -68,7 +100,7 @@ pub fn phases_from_markers(markers: &[(f64, String, String)]) -> Vec<Phase> {
                 if let Some(p) = out
                     .iter_mut()
                     .rev()
-                    .find(|p| p.end_s.is_none() && p.name == *name)
+                    .find(|p| p.end_s.is_none() && p.pid == pid && p.name == name)
                 {
                     p.end_s = Some(*t);
                 }
@@ -114,6 +146,226 @@ pub fn attribute(t: &[f64], y: &[f64], w0: f64, w1: f64, phases: &[Phase]) -> Ve
     out
 }
 
+/// Memory a process holds for itself: anonymous resident, shared-anonymous
+/// (shmem) and swapped-out pages. Not the virtual size (thread stacks and
+/// reserved arenas inflate it without using memory) and not file-backed
+/// resident pages (the page cache can drop them; mapping a library is not
+/// a leak).
+pub fn anon_bytes(m: &Mem) -> u64 {
+    m.rss_anon
+        .saturating_add(m.rss_shmem)
+        .saturating_add(m.swap)
+}
+
+/// One process's anonymous memory on the sampler's ticks (held values, as
+/// [`crate::store::ProcessSeries`]), read by the caller from the recording.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct AnonSeries {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub comm: String,
+    /// Seconds since the recording's start, ascending.
+    pub t: Vec<f64>,
+    /// [`anon_bytes`] at each point.
+    pub anon: Vec<u64>,
+    /// When the process exited (seconds since the recording's start).
+    pub exit_s: Option<f64>,
+}
+
+impl AnonSeries {
+    /// The settled value at instant `x`: the held value (last point at or
+    /// before `x`), or the lowest point of the next sampler tick when that
+    /// is lower. A harness frees garbage right before its marker; the tick
+    /// before it (up to one interval stale) may still hold the test's
+    /// transient peak, which would charge a test that only churned with
+    /// memory it gave back. Memory only grows again after the marker when
+    /// the next test allocates, so the lower neighbour is the closer bound.
+    ///
+    /// "The next tick" is the points up to `lookahead` seconds after `x`: a
+    /// tick's figures are stored a little after the tick itself (the tick
+    /// and its sample are two points), and a busy machine delays ticks.
+    /// Points within an `interval` of the process's exit are not used: an
+    /// exiting interpreter frees its heap, which is not the test settling.
+    /// `None` before the first point.
+    fn settled_at(&self, x: f64, lookahead: f64, interval: f64) -> Option<u64> {
+        let i = self.t.partition_point(|&t| t <= x);
+        let held = self.anon[..i].last().copied()?;
+        let usable = |t: f64| t <= x + lookahead && self.exit_s.is_none_or(|e| t < e - interval);
+        let next = self.t[i..]
+            .iter()
+            .zip(&self.anon[i..])
+            .take_while(|(&t, _)| usable(t))
+            .map(|(_, &v)| v)
+            .min();
+        Some(next.map_or(held, |n| held.min(n)))
+    }
+
+    /// Anon at `a` and what was kept from `a` to `b`; `last`: no later
+    /// phase of the same sender began (see [`LOOKAHEAD_LAST`]).
+    fn kept(&self, a: f64, b: f64, last: bool, interval: f64) -> Option<(f64, f64)> {
+        let start = self.settled_at(a, LOOKAHEAD * interval, interval)? as f64;
+        let ahead = if last { LOOKAHEAD_LAST } else { LOOKAHEAD };
+        let end = self.settled_at(b, ahead * interval, interval)? as f64;
+        Some((start, end - start))
+    }
+
+    /// Whether the process was measured at `a` and still alive at `b`.
+    fn alive_across(&self, a: f64, b: f64) -> bool {
+        self.t.first().is_some_and(|&t0| t0 <= a) && self.exit_s.is_none_or(|e| e >= b)
+    }
+}
+
+/// How far past a marker (in sampling intervals) the next tick is looked
+/// for: one interval, plus as much again for a tick delayed on a busy
+/// machine.
+const LOOKAHEAD: f64 = 2.0;
+
+/// The same after a sender's last phase: no next test follows, so nothing
+/// but the harness's own wind-down runs until it exits, and a harness holds
+/// still for a few intervals before exiting (pytest-memleak: 5) so the
+/// recorder sees it settled; ticks within an interval of the exit are not
+/// used anyway.
+const LOOKAHEAD_LAST: f64 = 5.0;
+
+/// When a test's kept memory is flagged.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct KeptThreshold {
+    /// A fixed threshold in bytes (`--test-kept`); `None`: the default rule,
+    /// the CI rule's own: more than `floor_bytes` and `fraction` of the
+    /// process's anon memory at the test's start (`--min-kept`,
+    /// `--min-kept-fraction`), so a test and a process are held to the same
+    /// measure of "kept".
+    pub fixed: Option<f64>,
+    pub floor_bytes: f64,
+    pub fraction: f64,
+}
+
+impl KeptThreshold {
+    /// The thresholds `settings` define.
+    pub fn from_settings(settings: &super::Settings) -> KeptThreshold {
+        KeptThreshold {
+            fixed: settings.test_kept_bytes,
+            floor_bytes: settings.min_kept_bytes,
+            fraction: settings.min_kept_fraction,
+        }
+    }
+
+    /// The threshold for a test that started with `anon_start` bytes.
+    pub fn bytes(&self, anon_start: f64) -> f64 {
+        self.fixed
+            .unwrap_or_else(|| self.floor_bytes.max(self.fraction * anon_start))
+    }
+}
+
+/// One measured run of a test (a phase occurrence).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TestRun {
+    pub pid: u32,
+    pub start_ns: u64,
+    pub comm: String,
+    pub start_s: f64,
+    pub end_s: f64,
+    /// Anon memory of the process when the run started.
+    pub anon_start_bytes: f64,
+    /// Anon at the end minus at the start (negative: it freed memory).
+    pub kept_bytes: f64,
+    /// `true` when the marker named the process (`pid=N`); `false` when the
+    /// process that kept the most of those alive was taken.
+    pub by_pid: bool,
+}
+
+/// What a test (every run of one phase name) kept, and whether that is
+/// flagged.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TestVerdict {
+    pub name: String,
+    /// Kept bytes summed over the runs (`pytest --count`, reruns).
+    pub kept_bytes: f64,
+    /// The threshold, from the anon memory at the first run's start.
+    pub threshold_bytes: f64,
+    pub flagged: bool,
+    /// Every measured run, in time order.
+    pub runs: Vec<TestRun>,
+}
+
+/// Kept anonymous memory per test: the settled anon at each phase's end
+/// minus at its start (see [`AnonSeries`]; `interval_s` is the sampling
+/// interval). Phases that never ended, or that no recorded process lived
+/// across, are left out (nothing to measure). Flagged tests first, then
+/// the most kept first.
+pub fn test_verdicts(
+    phases: &[Phase],
+    procs: &[AnonSeries],
+    interval_s: f64,
+    threshold: KeptThreshold,
+) -> Vec<TestVerdict> {
+    let mut out: Vec<TestVerdict> = Vec::new();
+    // Index by name: suites have tens of thousands of tests.
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    // Latest begin per sender (unnamed senders count as one).
+    let mut last_begin: HashMap<Option<u32>, f64> = HashMap::new();
+    for p in phases {
+        let t = last_begin.entry(p.pid).or_insert(p.start_s);
+        *t = t.max(p.start_s);
+    }
+    for p in phases {
+        let Some(end) = p.end_s else { continue };
+        let (a, b) = (p.start_s, end);
+        let last = last_begin.get(&p.pid).is_none_or(|&t| t <= a);
+        let measure =
+            |s| AnonSeries::kept(s, a, b, last, interval_s).map(|(start, kept)| (s, start, kept));
+        let alive = || procs.iter().filter(|s| s.alive_across(a, b));
+        // The sender when it said who it is; when that pid is not in the
+        // recording (another pid namespace), fall back as if it had not.
+        let by_pid = p
+            .pid
+            .and_then(|pid| alive().filter(|s| s.pid == pid).find_map(measure));
+        let chosen = by_pid.or_else(|| {
+            alive()
+                .filter_map(measure)
+                .max_by(|x, y| x.2.total_cmp(&y.2))
+        });
+        let Some((s, anon_start, kept)) = chosen else {
+            continue;
+        };
+        let run = TestRun {
+            pid: s.pid,
+            start_ns: s.start_ns,
+            comm: s.comm.clone(),
+            start_s: a,
+            end_s: b,
+            anon_start_bytes: anon_start,
+            kept_bytes: kept,
+            by_pid: by_pid.is_some(),
+        };
+        match index.get(p.name.as_str()) {
+            Some(&i) => {
+                out[i].kept_bytes += kept;
+                out[i].runs.push(run);
+            }
+            None => {
+                index.insert(&p.name, out.len());
+                out.push(TestVerdict {
+                    name: p.name.clone(),
+                    kept_bytes: kept,
+                    threshold_bytes: threshold.bytes(anon_start),
+                    flagged: false,
+                    runs: vec![run],
+                })
+            }
+        }
+    }
+    for v in &mut out {
+        v.flagged = v.kept_bytes >= v.threshold_bytes;
+    }
+    out.sort_by(|x, y| {
+        y.flagged
+            .cmp(&x.flagged)
+            .then(y.kept_bytes.total_cmp(&x.kept_bytes))
+    });
+    out
+}
+
 /// Attribution for every leak or growing process of `analysis`, read from
 /// `rec` (the recording it was made from). Empty without markers.
 pub fn for_analysis(
@@ -156,6 +408,7 @@ pub fn for_analysis(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::analyse::Settings;
 
     fn m(t: f64, k: &str, n: &str) -> (f64, String, String) {
         (t, k.into(), n.into())
@@ -203,5 +456,221 @@ mod tests {
         assert_eq!(g[1].growth_bytes, 0.0);
         assert_eq!(g[1].overlap_s, 5.0);
         assert_eq!(g[2].overlap_s, 10.0);
+    }
+    const MIB: f64 = 1024.0 * 1024.0;
+
+    /// A process sampled every second from `t0`, anon given per second.
+    fn proc(pid: u32, t0: f64, anon_mib: &[f64]) -> AnonSeries {
+        AnonSeries {
+            pid,
+            start_ns: pid as u64 * 1000,
+            comm: format!("p{pid}"),
+            t: (0..anon_mib.len()).map(|i| t0 + i as f64).collect(),
+            anon: anon_mib.iter().map(|m| (m * MIB) as u64).collect(),
+            exit_s: None,
+        }
+    }
+
+    #[test]
+    fn marker_names_may_carry_the_sender_pid() {
+        assert_eq!(split_pid("pid=42 t.py::x"), (Some(42), "t.py::x"));
+        assert_eq!(split_pid("pid=42  a b "), (Some(42), "a b"));
+        assert_eq!(split_pid("t.py::x"), (None, "t.py::x"));
+        assert_eq!(split_pid("pid=42"), (None, "pid=42"));
+        assert_eq!(split_pid("pid=x y"), (None, "pid=x y"));
+        // Two workers running a test of the same name: ends pair per sender.
+        let p = phases_from_markers(&[
+            m(1.0, "begin", "pid=1 t"),
+            m(2.0, "begin", "pid=2 t"),
+            m(3.0, "end", "pid=1 t"),
+            m(5.0, "end", "pid=2 t"),
+        ]);
+        assert_eq!(p.len(), 2);
+        assert_eq!((p[0].pid, p[0].end_s), (Some(1), Some(3.0)));
+        assert_eq!((p[1].pid, p[1].end_s), (Some(2), Some(5.0)));
+        assert_eq!(p[0].name, "t");
+    }
+
+    #[test]
+    fn kept_is_measured_on_the_sender_when_it_says() {
+        // Worker 10 keeps 100 MiB during its test; worker 20 churns: it
+        // grows 200 MiB mid-test and frees it again.
+        let w10 = proc(10, 0.0, &[50.0, 50.0, 100.0, 150.0, 150.0, 150.0]);
+        let w20 = proc(20, 0.0, &[50.0, 250.0, 250.0, 50.0, 50.0, 50.0]);
+        let phases = phases_from_markers(&[
+            m(0.5, "begin", "pid=10 leaky"),
+            m(0.5, "begin", "pid=20 churny"),
+            m(4.5, "end", "pid=10 leaky"),
+            m(4.5, "end", "pid=20 churny"),
+        ]);
+        let v = test_verdicts(
+            &phases,
+            &[w10, w20],
+            1.0,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert_eq!(v.len(), 2);
+        assert_eq!(v[0].name, "leaky");
+        assert!(v[0].flagged);
+        assert_eq!(v[0].kept_bytes, 100.0 * MIB);
+        assert_eq!(v[0].threshold_bytes, 32.0 * MIB);
+        assert_eq!((v[0].runs[0].pid, v[0].runs[0].by_pid), (10, true));
+        assert_eq!(v[1].name, "churny");
+        assert!(!v[1].flagged);
+        assert_eq!(v[1].kept_bytes, 0.0);
+        assert_eq!(v[1].runs[0].pid, 20);
+    }
+
+    #[test]
+    fn without_a_pid_the_process_that_kept_most_is_taken() {
+        let harness = proc(10, 0.0, &[50.0, 90.0, 130.0, 130.0]);
+        let helper = proc(20, 0.0, &[5.0, 6.0, 7.0, 7.0]);
+        // Born after the test started: not measured.
+        let late = proc(30, 1.5, &[0.0, 900.0]);
+        // Exited before the test ended: not measured.
+        let mut gone = proc(40, 0.0, &[0.0, 500.0, 900.0]);
+        gone.exit_s = Some(2.5);
+        let phases = phases_from_markers(&[
+            m(0.0, "begin", "t"),
+            m(3.0, "end", "t"),
+            m(3.0, "begin", "open"),
+        ]);
+        let v = test_verdicts(
+            &phases,
+            &[helper, late, harness, gone],
+            1.0,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert_eq!(v.len(), 1, "a phase never ended is not measured: {v:?}");
+        assert_eq!((v[0].runs[0].pid, v[0].runs[0].by_pid), (10, false));
+        assert_eq!(v[0].kept_bytes, 80.0 * MIB);
+        assert!(v[0].flagged);
+    }
+
+    #[test]
+    fn repeats_add_up_and_the_threshold_scales_with_the_process() {
+        // Three runs of "t", 12 MiB each: 36 MiB in all crosses 32 MiB.
+        let p = proc(1, 0.0, &[10.0, 22.0, 34.0, 46.0]);
+        let mut markers = Vec::new();
+        for i in 0..3 {
+            markers.push(m(i as f64, "begin", "pid=1 t"));
+            markers.push(m(i as f64 + 1.0, "end", "pid=1 t"));
+        }
+        let phases = phases_from_markers(&markers);
+        let v = test_verdicts(
+            &phases,
+            std::slice::from_ref(&p),
+            1.0,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert_eq!((v[0].runs.len(), v[0].kept_bytes), (3, 36.0 * MIB));
+        assert!(v[0].flagged);
+        // A 2 GiB process: 10% of it (~205 MiB) is the threshold.
+        let big = proc(1, 0.0, &[2048.0, 2148.0]);
+        let phases = phases_from_markers(&[m(0.0, "begin", "t"), m(1.0, "end", "t")]);
+        let v = test_verdicts(
+            &phases,
+            std::slice::from_ref(&big),
+            1.0,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert!(!v[0].flagged);
+        assert!((v[0].threshold_bytes - 204.8 * MIB).abs() < 1.0);
+        // A fixed threshold replaces the rule.
+        let fixed = KeptThreshold {
+            fixed: Some(10.0 * MIB),
+            ..KeptThreshold::from_settings(&Settings::default())
+        };
+        assert!(test_verdicts(&phases, &[big], 1.0, fixed)[0].flagged);
+    }
+
+    #[test]
+    fn a_peak_freed_at_the_end_marker_is_not_kept() {
+        // Sampled every second: the tick at 1 s saw the churning test's
+        // transient 60 MiB; it was freed before its end marker at 1.8 s,
+        // which the tick at 2 s shows.
+        let p = proc(1, 0.0, &[50.0, 110.0, 50.0, 50.0]);
+        let phases = phases_from_markers(&[
+            m(0.2, "begin", "churn"),
+            m(1.8, "end", "churn"),
+            m(1.81, "begin", "next"),
+        ]);
+        let v = test_verdicts(
+            &phases,
+            std::slice::from_ref(&p),
+            1.0,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert_eq!(v[0].kept_bytes, 0.0);
+        // The next tick only counts within two intervals of the marker...
+        let v = test_verdicts(
+            &phases,
+            std::slice::from_ref(&p),
+            0.05,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert_eq!(v[0].kept_bytes, 60.0 * MIB);
+        // A tick's figures land a little after the tick: the tick holds the
+        // stale peak, the sample right after it the settled value.
+        let mut late = p.clone();
+        late.t = vec![0.0, 1.0, 2.0, 2.01, 3.0];
+        late.anon = [50.0, 110.0, 110.0, 50.0, 50.0]
+            .iter()
+            .map(|m| (m * MIB) as u64)
+            .collect();
+        let v = test_verdicts(
+            &phases,
+            &[late],
+            1.0,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert_eq!(v[0].kept_bytes, 0.0);
+        // ...and not when it is the process exiting (its heap freed).
+        let mut exiting = p.clone();
+        exiting.exit_s = Some(2.5);
+        let v = test_verdicts(
+            &phases,
+            &[exiting],
+            1.0,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert_eq!(v[0].kept_bytes, 60.0 * MIB);
+    }
+
+    #[test]
+    fn after_a_senders_last_test_the_settled_tick_may_come_later() {
+        // The ticks at 2 s and 3 s still show the peak (a busy machine);
+        // the one at 4 s the settled value.
+        let p = proc(1, 0.0, &[50.0, 110.0, 110.0, 110.0, 50.0, 50.0]);
+        let last = phases_from_markers(&[m(0.2, "begin", "t"), m(1.8, "end", "t")]);
+        let v = test_verdicts(
+            &last,
+            std::slice::from_ref(&p),
+            1.0,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert_eq!(v[0].kept_bytes, 0.0);
+        // With a test after it, the tick at 4 s belongs to that test.
+        let mut markers = vec![m(0.2, "begin", "t"), m(1.8, "end", "t")];
+        markers.push(m(1.81, "begin", "u"));
+        let v = test_verdicts(
+            &phases_from_markers(&markers),
+            &[p],
+            1.0,
+            KeptThreshold::from_settings(&Settings::default()),
+        );
+        assert_eq!(v[0].kept_bytes, 60.0 * MIB);
+    }
+
+    #[test]
+    fn anon_is_anonymous_shmem_and_swap_only() {
+        let m = Mem {
+            vm: 1 << 40,
+            rss_anon: 1,
+            rss_file: 1 << 30,
+            rss_shmem: 2,
+            swap: 4,
+        };
+        assert_eq!(anon_bytes(&m), 7);
     }
 }

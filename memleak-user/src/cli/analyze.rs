@@ -19,8 +19,10 @@ use clap::builder::PossibleValuesParser;
 use clap::{Args, ValueEnum};
 
 use crate::analyse::config;
+use crate::analyse::phases;
 use crate::analyse::units::{parse_bytes, parse_duration};
 use crate::analyse::{analyse, Settings};
+use crate::report::phases::Marked;
 use crate::report::{self, Format};
 use crate::store::Recording;
 
@@ -132,6 +134,14 @@ pub struct AnalysisArgs {
     #[arg(long, value_name = "MODEL",
           value_parser = PossibleValuesParser::new(["lbr", "sawtooth", "trend", "all"]))]
     pub model: Option<String>,
+
+    /// With phase markers (e.g. pytest-memleak): flag a test that kept this
+    /// much anonymous memory (rss_anon + shmem + swap at its end minus at
+    /// its start) [default: the CI rule's --min-kept and
+    /// --min-kept-fraction, i.e. max(32MiB, 10% of the process's anonymous
+    /// memory at the test's start)].
+    #[arg(long, value_parser = bytes_arg, value_name = "SIZE")]
+    pub test_kept: Option<f64>,
 }
 
 fn duration_arg(s: &str) -> Result<f64, String> {
@@ -205,6 +215,9 @@ impl AnalysisArgs {
         if let Some(v) = self.min_kept_fraction {
             s.min_kept_fraction = v;
         }
+        if let Some(v) = self.test_kept {
+            s.test_kept_bytes = Some(v);
+        }
         s.validate()?;
         Ok(s)
     }
@@ -251,7 +264,8 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
-    /// Exit with code 3 when a leak is flagged.
+    /// Exit with code 3 when a leak is flagged: a process, or a marked test
+    /// that kept memory (see --test-kept).
     #[arg(long)]
     pub fail_on_leak: bool,
 }
@@ -313,7 +327,7 @@ fn emit(text: &str) -> Result<()> {
 }
 
 /// Analyses a recording and reports it as `report` says; returns whether
-/// any leak was flagged.
+/// any leak was flagged (a process, or a marked test that kept memory).
 pub fn analyse_and_report(
     recording_path: &Path,
     analysis: &AnalysisArgs,
@@ -322,16 +336,57 @@ pub fn analyse_and_report(
     let settings = analysis.settings()?;
     let rec = Recording::open(recording_path)?;
     let a = analyse(&rec, &settings)?;
-    let phases = crate::analyse::phases::for_analysis(&rec, &a)?;
+    let marked = Marked {
+        processes: phases::for_analysis(&rec, &a)?,
+        tests: test_verdicts(&rec, &settings)?,
+    };
     drop(rec);
-    emit_analysis(&a, &phases, report)?;
-    Ok(a.any_leak())
+    emit_analysis(&a, &marked, report)?;
+    Ok(a.any_leak() || marked.any_test_flagged())
 }
 
-/// Reports an analysis (and its phase attribution, if any) as `report` says.
+/// Kept memory per marked test: reads the markers and the anonymous memory
+/// of the processes that may have run them, then leaves the judging to
+/// [`phases::test_verdicts`].
+fn test_verdicts(rec: &Recording, settings: &Settings) -> Result<Vec<phases::TestVerdict>> {
+    let marked = phases::phases_from_markers(&rec.markers()?);
+    let ended = marked.iter().filter_map(|p| Some((p.start_s, p.end_s?)));
+    let Some((last_start, first_end)) = ended.fold(None, |acc: Option<(f64, f64)>, (a, b)| {
+        Some(acc.map_or((a, b), |(s, e)| (s.max(a), e.min(b))))
+    }) else {
+        return Ok(Vec::new());
+    };
+    let origin = rec.meta.start_ns as f64;
+    let secs = |ns: u64| (ns as f64 - origin) / 1e9;
+    let mut procs = Vec::new();
+    for p in &rec.processes {
+        // Only a process alive across some test can have kept memory in
+        // it: skip loading the samples of the others (shell wrappers,
+        // short-lived helpers).
+        if secs(p.id.start_ns) > last_start || p.exit_ns.is_some_and(|e| secs(e) < first_end) {
+            continue;
+        }
+        let series = rec.series(p)?;
+        procs.push(phases::AnonSeries {
+            pid: p.id.pid,
+            start_ns: p.id.start_ns,
+            comm: p.comm.clone(),
+            anon: series.mem.iter().map(phases::anon_bytes).collect(),
+            t: series.t,
+            exit_s: p.exit_ns.map(secs),
+        });
+    }
+    let threshold = phases::KeptThreshold::from_settings(settings);
+    let interval_s = rec.meta.interval_ns as f64 / 1e9;
+    Ok(phases::test_verdicts(
+        &marked, &procs, interval_s, threshold,
+    ))
+}
+
+/// Reports an analysis (and what its markers add, if any) as `report` says.
 pub fn emit_analysis(
     a: &crate::analyse::Analysis,
-    phases: &[crate::analyse::phases::ProcessPhases],
+    marked: &Marked,
     report: &ReportArgs,
 ) -> Result<()> {
     let format = Format::from(report.format);
@@ -341,17 +396,17 @@ pub fn emit_analysis(
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_HTML_DIR));
             let index = report::html::write(a, &dir)?;
-            emit(&report::phases::render(a, Format::Table, phases))?;
+            emit(&report::phases::render(a, Format::Table, marked))?;
             eprintln!("memleak: HTML report written to {}", index.display());
         }
         (format, Some(path)) => {
-            report::write_file(path, &report::phases::render(a, format, phases))?;
+            report::write_file(path, &report::phases::render(a, format, marked))?;
             if format != Format::Table {
-                emit(&report::phases::render(a, Format::Table, phases))?;
+                emit(&report::phases::render(a, Format::Table, marked))?;
             }
             eprintln!("memleak: report written to {}", path.display());
         }
-        (format, None) => emit(&report::phases::render(a, format, phases))?,
+        (format, None) => emit(&report::phases::render(a, format, marked))?,
     }
     Ok(())
 }
@@ -425,9 +480,12 @@ mod tests {
             "2MiB",
             "--metric",
             "rss",
+            "--test-kept",
+            "8MiB",
         ])
         .unwrap();
         let s = a.args.analysis.settings().unwrap();
+        assert_eq!(s.test_kept_bytes, Some(8.0 * 1048576.0));
         assert_eq!(s.r2, 0.8);
         assert_eq!(s.horizon_s, 600.0);
         assert_eq!(s.min_points, 40);

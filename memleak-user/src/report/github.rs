@@ -1,10 +1,13 @@
-//! GitHub Actions workflow commands: `::error` per flagged process,
-//! `::warning` per growing one, a `::notice` summary. Printed to stdout in a
-//! workflow step, they show up as annotations on the run.
+//! GitHub Actions workflow commands: `::error` per flagged process (and per
+//! marked test that kept memory), `::warning` per growing one, a `::notice`
+//! summary. Printed to stdout in a workflow step, they show up as
+//! annotations on the run.
 
 use std::fmt::Write;
 
 use super::summary_line;
+use crate::analyse::phases::TestVerdict;
+use crate::analyse::units::fmt_bytes;
 use crate::analyse::{Analysis, Verdict};
 
 /// Escapes a workflow command's message (`%`, CR, LF).
@@ -28,6 +31,12 @@ fn clean(s: &str) -> String {
 
 /// Renders the annotations (one per line, ends with a newline).
 pub fn render(a: &Analysis) -> String {
+    render_with_tests(a, &[])
+}
+
+/// [`render`] plus an `::error` per flagged test of `kept`, before the
+/// summary.
+pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
     let mut out = String::new();
     for r in &a.results {
         let Some(f) = r.top() else { continue };
@@ -48,6 +57,20 @@ pub fn render(a: &Analysis) -> String {
         let _ = writeln!(
             out,
             "::{cmd} title={}::{}",
+            property(&title),
+            data(&message)
+        );
+    }
+    for t in kept.iter().filter(|t| t.flagged) {
+        let title = format!("Memory kept by test: {}", clean(&t.name));
+        let message = format!(
+            "The test kept {} of anonymous memory (threshold {}).",
+            fmt_bytes(t.kept_bytes),
+            fmt_bytes(t.threshold_bytes)
+        );
+        let _ = writeln!(
+            out,
+            "::error title={}::{}",
             property(&title),
             data(&message)
         );
@@ -76,5 +99,32 @@ mod tests {
         assert!(
             lines[1].starts_with("::notice title=memleak::2 processes analysed: 1 leak flagged")
         );
+    }
+
+    #[test]
+    fn a_flagged_test_is_an_error_annotation() {
+        use crate::analyse::phases::TestVerdict;
+        let t = TestVerdict {
+            name: "t.py::test_x[a,b]".into(),
+            kept_bytes: 64.0 * 1048576.0,
+            threshold_bytes: 32.0 * 1048576.0,
+            flagged: true,
+            runs: Vec::new(),
+        };
+        let calm = TestVerdict {
+            name: "t.py::test_calm".into(),
+            flagged: false,
+            ..t.clone()
+        };
+        let out = render_with_tests(&tiny_analysis(), &[t, calm]);
+        let line = out
+            .lines()
+            .find(|l| l.contains("Memory kept by test"))
+            .expect("an annotation for the flagged test");
+        assert!(line.starts_with("::error title="), "{line}");
+        // `:` and `,` in a property value are escaped.
+        assert!(line.contains("t.py%3A%3Atest_x[a%2Cb]"), "{line}");
+        assert!(line.contains("kept 64.0 MiB"), "{line}");
+        assert!(!out.contains("test_calm"), "{out}");
     }
 }

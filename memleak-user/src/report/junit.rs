@@ -1,11 +1,16 @@
 //! JUnit XML: one `<testcase>` per process (analysed or skipped); a
 //! `<failure>` for each flagged process, `<skipped>` for those too short to
 //! judge. CI systems show the failures next to the test suite's own.
+//!
+//! With phase markers, a second `<testsuite>` has one `<testcase>` per
+//! measured test (phase), a `<failure>` for each test that kept more
+//! anonymous memory than its threshold ([`crate::analyse::phases`]).
 
 use std::fmt::Write;
 
 use super::escape_xml as esc;
-use crate::analyse::units::fmt_duration;
+use crate::analyse::phases::TestVerdict;
+use crate::analyse::units::{fmt_bytes, fmt_duration};
 use crate::analyse::{Analysis, ProcessRef, Verdict};
 
 fn case_name(p: &ProcessRef) -> String {
@@ -14,8 +19,17 @@ fn case_name(p: &ProcessRef) -> String {
 
 /// Renders the JUnit document (ends with a newline).
 pub fn render(a: &Analysis) -> String {
-    let tests = a.results.len() + a.skipped.len();
-    let failures = a.count(Verdict::Leak);
+    render_with_tests(a, &[])
+}
+
+/// [`render`] plus a testsuite of per-test kept-memory verdicts (none when
+/// `kept` is empty).
+pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
+    let process_tests = a.results.len() + a.skipped.len();
+    let process_failures = a.count(Verdict::Leak);
+    let kept_failures = kept.iter().filter(|t| t.flagged).count();
+    let tests = process_tests + kept.len();
+    let failures = process_failures + kept_failures;
     let skipped = a.skipped.len();
     let suite = match &a.recording.command {
         Some(c) => format!("memleak: {c}"),
@@ -34,7 +48,7 @@ pub fn render(a: &Analysis) -> String {
     );
     let _ = writeln!(
         x,
-        "  <testsuite name=\"{}\" tests=\"{tests}\" failures=\"{failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">",
+        "  <testsuite name=\"{}\" tests=\"{process_tests}\" failures=\"{process_failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">",
         esc(&suite)
     );
     for r in &a.results {
@@ -95,8 +109,58 @@ pub fn render(a: &Analysis) -> String {
             esc(&s.reason.to_string())
         );
     }
-    x.push_str("  </testsuite>\n</testsuites>\n");
+    x.push_str("  </testsuite>\n");
+    if !kept.is_empty() {
+        write_kept_suite(&mut x, kept, kept_failures);
+    }
+    x.push_str("</testsuites>\n");
     x
+}
+
+/// One testcase per measured test, named as the harness named it, so a CI
+/// page lists the leaking test by its own name.
+fn write_kept_suite(x: &mut String, kept: &[TestVerdict], failures: usize) {
+    let _ = writeln!(
+        x,
+        "  <testsuite name=\"memleak: memory kept per test\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">",
+        kept.len()
+    );
+    for t in kept {
+        let time: f64 = t.runs.iter().map(|r| r.end_s - r.start_s).sum();
+        let _ = write!(
+            x,
+            "    <testcase classname=\"memleak.kept\" name=\"{}\" time=\"{:.3}\"",
+            esc(&t.name),
+            if time.is_finite() { time } else { 0.0 }
+        );
+        if !t.flagged {
+            let _ = writeln!(x, "/>");
+            continue;
+        }
+        let message = format!(
+            "kept {} of anonymous memory (threshold {})",
+            fmt_bytes(t.kept_bytes),
+            fmt_bytes(t.threshold_bytes)
+        );
+        let mut body = String::new();
+        for r in &t.runs {
+            let _ = writeln!(
+                body,
+                "{} (pid {}): {} at the start, kept {}",
+                r.comm,
+                r.pid,
+                fmt_bytes(r.anon_start_bytes),
+                fmt_bytes(r.kept_bytes)
+            );
+        }
+        let _ = writeln!(
+            x,
+            ">\n      <failure type=\"memory-kept\" message=\"{}\">{}</failure>\n    </testcase>",
+            esc(&message),
+            esc(&body)
+        );
+    }
+    x.push_str("  </testsuite>\n");
 }
 
 #[cfg(test)]
@@ -136,6 +200,53 @@ mod tests {
         let suites = doc.root_element();
         assert_eq!(suites.attribute("tests"), Some("3"));
         assert_eq!(suites.attribute("failures"), Some("1"));
+    }
+
+    #[test]
+    fn kept_tests_get_their_own_suite_with_failures() {
+        use crate::analyse::phases::{TestRun, TestVerdict};
+        let run = TestRun {
+            pid: 7,
+            start_ns: 1,
+            comm: "python".into(),
+            start_s: 1.0,
+            end_s: 4.0,
+            anon_start_bytes: 30.0 * 1048576.0,
+            kept_bytes: 120.0 * 1048576.0,
+            by_pid: true,
+        };
+        let leaky = TestVerdict {
+            name: "t.py::test_<leaky>".into(),
+            kept_bytes: 120.0 * 1048576.0,
+            threshold_bytes: 32.0 * 1048576.0,
+            flagged: true,
+            runs: vec![run.clone()],
+        };
+        let fine = TestVerdict {
+            name: "t.py::test_fine".into(),
+            kept_bytes: 0.0,
+            flagged: false,
+            runs: vec![TestRun {
+                kept_bytes: 0.0,
+                ..run
+            }],
+            ..leaky.clone()
+        };
+        let xml = render_with_tests(&tiny_analysis(), &[leaky, fine]);
+        let doc = roxmltree::Document::parse(&xml).expect("well-formed XML");
+        assert_eq!(doc.root_element().attribute("tests"), Some("5"));
+        assert_eq!(doc.root_element().attribute("failures"), Some("2"));
+        let suite = doc
+            .descendants()
+            .find(|n| n.attribute("name") == Some("memleak: memory kept per test"))
+            .expect("a per-test suite");
+        assert_eq!(suite.attribute("failures"), Some("1"));
+        let failed: Vec<_> = suite
+            .children()
+            .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
+            .collect();
+        assert_eq!(failed.len(), 1);
+        assert_eq!(failed[0].attribute("name"), Some("t.py::test_<leaky>"));
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! The "phases" part of reports: for each flagged process, which marked
-//! phases (tests) ran while it grew and how much each saw
-//! ([`crate::analyse::phases`]).
+//! The "phases" part of reports ([`crate::analyse::phases`]): for each
+//! flagged process, which marked phases (tests) ran while it grew and how
+//! much each saw; and for each test, the anonymous memory it kept, flagged
+//! above its threshold.
 
-use crate::analyse::phases::ProcessPhases;
+use crate::analyse::phases::{ProcessPhases, TestVerdict};
 use crate::analyse::units::{fmt_bytes, fmt_duration};
 
 use super::{printable, Format};
@@ -11,18 +12,101 @@ use crate::analyse::Analysis;
 /// At most this many phases per process in the table (all are in JSON).
 const TABLE_PHASES: usize = 10;
 
-/// Renders `a` as `format` with the phase attribution: a section after the
-/// table, a `phases` array in JSON; other formats are unchanged.
-pub fn render(a: &Analysis, format: Format, phases: &[ProcessPhases]) -> String {
-    let base = super::render(a, format);
-    if phases.is_empty() {
-        return base;
+/// At most this many flagged tests in the table (all are in JSON/JUnit).
+const TABLE_TESTS: usize = 20;
+
+/// What the markers of a recording add to its report.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Marked {
+    /// Phases overlapping each flagged process's growth window.
+    pub processes: Vec<ProcessPhases>,
+    /// Kept memory per test, flagged first.
+    pub tests: Vec<TestVerdict>,
+}
+
+impl Marked {
+    pub fn any_test_flagged(&self) -> bool {
+        self.tests.iter().any(|t| t.flagged)
     }
+}
+
+/// Renders `a` as `format` with what the markers add: sections after the
+/// table, `phases` and `tests` arrays in JSON, a per-test testsuite in
+/// JUnit, an error annotation per flagged test for GitHub; HTML is
+/// unchanged.
+pub fn render(a: &Analysis, format: Format, marked: &Marked) -> String {
     match format {
-        Format::Table => base + &render_table(phases),
-        Format::Json => add_to_json(&base, phases),
+        Format::Junit => return super::junit::render_with_tests(a, &marked.tests),
+        Format::Github => return super::github::render_with_tests(a, &marked.tests),
+        _ => {}
+    }
+    let base = super::render(a, format);
+    match format {
+        Format::Table => {
+            base + &render_table(&marked.processes) + &render_tests_table(&marked.tests)
+        }
+        Format::Json => add_to_json(&base, marked),
         _ => base,
     }
+}
+
+/// The per-test section of the table ("" without measured tests): the
+/// flagged tests, else one line saying none was and which kept the most.
+pub fn render_tests_table(tests: &[TestVerdict]) -> String {
+    if tests.is_empty() {
+        return String::new();
+    }
+    let flagged: Vec<&TestVerdict> = tests.iter().filter(|t| t.flagged).collect();
+    let mut out = String::new();
+    if flagged.is_empty() {
+        let top = tests
+            .iter()
+            .max_by(|x, y| x.kept_bytes.total_cmp(&y.kept_bytes))
+            .map(|t| format!(" (most: {} {})", signed(t.kept_bytes), printable(&t.name)))
+            .unwrap_or_default();
+        out.push_str(&format!(
+            "memleak: {} tests measured, none kept memory above its threshold{top}\n",
+            tests.len()
+        ));
+        return out;
+    }
+    out.push_str(&format!(
+        "memleak: {} of {} tests kept anonymous memory above their threshold:\n",
+        flagged.len(),
+        tests.len()
+    ));
+    for t in flagged.iter().take(TABLE_TESTS) {
+        let r = t
+            .runs
+            .iter()
+            .max_by(|x, y| x.kept_bytes.total_cmp(&y.kept_bytes));
+        let who = r
+            .map(|r| format!("pid {} ({})", r.pid, printable(&r.comm)))
+            .unwrap_or_default();
+        let runs = if t.runs.len() > 1 {
+            format!(" in {} runs", t.runs.len())
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "  LEAK  {:>11}{runs} (threshold {})  {who}  {}\n",
+            signed(t.kept_bytes),
+            fmt_bytes(t.threshold_bytes),
+            printable(&t.name)
+        ));
+    }
+    if flagged.len() > TABLE_TESTS {
+        out.push_str(&format!(
+            "  ... {} more (see --format json)\n",
+            flagged.len() - TABLE_TESTS
+        ));
+    }
+    out
+}
+
+fn signed(bytes: f64) -> String {
+    let sign = if bytes < 0.0 { "-" } else { "+" };
+    format!("{sign}{}", fmt_bytes(bytes.abs()))
 }
 
 /// A text section for the table report ("" when there is nothing).
@@ -56,16 +140,28 @@ pub fn render_table(all: &[ProcessPhases]) -> String {
     out
 }
 
-/// Adds `"phases": [...]` to a JSON report (optional field of schema
-/// version 1). Returns the input unchanged when it is not a JSON object.
-pub fn add_to_json(report: &str, all: &[ProcessPhases]) -> String {
+/// Adds `"phases": [...]` and `"tests": [...]` (when there are any) to a
+/// JSON report (optional fields of schema version 1). Returns the input
+/// unchanged when it is not a JSON object.
+pub fn add_to_json(report: &str, marked: &Marked) -> String {
+    if marked.processes.is_empty() && marked.tests.is_empty() {
+        return report.to_string();
+    }
     let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(report) else {
         return report.to_string();
     };
-    let Ok(v) = serde_json::to_value(all) else {
-        return report.to_string();
-    };
-    map.insert("phases".into(), v);
+    for (key, v) in [
+        ("phases", serde_json::to_value(&marked.processes)),
+        ("tests", serde_json::to_value(&marked.tests)),
+    ] {
+        match v {
+            Ok(serde_json::Value::Array(a)) if a.is_empty() => {}
+            Ok(v) => {
+                map.insert(key.into(), v);
+            }
+            Err(_) => return report.to_string(),
+        }
+    }
     let mut s = serde_json::to_string_pretty(&serde_json::Value::Object(map))
         .unwrap_or_else(|_| report.to_string());
     s.push('\n');
@@ -75,8 +171,40 @@ pub fn add_to_json(report: &str, all: &[ProcessPhases]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::phases::{PhaseGrowth, ProcessPhases};
+    use crate::analyse::phases::{PhaseGrowth, ProcessPhases, TestRun};
     use crate::analyse::Metric;
+
+    fn tests() -> Vec<TestVerdict> {
+        let run = TestRun {
+            pid: 42,
+            start_ns: 7,
+            comm: "python3".into(),
+            start_s: 10.0,
+            end_s: 20.0,
+            anon_start_bytes: 30.0 * 1048576.0,
+            kept_bytes: 100.0 * 1048576.0,
+            by_pid: true,
+        };
+        vec![
+            TestVerdict {
+                name: "test_a.py::test_leaky".into(),
+                kept_bytes: 100.0 * 1048576.0,
+                threshold_bytes: 32.0 * 1048576.0,
+                flagged: true,
+                runs: vec![run.clone()],
+            },
+            TestVerdict {
+                name: "test_a.py::test_fine".into(),
+                kept_bytes: 0.0,
+                threshold_bytes: 32.0 * 1048576.0,
+                flagged: false,
+                runs: vec![TestRun {
+                    kept_bytes: 0.0,
+                    ..run
+                }],
+            },
+        ]
+    }
 
     fn sample() -> Vec<ProcessPhases> {
         vec![ProcessPhases {
@@ -107,10 +235,55 @@ mod tests {
 
     #[test]
     fn json_gets_a_phases_array() {
-        let j = add_to_json("{\"schema_version\": 1}", &sample());
+        let marked = Marked {
+            processes: sample(),
+            tests: Vec::new(),
+        };
+        let j = add_to_json("{\"schema_version\": 1}", &marked);
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["phases"][0]["pid"], 42);
         assert_eq!(v["phases"][0]["metric"], "rss");
         assert_eq!(v["phases"][0]["phases"][0]["name"], "test_a.py::test_leaky");
+        assert!(v.get("tests").is_none(), "{v}");
+    }
+
+    #[test]
+    fn table_names_flagged_tests_or_says_none_was() {
+        let t = render_tests_table(&tests());
+        assert!(t.contains("1 of 2 tests kept"), "{t}");
+        assert!(t.contains("LEAK"), "{t}");
+        assert!(t.contains("+100.0 MiB"), "{t}");
+        assert!(t.contains("test_a.py::test_leaky"), "{t}");
+        assert!(!t.contains("test_fine"), "{t}");
+        let mut calm = tests();
+        calm.remove(0);
+        let t = render_tests_table(&calm);
+        assert!(t.contains("1 tests measured, none kept"), "{t}");
+        assert_eq!(render_tests_table(&[]), "");
+    }
+
+    #[test]
+    fn json_with_tests_validates_against_the_schema() {
+        use crate::analyse::tests::tiny_analysis;
+        let marked = Marked {
+            processes: sample(),
+            tests: tests(),
+        };
+        let a = tiny_analysis();
+        let out: serde_json::Value =
+            serde_json::from_str(&render(&a, Format::Json, &marked)).unwrap();
+        let schema: serde_json::Value = serde_json::from_str(super::super::json::SCHEMA).unwrap();
+        let validator = jsonschema::validator_for(&schema).expect("schema is valid");
+        let errors: Vec<String> = validator
+            .iter_errors(&out)
+            .map(|e| format!("{} at {}", e, e.instance_path()))
+            .collect();
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(out["tests"][0]["name"], "test_a.py::test_leaky");
+        assert_eq!(out["tests"][0]["flagged"], true);
+        assert_eq!(out["tests"][0]["runs"][0]["pid"], 42);
+        let mut bad = out.clone();
+        bad["tests"][0]["flagged"] = "yes".into();
+        assert!(!validator.is_valid(&bad));
     }
 }

@@ -222,7 +222,7 @@ pub fn analyse_and_report(
                 .with_context(|| format!("analysing the recordings in {}", path.display()))?
         }
     };
-    emit_analysis(&a, &[], report)?;
+    emit_analysis(&a, &Default::default(), report)?;
     Ok(Some(a.any_leak()))
 }
 

@@ -3,9 +3,13 @@
 The environment variable MEMLEAK_MARKERS names a FIFO; each event is one
 line, written with a single write() so lines from many writers never mix:
 
-    begin NAME
-    end NAME
+    begin pid=PID NAME
+    end pid=PID NAME
     mark TEXT
+
+`pid=PID` names the sending process, so memleak measures a test on the
+process that ran it (each pytest-xdist worker sends its own markers). It is
+optional in the protocol; this writer always sends it.
 """
 
 import os
@@ -32,11 +36,13 @@ class Markers:
     def active(self):
         return self.fd is not None
 
-    def _send(self, kind, name):
+    def _send(self, kind, name, pid=True):
         if self.fd is None:
             return
         name = " ".join(str(name).split())  # one line, no control characters
-        line = ("%s %s\n" % (kind, name)).encode("utf-8", "replace")[:_MAX]
+        # getpid() at send time, not at open: a forked child sends its own.
+        who = "pid=%d " % os.getpid() if pid else ""
+        line = ("%s %s%s\n" % (kind, who, name)).encode("utf-8", "replace")[:_MAX]
         try:
             os.write(self.fd, line)
         except OSError:
@@ -49,7 +55,7 @@ class Markers:
         self._send("end", name)
 
     def mark(self, text):
-        self._send("mark", text)
+        self._send("mark", text, pid=False)
 
     def close(self):
         if self.fd is not None:

@@ -1,25 +1,153 @@
-"""pytest plugin: `pytest --memleak` records the session with memleak.
+"""pytest plugin: fail the tests that keep memory, and record the session
+with memleak.
 
-How: the first pytest process re-executes itself under
-`memleak run --fail-on-leak [--memleak-args] -- python -m pytest ARGS`
-(memleak records the whole process tree and creates the marker FIFO). The
-pytest running inside sees MEMLEAK_MARKERS and marks each test's start and
-end. memleak analyses when the session ends and prints the report, with the
-tests that ran while a process grew; its exit code becomes the session's
-(the tests' own failure code wins; 3 means a leak was flagged).
+Two checks, both about memory a test *kept*: anonymous memory (RssAnon +
+RssShmem + VmSwap) still held after the test, its fixtures' teardown and a
+garbage collection, minus what was held before it started.
+
+1. In every pytest process that runs tests (the session, or each
+   pytest-xdist worker), the plugin reads /proc/self/status before and after
+   each test and fails the test itself when it kept at least its threshold,
+   so the failure shows in the terminal, in --junitxml, and in the exit code
+   like any other failure.
+
+2. With --memleak, the first pytest process runs the same command under
+   `memleak run --fail-on-leak -- python -m pytest ARGS`: memleak records
+   the whole process tree, and the pytest inside marks each test's start and
+   end (MEMLEAK_MARKERS, with its pid). memleak's report then lists
+   processes that grew like a leak, and per-test verdicts measured from the
+   recording: the cross-check of (1), and the net for leaks in
+   subprocesses. A leak flagged by memleak fails the session with pytest's
+   TESTS_FAILED (1), never 3 (pytest's INTERNAL_ERROR).
 """
 
+import ctypes
+import gc
 import os
+import re
 import shlex
 import shutil
+import subprocess
 import sys
+import tempfile
+import time
 
 import pytest
+from _pytest.runner import runtestprotocol
 
 from .markers import ENV, Markers
 
 # Set in the re-executed session so it does not re-execute again.
 _INNER = "PYTEST_MEMLEAK_INNER"
+# File where the inner session writes its exit status for the outer one.
+_STATUS = "PYTEST_MEMLEAK_STATUS"
+# memleak's exit code when it flagged a leak (--fail-on-leak).
+_MEMLEAK_EXIT_LEAK = 3
+# memleak's exit code for a usage error (a bad --memleak-args).
+_MEMLEAK_EXIT_USAGE = 2
+# memleak's sampling interval (seconds), passed down to the inner session.
+_INTERVAL = "PYTEST_MEMLEAK_INTERVAL_S"
+# memleak's default interval, when the recording was started elsewhere
+# (`memleak run -- pytest`) and the plugin cannot know it.
+_DEFAULT_INTERVAL_S = 1.0
+
+# Default threshold: max(FLOOR, FRACTION x anon at the test's start), the
+# same rule as memleak's --test-kept default. Below 32 MiB, caches warmed
+# by a test (imports, lru_cache, interned strings) and allocator
+# fragmentation are common and not leaks worth failing a build over.
+_FLOOR = 32 << 20
+_FRACTION = 0.10
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1 << 10,
+    "kib": 1 << 10,
+    "m": 1 << 20,
+    "mib": 1 << 20,
+    "g": 1 << 30,
+    "gib": 1 << 30,
+    "kb": 10**3,
+    "mb": 10**6,
+    "gb": 10**9,
+}
+
+
+def parse_size(text):
+    """'10 MiB', '10MiB', '512k', '1GB', 1048576 -> bytes (int).
+
+    Units as memleak's: K/KiB/M/MiB/G/GiB are binary, KB/MB/GB decimal.
+    """
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        if text < 0:
+            raise ValueError("a size must not be negative: %r" % (text,))
+        return int(text)
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*([A-Za-z]*)\s*", str(text))
+    if not m or m.group(2).lower() not in _UNITS:
+        raise ValueError(
+            "%r is not a size (examples: 10MiB, 512KiB, 1GB, 1048576)" % (text,)
+        )
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+def fmt_size(n):
+    """1.5 MiB, 312 B, -2.0 GiB (as memleak prints them)."""
+    sign = "-" if n < 0 else ""
+    v = float(abs(n))
+    if v < 1024:
+        return "%s%.0f B" % (sign, v)
+    for unit in ("KiB", "MiB", "GiB"):
+        v /= 1024
+        if v < 1024 or unit == "GiB":
+            break
+    return "%s%.1f %s" % (sign, v, unit)
+
+
+def anon_bytes():
+    """RssAnon + RssShmem + VmSwap of this process, bytes; None off Linux.
+
+    Anonymous memory only: the virtual size grows with thread stacks and
+    reserved arenas that use no memory, and file-backed pages (libraries,
+    mmapped files) are the page cache's to drop.
+    """
+    try:
+        with open("/proc/self/status", "rb") as f:
+            status = f.read()
+    except OSError:
+        return None
+    total = 0
+    found = False
+    for line in status.splitlines():
+        key, _, rest = line.partition(b":")
+        if key in (b"RssAnon", b"RssShmem", b"VmSwap"):
+            total += int(rest.split()[0]) * 1024
+            found = True
+    return total if found else None
+
+
+def _malloc_trim():
+    """glibc's malloc_trim(0), or None where there is none (musl, macOS)."""
+    try:
+        return ctypes.CDLL(None).malloc_trim
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def settle():
+    """Frees what nothing references any more and hands it back to the OS.
+
+    gc.collect() frees unreachable reference cycles. Then malloc_trim(0)
+    returns glibc's free pages: after a freed large buffer, glibc raises its
+    mmap threshold and serves later buffers from the heap, where freed
+    memory stays resident until trimmed. Without this, a test that only
+    churned memory would look as if it kept it.
+    """
+    gc.collect()
+    if _TRIM is not None:
+        _TRIM(0)
 
 
 def pytest_addoption(parser):
@@ -28,7 +156,7 @@ def pytest_addoption(parser):
         "--memleak",
         action="store_true",
         default=False,
-        help="run the session under `memleak run` and fail on a flagged leak",
+        help="fail tests that keep memory, and run the session under `memleak run`",
     )
     group.addoption(
         "--memleak-bin",
@@ -46,7 +174,20 @@ def pytest_addoption(parser):
         "--memleak-no-fail",
         action="store_true",
         default=False,
-        help="report leaks without failing the session",
+        help="report leaks without failing tests or the session",
+    )
+    group.addoption(
+        "--memleak-kept",
+        default=None,
+        metavar="SIZE",
+        help="fail a test that keeps this much anonymous memory (default: "
+        "max(32MiB, 10%% of the process's at the test's start)); "
+        "turns the per-test check on without --memleak",
+    )
+    parser.addini(
+        "memleak_kept",
+        "like --memleak-kept: the per-test kept-memory threshold",
+        default=None,
     )
 
 
@@ -60,28 +201,153 @@ def _memleak_bin(config):
     return found
 
 
+def _kept_threshold(config):
+    """The fixed threshold from --memleak-kept or the ini, or None."""
+    text = config.getoption("memleak_kept") or config.getini("memleak_kept")
+    if not text:
+        return None
+    try:
+        return parse_size(text)
+    except ValueError as e:
+        raise pytest.UsageError("--memleak-kept / memleak_kept: %s" % e)
+
+
+def _interval_arg(args):
+    """The value of -i/--interval in memleak's arguments, or None."""
+    for k, a in enumerate(args):
+        if a in ("-i", "--interval"):
+            return args[k + 1] if k + 1 < len(args) else None
+        if a.startswith("--interval="):
+            return a.split("=", 1)[1]
+        if a.startswith("-i") and not a.startswith("--"):
+            return a[2:]
+    return None
+
+
+def parse_interval(text):
+    """'100ms', '1s', '2m', '1.5s' -> seconds; None when not understood."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]*)?)\s*(ms|s|m|min)?\s*", str(text))
+    if not m:
+        return None
+    scale = {"ms": 0.001, "s": 1.0, None: 1.0, "m": 60.0, "min": 60.0}[m.group(2)]
+    return float(m.group(1)) * scale
+
+
+def let_the_recorder_look():
+    """Leaves the CPU for a moment, so memleak re-reads this process now.
+
+    memleak's default eBPF hook refreshes a process's figures when it
+    leaves the CPU, and only at 4 Hz while it runs: a CPU-bound session
+    going straight into its next test would show the settled figure up to
+    250 ms late. A 1 ms sleep per test is cheaper than that error.
+    """
+    time.sleep(0.001)
+
+
+def hold_still_for_the_recorder():
+    """Lets memleak sample this process once more before it exits.
+
+    memleak reads a test's closing figure from the sampler tick after its
+    end marker (the tick before may hold a transient peak). After the last
+    test nothing else keeps the process alive: without a pause, that tick
+    falls into interpreter shutdown, which frees the heap. 5 intervals:
+    memleak looks for that tick up to 5 intervals after a process's last
+    end marker (a busy machine delays ticks) and ignores figures taken
+    within one interval of its exit, so a tick up to 4 intervals late counts.
+    """
+    interval = parse_interval(os.environ.get(_INTERVAL, "")) or _DEFAULT_INTERVAL_S
+    time.sleep(5 * interval)
+
+
+def session_exit_code(memleak_code, inner_code):
+    """The outer session's exit code from memleak's and the inner pytest's.
+
+    The tests' own outcome wins. A leak flagged by memleak (its 3) becomes
+    pytest's TESTS_FAILED: 3 is pytest's INTERNAL_ERROR, and CI scripts
+    treat the two very differently.
+    """
+    if inner_code is not None and inner_code != 0:
+        return inner_code
+    if memleak_code == _MEMLEAK_EXIT_LEAK:
+        return int(pytest.ExitCode.TESTS_FAILED)
+    if inner_code is None and memleak_code == _MEMLEAK_EXIT_USAGE:
+        return int(pytest.ExitCode.USAGE_ERROR)
+    if memleak_code != 0:
+        # memleak itself failed (it said why on stderr): not a pass.
+        return int(pytest.ExitCode.TESTS_FAILED)
+    return int(pytest.ExitCode.OK)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
     if not config.getoption("memleak") or os.environ.get(_INNER):
         return None
-    # Only the controlling process re-executes (not xdist workers).
+    # Only the controlling process re-runs (not xdist workers).
     if hasattr(config, "workerinput"):
         return None
     argv = [_memleak_bin(config), "run", "-q"]
     if not config.getoption("memleak_no_fail"):
         argv.append("--fail-on-leak")
-    argv += shlex.split(config.getoption("memleak_args") or "")
+    user = shlex.split(config.getoption("memleak_args") or "")
+    interval = _interval_arg(user)
+    if interval is None:
+        # memleak's per-test verdict reads the sampler's figures around
+        # each marker: at the default 1 s, the last second of a test's
+        # growth would land in the next test.
+        interval = "100ms"
+        argv += ["-i", interval]
+    kept = _kept_threshold(config)
+    if kept is not None:
+        argv += ["--test-kept", str(kept)]
+    argv += user
     argv += ["--", sys.executable, "-m", "pytest"] + list(config.invocation_params.args)
-    env = dict(os.environ, **{_INNER: "1"})
+    fd, status_path = tempfile.mkstemp(prefix="pytest-memleak-", suffix=".status")
+    os.close(fd)
+    env = dict(os.environ, **{_INNER: "1", _STATUS: status_path, _INTERVAL: interval})
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execvpe(argv[0], argv, env)
-    return None  # not reached
+    try:
+        try:
+            code = subprocess.call(argv, env=env)
+        except KeyboardInterrupt:
+            return int(pytest.ExitCode.INTERRUPTED)
+        inner = None
+        try:
+            with open(status_path) as f:
+                inner = int(f.read().strip())
+        except (OSError, ValueError):
+            pass
+    finally:
+        try:
+            os.unlink(status_path)
+        except OSError:
+            pass
+    result = session_exit_code(code, inner)
+    if code == _MEMLEAK_EXIT_LEAK and inner == 0:
+        sys.stderr.write(
+            "pytest-memleak: memleak flagged a leak (report above); the session fails\n"
+        )
+    return result
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_sessionfinish(session):
+    yield
+    path = os.environ.get(_STATUS)
+    if path and os.environ.get(_INNER) and not hasattr(session.config, "workerinput"):
+        try:
+            with open(path, "w") as f:
+                f.write("%d\n" % int(session.exitstatus))
+        except OSError:
+            pass
 
 
 class _MarkerPlugin:
+    """Markers only (the session is recorded, the per-test check is off)."""
+
     def __init__(self, markers):
         self.markers = markers
+        self.ran = False
 
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
@@ -89,14 +355,133 @@ class _MarkerPlugin:
         try:
             yield
         finally:
+            # Garbage is not kept memory: collect it before the end marker,
+            # when memleak takes the test's closing figure.
+            settle()
+            let_the_recorder_look()
             self.markers.end(item.nodeid)
+            self.ran = True
 
     def pytest_unconfigure(self, config):
+        if self.ran:
+            hold_still_for_the_recorder()
         self.markers.close()
 
 
+class _KeptCheck:
+    """Measures each test's kept memory and fails the test above its limit."""
+
+    def __init__(self, config, markers):
+        self.fixed = _kept_threshold(config)
+        self.fail = not config.getoption("memleak_no_fail")
+        self.markers = markers
+        self.first = True
+        self.flagged = []
+
+    def limit(self, item, anon_start):
+        mark = item.get_closest_marker("limit_leaks")
+        if mark is not None:
+            size = mark.args[0] if mark.args else mark.kwargs.get("limit")
+            try:
+                return parse_size(size)
+            except ValueError as e:
+                raise pytest.UsageError("%s: limit_leaks: %s" % (item.nodeid, e))
+        if self.fixed is not None:
+            return self.fixed
+        return max(_FLOOR, int(_FRACTION * anon_start))
+
+    # The whole protocol (setup, call, teardown) runs here, reports logged
+    # after it: what a test keeps is known only once its fixtures are torn
+    # down, and the failure must go on the *call* report so --junitxml
+    # counts a <failure> (a teardown failure would be an <error>).
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_protocol(self, item, nextitem):
+        ihook = item.ihook
+        ihook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        if self.first:
+            # Later tests start right after the previous one settled.
+            settle()
+            self.first = False
+        before = anon_bytes()
+        if self.markers is not None:
+            self.markers.begin(item.nodeid)
+        reports = runtestprotocol(item, nextitem=nextitem, log=False)
+        settle()
+        after = anon_bytes()
+        if self.markers is not None:
+            let_the_recorder_look()
+            self.markers.end(item.nodeid)
+        if before is not None and after is not None:
+            self.judge(item, reports, before, after - before)
+        for rep in reports:
+            ihook.pytest_runtest_logreport(report=rep)
+        ihook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+        return True
+
+    def judge(self, item, reports, anon_start, kept):
+        limit = self.limit(item, anon_start)
+        # On the last report: --junitxml writes its properties into the
+        # <testcase>, and pytest-xdist carries them to the controller.
+        reports[-1].user_properties.extend(
+            [("memleak_kept_bytes", kept), ("memleak_limit_bytes", limit)]
+        )
+        if kept < limit or not self.fail:
+            return
+        call = next((r for r in reports if r.when == "call"), None)
+        # Only a passed call is turned into a failure: a failed test already
+        # fails, a skipped one did not run, an xfail is expected to misbehave.
+        if call is None or not call.passed or hasattr(call, "wasxfail"):
+            return
+        call.outcome = "failed"
+        call.longrepr = (
+            "memory leak: the test kept %s of anonymous memory (RssAnon + RssShmem"
+            " + VmSwap after the test, its teardown and gc.collect(), minus before it);"
+            " the limit is %s (pid %d)"
+            % (fmt_size(kept), fmt_size(limit), os.getpid())
+        )
+
+    def pytest_runtest_logreport(self, report):
+        # Here, not in judge(): under xdist only the controller has a
+        # terminal, and it sees the workers' reports.
+        props = dict(p for p in report.user_properties if len(p) == 2)
+        kept = props.get("memleak_kept_bytes")
+        limit = props.get("memleak_limit_bytes")
+        if kept is not None and limit is not None and kept >= limit:
+            self.flagged.append((report.nodeid, kept, limit))
+
+    def pytest_terminal_summary(self, terminalreporter):
+        if not self.flagged:
+            return
+        tr = terminalreporter
+        tr.write_sep("=", "memleak: tests that kept memory")
+        for nodeid, kept, limit in self.flagged:
+            tr.write_line(
+                "LEAK %s kept %s (limit %s)" % (nodeid, fmt_size(kept), fmt_size(limit))
+            )
+
+    def pytest_unconfigure(self, config):
+        if self.markers is not None:
+            if not self.first:  # this process ran tests
+                hold_still_for_the_recorder()
+            self.markers.close()
+
+
 def pytest_configure(config):
+    config.addinivalue_line(
+        "markers",
+        "limit_leaks(size): fail this test when it keeps at least SIZE of "
+        'anonymous memory (e.g. "10 MiB"); needs --memleak or --memleak-kept',
+    )
+    markers = None
     if os.environ.get(ENV):
         m = Markers()
         if m.active:
-            config.pluginmanager.register(_MarkerPlugin(m), "memleak-markers")
+            markers = m
+    # Outer --memleak process: it only re-runs the session under memleak.
+    outer = config.getoption("memleak") and not os.environ.get(_INNER)
+    measure = (config.getoption("memleak") or config.getoption("memleak_kept")) and not outer
+    if measure and anon_bytes() is not None:
+        # The xdist controller runs no tests: its workers measure theirs.
+        config.pluginmanager.register(_KeptCheck(config, markers), "memleak-kept")
+    elif markers is not None:
+        config.pluginmanager.register(_MarkerPlugin(markers), "memleak-markers")
