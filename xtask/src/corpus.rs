@@ -331,17 +331,7 @@ fn real(args: &Args) -> Result<()> {
         println!("  warning: could not remove cgroup {failed}");
     }
     recorded?;
-    std::fs::write(
-        out.join("labels.toml"),
-        prepared.labels_toml("corpus.memleak"),
-    )?;
-    println!("corpus written to {}", out.display());
-    println!(
-        "  evaluate it with: {} eval {}",
-        memleak.display(),
-        out.display()
-    );
-    Ok(())
+    write_labels(&out, &prepared.labels_toml("corpus.memleak"), &memleak)
 }
 
 /// `--set synthetic` (the default): memleak-workload cases.
@@ -400,10 +390,16 @@ fn synthetic(args: &Args) -> Result<()> {
         &mut cmd,
         "eBPF needs root and tracefs (`cargo xtask setup` mounts it)",
     )?;
-    std::fs::write(
-        out.join("labels.toml"),
-        labels_toml(&args.scale, args.seed, "corpus.memleak", &cases),
-    )?;
+    write_labels(
+        &out,
+        &labels_toml(&args.scale, args.seed, "corpus.memleak", &cases),
+        &memleak,
+    )
+}
+
+/// Writes `DIR/labels.toml` and says how to evaluate the corpus.
+fn write_labels(out: &Path, labels: &str, memleak: &Path) -> Result<()> {
+    std::fs::write(out.join("labels.toml"), labels)?;
     println!("corpus written to {}", out.display());
     println!(
         "  evaluate it with: {} eval {}",

@@ -13,7 +13,7 @@ pub const MIB: f64 = 1024.0 * 1024.0;
 /// The limit the synthetic cases are judged against.
 pub const LIMIT: Limit = Limit {
     bytes: Some(1024.0 * MIB),
-    source: LimitSource::CgroupMax,
+    source: LimitSource::Process(crate::sample::proclimits::LimitKind::CgroupMax),
 };
 
 /// Length of each synthetic case, seconds (one point a second).

@@ -33,26 +33,14 @@ use crate::store::RunMeta;
 
 /// Where a limit came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(into = "&'static str")]
 pub enum LimitSource {
     /// `--limit` / `limit` in the config: stated by the user.
     User,
-    /// `RLIMIT_AS` of the process (or of the recorded command).
-    RlimitAs,
-    /// `RLIMIT_DATA` of the process.
-    RlimitData,
-    /// cgroup v2 `memory.max` (or the recorded cgroup's).
-    CgroupMax,
-    /// cgroup v2 `memory.high`.
-    CgroupHigh,
-    /// cgroup v1 `memory.limit_in_bytes`.
-    CgroupV1,
-    /// The JVM's `-Xmx`, plus what the process uses besides its heap.
-    JavaXmx,
-    /// V8's `--max-old-space-size`, plus what the process uses besides it.
-    NodeMaxOldSpace,
-    /// Go's `GOMEMLIMIT`.
-    GoMemLimit,
+    /// A limit of the process itself (or of the recorded command, in
+    /// recordings made before per-process limits): an rlimit, its cgroup,
+    /// a runtime heap cap (plus what the process holds besides its heap).
+    Process(LimitKind),
     /// CommitLimit under strict overcommit.
     CommitLimit,
     /// MemTotal + SwapTotal of the machine.
@@ -67,18 +55,18 @@ pub enum LimitSource {
     Unknown,
 }
 
+impl From<LimitSource> for &'static str {
+    fn from(s: LimitSource) -> &'static str {
+        s.name()
+    }
+}
+
 impl LimitSource {
+    /// Stable name (JSON `limit_source`).
     pub fn name(self) -> &'static str {
         match self {
             LimitSource::User => "user",
-            LimitSource::RlimitAs => "rlimit_as",
-            LimitSource::RlimitData => "rlimit_data",
-            LimitSource::CgroupMax => "cgroup_max",
-            LimitSource::CgroupHigh => "cgroup_high",
-            LimitSource::CgroupV1 => "cgroup_v1_limit",
-            LimitSource::JavaXmx => "java_xmx",
-            LimitSource::NodeMaxOldSpace => "node_max_old_space",
-            LimitSource::GoMemLimit => "gomemlimit",
+            LimitSource::Process(k) => k.name(),
             LimitSource::CommitLimit => "commit_limit",
             LimitSource::MemTotalPlusSwap => "mem_total_plus_swap",
             LimitSource::MemTotal => "mem_total",
@@ -92,14 +80,7 @@ impl LimitSource {
     pub fn describe(self) -> &'static str {
         match self {
             LimitSource::User => "--limit",
-            LimitSource::RlimitAs => "RLIMIT_AS",
-            LimitSource::RlimitData => "RLIMIT_DATA",
-            LimitSource::CgroupMax => "cgroup memory.max",
-            LimitSource::CgroupHigh => "cgroup memory.high",
-            LimitSource::CgroupV1 => "cgroup v1 memory limit",
-            LimitSource::JavaXmx => "-Xmx heap cap + non-heap",
-            LimitSource::NodeMaxOldSpace => "--max-old-space-size + non-heap",
-            LimitSource::GoMemLimit => "GOMEMLIMIT",
+            LimitSource::Process(k) => k.describe(),
             LimitSource::CommitLimit => "CommitLimit, strict overcommit",
             LimitSource::MemTotalPlusSwap => "RAM + swap",
             LimitSource::MemTotal => "RAM",
@@ -121,19 +102,6 @@ impl LimitSource {
                  so their growth is reported, not flagged"
             }
             _ => "no limit is known, so no projection",
-        }
-    }
-
-    fn from_kind(k: LimitKind) -> LimitSource {
-        match k {
-            LimitKind::RlimitAs => LimitSource::RlimitAs,
-            LimitKind::RlimitData => LimitSource::RlimitData,
-            LimitKind::CgroupMax => LimitSource::CgroupMax,
-            LimitKind::CgroupHigh => LimitSource::CgroupHigh,
-            LimitKind::CgroupV1 => LimitSource::CgroupV1,
-            LimitKind::JavaXmx => LimitSource::JavaXmx,
-            LimitKind::NodeMaxOldSpace => LimitSource::NodeMaxOldSpace,
-            LimitKind::GoMemLimit => LimitSource::GoMemLimit,
         }
     }
 }
@@ -222,7 +190,7 @@ pub fn limit_for(metric: Metric, meta: &RunMeta, inputs: &LimitInputs<'_>) -> Li
         Metric::Vm => {
             let mut c: Vec<Limit> = Vec::new();
             if let Some(l) = rlimit_as {
-                c.push(Limit::new(l, LimitSource::RlimitAs));
+                c.push(Limit::new(l, LimitSource::Process(LimitKind::RlimitAs)));
             }
             if meta.overcommit_memory == Some(2) {
                 if let Some(l) = meta.commit_limit {
@@ -240,11 +208,11 @@ pub fn limit_for(metric: Metric, meta: &RunMeta, inputs: &LimitInputs<'_>) -> Li
                 });
             }
             if let Some(l) = rlimit_as {
-                c.push(Limit::new(l, LimitSource::RlimitAs));
+                c.push(Limit::new(l, LimitSource::Process(LimitKind::RlimitAs)));
             }
             if recorded {
                 for &(k, v) in inputs.process {
-                    let source = LimitSource::from_kind(k);
+                    let source = LimitSource::Process(k);
                     let bytes = match k {
                         LimitKind::RlimitAs => continue,
                         // The heap cap bounds the heap; the process also
@@ -260,7 +228,7 @@ pub fn limit_for(metric: Metric, meta: &RunMeta, inputs: &LimitInputs<'_>) -> Li
                     });
                 }
             } else if let Some(l) = meta.cgroup_max.filter(|l| *l > 0) {
-                c.push(Limit::new(l, LimitSource::CgroupMax));
+                c.push(Limit::new(l, LimitSource::Process(LimitKind::CgroupMax)));
             }
             let machine = if metric == Metric::Anon {
                 Limit::new(
@@ -319,7 +287,7 @@ mod tests {
         };
         assert_eq!(
             limit_for(Metric::Vm, &m, &inputs),
-            Limit::new(768 << 20, LimitSource::RlimitAs)
+            Limit::new(768 << 20, LimitSource::Process(LimitKind::RlimitAs))
         );
     }
 
@@ -340,7 +308,7 @@ mod tests {
         };
         assert_eq!(
             limit_for(Metric::Anon, &m, &inputs),
-            Limit::new(512 << 20, LimitSource::CgroupMax)
+            Limit::new(512 << 20, LimitSource::Process(LimitKind::CgroupMax))
         );
         let user = LimitInputs {
             user: Some(256.0 * 1048576.0),
@@ -358,7 +326,7 @@ mod tests {
             limit_for(Metric::Anon, &m, &node),
             Limit {
                 bytes: Some(296.0 * 1048576.0),
-                source: LimitSource::NodeMaxOldSpace
+                source: LimitSource::Process(LimitKind::NodeMaxOldSpace)
             }
         );
         assert_eq!(limit_for(Metric::File, &m, &node).bytes, None);
@@ -372,11 +340,11 @@ mod tests {
         let none = LimitInputs::default();
         assert_eq!(
             limit_for(Metric::Vm, &m, &none).source,
-            LimitSource::RlimitAs
+            LimitSource::Process(LimitKind::RlimitAs)
         );
         assert_eq!(
             limit_for(Metric::Anon, &m, &none),
-            Limit::new(512 << 20, LimitSource::CgroupMax)
+            Limit::new(512 << 20, LimitSource::Process(LimitKind::CgroupMax))
         );
     }
 

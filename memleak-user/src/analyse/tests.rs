@@ -459,11 +459,21 @@ fn recorded_limits_apply_to_the_process_and_its_children() {
             .iter()
             .find(|f| f.metric == Metric::Anon)
             .unwrap();
-        assert_eq!(anon.limit.source, LimitSource::CgroupMax, "{}", anon.why);
+        assert_eq!(
+            anon.limit.source,
+            LimitSource::Process(crate::sample::proclimits::LimitKind::CgroupMax),
+            "{}",
+            anon.why
+        );
         // (512 - 80) MiB at 1 MiB/s: 7.2 min, within the hour.
         assert_eq!(anon.verdict, Verdict::Leak, "{}", anon.why);
         let vm = r.findings.iter().find(|f| f.metric == Metric::Vm).unwrap();
-        assert_eq!(vm.limit.source, LimitSource::RlimitAs, "{}", vm.why);
+        assert_eq!(
+            vm.limit.source,
+            LimitSource::Process(crate::sample::proclimits::LimitKind::RlimitAs),
+            "{}",
+            vm.why
+        );
         assert!(anon.why.contains("cgroup memory.max"), "{}", anon.why);
     }
 }

@@ -63,6 +63,21 @@ impl LimitKind {
         }
     }
 
+    /// Short, for "512.0 MiB (cgroup memory.max)". Heap caps are
+    /// projected with what the runtime holds besides its heap.
+    pub fn describe(self) -> &'static str {
+        match self {
+            LimitKind::RlimitAs => "RLIMIT_AS",
+            LimitKind::RlimitData => "RLIMIT_DATA",
+            LimitKind::CgroupMax => "cgroup memory.max",
+            LimitKind::CgroupHigh => "cgroup memory.high",
+            LimitKind::CgroupV1 => "cgroup v1 memory limit",
+            LimitKind::JavaXmx => "-Xmx heap cap + non-heap",
+            LimitKind::NodeMaxOldSpace => "--max-old-space-size + non-heap",
+            LimitKind::GoMemLimit => "GOMEMLIMIT",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<LimitKind> {
         LimitKind::ALL.into_iter().find(|k| k.name() == s)
     }
