@@ -8,7 +8,14 @@
 //! begin <name>      a phase (e.g. a test) starts
 //! end <name>        it ends
 //! mark <text>       a point event
+//! begin pid=N <name> / end pid=N <name>
+//!                   the same, run by process N (parallel workers such as
+//!                   pytest-xdist): its kept memory is measured on N only
 //! ```
+//!
+//! The recorder stores the line's name as written (`pid=N` included); the
+//! analysis (`analyse::phases`) reads the pid back, so recordings stay
+//! readable by older versions.
 //!
 //! Lines up to PIPE_BUF (4096 bytes) are written atomically even with many
 //! writers. A reader thread timestamps each line as it arrives, so markers
