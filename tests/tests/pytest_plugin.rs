@@ -56,7 +56,15 @@ fn run(cmd: &mut Command, what: &str) {
 }
 
 /// A venv under target/ with pytest and the plugin from this checkout.
+/// The venv with pytest, pytest-xdist and the plugin, made once per test
+/// binary: the tests run in parallel, and two pip installs into one venv
+/// race on the same files.
 fn venv() -> Option<PathBuf> {
+    static VENV: std::sync::OnceLock<Option<PathBuf>> = std::sync::OnceLock::new();
+    VENV.get_or_init(make_venv).clone()
+}
+
+fn make_venv() -> Option<PathBuf> {
     let dir = target_dir().join("pytest-venv");
     let python = dir.join("bin/python");
     if !python.exists() {
