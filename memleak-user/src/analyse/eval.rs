@@ -249,19 +249,16 @@ pub fn evaluate(
                     let mut flagged = false;
                     for l in &procs {
                         let p = &l.process;
-                        let (n, end) = if last {
-                            (p.t.len(), p.end)
+                        let n = if last {
+                            p.t.len()
                         } else {
-                            // Cut before it ended: it was still running then.
-                            let n = p.t.partition_point(|&x| x <= cut);
-                            (
-                                n,
-                                if n == p.t.len() {
-                                    p.end
-                                } else {
-                                    ProcessEnd::Running
-                                },
-                            )
+                            p.t.partition_point(|&x| x <= cut)
+                        };
+                        // Cut before it ended: it was still running then.
+                        let end = if n == p.t.len() {
+                            p.end
+                        } else {
+                            ProcessEnd::Running
                         };
                         let inputs = p.inputs(n);
                         let Ok(judged) =

@@ -885,51 +885,41 @@ impl LoadedProcess {
 
 /// Finds the limits recorded for processes, inheriting an ancestor's when
 /// a process has none of its own (it exited before it was read; fork
-/// copies rlimits and the cgroup). Caches what it read.
+/// copies rlimits and the cgroup).
 struct LimitLookup<'r> {
     rec: &'r Recording,
     by_pid: std::collections::HashMap<u32, Vec<usize>>,
-    cache: std::collections::HashMap<i64, Vec<LimitRow>>,
+    rows: std::collections::HashMap<i64, Vec<LimitRow>>,
 }
 
 impl<'r> LimitLookup<'r> {
-    fn new(rec: &'r Recording) -> Self {
+    fn new(rec: &'r Recording) -> Result<Self, StoreError> {
         let mut by_pid: std::collections::HashMap<u32, Vec<usize>> = Default::default();
         for (i, p) in rec.processes.iter().enumerate() {
             by_pid.entry(p.id.pid).or_default().push(i);
         }
-        LimitLookup {
+        Ok(LimitLookup {
             rec,
             by_pid,
-            cache: Default::default(),
-        }
-    }
-
-    fn rows(&mut self, p: &crate::store::ProcessInfo) -> Result<&Vec<LimitRow>, StoreError> {
-        if !self.cache.contains_key(&p.row) {
-            let rows = self.rec.limits(p)?;
-            self.cache.insert(p.row, rows);
-        }
-        Ok(&self.cache[&p.row])
+            rows: rec.limits_by_process()?,
+        })
     }
 
     /// The limits of `p` (or its nearest ancestor with any) at `at_ns`.
     fn in_effect(
-        &mut self,
+        &self,
         p: &crate::store::ProcessInfo,
         at_ns: u64,
-    ) -> Result<Vec<(crate::sample::proclimits::LimitKind, u64)>, StoreError> {
-        let rec = self.rec;
+    ) -> Vec<(crate::sample::proclimits::LimitKind, u64)> {
         let mut cur = p;
         for _ in 0..64 {
-            let rows = self.rows(cur)?;
-            if !rows.is_empty() {
-                return Ok(limits::in_effect(rows, at_ns));
+            if let Some(rows) = self.rows.get(&cur.row).filter(|r| !r.is_empty()) {
+                return limits::in_effect(rows, at_ns);
             }
             // The parent: the process with that pid started last before us.
             let parent = self.by_pid.get(&cur.ppid).and_then(|ix| {
                 ix.iter()
-                    .map(|&i| &rec.processes[i])
+                    .map(|&i| &self.rec.processes[i])
                     .filter(|q| q.id.start_ns <= cur.id.start_ns && q.row != cur.row)
                     .max_by_key(|q| q.id.start_ns)
             });
@@ -938,14 +928,14 @@ impl<'r> LimitLookup<'r> {
                 None => break,
             }
         }
-        Ok(Vec::new())
+        Vec::new()
     }
 }
 
 /// Loads every metric of `settings` for process `p`, with its limits.
 fn load_process(
     rec: &Recording,
-    lookup: &mut LimitLookup<'_>,
+    lookup: &LimitLookup<'_>,
     p: &crate::store::ProcessInfo,
     settings: &Settings,
 ) -> Result<LoadedProcess, StoreError> {
@@ -958,7 +948,7 @@ fn load_process(
     let end_ns = p
         .exit_ns
         .unwrap_or_else(|| rec.meta.start_ns + series.t.last().map_or(0, |s| (s * 1e9) as u64));
-    let process_limits = lookup.in_effect(p, end_ns)?;
+    let process_limits = lookup.in_effect(p, end_ns);
     let anon_floor = series
         .mem
         .iter()
@@ -994,12 +984,12 @@ pub fn for_each_process(
     mut keep: impl FnMut(&crate::store::ProcessInfo) -> bool,
     mut each: impl FnMut(&crate::store::ProcessInfo, LoadedProcess),
 ) -> Result<(), StoreError> {
-    let mut lookup = LimitLookup::new(rec);
+    let lookup = LimitLookup::new(rec)?;
     for p in &rec.processes {
         if !keep(p) {
             continue;
         }
-        let loaded = load_process(rec, &mut lookup, p, settings)?;
+        let loaded = load_process(rec, &lookup, p, settings)?;
         each(p, loaded);
     }
     Ok(())

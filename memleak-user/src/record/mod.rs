@@ -375,24 +375,24 @@ fn write_meta(
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs_f64())
         .unwrap_or(0.0);
-    meta.set("host", &sysinfo::hostname())?;
-    meta.set("kernel", &sysinfo::kernel_release())?;
-    meta.set("sampler", sampler)?;
-    meta.set("sampler_reason", reason)?;
+    meta.set("host", &sysinfo::hostname());
+    meta.set("kernel", &sysinfo::kernel_release());
+    meta.set("sampler", sampler);
+    meta.set("sampler_reason", reason);
     meta.set(
         "interval_ns",
         &(opts.interval.as_nanos() as u64).to_string(),
-    )?;
-    meta.set("start_ns", &start_ns.to_string())?;
-    meta.set("start_unix", &format!("{start_unix:.6}"))?;
-    meta.set("page_size", &sysinfo::page_size().to_string())?;
-    meta.set("memleak_version", env!("CARGO_PKG_VERSION"))?;
-    meta.set("origin", opts.origin)?;
+    );
+    meta.set("start_ns", &start_ns.to_string());
+    meta.set("start_unix", &format!("{start_unix:.6}"));
+    meta.set("page_size", &sysinfo::page_size().to_string());
+    meta.set("memleak_version", env!("CARGO_PKG_VERSION"));
+    meta.set("origin", opts.origin);
     if let Some(max) = opts.thin_to.filter(|m| *m > opts.interval) {
-        meta.set("interval_max_ns", &(max.as_nanos() as u64).to_string())?;
+        meta.set("interval_max_ns", &(max.as_nanos() as u64).to_string());
     }
     if let Some(mode) = sysinfo::overcommit_memory() {
-        meta.set("overcommit_memory", &mode.to_string())?;
+        meta.set("overcommit_memory", &mode.to_string());
     }
     let scope_text = match scope {
         Scope::All => "all".to_string(),
@@ -407,12 +407,12 @@ fn write_meta(
         ),
         Scope::Cgroup(p) => format!("cgroup:{}", p.display()),
     };
-    meta.set("scope", &scope_text)?;
+    meta.set("scope", &scope_text);
     if let Ok(mi) = sysinfo::meminfo() {
-        meta.set("mem_total", &mi.mem_total.to_string())?;
-        meta.set("swap_total", &mi.swap_total.to_string())?;
+        meta.set("mem_total", &mi.mem_total.to_string());
+        meta.set("swap_total", &mi.swap_total.to_string());
         if let Some(c) = mi.commit_limit {
-            meta.set("commit_limit", &c.to_string())?;
+            meta.set("commit_limit", &c.to_string());
         }
     }
     let cgroup = match scope {
@@ -420,13 +420,13 @@ fn write_meta(
         _ => sysinfo::cgroup_of(std::process::id()),
     };
     if let Some(max) = cgroup.as_deref().and_then(sysinfo::cgroup_memory_max) {
-        meta.set("cgroup_max", &max.to_string())?;
+        meta.set("cgroup_max", &max.to_string());
     }
     if let Some(limit) = sysinfo::rlimit_as() {
-        meta.set("rlimit_as", &limit.to_string())?;
+        meta.set("rlimit_as", &limit.to_string());
     }
     if let Some(cmd) = &opts.command {
-        meta.set("command", &shell_join(cmd))?;
+        meta.set("command", &shell_join(cmd));
     }
     w.set_metas(&meta.0)
 }
@@ -436,9 +436,8 @@ fn write_meta(
 struct MetaBatch(Vec<(String, String)>);
 
 impl MetaBatch {
-    fn set(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
+    fn set(&mut self, key: &str, value: &str) {
         self.0.push((key.to_string(), value.to_string()));
-        Ok(())
     }
 }
 

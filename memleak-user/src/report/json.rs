@@ -153,6 +153,17 @@ fn finding(f: &Finding) -> FindingOut<'_> {
     }
 }
 
+/// Where `report` breaks the schema, one line each (for tests).
+#[cfg(test)]
+pub(crate) fn schema_errors(report: &serde_json::Value) -> Vec<String> {
+    let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema is valid");
+    validator
+        .iter_errors(report)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
 /// Renders the report as pretty-printed JSON (ends with a newline).
 pub fn render(a: &Analysis) -> String {
     use crate::analyse::Verdict;
@@ -220,12 +231,7 @@ mod tests {
     fn output_validates_against_the_schema() {
         let a = tiny_analysis();
         let out: serde_json::Value = serde_json::from_str(&render(&a)).unwrap();
-        let schema: serde_json::Value = serde_json::from_str(SCHEMA).unwrap();
-        let validator = jsonschema::validator_for(&schema).expect("schema is valid");
-        let errors: Vec<String> = validator
-            .iter_errors(&out)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
+        let errors = schema_errors(&out);
         assert!(errors.is_empty(), "{errors:#?}");
         assert_eq!(out["schema_version"], 1);
         assert_eq!(out["summary"]["leaks"], 1);

@@ -272,18 +272,13 @@ mod tests {
         let a = tiny_analysis();
         let out: serde_json::Value =
             serde_json::from_str(&render(&a, Format::Json, &marked)).unwrap();
-        let schema: serde_json::Value = serde_json::from_str(super::super::json::SCHEMA).unwrap();
-        let validator = jsonschema::validator_for(&schema).expect("schema is valid");
-        let errors: Vec<String> = validator
-            .iter_errors(&out)
-            .map(|e| format!("{} at {}", e, e.instance_path()))
-            .collect();
+        let errors = super::super::json::schema_errors(&out);
         assert!(errors.is_empty(), "{errors:#?}");
         assert_eq!(out["tests"][0]["name"], "test_a.py::test_leaky");
         assert_eq!(out["tests"][0]["flagged"], true);
         assert_eq!(out["tests"][0]["runs"][0]["pid"], 42);
         let mut bad = out.clone();
         bad["tests"][0]["flagged"] = "yes".into();
-        assert!(!validator.is_valid(&bad));
+        assert!(!super::super::json::schema_errors(&bad).is_empty());
     }
 }

@@ -185,14 +185,7 @@ impl Recording {
             });
         }
         for (table, columns) in REQUIRED_TABLES {
-            let n: i64 = conn
-                .query_row(
-                    "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                    [table],
-                    |r| r.get(0),
-                )
-                .map_err(fail)?;
-            if n == 0 {
+            if !table_exists(&conn, table).map_err(fail)? {
                 return Err(StoreError::Corrupt {
                     path: p,
                     why: format!("table `{table}` is missing"),
@@ -391,61 +384,37 @@ impl Recording {
         Ok(rows)
     }
 
-    /// The limits recorded for a process (see `sample::proclimits`), in
-    /// time order: (ns since boot, kind, bytes; `None` = removed). Kinds this
-    /// version does not know are skipped; recordings without the table
-    /// (older writers) have none.
-    pub fn limits(&self, proc: &ProcessInfo) -> Result<Vec<LimitRow>, StoreError> {
-        if !self.has_table("limits")? {
-            return Ok(Vec::new());
+    /// The limits recorded for every process (see `sample::proclimits`),
+    /// by process row, each in time order: (ns since boot, kind, bytes;
+    /// `None` = removed). One query for the whole recording: the table holds
+    /// a few rows per process. Kinds this version does not know are
+    /// skipped; recordings without the table (older writers) have none.
+    pub fn limits_by_process(&self) -> Result<HashMap<i64, Vec<LimitRow>>, StoreError> {
+        let mut out: HashMap<i64, Vec<LimitRow>> = HashMap::new();
+        if !table_exists(&self.conn, "limits").map_err(|e| self.fail(e))? {
+            return Ok(out);
         }
         let mut stmt = self
             .conn
-            .prepare_cached(
-                "SELECT t_ns, kind, bytes FROM limits WHERE proc_id = ?1 ORDER BY t_ns, kind",
-            )
+            .prepare("SELECT proc_id, t_ns, kind, bytes FROM limits ORDER BY proc_id, t_ns, kind")
             .map_err(|e| self.fail(e))?;
-        let rows: Vec<(u64, String, Option<i64>)> = stmt
-            .query_map(params![proc.row], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        let rows: Vec<(i64, u64, String, Option<i64>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
             .and_then(|rows| rows.collect())
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
-        Ok(rows
-            .into_iter()
-            .filter_map(|(t, k, b)| {
-                let kind = LimitKind::parse(&k)?;
-                Some((
-                    t,
-                    kind,
-                    b.and_then(|b| u64::try_from(b).ok()).filter(|b| *b > 0),
-                ))
-            })
-            .collect())
-    }
-
-    fn has_table(&self, name: &str) -> Result<bool, StoreError> {
-        let n: i64 = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
-                [name],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.fail(e))?;
-        Ok(n > 0)
+        for (row, t, k, b) in rows {
+            if let Some(kind) = LimitKind::parse(&k) {
+                let bytes = b.and_then(|b| u64::try_from(b).ok()).filter(|b| *b > 0);
+                out.entry(row).or_default().push((t, kind, bytes));
+            }
+        }
+        Ok(out)
     }
 
     /// Phase markers, in time order: (seconds since start, kind, name).
     /// Recordings without the table (older writers) have none.
     pub fn markers(&self) -> Result<Vec<(f64, String, String)>, StoreError> {
-        let has: i64 = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'markers'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(|e| self.fail(e))?;
-        if has == 0 {
+        if !table_exists(&self.conn, "markers").map_err(|e| self.fail(e))? {
             return Ok(Vec::new());
         }
         let start = self.meta.start_ns;
@@ -469,6 +438,17 @@ impl Recording {
             .map(|n| n as u64)
             .map_err(|e| self.fail(e))
     }
+}
+
+/// Whether the file has a table of that name (tables added after the
+/// first format are optional for readers).
+fn table_exists(conn: &Connection, name: &str) -> rusqlite::Result<bool> {
+    conn.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?1",
+        [name],
+        |r| r.get::<_, i64>(0),
+    )
+    .map(|n| n > 0)
 }
 
 /// Largest memory figure a reader accepts (1 EiB): anything above is not a

@@ -21,7 +21,7 @@ struct Known {
     cmdline_missing: bool,
     /// Snapshot number at which the process exited.
     exited: Option<u64>,
-    /// Limits last stored for it (see [`Writer::set_limits`]).
+    /// Limits last stored for it (see [`Writer::write_snapshot_with_limits`]).
     limits: ProcLimits,
 }
 
@@ -86,14 +86,7 @@ impl Writer {
     }
 
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
-        self.conn
-            .execute(
-                "INSERT INTO meta(key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                params![key, value],
-            )
-            .map_err(|e| self.fail(e))?;
-        Ok(())
+        self.set_metas(&[(key.to_string(), value.to_string())])
     }
 
     /// Sets several meta keys in one transaction.
