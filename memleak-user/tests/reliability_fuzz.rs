@@ -84,7 +84,7 @@ fn read_everything(path: &Path) -> Result<(), StoreError> {
     let rec = Recording::open(path)?;
     rec.sample_count()?;
     rec.markers()?;
-    for p in &rec.processes {
+    for p in &rec.processes().unwrap() {
         rec.series(p)?;
         rec.names(p)?;
     }
@@ -152,7 +152,7 @@ fn the_valid_recording_reads_back() {
     let p = scratch(dir.path(), valid_recording());
     read_everything(&p).unwrap();
     let rec = Recording::open(&p).unwrap();
-    assert_eq!(rec.processes.len(), 3);
+    assert_eq!(rec.processes().unwrap().len(), 3);
     assert_eq!(rec.ticks.len(), 40);
 }
 

@@ -171,8 +171,9 @@ pub fn wait_for_child_named(pid: u32, name: &str) -> u32 {
 }
 
 /// Processes of the recording whose last name is `comm`.
-pub fn named<'a>(rec: &'a Recording, comm: &str) -> Vec<&'a ProcessInfo> {
-    rec.processes.iter().filter(|p| p.comm == comm).collect()
+pub fn named(rec: &Recording, comm: &str) -> Vec<ProcessInfo> {
+    let all = rec.processes().expect("processes");
+    all.into_iter().filter(|p| p.comm == comm).collect()
 }
 
 /// Growth of a metric of one process after its exec: peak minus the value

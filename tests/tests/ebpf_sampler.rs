@@ -37,10 +37,15 @@ fn heap_growth_matches(hook: EbpfHook) {
         &[&wl, "grow-exact", "--mib", "64", "--seconds", "2"],
     );
     let procs = named(&rec, "memleak-workloa");
-    assert_eq!(procs.len(), 1, "one workload process: {:?}", rec.processes);
-    let p = procs[0];
-    let vm = growth_after_exec(&rec, p, |m: &Mem| m.vm);
-    let rss = growth_after_exec(&rec, p, |m: &Mem| m.rss_anon);
+    assert_eq!(
+        procs.len(),
+        1,
+        "one workload process: {:?}",
+        rec.processes().unwrap()
+    );
+    let p = procs[0].clone();
+    let vm = growth_after_exec(&rec, &p, |m: &Mem| m.vm);
+    let rss = growth_after_exec(&rec, &p, |m: &Mem| m.rss_anon);
     assert!(
         within(vm, 64 * MIB, 0.10),
         "vm grew {} MiB, expected 64",
@@ -53,7 +58,7 @@ fn heap_growth_matches(hook: EbpfHook) {
     );
     // The growth is visible over time, not only at the end: a leak detector
     // needs the slope.
-    let s = rec.series(p).unwrap();
+    let s = rec.series(&p).unwrap();
     assert!(
         s.t.len() >= 15,
         "expected ~20 points over 2 s at 100 ms, got {}",
@@ -76,10 +81,10 @@ fn short_lived_process_is_recorded_with_its_final_sample() {
         &["sh", "-c", &script],
     );
     let procs = named(&rec, "memleak-workloa");
-    assert_eq!(procs.len(), 1, "{:?}", rec.processes);
-    let p = procs[0];
+    assert_eq!(procs.len(), 1, "{:?}", rec.processes().unwrap());
+    let p = procs[0].clone();
     let exit_ns = p.exit_ns.expect("exit recorded");
-    let raw = rec.raw_samples(p).unwrap();
+    let raw = rec.raw_samples(&p).unwrap();
     let (last_t, last) = raw.last().expect("a final sample");
     assert_eq!(*last_t, exit_ns, "the final sample is taken at exit");
     assert!(last.vm > 0);
@@ -102,8 +107,8 @@ fn final_sample_has_memory_touched_just_before_exit(hook: EbpfHook) {
         &["sh", "-c", &script],
     );
     let procs = named(&rec, "memleak-workloa");
-    assert_eq!(procs.len(), 1, "{:?}", rec.processes);
-    let raw = rec.raw_samples(procs[0]).unwrap();
+    assert_eq!(procs.len(), 1, "{:?}", rec.processes().unwrap());
+    let raw = rec.raw_samples(&procs[0]).unwrap();
     let (_, last) = raw.last().expect("a final sample");
     assert!(
         last.rss_anon >= 60 * MIB,
@@ -136,20 +141,29 @@ fn reused_or_many_pids_never_merge_processes() {
         &[&wl, "fork-many", "--count", "300", "--mib", "1"],
     );
     let parent = rec
-        .processes
-        .iter()
-        .find(|p| p.comm == "memleak-workloa" && rec.processes.iter().any(|c| c.ppid == p.id.pid))
+        .processes()
+        .unwrap()
+        .into_iter()
+        .find(|p| {
+            p.comm == "memleak-workloa"
+                && rec.processes().unwrap().iter().any(|c| c.ppid == p.id.pid)
+        })
         .expect("the forking parent");
     let children: Vec<_> = rec
-        .processes
-        .iter()
+        .processes()
+        .unwrap()
+        .into_iter()
         .filter(|c| c.ppid == parent.id.pid)
         .collect();
     assert_eq!(children.len(), 300, "every fork is its own process");
-    let mut ids: Vec<_> = rec.processes.iter().map(|p| p.id).collect();
+    let mut ids: Vec<_> = rec.processes().unwrap().iter().map(|p| p.id).collect();
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), rec.processes.len(), "identities are unique");
+    assert_eq!(
+        ids.len(),
+        rec.processes().unwrap().len(),
+        "identities are unique"
+    );
     assert!(
         children.iter().all(|c| c.exit_ns.is_some()),
         "every child's exit is recorded"
@@ -169,8 +183,9 @@ fn daemonised_grandchild_is_followed() {
         &["sh", "-c", &script],
     );
     let leaker = rec
-        .processes
-        .iter()
+        .processes()
+        .unwrap()
+        .into_iter()
         .filter(|p| p.comm == "memleak-workloa")
         .max_by_key(|p| {
             rec.raw_samples(p)
@@ -180,7 +195,7 @@ fn daemonised_grandchild_is_followed() {
                 .max()
         })
         .expect("workload processes");
-    let grew = growth_after_exec(&rec, leaker, |m: &Mem| m.rss_anon);
+    let grew = growth_after_exec(&rec, &leaker, |m: &Mem| m.rss_anon);
     assert!(
         grew >= 20 * MIB,
         "the re-parented grandchild's leak was recorded ({} MiB)",
@@ -230,7 +245,7 @@ fn cgroup_scope_records_the_cgroups_processes_only() {
     let _ = std::fs::remove_dir(&cg);
     result.expect("recording");
     let rec = memleak::store::Recording::open(&output).unwrap();
-    let pids: Vec<u32> = rec.processes.iter().map(|p| p.id.pid).collect();
+    let pids: Vec<u32> = rec.processes().unwrap().iter().map(|p| p.id.pid).collect();
     assert!(
         pids.contains(&inside.id()),
         "the cgroup's process is recorded: {pids:?}"
@@ -240,11 +255,12 @@ fn cgroup_scope_records_the_cgroups_processes_only() {
         "a process outside the cgroup is not: {pids:?}"
     );
     let p = rec
-        .processes
-        .iter()
+        .processes()
+        .unwrap()
+        .into_iter()
         .find(|p| p.id.pid == inside.id())
         .unwrap();
-    let grew = growth_after_exec(&rec, p, |m: &Mem| m.rss_anon);
+    let grew = growth_after_exec(&rec, &p, |m: &Mem| m.rss_anon);
     assert!(
         grew >= 10 * MIB,
         "its growth is recorded ({} MiB)",
@@ -293,11 +309,17 @@ fn process_moved_into_the_cgroup_mid_recording_is_adopted() {
     result.expect("recording");
     let rec = memleak::store::Recording::open(&output).unwrap();
     let p = rec
-        .processes
-        .iter()
+        .processes()
+        .unwrap()
+        .into_iter()
         .find(|p| p.id.pid == mover.id())
-        .unwrap_or_else(|| panic!("the moved process is recorded: {:?}", rec.processes));
-    let raw = rec.raw_samples(p).unwrap();
+        .unwrap_or_else(|| {
+            panic!(
+                "the moved process is recorded: {:?}",
+                rec.processes().unwrap()
+            )
+        });
+    let raw = rec.raw_samples(&p).unwrap();
     let first = raw.first().expect("samples").1.rss_anon;
     let last = raw.last().unwrap().1.rss_anon;
     assert!(
@@ -335,11 +357,12 @@ fn whole_system_records_a_flat_process_that_was_already_running() {
     result.expect("recording");
     let rec = memleak::store::Recording::open(&output).unwrap();
     let p = rec
-        .processes
-        .iter()
+        .processes()
+        .unwrap()
+        .into_iter()
         .find(|p| p.id.pid == flat.id())
         .unwrap_or_else(|| panic!("the flat process {} is recorded", flat.id()));
-    let raw = rec.raw_samples(p).unwrap();
+    let raw = rec.raw_samples(&p).unwrap();
     let (_, first) = raw.first().expect("with its memory");
     assert!(
         first.rss_anon >= 15 * MIB,

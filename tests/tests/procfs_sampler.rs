@@ -15,13 +15,13 @@ fn growth(sampler: SamplerChoice, dir: &std::path::Path) -> (u64, u64) {
         &[&wl, "grow-exact", "--mib", "48", "--seconds", "1.5"],
     );
     let procs = named(&rec, "memleak-workloa");
-    assert_eq!(procs.len(), 1, "{:?}", rec.processes);
-    let p = procs[0];
+    assert_eq!(procs.len(), 1, "{:?}", rec.processes().unwrap());
+    let p = procs[0].clone();
     // procfs has no exec time: its first sample is already the new image,
     // so both start from their first post-exec sample.
     (
-        growth_after_exec(&rec, p, |m: &Mem| m.vm),
-        growth_after_exec(&rec, p, |m: &Mem| m.rss_anon),
+        growth_after_exec(&rec, &p, |m: &Mem| m.vm),
+        growth_after_exec(&rec, &p, |m: &Mem| m.rss_anon),
     )
 }
 

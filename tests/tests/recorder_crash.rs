@@ -43,11 +43,12 @@ fn recording_survives_sigkill_of_the_recorder() {
         rec.ticks.len()
     );
     let leaker = rec
-        .processes
-        .iter()
+        .processes()
+        .unwrap()
+        .into_iter()
         .find(|p| p.comm == "memleak-workloa")
         .expect("the workload is in the recording");
-    let s = rec.series(leaker).unwrap();
+    let s = rec.series(&leaker).unwrap();
     let first = s.mem.first().unwrap().rss_anon;
     let last = s.mem.last().unwrap().rss_anon;
     assert!(

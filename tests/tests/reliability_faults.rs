@@ -51,8 +51,9 @@ fn stops_cleanly_on(signal: i32) {
     assert_eq!(meta(&rec, "interrupted"), Some("true"));
     assert!(rec.ticks.len() >= 3, "snapshots kept: {}", rec.ticks.len());
     let sleep = rec
-        .processes
-        .iter()
+        .processes()
+        .unwrap()
+        .into_iter()
         .find(|p| p.comm == "sleep")
         .expect("the command is recorded");
     assert!(
@@ -91,7 +92,12 @@ fn command_exit_status_and_crash_are_recorded() {
     );
     let rec = Recording::open(&out).unwrap();
     assert_eq!(rec.meta.exit_code, Some(7));
-    let sh = rec.processes.iter().find(|p| p.comm == "sh").expect("sh");
+    let sh = rec
+        .processes()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.comm == "sh")
+        .expect("sh");
     assert_eq!(sh.exit_code, Some(7 << 8), "raw wait status of exit(7)");
 
     // A crash: SIGSEGV (raw status holds the signal; 0x80 if it dumped core).
@@ -104,7 +110,12 @@ fn command_exit_status_and_crash_are_recorded() {
     assert_eq!(o.status.code(), Some(128 + libc::SIGSEGV));
     let rec = Recording::open(&out).unwrap();
     assert_eq!(rec.meta.exit_code, Some(128 + libc::SIGSEGV));
-    let sh = rec.processes.iter().find(|p| p.comm == "sh").expect("sh");
+    let sh = rec
+        .processes()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.comm == "sh")
+        .expect("sh");
     assert_eq!(
         sh.exit_code.map(|c| c & 0x7f),
         Some(libc::SIGSEGV),
@@ -150,8 +161,9 @@ fn command_killed_from_outside_is_recorded() {
     assert_eq!(rec.meta.exit_code, Some(128 + libc::SIGKILL));
     assert!(rec.meta.end_ns.is_some(), "memleak itself ended cleanly");
     let sleep = rec
-        .processes
-        .iter()
+        .processes()
+        .unwrap()
+        .into_iter()
         .find(|p| p.id.pid == sleep_pid)
         .expect("the command is recorded");
     assert_eq!(sleep.exit_code.map(|c| c & 0x7f), Some(libc::SIGKILL));
@@ -241,9 +253,9 @@ fn disk_full_stops_with_a_clear_error_and_keeps_the_recording() {
         "snapshots before the disk filled: {text}"
     );
     assert!(
-        rec.processes.len() > 10,
+        rec.processes().unwrap().len() > 10,
         "processes kept: {}",
-        rec.processes.len()
+        rec.processes().unwrap().len()
     );
 }
 
@@ -284,9 +296,9 @@ fn a_full_process_map_is_counted_and_reported() {
         "process map entries at the end: {entries:?}"
     );
     assert!(
-        rec.processes.len() <= 16 + 2,
+        rec.processes().unwrap().len() <= 16 + 2,
         "no more processes than slots (plus exits freeing slots): {}",
-        rec.processes.len()
+        rec.processes().unwrap().len()
     );
     let info = Command::new(memleak_bin())
         .arg("info")

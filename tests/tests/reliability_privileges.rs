@@ -121,9 +121,9 @@ fn auto_falls_back_to_procfs_with_one_line_saying_why() {
     );
     let r = memleak::store::Recording::open(&rec).unwrap();
     assert!(
-        r.processes.iter().any(|p| p.comm == "sleep"),
+        r.processes().unwrap().iter().any(|p| p.comm == "sleep"),
         "{:?}",
-        r.processes
+        r.processes().unwrap()
     );
 }
 

@@ -80,17 +80,21 @@ fn check_pid_scope(sampler: &str) {
     drop(outside);
     let rec = Recording::open(&out).unwrap();
     assert!(
-        rec.processes.iter().any(|p| p.id.pid == x),
+        rec.processes().unwrap().iter().any(|p| p.id.pid == x),
         "the target is recorded"
     );
     assert!(
-        rec.processes.len() >= 4,
+        rec.processes().unwrap().len() >= 4,
         "its children are recorded too: {:?}",
-        rec.processes
+        rec.processes().unwrap()
     );
-    let ppid_of: std::collections::HashMap<u32, u32> =
-        rec.processes.iter().map(|p| (p.id.pid, p.ppid)).collect();
-    for p in &rec.processes {
+    let ppid_of: std::collections::HashMap<u32, u32> = rec
+        .processes()
+        .unwrap()
+        .iter()
+        .map(|p| (p.id.pid, p.ppid))
+        .collect();
+    for p in &rec.processes().unwrap() {
         let cmd = p.cmdline.clone().unwrap_or_default();
         assert!(
             !cmd.contains("memleak-scope-outside"),
@@ -145,15 +149,23 @@ fn check_never_records_itself(sampler: &str) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let rec = Recording::open(&out).unwrap();
     assert!(
-        rec.processes.len() > 3,
+        rec.processes().unwrap().len() > 3,
         "the machine's processes are recorded: {}",
-        rec.processes.len()
+        rec.processes().unwrap().len()
     );
     assert!(
-        rec.processes.iter().any(|p| p.id.pid == std::process::id()),
+        rec.processes()
+            .unwrap()
+            .iter()
+            .any(|p| p.id.pid == std::process::id()),
         "{sampler}: this test process is recorded (the scope works)"
     );
-    let mine: Vec<_> = rec.processes.iter().filter(|p| p.id.pid == me).collect();
+    let mine: Vec<_> = rec
+        .processes()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.id.pid == me)
+        .collect();
     assert!(
         mine.is_empty(),
         "{sampler}: memleak recorded itself: {mine:?}"

@@ -137,10 +137,10 @@ fn soak_many_short_processes() {
         .count();
     eprintln!(
         "soak: {secs} s, {forked} children forked, {} processes recorded",
-        rec.processes.len()
+        rec.processes().unwrap().len()
     );
     assert!(forked >= 1000, "only {forked} children in {secs} s");
-    let recorded: HashSet<u32> = rec.processes.iter().map(|p| p.id.pid).collect();
+    let recorded: HashSet<u32> = rec.processes().unwrap().iter().map(|p| p.id.pid).collect();
     let missing: Vec<&u32> = pids.iter().filter(|p| !recorded.contains(p)).collect();
     assert!(
         missing.is_empty(),
@@ -150,12 +150,13 @@ fn soak_many_short_processes() {
         &missing[..missing.len().min(10)]
     );
     assert!(
-        rec.processes.len() > forked,
+        rec.processes().unwrap().len() > forked,
         "each child (plus the shell) is its own process"
     );
     let no_exit: Vec<_> = rec
-        .processes
-        .iter()
+        .processes()
+        .unwrap()
+        .into_iter()
         .filter(|p| p.exit_ns.is_none())
         .collect();
     assert!(

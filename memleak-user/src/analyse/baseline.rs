@@ -48,10 +48,13 @@ pub struct Figures {
 /// Figures of every process name in a recording (rss).
 pub fn figures(rec: &Recording) -> Result<BTreeMap<String, Figures>, StoreError> {
     let mut out: BTreeMap<String, Figures> = BTreeMap::new();
-    for p in &rec.processes {
-        let s = rec.series(p)?;
+    rec.for_each_process(|streamed| {
+        let p = &streamed.info;
+        let s = rec.densify(p, &streamed.raw);
         let y: Vec<f64> = s.rss().map(|v| v as f64).collect();
-        let Some(&last) = y.last() else { continue };
+        let Some(&last) = y.last() else {
+            return Ok::<(), StoreError>(());
+        };
         let peak = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let slope = trend::analyse(&s.t, &y).map_or(0.0, |tr| tr.slope);
         let f = Figures {
@@ -66,7 +69,8 @@ pub fn figures(rec: &Recording) -> Result<BTreeMap<String, Figures>, StoreError>
                 g.final_ = g.final_.max(f.final_);
             })
             .or_insert(f);
-    }
+        Ok(())
+    })?;
     Ok(out)
 }
 

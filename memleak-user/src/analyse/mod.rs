@@ -59,14 +59,15 @@ pub mod sawtooth;
 pub mod trend;
 pub mod units;
 
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::sample::proclimits::LimitRow;
+use crate::sample::proclimits::{LimitKind, LimitRow};
 use crate::sample::{Mem, ProcId};
-use crate::store::{Recording, StoreError};
+use crate::store::{Recording, StoreError, Streamed};
 use lbr::WindowFit;
 use life::ProcessEnd;
 use limits::{limit_for, Limit, LimitInputs};
@@ -553,7 +554,11 @@ pub struct Analysis {
     pub settings: Settings,
     /// Judged processes, the most urgent first.
     pub results: Vec<ProcessResult>,
+    /// Processes not judged, the first [`LISTED_SKIPPED`] of them.
     pub skipped: Vec<Skipped>,
+    /// Every process not judged, by reason kind (including those past
+    /// [`LISTED_SKIPPED`]).
+    pub skip_counts: BTreeMap<&'static str, usize>,
 }
 
 impl Analysis {
@@ -572,14 +577,12 @@ impl Analysis {
 
     /// Skipped processes by reason kind, e.g. `[("too_short", 12)]`.
     pub fn skip_counts(&self) -> Vec<(&'static str, usize)> {
-        let mut out: Vec<(&'static str, usize)> = Vec::new();
-        for s in &self.skipped {
-            match out.iter_mut().find(|(k, _)| *k == s.reason.kind()) {
-                Some((_, n)) => *n += 1,
-                None => out.push((s.reason.kind(), 1)),
-            }
-        }
-        out
+        self.skip_counts.iter().map(|(k, n)| (*k, *n)).collect()
+    }
+
+    /// How many processes were not judged (listed or not).
+    pub fn skipped_total(&self) -> usize {
+        self.skip_counts.values().sum()
     }
 }
 
@@ -883,63 +886,73 @@ impl LoadedProcess {
     }
 }
 
-/// Finds the limits recorded for processes, inheriting an ancestor's when
-/// a process has none of its own (it exited before it was read; fork
-/// copies rlimits and the cgroup).
-struct LimitLookup<'r> {
+/// Finds the limits that apply to a process without rows of its own (it
+/// exited before the recorder read them): the nearest ancestor's, since
+/// fork copies rlimits and the cgroup. Ancestors are looked up in the file
+/// by PID on demand and remembered, so memory grows with the number of
+/// distinct parents, not with the number of processes.
+struct Ancestry<'r> {
     rec: &'r Recording,
-    by_pid: std::collections::HashMap<u32, Vec<usize>>,
-    rows: std::collections::HashMap<i64, Vec<LimitRow>>,
+    by_pid: HashMap<u32, Vec<crate::store::ProcessInfo>>,
+    limits: HashMap<i64, Vec<LimitRow>>,
 }
 
-impl<'r> LimitLookup<'r> {
-    fn new(rec: &'r Recording) -> Result<Self, StoreError> {
-        let mut by_pid: std::collections::HashMap<u32, Vec<usize>> = Default::default();
-        for (i, p) in rec.processes.iter().enumerate() {
-            by_pid.entry(p.id.pid).or_default().push(i);
-        }
-        Ok(LimitLookup {
+impl<'r> Ancestry<'r> {
+    fn new(rec: &'r Recording) -> Self {
+        Ancestry {
             rec,
-            by_pid,
-            rows: rec.limits_by_process()?,
-        })
+            by_pid: HashMap::new(),
+            limits: HashMap::new(),
+        }
     }
 
-    /// The limits of `p` (or its nearest ancestor with any) at `at_ns`.
+    /// The limits in effect at `at_ns` for `p`, whose own rows are `own`.
     fn in_effect(
-        &self,
+        &mut self,
         p: &crate::store::ProcessInfo,
+        own: &[LimitRow],
         at_ns: u64,
-    ) -> Vec<(crate::sample::proclimits::LimitKind, u64)> {
-        let mut cur = p;
-        for _ in 0..64 {
-            if let Some(rows) = self.rows.get(&cur.row).filter(|r| !r.is_empty()) {
-                return limits::in_effect(rows, at_ns);
-            }
-            // The parent: the process with that pid started last before us.
-            let parent = self.by_pid.get(&cur.ppid).and_then(|ix| {
-                ix.iter()
-                    .map(|&i| &self.rec.processes[i])
-                    .filter(|q| q.id.start_ns <= cur.id.start_ns && q.row != cur.row)
-                    .max_by_key(|q| q.id.start_ns)
-            });
-            match parent {
-                Some(q) => cur = q,
-                None => break,
-            }
+    ) -> Result<Vec<(LimitKind, u64)>, StoreError> {
+        if !own.is_empty() {
+            return Ok(limits::in_effect(own, at_ns));
         }
-        Vec::new()
+        let mut cur = p.clone();
+        for _ in 0..64 {
+            // The parent: the process with that pid started last before us.
+            if !self.by_pid.contains_key(&cur.ppid) {
+                let found = self.rec.processes_with_pid(cur.ppid)?;
+                self.by_pid.insert(cur.ppid, found);
+            }
+            let parent = self.by_pid[&cur.ppid]
+                .iter()
+                .filter(|q| q.id.start_ns <= cur.id.start_ns && q.row != cur.row)
+                .max_by_key(|q| q.id.start_ns)
+                .cloned();
+            let Some(q) = parent else { break };
+            if !self.limits.contains_key(&q.row) {
+                let rows = self.rec.limits_of(q.row)?;
+                self.limits.insert(q.row, rows);
+            }
+            let rows = &self.limits[&q.row];
+            if !rows.is_empty() {
+                return Ok(limits::in_effect(rows, at_ns));
+            }
+            cur = q;
+        }
+        Ok(Vec::new())
     }
 }
 
-/// Loads every metric of `settings` for process `p`, with its limits.
+/// Turns one streamed process into every metric of `settings`, with its
+/// limits.
 fn load_process(
     rec: &Recording,
-    lookup: &LimitLookup<'_>,
-    p: &crate::store::ProcessInfo,
+    ancestry: &mut Ancestry<'_>,
+    s: &Streamed,
     settings: &Settings,
 ) -> Result<LoadedProcess, StoreError> {
-    let series = rec.series(p)?;
+    let p = &s.info;
+    let series = rec.densify(p, &s.raw);
     let columns: Vec<(Metric, Vec<f64>)> = settings
         .metrics
         .iter()
@@ -948,7 +961,7 @@ fn load_process(
     let end_ns = p
         .exit_ns
         .unwrap_or_else(|| rec.meta.start_ns + series.t.last().map_or(0, |s| (s * 1e9) as u64));
-    let process_limits = lookup.in_effect(p, end_ns);
+    let process_limits = ancestry.in_effect(p, &s.limits, end_ns)?;
     let anon_floor = series
         .mem
         .iter()
@@ -976,23 +989,23 @@ fn load_process(
     })
 }
 
-/// Loads every process of a recording that `keep` accepts, one at a time,
-/// calling `each` with it (memory stays bounded by one process's series).
+/// Loads every process of a recording that `keep` accepts, one at a time in
+/// one pass over the file, calling `each` with it (memory stays bounded by
+/// one process's series).
 pub fn for_each_process(
     rec: &Recording,
     settings: &Settings,
     mut keep: impl FnMut(&crate::store::ProcessInfo) -> bool,
     mut each: impl FnMut(&crate::store::ProcessInfo, LoadedProcess),
 ) -> Result<(), StoreError> {
-    let lookup = LimitLookup::new(rec)?;
-    for p in &rec.processes {
-        if !keep(p) {
-            continue;
+    let mut ancestry = Ancestry::new(rec);
+    rec.for_each_process(|s: Streamed| {
+        if keep(&s.info) {
+            let loaded = load_process(rec, &mut ancestry, &s, settings)?;
+            each(&s.info, loaded);
         }
-        let loaded = load_process(rec, &lookup, p, settings)?;
-        each(p, loaded);
-    }
-    Ok(())
+        Ok::<(), StoreError>(())
+    })
 }
 
 /// The rule a recording is judged by: the settings', else the one of the
@@ -1003,52 +1016,117 @@ pub fn rule_for(rec: &Recording, settings: &Settings) -> Rule {
         .unwrap_or_else(|| Rule::for_origin(rec.meta.origin.as_deref()))
 }
 
-/// Analyses every process of a recording, loading one series at a time.
+/// How many skipped processes an [`Analysis`] lists by name; the rest are
+/// only counted (a machine-wide recording can hold millions of one-sample
+/// processes, and a report listing each helps nobody).
+pub const LISTED_SKIPPED: usize = 1000;
+
+/// Gathers per-process outcomes into an [`Analysis`]: every analyser
+/// (recordings, Prometheus, directories) ends here, so the order and the
+/// bound on listed skips are the same everywhere.
+#[derive(Debug, Default)]
+pub struct Collector {
+    results: Vec<ProcessResult>,
+    skipped: Vec<Skipped>,
+    skip_counts: BTreeMap<&'static str, usize>,
+}
+
+impl Collector {
+    /// Records what [`analyse_process`] concluded about `process`.
+    pub fn add(
+        &mut self,
+        process: ProcessRef,
+        observed_s: f64,
+        end: ProcessEnd,
+        outcome: Result<Judged, SkipReason>,
+    ) {
+        match outcome {
+            Ok(j) => self.results.push(ProcessResult {
+                process,
+                verdict: j.findings.first().map_or(Verdict::NoTrend, |f| f.verdict),
+                findings: j.findings,
+                observed_s,
+                end,
+                released_at_exit: j.released_at_exit,
+            }),
+            Err(reason) => {
+                *self.skip_counts.entry(reason.kind()).or_default() += 1;
+                if self.skipped.len() < LISTED_SKIPPED {
+                    self.skipped.push(Skipped { process, reason });
+                }
+            }
+        }
+    }
+
+    /// The analysis, most urgent first.
+    pub fn finish(mut self, recording: RecordingInfo, settings: Settings) -> Analysis {
+        self.results.sort_by(|a, b| match (a.top(), b.top()) {
+            (Some(x), Some(y)) => cmp_urgency(x, y).then(a.process.id.cmp(&b.process.id)),
+            _ => a.process.id.cmp(&b.process.id),
+        });
+        Analysis {
+            recording,
+            settings,
+            results: self.results,
+            skipped: self.skipped,
+            skip_counts: self.skip_counts,
+        }
+    }
+}
+
+/// Analyses every process of a recording, reading it in one pass. The
+/// pure analysis runs on a second thread while the next processes are
+/// read, so reading and judging overlap on a machine with two cores.
 pub fn analyse(rec: &Recording, settings: &Settings) -> Result<Analysis, AnalyseError> {
     settings.validate()?;
     let meta = &rec.meta;
     let interval_s = meta.interval_ns as f64 / 1e9;
     let rule = rule_for(rec, settings);
-    let mut results = Vec::new();
-    let mut skipped = Vec::new();
-    for_each_process(
-        rec,
-        settings,
-        |_| true,
-        |p, loaded| {
-            let process = ProcessRef {
-                id: p.id,
-                ppid: p.ppid,
-                comm: p.comm.clone(),
-                cmdline: p.cmdline.clone(),
-                exit_code: p.exit_code,
-            };
-            let observed_s = match (loaded.t.first(), loaded.t.last()) {
-                (Some(a), Some(b)) => b - a,
-                _ => 0.0,
-            };
-            let inputs = loaded.inputs(loaded.t.len());
-            match analyse_process(&loaded.t, &inputs, loaded.end, interval_s, rule, settings) {
-                Ok(j) => results.push(ProcessResult {
-                    process,
-                    verdict: j.findings.first().map_or(Verdict::NoTrend, |f| f.verdict),
-                    findings: j.findings,
-                    observed_s,
-                    end: loaded.end,
-                    released_at_exit: j.released_at_exit,
-                }),
-                Err(reason) => skipped.push(Skipped { process, reason }),
+    // A few processes in flight: enough to keep both threads busy, small
+    // enough that memory stays that of a handful of series.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(ProcessRef, LoadedProcess)>(8);
+    let collector = std::thread::scope(|scope| {
+        let judge = scope.spawn(move || {
+            let mut c = Collector::default();
+            for (process, loaded) in rx {
+                let observed_s = match (loaded.t.first(), loaded.t.last()) {
+                    (Some(a), Some(b)) => b - a,
+                    _ => 0.0,
+                };
+                let inputs = loaded.inputs(loaded.t.len());
+                let outcome =
+                    analyse_process(&loaded.t, &inputs, loaded.end, interval_s, rule, settings);
+                c.add(process, observed_s, loaded.end, outcome);
             }
-        },
-    )?;
-    results.sort_by(|a, b| match (a.top(), b.top()) {
-        (Some(x), Some(y)) => cmp_urgency(x, y).then(a.process.id.cmp(&b.process.id)),
-        _ => a.process.id.cmp(&b.process.id),
-    });
+            c
+        });
+        let read = for_each_process(
+            rec,
+            settings,
+            |_| true,
+            |p, loaded| {
+                let process = ProcessRef {
+                    id: p.id,
+                    ppid: p.ppid,
+                    comm: p.comm.clone(),
+                    cmdline: p.cmdline.clone(),
+                    exit_code: p.exit_code,
+                };
+                // The judge only stops early by panicking, which join
+                // reports below.
+                let _ = tx.send((process, loaded));
+            },
+        );
+        drop(tx);
+        let collector = judge
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        read.map(|()| collector)
+    })?;
     let mut settings = settings.clone();
     settings.rule = Some(rule);
-    Ok(Analysis {
-        recording: RecordingInfo {
+    Ok(collector.finish(
+        RecordingInfo {
             path: rec.path().to_path_buf(),
             command: meta.command.clone(),
             sampler: meta.sampler.clone(),
@@ -1056,12 +1134,10 @@ pub fn analyse(rec: &Recording, settings: &Settings) -> Result<Analysis, Analyse
             interval_s,
             duration_s: meta.duration_s(rec.ticks.last().copied()),
             exit_code: meta.exit_code,
-            processes: rec.processes.len(),
+            processes: rec.process_count,
         },
         settings,
-        results,
-        skipped,
-    })
+    ))
 }
 
 #[cfg(test)]

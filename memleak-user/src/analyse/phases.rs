@@ -383,7 +383,8 @@ pub fn for_analysis(
         }
         let Some(f) = r.top() else { continue };
         let Some(fit) = f.fit else { continue };
-        let Some(p) = rec.processes.iter().find(|p| p.id == r.process.id) else {
+        let same_pid = rec.processes_with_pid(r.process.id.pid)?;
+        let Some(p) = same_pid.iter().find(|p| p.id == r.process.id) else {
             continue;
         };
         let series = rec.series(p)?;

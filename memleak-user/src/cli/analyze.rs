@@ -359,14 +359,14 @@ fn test_verdicts(rec: &Recording, settings: &Settings) -> Result<Vec<phases::Tes
     let origin = rec.meta.start_ns as f64;
     let secs = |ns: u64| (ns as f64 - origin) / 1e9;
     let mut procs = Vec::new();
-    for p in &rec.processes {
+    rec.for_each_process(|streamed| {
+        let p = &streamed.info;
         // Only a process alive across some test can have kept memory in
-        // it: skip loading the samples of the others (shell wrappers,
-        // short-lived helpers).
+        // it: pass over the others (shell wrappers, short-lived helpers).
         if secs(p.id.start_ns) > last_start || p.exit_ns.is_some_and(|e| secs(e) < first_end) {
-            continue;
+            return Ok::<(), crate::store::StoreError>(());
         }
-        let series = rec.series(p)?;
+        let series = rec.densify(p, &streamed.raw);
         procs.push(phases::AnonSeries {
             pid: p.id.pid,
             start_ns: p.id.start_ns,
@@ -375,7 +375,8 @@ fn test_verdicts(rec: &Recording, settings: &Settings) -> Result<Vec<phases::Tes
             t: series.t,
             exit_s: p.exit_ns.map(secs),
         });
-    }
+        Ok(())
+    })?;
     let threshold = phases::KeptThreshold::from_settings(settings);
     let interval_s = rec.meta.interval_ns as f64 / 1e9;
     Ok(phases::test_verdicts(

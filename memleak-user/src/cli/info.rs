@@ -53,7 +53,7 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         }
     );
     println!("snapshots   {}", rec.ticks.len());
-    println!("processes   {}", rec.processes.len());
+    println!("processes   {}", rec.process_count);
     println!("samples     {}", rec.sample_count()?);
     let markers = rec.markers()?;
     if !markers.is_empty() {

@@ -18,10 +18,11 @@ pub fn print(rec: &Recording) -> Result<()> {
         "RSS end",
         "RSS peak"
     );
-    for p in &rec.processes {
-        let s = rec.series(p)?;
+    rec.for_each_process(|streamed| {
+        let p = &streamed.info;
+        let s = rec.densify(p, &streamed.raw);
         let (Some(first), Some(last)) = (s.mem.first(), s.mem.last()) else {
-            continue;
+            return Ok::<(), crate::store::StoreError>(());
         };
         let life = match (s.t.first(), s.t.last()) {
             (Some(a), Some(b)) => b - a,
@@ -41,7 +42,8 @@ pub fn print(rec: &Recording) -> Result<()> {
             bytes(last.rss()),
             bytes(rss_peak)
         );
-    }
+        Ok(())
+    })?;
     Ok(())
 }
 

@@ -149,6 +149,10 @@ pub fn render_index(a: &Analysis, plots: &[(usize, String)]) -> String {
                 esc(&s.reason.to_string())
             );
         }
+        let unlisted = a.skipped_total().saturating_sub(a.skipped.len());
+        if unlisted > 0 {
+            let _ = writeln!(h, "<li>and {unlisted} more, not listed</li>");
+        }
         h.push_str("</ul>\n");
     }
     h.push_str("</body>\n</html>\n");

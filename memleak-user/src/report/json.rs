@@ -189,7 +189,7 @@ pub fn render(a: &Analysis) -> String {
             analysed: a.results.len(),
             leaks: a.count(Verdict::Leak),
             growing: a.count(Verdict::Growing),
-            skipped: a.skipped.len(),
+            skipped: a.skipped_total(),
             skipped_by_reason: a.skip_counts().into_iter().collect(),
         },
         processes: a

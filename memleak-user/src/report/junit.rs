@@ -25,12 +25,15 @@ pub fn render(a: &Analysis) -> String {
 /// [`render`] plus a testsuite of per-test kept-memory verdicts (none when
 /// `kept` is empty).
 pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
-    let process_tests = a.results.len() + a.skipped.len();
+    // Skipped processes past those listed are one testcase, so that a
+    // machine-wide recording does not make a JUnit file of millions.
+    let unlisted = a.skipped_total().saturating_sub(a.skipped.len());
+    let process_tests = a.results.len() + a.skipped.len() + usize::from(unlisted > 0);
     let process_failures = a.count(Verdict::Leak);
     let kept_failures = kept.iter().filter(|t| t.flagged).count();
     let tests = process_tests + kept.len();
     let failures = process_failures + kept_failures;
-    let skipped = a.skipped.len();
+    let skipped = a.skipped.len() + usize::from(unlisted > 0);
     let suite = match &a.recording.command {
         Some(c) => format!("memleak: {c}"),
         None => format!("memleak: {}", a.recording.path.display()),
@@ -107,6 +110,13 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
             "    <testcase classname=\"memleak.lbr\" name=\"{}\" time=\"0.000\">\n      <skipped message=\"{}\"/>\n    </testcase>",
             esc(&case_name(&s.process)),
             esc(&s.reason.to_string())
+        );
+    }
+    if unlisted > 0 {
+        let _ = writeln!(
+            x,
+            "    <testcase classname=\"memleak.lbr\" name=\"{unlisted} more processes not judged\" time=\"0.000\">\n      <skipped message=\"not listed one by one: {}\"/>\n    </testcase>",
+            esc(&crate::report::summary_line(a))
         );
     }
     x.push_str("  </testsuite>\n");

@@ -122,7 +122,7 @@ pub fn summary_line(a: &Analysis) -> String {
         a.count(Verdict::Leak),
         if a.count(Verdict::Leak) == 1 { "" } else { "s" },
         a.count(Verdict::Growing),
-        a.skipped.len()
+        a.skipped_total()
     );
     let counts = a.skip_counts();
     if !counts.is_empty() {

@@ -20,8 +20,8 @@ use clap::Args;
 
 use crate::analyse::limits::Limit;
 use crate::analyse::{
-    analyse_process, life::ProcessEnd, Analysis, Metric, ProcessRef, ProcessResult, RecordingInfo,
-    SeriesInput, Settings, Skipped, Verdict,
+    analyse_process, life::ProcessEnd, Analysis, Collector, Metric, ProcessRef, RecordingInfo,
+    SeriesInput, Settings,
 };
 use crate::cli::analyze::{emit_analysis, AnalysisArgs, ReportArgs};
 
@@ -116,8 +116,7 @@ pub fn analyse_all(
     settings: &Settings,
     recording: RecordingInfo,
 ) -> Analysis {
-    let mut results = Vec::new();
-    let mut skipped = Vec::new();
+    let mut collector = Collector::default();
     for s in series {
         let inputs: Vec<SeriesInput<'_>> = s
             .columns
@@ -147,36 +146,10 @@ pub fn analyse_all(
             ProcessEnd::from_exit(Some(0), s.process.exit_code, None)
         };
         let rule = settings.rule.unwrap_or_default();
-        match analyse_process(&s.t, &inputs, end, interval_s, rule, settings) {
-            Ok(j) => results.push(ProcessResult {
-                process: s.process.clone(),
-                verdict: j.findings.first().map_or(Verdict::NoTrend, |f| f.verdict),
-                findings: j.findings,
-                observed_s,
-                end,
-                released_at_exit: j.released_at_exit,
-            }),
-            Err(reason) => skipped.push(Skipped {
-                process: s.process.clone(),
-                reason,
-            }),
-        }
+        let outcome = analyse_process(&s.t, &inputs, end, interval_s, rule, settings);
+        collector.add(s.process.clone(), observed_s, end, outcome);
     }
-    results.sort_by(|a, b| match (a.top(), b.top()) {
-        (Some(x), Some(y)) => {
-            let ((va, ta), (vb, tb)) = (x.urgency(), y.urgency());
-            va.cmp(&vb)
-                .then(ta.total_cmp(&tb))
-                .then(a.process.id.cmp(&b.process.id))
-        }
-        _ => a.process.id.cmp(&b.process.id),
-    });
-    Analysis {
-        recording,
-        settings: settings.clone(),
-        results,
-        skipped,
-    }
+    collector.finish(recording, settings.clone())
 }
 
 /// `memleak analyze` over a directory with a time range, or over a

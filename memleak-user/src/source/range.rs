@@ -94,8 +94,9 @@ pub fn load(
         // Boot time in Unix seconds: process start times are since boot.
         let boot = (start - rec.meta.start_ns as f64 / 1e9).round() as i64;
         interval_s = interval_s.max(rec.meta.interval_ns as f64 / 1e9);
-        for p in &rec.processes {
-            let series = rec.series(p)?;
+        rec.for_each_process(|streamed| {
+            let p = &streamed.info;
+            let series = rec.densify(p, &streamed.raw);
             let key = (boot / 10, p.id.pid, p.id.start_ns);
             let piece = pieces.entry(key).or_insert_with(|| Piece {
                 process: ProcessRef {
@@ -122,7 +123,8 @@ pub fn load(
                 piece.t.push(at);
                 piece.mem.push(*m);
             }
-        }
+            Ok::<(), crate::store::StoreError>(())
+        })?;
         counters = rec.counters.clone();
         last_meta = Some(rec.meta.clone());
         used.push(path.clone());

@@ -12,7 +12,7 @@ mod read;
 mod schema;
 mod write;
 
-pub use read::{ProcessInfo, ProcessSeries, Recording, RunMeta};
+pub use read::{ProcessInfo, ProcessSeries, Recording, RunMeta, Streamed};
 pub use schema::FORMAT_VERSION;
 pub use write::Writer;
 

@@ -93,13 +93,16 @@ impl ProcessSeries {
     }
 }
 
-/// An open recording. Processes are listed up front; their series are loaded
-/// one at a time so memory use does not grow with the recording's size.
+/// An open recording. Only the header (meta, ticks, counters, notes) is
+/// loaded; processes and their samples are read on demand, and
+/// [`Recording::for_each_process`] streams them so that memory use does
+/// not grow with the number of processes in the file.
 pub struct Recording {
     conn: Connection,
     path: PathBuf,
     pub meta: RunMeta,
-    pub processes: Vec<ProcessInfo>,
+    /// How many processes the file holds.
+    pub process_count: usize,
     /// Every sampler tick, ns since boot, ascending.
     pub ticks: Vec<u64>,
     pub counters: Vec<(String, i64)>,
@@ -206,13 +209,13 @@ impl Recording {
             conn,
             path: p,
             meta: RunMeta::default(),
-            processes: Vec::new(),
+            process_count: 0,
             ticks: Vec::new(),
             counters: Vec::new(),
             notes: Vec::new(),
         };
         rec.load_meta()?;
-        rec.load_processes()?;
+        rec.count_processes()?;
         rec.load_ticks()?;
         Ok(rec)
     }
@@ -284,8 +287,18 @@ impl Recording {
         Ok(())
     }
 
-    fn load_processes(&mut self) -> Result<(), StoreError> {
-        // stop_signal was added later: older files read as "not seen".
+    fn count_processes(&mut self) -> Result<(), StoreError> {
+        let n: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM processes", [], |r| r.get(0))
+            .map_err(|e| self.fail(e))?;
+        self.process_count = n.max(0) as usize;
+        Ok(())
+    }
+
+    /// The columns [`process_row`] reads, in its order. `stop_signal` was
+    /// added later: older files read as "not seen".
+    fn process_columns(&self) -> Result<&'static str, StoreError> {
         let has_stop: bool = self
             .conn
             .query_row(
@@ -295,33 +308,150 @@ impl Recording {
             )
             .map_err(|e| self.fail(e))?
             > 0;
+        Ok(if has_stop {
+            "id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, stop_signal"
+        } else {
+            "id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, NULL"
+        })
+    }
+
+    /// Every process, in the order they were first seen. Holds them all in
+    /// memory: to visit a large recording use [`Recording::for_each_process`].
+    pub fn processes(&self) -> Result<Vec<ProcessInfo>, StoreError> {
         let sql = format!(
-            "SELECT id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, {}
-             FROM processes ORDER BY id",
-            if has_stop { "stop_signal" } else { "NULL" }
+            "SELECT {} FROM processes ORDER BY id",
+            self.process_columns()?
         );
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
         let procs = stmt
-            .query_map([], |r| {
-                Ok(ProcessInfo {
-                    row: r.get(0)?,
-                    id: ProcId {
-                        pid: r.get(1)?,
-                        start_ns: r.get::<_, u64>(2)?,
-                    },
-                    ppid: r.get(3)?,
-                    comm: r.get(4)?,
-                    cmdline: r.get(5)?,
-                    exit_ns: r.get::<_, Option<u64>>(6)?,
-                    exit_code: r.get(7)?,
-                    stop_signal: r.get(8)?,
-                })
-            })
+            .query_map([], process_row)
             .and_then(|rows| rows.collect())
-            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
-        drop(stmt);
-        self.processes = procs;
+            .map_err(|e| self.fail(e))?;
+        Ok(procs)
+    }
+
+    /// The processes that had PID `pid` (a PID can be reused), oldest first.
+    pub fn processes_with_pid(&self, pid: u32) -> Result<Vec<ProcessInfo>, StoreError> {
+        let sql = format!(
+            "SELECT {} FROM processes WHERE pid = ?1 ORDER BY start_ns",
+            self.process_columns()?
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
+        let procs = stmt
+            .query_map(params![pid], process_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.fail(e))?;
+        Ok(procs)
+    }
+
+    /// Visits every process in the order they were first seen, with its
+    /// change samples and its own limits rows, reading the file in one
+    /// ordered pass: memory holds one process at a time, and there is no
+    /// query per process. `each` may stop the walk with an error.
+    pub fn for_each_process<E: From<StoreError>>(
+        &self,
+        mut each: impl FnMut(Streamed) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let fail = |e| StoreError::from_sqlite(&self.path, e);
+        let sql = format!(
+            "SELECT {} FROM processes ORDER BY id",
+            self.process_columns()?
+        );
+        let mut procs_stmt = self.conn.prepare(&sql).map_err(fail)?;
+        let mut samples_stmt = self
+            .conn
+            .prepare(
+                "SELECT proc_id, t_ns, vm, rss_anon, rss_file, rss_shmem, swap
+                 FROM samples ORDER BY proc_id, t_ns",
+            )
+            .map_err(fail)?;
+        let has_limits = table_exists(&self.conn, "limits").map_err(fail)?;
+        let mut limits_stmt = self
+            .conn
+            .prepare(if has_limits {
+                "SELECT proc_id, t_ns, kind, bytes FROM limits ORDER BY proc_id, t_ns, kind"
+            } else {
+                "SELECT 0, 0, '', NULL WHERE 0"
+            })
+            .map_err(fail)?;
+        let mut procs = procs_stmt.query([]).map_err(fail)?;
+        let mut samples = samples_stmt.query([]).map_err(fail)?;
+        let mut limits = limits_stmt.query([]).map_err(fail)?;
+        // The rows after the current process's, read one ahead.
+        let mut next_sample = samples
+            .next()
+            .map_err(fail)?
+            .map(sample_row)
+            .transpose()
+            .map_err(fail)?;
+        let mut next_limit = limits
+            .next()
+            .map_err(fail)?
+            .map(limits_table_row)
+            .transpose()
+            .map_err(fail)?;
+        while let Some(row) = procs.next().map_err(fail)? {
+            let info = process_row(row).map_err(fail)?;
+            let mut raw = Vec::new();
+            // Rows of processes the table does not list (a damaged file)
+            // are passed over, as the per-process query would.
+            while let Some((id, t, m)) = next_sample {
+                if id > info.row {
+                    break;
+                }
+                if id == info.row {
+                    raw.push((t, m));
+                }
+                next_sample = samples
+                    .next()
+                    .map_err(fail)?
+                    .map(sample_row)
+                    .transpose()
+                    .map_err(fail)?;
+            }
+            let mut own_limits = Vec::new();
+            while let Some((id, t, ref k, b)) = next_limit {
+                if id > info.row {
+                    break;
+                }
+                if id == info.row {
+                    own_limits.extend(limit_row(t, k, b));
+                }
+                next_limit = limits
+                    .next()
+                    .map_err(fail)?
+                    .map(limits_table_row)
+                    .transpose()
+                    .map_err(fail)?;
+            }
+            each(Streamed {
+                info,
+                raw,
+                limits: own_limits,
+            })?;
+        }
         Ok(())
+    }
+
+    /// The limits rows of one process, in time order.
+    pub fn limits_of(&self, proc_row: i64) -> Result<Vec<LimitRow>, StoreError> {
+        if !table_exists(&self.conn, "limits").map_err(|e| self.fail(e))? {
+            return Ok(Vec::new());
+        }
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT t_ns, kind, bytes FROM limits WHERE proc_id = ?1 ORDER BY t_ns, kind",
+            )
+            .map_err(|e| self.fail(e))?;
+        let rows: Vec<(u64, String, Option<i64>)> = stmt
+            .query_map(params![proc_row], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.fail(e))?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(t, k, b)| limit_row(t, &k, b))
+            .collect())
     }
 
     fn load_ticks(&mut self) -> Result<(), StoreError> {
@@ -368,7 +498,13 @@ impl Recording {
     /// One process's series on the sampler's ticks (see [`ProcessSeries`]).
     pub fn series(&self, proc: &ProcessInfo) -> Result<ProcessSeries, StoreError> {
         let raw = self.raw_samples(proc)?;
-        Ok(densify(&raw, &self.ticks, proc.exit_ns, self.meta.start_ns))
+        Ok(self.densify(proc, &raw))
+    }
+
+    /// The series of a process from its change samples (as
+    /// [`Recording::for_each_process`] hands them out).
+    pub fn densify(&self, proc: &ProcessInfo, raw: &[(u64, Mem)]) -> ProcessSeries {
+        densify(raw, &self.ticks, proc.exit_ns, self.meta.start_ns)
     }
 
     /// Names a process had over time (exec changes them).
@@ -382,33 +518,6 @@ impl Recording {
             .and_then(|rows| rows.collect())
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         Ok(rows)
-    }
-
-    /// The limits recorded for every process (see `sample::proclimits`),
-    /// by process row, each in time order: (ns since boot, kind, bytes;
-    /// `None` = removed). One query for the whole recording: the table holds
-    /// a few rows per process. Kinds this version does not know are
-    /// skipped; recordings without the table (older writers) have none.
-    pub fn limits_by_process(&self) -> Result<HashMap<i64, Vec<LimitRow>>, StoreError> {
-        let mut out: HashMap<i64, Vec<LimitRow>> = HashMap::new();
-        if !table_exists(&self.conn, "limits").map_err(|e| self.fail(e))? {
-            return Ok(out);
-        }
-        let mut stmt = self
-            .conn
-            .prepare("SELECT proc_id, t_ns, kind, bytes FROM limits ORDER BY proc_id, t_ns, kind")
-            .map_err(|e| self.fail(e))?;
-        let rows: Vec<(i64, u64, String, Option<i64>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .and_then(|rows| rows.collect())
-            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
-        for (row, t, k, b) in rows {
-            if let Some(kind) = LimitKind::parse(&k) {
-                let bytes = b.and_then(|b| u64::try_from(b).ok()).filter(|b| *b > 0);
-                out.entry(row).or_default().push((t, kind, bytes));
-            }
-        }
-        Ok(out)
     }
 
     /// Phase markers, in time order: (seconds since start, kind, name).
@@ -438,6 +547,60 @@ impl Recording {
             .map(|n| n as u64)
             .map_err(|e| self.fail(e))
     }
+}
+
+/// One process as [`Recording::for_each_process`] hands it out.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Streamed {
+    pub info: ProcessInfo,
+    /// Change samples, ns since boot, in time order.
+    pub raw: Vec<(u64, Mem)>,
+    /// Its own limits rows, in time order (none when it exited before the
+    /// recorder read them: see its ancestors').
+    pub limits: Vec<LimitRow>,
+}
+
+fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessInfo> {
+    Ok(ProcessInfo {
+        row: r.get(0)?,
+        id: ProcId {
+            pid: r.get(1)?,
+            start_ns: r.get::<_, u64>(2)?,
+        },
+        ppid: r.get(3)?,
+        comm: r.get(4)?,
+        cmdline: r.get(5)?,
+        exit_ns: r.get::<_, Option<u64>>(6)?,
+        exit_code: r.get(7)?,
+        stop_signal: r.get(8)?,
+    })
+}
+
+/// (proc_id, t_ns, memory) of a `samples` row.
+fn sample_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, u64, Mem)> {
+    Ok((
+        r.get(0)?,
+        r.get::<_, u64>(1)?,
+        Mem {
+            vm: bytes_col(r, 2)?,
+            rss_anon: bytes_col(r, 3)?,
+            rss_file: bytes_col(r, 4)?,
+            rss_shmem: bytes_col(r, 5)?,
+            swap: bytes_col(r, 6)?,
+        },
+    ))
+}
+
+/// A `limits` row; kinds this version does not know are skipped.
+fn limit_row(t: u64, kind: &str, bytes: Option<i64>) -> Option<LimitRow> {
+    let kind = LimitKind::parse(kind)?;
+    let bytes = bytes.and_then(|b| u64::try_from(b).ok()).filter(|b| *b > 0);
+    Some((t, kind, bytes))
+}
+
+/// (proc_id, t_ns, kind, bytes) of a `limits` row.
+fn limits_table_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, u64, String, Option<i64>)> {
+    Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
 }
 
 /// Whether the file has a table of that name (tables added after the
