@@ -27,7 +27,7 @@ fn read_everything(path: &std::path::Path) -> Result<(), StoreError> {
     let rec = Recording::open(path)?;
     rec.sample_count()?;
     rec.markers()?;
-    for p in &rec.processes().expect("processes") {
+    for p in &rec.processes()? {
         rec.series(p)?;
         rec.names(p)?;
     }

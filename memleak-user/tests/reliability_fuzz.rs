@@ -84,7 +84,7 @@ fn read_everything(path: &Path) -> Result<(), StoreError> {
     let rec = Recording::open(path)?;
     rec.sample_count()?;
     rec.markers()?;
-    for p in &rec.processes().unwrap() {
+    for p in &rec.processes()? {
         rec.series(p)?;
         rec.names(p)?;
     }

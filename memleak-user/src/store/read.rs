@@ -579,8 +579,8 @@ fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessInfo> {
 /// (proc_id, t_ns, memory) of a `samples` row.
 fn sample_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<(i64, u64, Mem)> {
     Ok((
-        r.get(0)?,
-        r.get::<_, u64>(1)?,
+        r.get_ref(0)?.as_i64()?,
+        bytes_col(r, 1)?,
         Mem {
             vm: bytes_col(r, 2)?,
             rss_anon: bytes_col(r, 3)?,
@@ -622,7 +622,9 @@ const MAX_PLAUSIBLE_BYTES: i64 = 1 << 60;
 /// A memory column in bytes; a negative or absurd value means the file was
 /// damaged (or not written by memleak), reported as such.
 fn bytes_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
-    let v: i64 = r.get(i)?;
+    // get_ref skips the conversion machinery of get: this runs for every
+    // column of millions of rows.
+    let v = r.get_ref(i)?.as_i64()?;
     if (0..=MAX_PLAUSIBLE_BYTES).contains(&v) {
         Ok(v as u64)
     } else {
