@@ -1,5 +1,7 @@
 //! Overhead of sampling on the monitored work: the wall time of a workload
-//! run alone vs. under memleak (eBPF, procfs) and under a psutil poller.
+//! run alone vs. under memleak (eBPF, procfs), under a psutil poller, and
+//! under the tools a user would otherwise use to find a leak (valgrind,
+//! heaptrack, memray for Python).
 
 use super::util::{json_line, run_measured, scratch, Held, Stat};
 use super::{Bins, Report};
@@ -15,10 +17,18 @@ enum Cond {
     Psutil1s,
     Psutil5ms,
     EbpfSwitch,
+    Valgrind,
+    Heaptrack,
+    Memray,
 }
 
+/// Rounds of the tools that instrument every allocation: at 10×–100× a
+/// few rounds already show the order of magnitude, and more would take
+/// the bench hours.
+const HEAVY_ROUNDS: usize = 3;
+
 impl Cond {
-    const ALL: [Cond; 7] = [
+    const ALL: [Cond; 10] = [
         Cond::Alone,
         Cond::AloneAgain,
         Cond::Ebpf,
@@ -26,6 +36,9 @@ impl Cond {
         Cond::Procfs,
         Cond::Psutil1s,
         Cond::Psutil5ms,
+        Cond::Valgrind,
+        Cond::Heaptrack,
+        Cond::Memray,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -36,6 +49,9 @@ impl Cond {
             Cond::Procfs => "memleak record, procfs, 1 s",
             Cond::Psutil1s => "psutil poller, all processes, 1 s",
             Cond::Psutil5ms => "psutil poller, all processes, 5 ms",
+            Cond::Valgrind => "valgrind --leak-check=full",
+            Cond::Heaptrack => "heaptrack",
+            Cond::Memray => "memray run",
         }
     }
     fn key(self) -> &'static str {
@@ -47,6 +63,20 @@ impl Cond {
             Cond::Procfs => "procfs",
             Cond::Psutil1s => "psutil_1s",
             Cond::Psutil5ms => "psutil_5ms",
+            Cond::Valgrind => "valgrind",
+            Cond::Heaptrack => "heaptrack",
+            Cond::Memray => "memray",
+        }
+    }
+    fn heavy(self) -> bool {
+        matches!(self, Cond::Valgrind | Cond::Heaptrack | Cond::Memray)
+    }
+    /// Whether the condition means anything for `w`: memray profiles
+    /// Python only.
+    fn applies(self, w: &Workload) -> bool {
+        match self {
+            Cond::Memray => w.python,
+            _ => true,
         }
     }
 }
@@ -54,25 +84,37 @@ impl Cond {
 struct Workload {
     key: &'static str,
     about: &'static str,
+    /// A Python script under `bench/` (else a `memleak-bench` workload).
+    python: bool,
     args: &'static [&'static str],
 }
 
-const WORKLOADS: [Workload; 3] = [
+const WORKLOADS: [Workload; 4] = [
     Workload {
         key: "faults",
         about: "page-fault heavy: mmap 64 MiB, touch every page, munmap, 40 times (655,360 faults)",
+        python: false,
         args: &["faults", "--mib", "64", "--rounds", "40"],
     },
     Workload {
         key: "malloc",
         about: "malloc heavy: 8,000,000 malloc/free pairs, 16 B–256 KiB, every page touched",
+        python: false,
         args: &["malloc", "--ops", "8000000"],
     },
     Workload {
         key: "switches",
         about: "context-switch heavy: 200,000 pipe round trips between a parent and its child \
                 on one CPU (400,000 context switches of tracked processes)",
+        python: false,
         args: &["pingpong", "--rounds", "200000"],
+    },
+    Workload {
+        key: "python",
+        about: "Python allocation heavy: 10 rounds of 50,000 dicts with strings and lists, \
+                built and dropped (bench/pyalloc.py)",
+        python: true,
+        args: &["pyalloc.py", "10"],
     },
 ];
 
@@ -82,9 +124,26 @@ fn work_s(out: &str) -> Result<f64> {
         .with_context(|| format!("no work_s in workload output: {out}"))
 }
 
+/// The workload's command line: `memleak-bench ARGS` or `python3 bench/SCRIPT ARGS`.
+fn workload_argv(bins: &Bins, w: &Workload) -> Vec<std::ffi::OsString> {
+    if w.python {
+        let mut v = vec![
+            "python3".into(),
+            bins.poller.with_file_name(w.args[0]).into_os_string(),
+        ];
+        v.extend(w.args[1..].iter().map(Into::into));
+        v
+    } else {
+        let mut v = vec![bins.bench.clone().into_os_string()];
+        v.extend(w.args.iter().map(Into::into));
+        v
+    }
+}
+
 fn run_once(bins: &Bins, w: &Workload, cond: Cond, dir: &std::path::Path, i: usize) -> Result<f64> {
-    let mut work = Command::new(&bins.bench);
-    work.args(w.args);
+    let argv = workload_argv(bins, w);
+    let mut work = Command::new(&argv[0]);
+    work.args(&argv[1..]);
     match cond {
         Cond::Alone | Cond::AloneAgain => work_s(&run_measured(&mut work)?.2),
         Cond::Ebpf | Cond::EbpfSwitch | Cond::Procfs => {
@@ -106,8 +165,7 @@ fn run_once(bins: &Bins, w: &Workload, cond: Cond, dir: &std::path::Path, i: usi
                 .arg("-o")
                 .arg(&out)
                 .arg("--")
-                .arg(&bins.bench)
-                .args(w.args);
+                .args(&argv);
             let r = work_s(&run_measured(&mut cmd)?.2);
             let _ = std::fs::remove_file(&out);
             r
@@ -120,6 +178,47 @@ fn run_once(bins: &Bins, w: &Workload, cond: Cond, dir: &std::path::Path, i: usi
             poller.stop()?;
             work_s(&r?.2)
         }
+        Cond::Valgrind => {
+            let mut cmd = Command::new("valgrind");
+            cmd.args([
+                "--leak-check=full",
+                "--quiet",
+                "--log-file=/dev/null",
+                // Children too (pingpong forks; python is one process).
+                "--trace-children=yes",
+            ])
+            .args(&argv);
+            work_s(&run_measured(&mut cmd)?.2)
+        }
+        Cond::Heaptrack => {
+            let out = dir.join(format!("{}-heaptrack-{i}", w.key));
+            let mut cmd = Command::new("heaptrack");
+            cmd.arg("-o").arg(&out).args(&argv);
+            let r = work_s(&run_measured(&mut cmd)?.2);
+            remove_with_prefix(dir, &format!("{}-heaptrack-{i}", w.key));
+            r
+        }
+        Cond::Memray => {
+            let out = dir.join(format!("{}-memray-{i}.bin", w.key));
+            let mut cmd = Command::new("python3");
+            cmd.args(["-m", "memray", "run", "-q", "-f", "-o"])
+                .arg(&out)
+                .args(&argv[1..]);
+            let r = work_s(&run_measured(&mut cmd)?.2);
+            let _ = std::fs::remove_file(&out);
+            r
+        }
+    }
+}
+
+/// Removes the files heaptrack wrote (it appends its own extension).
+fn remove_with_prefix(dir: &std::path::Path, prefix: &str) {
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            if e.file_name().to_string_lossy().starts_with(prefix) {
+                let _ = std::fs::remove_file(e.path());
+            }
+        }
     }
 }
 
@@ -131,16 +230,34 @@ pub fn run(bins: &Bins, repeats: usize, report: &mut Report) -> Result<()> {
          conditions interleaved (rotated order each round). Ratio = time under X / time alone \
          in the same round; medians (min–max) over rounds."
     ));
+    let missing = heavy_tools_missing();
+    for (c, why) in &missing {
+        report.line(&format!("({} not measured: {why})", c.name()));
+    }
+    report.line(&format!(
+        "valgrind, heaptrack and memray (what a user would otherwise reach for) run the \
+         first {HEAVY_ROUNDS} rounds only."
+    ));
     let mut json = serde_json::Map::new();
     for w in &WORKLOADS {
         report.line("");
         report.line(&format!("### {} — {}", w.key, w.about));
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); Cond::ALL.len()];
+        // Ratios pair each run with the `alone` run of the same round.
+        let mut rounds_of: Vec<Vec<usize>> = vec![Vec::new(); Cond::ALL.len()];
         for round in 0..repeats {
             for k in 0..Cond::ALL.len() {
                 let ci = (k + round) % Cond::ALL.len();
-                let t = run_once(bins, w, Cond::ALL[ci], &dir, round)?;
+                let c = Cond::ALL[ci];
+                if !c.applies(w)
+                    || (c.heavy() && round >= HEAVY_ROUNDS)
+                    || missing.iter().any(|(m, _)| *m == c)
+                {
+                    continue;
+                }
+                let t = run_once(bins, w, c, &dir, round)?;
                 times[ci].push(t);
+                rounds_of[ci].push(round);
             }
             eprint!(".");
         }
@@ -151,11 +268,14 @@ pub fn run(bins: &Bins, repeats: usize, report: &mut Report) -> Result<()> {
         ));
         let mut wj = serde_json::Map::new();
         for (ci, c) in Cond::ALL.iter().enumerate() {
+            if times[ci].is_empty() {
+                continue;
+            }
             let t = Stat::of(&times[ci]);
             let ratios: Vec<f64> = times[ci]
                 .iter()
-                .zip(&times[0])
-                .map(|(x, a)| x / a)
+                .zip(&rounds_of[ci])
+                .map(|(x, &r)| x / times[0][r])
                 .collect();
             let r = Stat::of(&ratios);
             report.line(&format!(
@@ -182,4 +302,35 @@ pub fn run(bins: &Bins, repeats: usize, report: &mut Report) -> Result<()> {
         .insert("overhead".into(), serde_json::Value::Object(json));
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// The alternatives that are not installed and could not be, with why.
+/// valgrind and heaptrack come from the distribution (apt-get), memray
+/// from PyPI; a machine without them still gets memleak's own figures.
+fn heavy_tools_missing() -> Vec<(Cond, String)> {
+    let have = |cmd: &mut Command| cmd.output().is_ok_and(|o| o.status.success());
+    let mut missing = Vec::new();
+    for (c, tool) in [(Cond::Valgrind, "valgrind"), (Cond::Heaptrack, "heaptrack")] {
+        if have(Command::new(tool).arg("--version")) {
+            continue;
+        }
+        eprintln!("+ apt-get install -y {tool}");
+        let installed = have(Command::new("apt-get").args(["install", "-y", "-q", tool]))
+            && have(Command::new(tool).arg("--version"));
+        if !installed {
+            missing.push((c, format!("`{tool}` is not installed and apt-get could not install it")));
+        }
+    }
+    let memray = || have(Command::new("python3").args(["-c", "import memray"]));
+    if !memray() {
+        eprintln!("+ python3 -m pip install memray");
+        let _ = have(Command::new("python3").args(["-m", "pip", "install", "--quiet", "memray"]));
+        if !memray() {
+            missing.push((
+                Cond::Memray,
+                "memray is not installed and `pip install memray` failed".to_string(),
+            ));
+        }
+    }
+    missing
 }
