@@ -123,8 +123,9 @@ impl AnalysisConfig {
             why,
         };
         let duration = |key: &'static str, q: &Quantity| match q {
-            Quantity::Number(v) if v.is_finite() && *v >= 0.0 => Ok(*v),
-            Quantity::Number(v) => Err(invalid(key, format!("{v} is not a valid duration"))),
+            Quantity::Number(v) => {
+                super::units::check_duration(*v).map_err(|why| invalid(key, format!("{v}: {why}")))
+            }
             Quantity::Text(s) => parse_duration(s).map_err(|e| invalid(key, e)),
         };
         let bytes = |key: &'static str, q: &Quantity| match q {
