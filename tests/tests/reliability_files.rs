@@ -1,9 +1,26 @@
-//! Files and flags memleak takes on a user's behalf: durations are bounded.
+//! Files memleak reads and writes on a user's behalf: outputs never follow a
+//! planted symlink, inputs are bounded regular files, and durations are
+//! bounded.
 
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use memleak_tests::memleak_bin;
+
+/// A real recording of a short command, by the procfs sampler (no
+/// privileges needed).
+fn good_recording(dir: &Path) -> PathBuf {
+    let out = dir.join("good.memleak");
+    let st = Command::new(memleak_bin())
+        .args(["record", "-q", "--sampler", "procfs", "-i", "50ms", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", "sleep 0.4"])
+        .status()
+        .expect("run memleak record");
+    assert!(st.success(), "recording the reference file: {st}");
+    out
+}
 
 /// Runs `cmd` and kills it if it has not finished within `limit`: a hang is
 /// a failure of its own, not a stuck test run.
@@ -42,6 +59,101 @@ macro_rules! args {
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit 1 with one `memleak: error:` line holding every one of `expect`.
+fn assert_error(o: &Output, what: &str, expect: &[&str]) {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(1), "{what}: exit 1; stderr: {err}");
+    assert!(!err.contains("panicked"), "{what}: {err}");
+    let lines: Vec<&str> = err
+        .lines()
+        .filter(|l| l.starts_with("memleak: error:"))
+        .collect();
+    assert_eq!(lines.len(), 1, "{what}: one error line: {err}");
+    for e in expect {
+        assert!(lines[0].contains(e), "{what}: expected `{e}` in {err}");
+    }
+}
+
+fn mkfifo(path: &Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+}
+
+#[test]
+fn report_outputs_never_write_through_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = good_recording(d);
+    let victim = d.join("victim");
+    std::fs::write(&victim, b"precious").unwrap();
+
+    let link = d.join("report.json");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    let o = run_within(
+        memleak(args!["analyze", &good, "--format", "json", "-o", &link]),
+        Duration::from_secs(30),
+    );
+    assert_error(&o, "analyze -o SYMLINK", &["report.json", "symbolic link"]);
+
+    let base_link = d.join("base.json");
+    std::os::unix::fs::symlink(&victim, &base_link).unwrap();
+    let o = run_within(
+        memleak(args!["baseline", "save", &good, "-o", &base_link]),
+        Duration::from_secs(30),
+    );
+    assert_error(
+        &o,
+        "baseline save -o SYMLINK",
+        &["base.json", "symbolic link"],
+    );
+
+    // An HTML directory that is a link, and a real one holding a planted
+    // link where index.html goes.
+    let real = d.join("real");
+    std::fs::create_dir(&real).unwrap();
+    let dir_link = d.join("html-link");
+    std::os::unix::fs::symlink(&real, &dir_link).unwrap();
+    let o = run_within(
+        memleak(args!["analyze", &good, "--format", "html", "-o", &dir_link]),
+        Duration::from_secs(30),
+    );
+    assert_error(&o, "html -o SYMLINK", &["html-link", "symbolic link"]);
+    std::os::unix::fs::symlink(&victim, real.join("index.html")).unwrap();
+    let o = run_within(
+        memleak(args!["analyze", &good, "--format", "html", "-o", &real]),
+        Duration::from_secs(30),
+    );
+    assert_error(
+        &o,
+        "html index.html SYMLINK",
+        &["index.html", "symbolic link"],
+    );
+
+    assert_eq!(std::fs::read(&victim).unwrap(), b"precious");
+
+    // An existing regular report is replaced (a CI job reruns), whole.
+    let plain = d.join("plain.json");
+    std::fs::write(&plain, b"old").unwrap();
+    let o = run_within(
+        memleak(args!["analyze", &good, "--format", "json", "-o", &plain]),
+        Duration::from_secs(30),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&plain).unwrap();
+    assert!(
+        text.starts_with('{') && text.contains("schema_version"),
+        "{text}"
+    );
+    // No temporary file is left next to it.
+    let names: Vec<String> = std::fs::read_dir(d)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".plain.json") || n.contains(".tmp"))
+        .collect();
+    assert!(names.is_empty(), "left behind: {names:?}");
 }
 
 #[test]
@@ -113,4 +225,60 @@ fn huge_durations_are_usage_errors_naming_the_flag() {
         assert!(err.contains("at most"), "{flag}: gives the range: {err}");
     }
     assert!(!out.exists() && !watch_dir.exists(), "nothing started");
+}
+
+#[test]
+fn inputs_must_be_bounded_regular_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = good_recording(d);
+    let fifo = d.join("fifo.toml");
+    mkfifo(&fifo);
+    let big = d.join("big.toml");
+    std::fs::File::create(&big)
+        .unwrap()
+        .set_len(1 << 30)
+        .unwrap();
+    let zero = Path::new("/dev/zero");
+    let limit = Duration::from_secs(10);
+    for (what, mut cmd, expect) in [
+        (
+            "--config /dev/zero",
+            memleak(args!["analyze", &good, "--config", zero]),
+            "not a regular file",
+        ),
+        (
+            "--config FIFO",
+            memleak(args!["analyze", &good, "--config", &fifo]),
+            "not a regular file",
+        ),
+        (
+            "--config BIG",
+            memleak(args!["analyze", &good, "--config", &big]),
+            "too large",
+        ),
+        (
+            "eval /dev/zero",
+            memleak(args!["eval", zero]),
+            "not a regular file",
+        ),
+        (
+            "eval FIFO",
+            memleak(args!["eval", &fifo]),
+            "not a regular file",
+        ),
+        (
+            "compare --baseline /dev/zero",
+            memleak(args!["compare", "--baseline", zero, &good]),
+            "not a regular file",
+        ),
+        (
+            "compare --baseline BIG",
+            memleak(args!["compare", "--baseline", &big, &good]),
+            "too large",
+        ),
+    ] {
+        let o = run_within(&mut cmd, limit);
+        assert_error(&o, what, &[expect]);
+    }
 }
