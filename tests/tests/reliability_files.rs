@@ -1,6 +1,6 @@
 //! Files memleak reads and writes on a user's behalf: outputs never follow a
-//! planted symlink, inputs are bounded regular files, and durations are
-//! bounded.
+//! planted symlink, inputs are bounded regular files, durations are bounded,
+//! and settings are checked before a command starts.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -225,6 +225,58 @@ fn huge_durations_are_usage_errors_naming_the_flag() {
         assert!(err.contains("at most"), "{flag}: gives the range: {err}");
     }
     assert!(!out.exists() && !watch_dir.exists(), "nothing started");
+}
+
+#[test]
+fn run_checks_the_analysis_settings_before_starting_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mark = d.join("ran");
+    let script = format!("touch {}", mark.display());
+    let out = d.join("run.memleak");
+    let o = run_within(
+        memleak(args![
+            "run",
+            "--sampler",
+            "procfs",
+            "--r2",
+            "2",
+            "-o",
+            &out,
+            "--",
+            "sh",
+            "-c",
+            &script
+        ])
+        .current_dir(d),
+        Duration::from_secs(30),
+    );
+    assert_error(&o, "run --r2 2", &["r2"]);
+    assert!(!mark.exists(), "the command must not run with bad settings");
+    assert!(!out.exists(), "no recording with bad settings");
+
+    std::fs::write(d.join("memleak.toml"), "[analysis]\nr3 = 0.9\n").unwrap();
+    let o = run_within(
+        memleak(args![
+            "run",
+            "--sampler",
+            "procfs",
+            "-o",
+            &out,
+            "--",
+            "sh",
+            "-c",
+            &script
+        ])
+        .current_dir(d),
+        Duration::from_secs(30),
+    );
+    assert_error(
+        &o,
+        "run with a bad memleak.toml",
+        &["memleak.toml", "invalid config file"],
+    );
+    assert!(!mark.exists(), "the command must not run with a bad config");
 }
 
 #[test]
