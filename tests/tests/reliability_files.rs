@@ -1,7 +1,10 @@
 //! Files memleak reads and writes on a user's behalf: outputs never follow a
 //! planted symlink, inputs are bounded regular files, durations are bounded,
-//! and settings are checked before a command starts.
+//! settings are checked before a command starts, and readers say what is
+//! wrong with a recording and leave a crashed one as it is.
 
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -332,5 +335,119 @@ fn inputs_must_be_bounded_regular_files() {
     ] {
         let o = run_within(&mut cmd, limit);
         assert_error(&o, what, &[expect]);
+    }
+}
+
+/// Runs `memleak info FILE` (as nobody when `as_nobody`) and returns its
+/// error line.
+fn info_error(file: &Path, as_nobody: bool) -> String {
+    let mut cmd = memleak(args!["info", file]);
+    if as_nobody {
+        // SAFETY: setgid/setuid in the child before exec, async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                if libc::setgid(65534) != 0 || libc::setuid(65534) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                Ok(())
+            });
+        }
+    }
+    let o = run_within(&mut cmd, Duration::from_secs(10));
+    assert_error(&o, &format!("info {}", file.display()), &[]);
+    stderr(&o)
+}
+
+#[test]
+fn bad_recordings_say_what_happened() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let good = good_recording(d);
+    let bytes = std::fs::read(&good).unwrap();
+    for cut in [20, 99, 100, 512, 4096, 8192] {
+        let p = d.join(format!("cut{cut}.memleak"));
+        std::fs::write(&p, &bytes[..cut]).unwrap();
+        let e = info_error(&p, false);
+        assert!(e.contains("truncated"), "cut at {cut}: {e}");
+        assert!(!e.contains("not written by memleak"), "cut at {cut}: {e}");
+    }
+    let fifo = d.join("fifo.memleak");
+    mkfifo(&fifo);
+    for special in [fifo.as_path(), Path::new("/dev/null")] {
+        let e = info_error(special, false);
+        assert!(e.contains("not a regular file"), "{e}");
+    }
+    let (a, b) = (d.join("loop-a.memleak"), d.join("loop-b.memleak"));
+    std::os::unix::fs::symlink(&b, &a).unwrap();
+    std::os::unix::fs::symlink(&a, &b).unwrap();
+    let e = info_error(&a, false);
+    assert!(e.contains("symbolic link"), "{e}");
+
+    // A file its reader may not open. Root reads everything, so the reader
+    // drops to nobody (the temporary folder is private to root).
+    let locked = d.join("locked.memleak");
+    std::fs::copy(&good, &locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o600)).unwrap();
+    // SAFETY: plain getter.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o000)).unwrap();
+    }
+    let e = info_error(&locked, root);
+    assert!(e.contains("permission denied"), "{e}");
+    assert!(!e.contains("no such recording"), "{e}");
+}
+
+/// Length and modification time of `path`, or None when it is missing.
+fn stamp(path: &Path) -> Option<(u64, i64, i64)> {
+    std::fs::metadata(path)
+        .ok()
+        .map(|m| (m.len(), m.mtime(), m.mtime_nsec()))
+}
+
+#[test]
+fn readers_leave_a_killed_recording_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = d.join("killed.memleak");
+    let wal = d.join("killed.memleak-wal");
+    let mut target = Command::new("sleep").arg("60").spawn().unwrap();
+    let mut rec = Command::new(memleak_bin())
+        .args(["record", "-q", "--sampler", "procfs", "-i", "50ms", "--pid"])
+        .arg(target.id().to_string())
+        .arg("-o")
+        .arg(&out)
+        .stdin(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until snapshots are committed to the WAL, then kill the recorder
+    // so nothing merges it.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stamp(&wal).is_none_or(|s| s.0 < 16 * 1024) {
+        assert!(Instant::now() < deadline, "no WAL written in 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    rec.kill().unwrap();
+    rec.wait().unwrap();
+    target.kill().unwrap();
+    target.wait().unwrap();
+
+    let before = (std::fs::read(&out).unwrap(), std::fs::read(&wal).unwrap());
+    for cmd in ["info", "analyze"] {
+        let o = run_within(memleak(args![cmd, &out]), Duration::from_secs(30));
+        assert!(o.status.success(), "{cmd}: {}", stderr(&o));
+        if cmd == "info" {
+            let text = String::from_utf8_lossy(&o.stdout);
+            let snaps: usize = text
+                .lines()
+                .find_map(|l| l.strip_prefix("snapshots"))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0);
+            assert!(snaps >= 3, "the WAL's snapshots are read: {text}");
+        }
+        assert!(wal.exists(), "{cmd} must not merge and delete the WAL");
+        let after = (std::fs::read(&out).unwrap(), std::fs::read(&wal).unwrap());
+        assert!(before == after, "{cmd} changed the recording or its WAL");
     }
 }
