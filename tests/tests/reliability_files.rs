@@ -1,7 +1,8 @@
 //! Files memleak reads and writes on a user's behalf: outputs never follow a
 //! planted symlink, inputs are bounded regular files, durations are bounded,
-//! settings are checked before a command starts, and readers say what is
-//! wrong with a recording and leave a crashed one as it is.
+//! settings are checked before a command starts, readers leave a crashed
+//! recording as it is, and `watch` keeps its directory private and prunes
+//! only its own recordings.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::os::unix::process::CommandExt;
@@ -450,4 +451,129 @@ fn readers_leave_a_killed_recording_as_it_is() {
         let after = (std::fs::read(&out).unwrap(), std::fs::read(&wal).unwrap());
         assert!(before == after, "{cmd} changed the recording or its WAL");
     }
+}
+
+fn sleeper() -> std::process::Child {
+    Command::new("sleep").arg("60").spawn().unwrap()
+}
+
+#[test]
+fn watch_keeps_its_directory_private() {
+    let dir = tempfile::tempdir().unwrap();
+    let wd = dir.path().join("watch");
+    let mut target = sleeper();
+    let mut cmd = memleak(args![
+        "watch",
+        "--sampler",
+        "procfs",
+        "-i",
+        "100ms",
+        "-d",
+        "1s",
+        "--dir",
+        &wd,
+        "--pid"
+    ]);
+    cmd.arg(target.id().to_string());
+    // SAFETY: umask in the child before exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::umask(0);
+            Ok(())
+        });
+    }
+    let o = run_within(&mut cmd, Duration::from_secs(30));
+    assert!(o.status.success(), "{}", stderr(&o));
+    let mode = std::fs::metadata(&wd).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "watch --dir is private: {mode:o}");
+
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let o = run_within(
+        memleak(args![
+            "watch",
+            "--sampler",
+            "procfs",
+            "-d",
+            "1s",
+            "--dir",
+            &shared,
+            "--pid"
+        ])
+        .arg(target.id().to_string()),
+        Duration::from_secs(30),
+    );
+    assert_error(&o, "watch --dir WORLD-WRITABLE", &["shared", "writable"]);
+    target.kill().unwrap();
+    target.wait().unwrap();
+}
+
+#[test]
+fn watch_prunes_only_its_own_recordings() {
+    // SAFETY: plain getter.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: planting another user's file needs root (chown)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let wd = dir.path().join("watch");
+    std::fs::create_dir(&wd).unwrap();
+    std::fs::set_permissions(&wd, std::fs::Permissions::from_mode(0o700)).unwrap();
+    // Another user's files sorting after every real one: by name they are
+    // "the newest".
+    let planted: Vec<PathBuf> = [
+        "memleak-29991231-000000.memleak",
+        "memleak-29991231-000001.memleak",
+    ]
+    .iter()
+    .map(|n| wd.join(n))
+    .collect();
+    for p in &planted {
+        std::fs::write(p, b"not yours").unwrap();
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    let mut target = sleeper();
+    let o = run_within(
+        memleak(args![
+            "watch",
+            "--sampler",
+            "procfs",
+            "-i",
+            "100ms",
+            "--rotate",
+            "1s",
+            "-d",
+            "3500ms",
+            "--keep",
+            "1",
+            "--dir",
+            &wd,
+            "--pid"
+        ])
+        .arg(target.id().to_string()),
+        Duration::from_secs(30),
+    );
+    target.kill().unwrap();
+    target.wait().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    for p in &planted {
+        assert_eq!(
+            std::fs::read(p).unwrap(),
+            b"not yours",
+            "not watch's to delete"
+        );
+    }
+    let own: Vec<String> = std::fs::read_dir(&wd)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !planted.contains(p) && p.extension().is_some_and(|e| e == "memleak"))
+        .map(|p| p.display().to_string())
+        .collect();
+    assert_eq!(
+        own.len(),
+        1,
+        "--keep 1 keeps watch's newest recording: {own:?}\n{}",
+        stderr(&o)
+    );
 }
