@@ -372,6 +372,17 @@ fn bad_recordings_say_what_happened() {
         assert!(e.contains("truncated"), "cut at {cut}: {e}");
         assert!(!e.contains("not written by memleak"), "cut at {cut}: {e}");
     }
+    // The main file of a recording whose recorder was killed before any
+    // checkpoint, copied without its WAL: every byte of data is in the WAL.
+    let no_wal = d.join("nowal.memleak");
+    rusqlite::Connection::open(&no_wal)
+        .unwrap()
+        .pragma_update(None, "journal_mode", "WAL")
+        .unwrap();
+    let e = info_error(&no_wal, false);
+    assert!(e.contains("nowal.memleak-wal"), "{e}");
+    assert!(!e.contains("not written by memleak"), "{e}");
+
     let fifo = d.join("fifo.memleak");
     mkfifo(&fifo);
     for special in [fifo.as_path(), Path::new("/dev/null")] {

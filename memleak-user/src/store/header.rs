@@ -18,6 +18,10 @@ pub enum Header {
     Memleak,
     /// A memleak recording (or the start of one) cut short.
     Truncated { len: u64, expected: u64 },
+    /// A WAL-mode database whose file holds no schema yet and has no WAL
+    /// beside it: a recording killed before its first checkpoint, copied
+    /// without its WAL (where all its data is).
+    MissingWal,
     /// An SQLite database of another program.
     OtherSqlite,
     /// Not an SQLite database at all.
@@ -68,8 +72,14 @@ fn classify(head: &[u8], len: u64, wal: bool) -> Header {
     if wal {
         return Header::Memleak;
     }
+    let wal_mode = head[18] == 2;
+    let no_schema = be32(head, 40) == 0;
     if i64::from(be32(head, 68)) != APPLICATION_ID {
-        return Header::OtherSqlite;
+        return if wal_mode && no_schema {
+            Header::MissingWal
+        } else {
+            Header::OtherSqlite
+        };
     }
     // Page size (1 stands for 65536) times the page count, which is valid
     // when the "version valid for" field matches the change counter.
@@ -123,5 +133,9 @@ mod tests {
             Header::OtherSqlite
         );
         assert_eq!(classify(b"hello", 5, false), Header::NotSqlite);
+        let mut bare = header(0, 4096, 1);
+        bare[18] = 2;
+        assert_eq!(classify(&bare, 4096, false), Header::MissingWal);
+        assert_eq!(classify(&bare, 4096, true), Header::Memleak);
     }
 }

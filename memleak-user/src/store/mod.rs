@@ -36,6 +36,8 @@ pub enum StoreError {
         len: u64,
         expected: u64,
     },
+    #[error("{path}: the recording's data is not in this file: a recorder keeps it in {path}-wal until it finishes, and there is no such file; copy the -wal file along with the recording (without one, the recorder stopped before its first snapshot)")]
+    MissingWal { path: PathBuf },
     #[error("{path}: the recorder did not finish this recording; its last snapshots are in {path}-wal, which memleak reads without changing the recording but only with an index ({path}-shm) that this folder does not let it create: copy the recording and its -wal file to a writable folder and read the copy")]
     WalIndex { path: PathBuf },
     #[error("{path}: not a memleak recording ({why})")]

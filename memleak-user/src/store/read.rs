@@ -172,6 +172,7 @@ fn check_file(path: &Path) -> Result<(), StoreError> {
             len,
             expected,
         }),
+        Header::MissingWal => Err(StoreError::MissingWal { path: p() }),
         Header::OtherSqlite => Err(StoreError::Foreign {
             path: p(),
             why: "an SQLite database, but not written by memleak".into(),
