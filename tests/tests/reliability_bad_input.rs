@@ -106,11 +106,11 @@ fn bad_recordings_give_one_clear_error_line() {
         (variant(dir.path(), "empty.memleak", b""), "empty"),
         (
             variant(dir.path(), "trunc.memleak", &bytes[..3000]),
-            "damaged",
+            "truncated",
         ),
         (
             variant(dir.path(), "half.memleak", &bytes[..bytes.len() / 2]),
-            "damaged",
+            "truncated",
         ),
         (variant(dir.path(), "garbled.memleak", &garbled), "damaged"),
         (wrong_version, "format version 99 is not supported"),

@@ -38,12 +38,8 @@ use super::{Metric, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: cannot read the config file: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read the config file: {0}")]
+    Read(#[from] crate::files::FileError),
     #[error("{path}: invalid config file: {source}")]
     Parse {
         path: PathBuf,
@@ -95,13 +91,12 @@ struct ConfigFile {
     analysis: AnalysisConfig,
 }
 
+/// A config file is a few lines; this bounds what a wrong path costs.
+const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 /// Reads the `[analysis]` table of a config file.
 pub fn load(path: &Path) -> Result<AnalysisConfig, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    parse(&text, path)
+    parse(&crate::files::read_text(path, MAX_CONFIG_BYTES)?, path)
 }
 
 /// Parses config text (`path` only names it in errors).
@@ -123,8 +118,9 @@ impl AnalysisConfig {
             why,
         };
         let duration = |key: &'static str, q: &Quantity| match q {
-            Quantity::Number(v) if v.is_finite() && *v >= 0.0 => Ok(*v),
-            Quantity::Number(v) => Err(invalid(key, format!("{v} is not a valid duration"))),
+            Quantity::Number(v) => {
+                super::units::check_duration(*v).map_err(|why| invalid(key, format!("{v}: {why}")))
+            }
             Quantity::Text(s) => parse_duration(s).map_err(|e| invalid(key, e)),
         };
         let bytes = |key: &'static str, q: &Quantity| match q {
@@ -285,7 +281,7 @@ mod tests {
             .apply(&mut Settings::default(), Path::new("m.toml"))
             .is_err());
         let e = load(Path::new("/nonexistent/memleak.toml")).unwrap_err();
-        assert!(matches!(e, ConfigError::Read { .. }));
+        assert!(matches!(e, ConfigError::Read(_)));
     }
 
     #[test]

@@ -81,12 +81,8 @@ pub struct Labels {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
-    #[error("{path}: cannot read the labels: {source}")]
-    Read {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot read the labels: {0}")]
+    Read(#[from] crate::files::FileError),
     #[error("{path}: invalid labels: {why}")]
     Invalid { path: PathBuf, why: String },
     #[error(transparent)]
@@ -95,6 +91,9 @@ pub enum EvalError {
     Store(#[from] crate::store::StoreError),
 }
 
+/// Labels are a few lines per case; this bounds what a wrong path costs.
+const MAX_LABELS_BYTES: u64 = 4 << 20;
+
 /// Reads `DIR/labels.toml` (or the file itself when `path` is a file).
 pub fn load_labels(path: &Path) -> Result<(PathBuf, Labels), EvalError> {
     let file = if path.is_dir() {
@@ -102,10 +101,7 @@ pub fn load_labels(path: &Path) -> Result<(PathBuf, Labels), EvalError> {
     } else {
         path.to_path_buf()
     };
-    let text = std::fs::read_to_string(&file).map_err(|source| EvalError::Read {
-        path: file.clone(),
-        source,
-    })?;
+    let text = crate::files::read_text(&file, MAX_LABELS_BYTES)?;
     let labels: Labels = toml::from_str(&text).map_err(|e| EvalError::Invalid {
         path: file.clone(),
         why: e.to_string(),

@@ -1,9 +1,36 @@
 //! Human units: parsing durations and sizes (config file, CLI flags) and
 //! formatting them for people (reports, "why" sentences).
 
-/// Parses a duration in seconds: a plain number is seconds; suffixes `ms`,
-/// `s`, `m`/`min`, `h`, `d` are accepted (`"30s"`, `"1.5h"`, `"500ms"`).
+/// The longest duration any flag or config key takes. Longer values are
+/// typos or hostile input, and would overflow clocks later
+/// (`Instant + Duration` panics).
+pub const MAX_DURATION_S: f64 = 3650.0 * 86_400.0;
+
+/// Parses a duration in seconds, at most [`MAX_DURATION_S`]: the one
+/// duration parser of every flag and config key. A plain number is seconds;
+/// suffixes `ms`, `s`, `m`/`min`, `h`, `d` are accepted (`"30s"`, `"1.5h"`,
+/// `"500ms"`), and so are humantime's forms (`"1h 30m"`, `"2days"`).
 pub fn parse_duration(text: &str) -> Result<f64, String> {
+    let v = parse_unbounded(text).or_else(|e| {
+        humantime::parse_duration(text.trim())
+            .map(|d| d.as_secs_f64())
+            .map_err(|_| e)
+    })?;
+    check_duration(v).map_err(|why| format!("`{text}`: {why}"))
+}
+
+/// A duration in seconds within `0..=`[`MAX_DURATION_S`].
+pub fn check_duration(seconds: f64) -> Result<f64, String> {
+    if !(0.0..=MAX_DURATION_S).contains(&seconds) {
+        return Err(format!(
+            "a duration must be at most {} days (10 years) and not negative",
+            MAX_DURATION_S / 86_400.0
+        ));
+    }
+    Ok(seconds)
+}
+
+fn parse_unbounded(text: &str) -> Result<f64, String> {
     let s = text.trim();
     let split = s
         .find(|c: char| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == 'e'))
@@ -132,6 +159,10 @@ mod tests {
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("-3").is_err());
         assert!(parse_duration("").is_err());
+        assert_eq!(parse_duration("1h 30m").unwrap(), 5400.0);
+        assert_eq!(parse_duration("3650d").unwrap(), MAX_DURATION_S);
+        let e = parse_duration("18446744073709551615s").unwrap_err();
+        assert!(e.contains("at most 3650 days"), "{e}");
     }
 
     #[test]

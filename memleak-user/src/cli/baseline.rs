@@ -9,6 +9,10 @@ use clap::{Args, Subcommand};
 use crate::analyse::baseline::{compare, figures, render, Baseline, BASELINE_VERSION};
 use crate::store::Recording;
 
+/// Far more than a baseline of thousands of process names takes; a larger
+/// file is not one.
+const MAX_BASELINE_BYTES: u64 = 64 << 20;
+
 /// Exit code of compare/diff with --fail-on-change when something changed.
 pub const EXIT_CHANGED: i32 = 3;
 
@@ -75,8 +79,8 @@ pub fn run_baseline(args: BaselineArgs) -> Result<i32> {
             let names = recordings.iter().map(|p| p.display().to_string()).collect();
             let base = Baseline::from_runs(names, &runs);
             let text = serde_json::to_string_pretty(&base)? + "\n";
-            std::fs::write(&output, text)
-                .with_context(|| format!("{}: cannot write the baseline", output.display()))?;
+            crate::files::write_output(&output, text.as_bytes())
+                .context("cannot write the baseline")?;
             eprintln!(
                 "memleak: baseline of {} process names over {} run{} written to {}",
                 base.processes.len(),
@@ -90,8 +94,8 @@ pub fn run_baseline(args: BaselineArgs) -> Result<i32> {
 }
 
 fn load_baseline(path: &Path) -> Result<Baseline> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("{}: cannot read the baseline", path.display()))?;
+    let text =
+        crate::files::read_text(path, MAX_BASELINE_BYTES).context("cannot read the baseline")?;
     let base: Baseline = serde_json::from_str(&text)
         .with_context(|| format!("{}: not a memleak baseline", path.display()))?;
     if base.baseline_version != BASELINE_VERSION {

@@ -169,8 +169,11 @@ pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// Every duration flag's parser: bounded (see
+/// [`crate::analyse::units::parse_duration`]), so a huge value is a usage
+/// error naming the flag, not an overflow later.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 1s, 250ms, 5m, 2h)"))
+    crate::analyse::units::parse_duration(s).map(Duration::from_secs_f64)
 }
 
 /// `record` and `watch`'s interval, and the coarsest `run` thins to.

@@ -129,21 +129,50 @@ fn render_main(cmd: clap::Command, w: &mut dyn Write) -> std::io::Result<()> {
 
 /// Writes every page into `dir` (created when missing); returns their count.
 pub fn write_pages(cmd: clap::Command, dir: &Path) -> Result<usize> {
-    std::fs::create_dir_all(dir).with_context(|| {
-        format!(
-            "cannot create {}: check the path and its permissions",
-            dir.display()
-        )
-    })?;
-    // Subcommand pages (memleak-run.1, memleak-baseline-save.1, ...).
-    clap_mangen::generate_to(cmd.clone(), dir)
-        .with_context(|| format!("cannot write man pages to {}", dir.display()))?;
-    let main = dir.join("memleak.1");
+    match crate::files::create_output_dir(dir) {
+        Err(crate::files::FileError::Io { error, .. }) => anyhow::bail!(
+            "cannot create {}: {}",
+            dir.display(),
+            crate::files::explain(&error)
+        ),
+        created => created?,
+    }
+    // clap_mangen writes with File::create, which follows links: it writes
+    // into a private folder, and each page is then moved with the checks
+    // of every other output.
+    let staging = private_temp_dir()?;
+    let staged = clap_mangen::generate_to(cmd.clone(), &staging)
+        .context("cannot render the man pages")
+        .and_then(|_| {
+            for entry in std::fs::read_dir(&staging)? {
+                let entry = entry?;
+                let text = std::fs::read(entry.path())?;
+                crate::files::write_output(&dir.join(entry.file_name()), &text)?;
+            }
+            Ok(())
+        });
+    let _ = std::fs::remove_dir_all(&staging);
+    staged.with_context(|| format!("cannot write man pages to {}", dir.display()))?;
     let mut buf = Vec::new();
     let count = pages(&cmd);
     render_main(cmd, &mut buf).context("rendering memleak.1")?;
-    std::fs::write(&main, buf).with_context(|| format!("cannot write {}", main.display()))?;
+    crate::files::write_output(&dir.join("memleak.1"), &buf)?;
     Ok(count)
+}
+
+/// A new folder only this process can use (mode 0700, created exclusively).
+fn private_temp_dir() -> Result<std::path::PathBuf> {
+    use std::os::unix::fs::DirBuilderExt;
+    let base = std::env::temp_dir();
+    for n in 0..100 {
+        let d = base.join(format!("memleak-man-{}-{n}", std::process::id()));
+        match std::fs::DirBuilder::new().mode(0o700).create(&d) {
+            Ok(()) => return Ok(d),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).context("cannot create a temporary folder"),
+        }
+    }
+    anyhow::bail!("cannot create a temporary folder in {}", base.display())
 }
 
 /// How many pages generate_to writes: one per visible (sub)command,

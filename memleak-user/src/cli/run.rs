@@ -26,6 +26,8 @@ pub struct RunArgs {
 /// Exit code: the command's own when it failed; else 3 when a leak was
 /// flagged and --fail-on-leak is given; else 0.
 pub fn run(args: RunArgs) -> Result<i32> {
+    // Bad flags or config fail now, not after the whole command has run.
+    args.analysis.settings()?;
     let outcome = super::record::record_with(
         "run",
         &args.sampling,

@@ -4,7 +4,8 @@
 //! Files: `DIR/memleak-YYYYMMDD-HHMMSS.memleak` (UTC start time). A new
 //! file starts at every `--rotate` boundary (aligned to UTC: `1d` rotates
 //! at midnight UTC) and when the current file reaches `--max-size`; after
-//! each rotation only the newest `--keep` files stay. Each file is an
+//! each rotation only the newest `--keep` of watch's own files stay (see
+//! [`crate::record::rotate`]). Each file is an
 //! ordinary recording (`memleak info`, `memleak analyze FILE`); processes
 //! that live across a rotation continue in the next file, and `memleak
 //! analyze DIR --since ... --until ...` stitches them back together. The
@@ -28,7 +29,7 @@ use super::common::{parse_duration, ScopeArgs, SnapshotArgs};
 use crate::analyse::units::parse_bytes;
 use crate::analyse::Metric;
 use crate::export::{self, metrics};
-use crate::record::record_until;
+use crate::record::{record_until, rotate};
 use crate::source::{now_unix, range};
 
 #[derive(Args, Debug)]
@@ -36,7 +37,8 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
 
-    /// Directory of the rotated recordings (created when missing).
+    /// Directory of the rotated recordings (created mode 0700 when missing;
+    /// refused when another user owns it or may write to it).
     #[arg(long, default_value = "/var/lib/memleak", value_name = "DIR")]
     pub dir: PathBuf,
 
@@ -50,7 +52,8 @@ pub struct WatchArgs {
     #[arg(long, value_parser = parse_bytes, value_name = "SIZE")]
     pub max_size: Option<f64>,
 
-    /// Keep this many recordings (the newest); older ones are deleted.
+    /// Keep this many recordings (the newest); older ones are deleted. Only
+    /// recordings watch wrote count: another user's files are left alone.
     #[arg(long, default_value_t = 7, value_name = "N")]
     pub keep: usize,
 
@@ -100,23 +103,6 @@ pub fn until_boundary(now: f64, every: f64) -> f64 {
     (next - now).max(0.001)
 }
 
-/// Deletes all but the newest `keep` recordings of `dir` (with their WAL
-/// and shared-memory files). Returns what was deleted.
-pub fn prune(dir: &Path, keep: usize) -> Result<Vec<PathBuf>> {
-    let files = range::list(dir)?;
-    let old = files.len().saturating_sub(keep);
-    let mut gone = Vec::new();
-    for f in &files[..old] {
-        for suffix in ["", "-wal", "-shm"] {
-            let mut p = f.clone().into_os_string();
-            p.push(suffix);
-            let _ = std::fs::remove_file(PathBuf::from(p));
-        }
-        gone.push(f.clone());
-    }
-    Ok(gone)
-}
-
 fn file_size(path: &Path) -> u64 {
     ["", "-wal"]
         .iter()
@@ -139,8 +125,7 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         bail!("--rotate must be at least 1s");
     }
     let settings = args.analysis.settings()?;
-    std::fs::create_dir_all(&args.dir)
-        .with_context(|| format!("creating {}", args.dir.display()))?;
+    rotate::prepare_dir(&args.dir)?;
 
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -229,7 +214,7 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         for note in &outcome.notes {
             eprintln!("memleak: note: {note}");
         }
-        for gone in prune(&args.dir, args.keep)? {
+        for gone in rotate::prune(&args.dir, args.keep)? {
             eprintln!("memleak: removed {} (--keep {})", gone.display(), args.keep);
         }
         if let Some(e) = outcome.storage_error {
@@ -290,34 +275,5 @@ mod tests {
         assert_eq!(file_name(86_400 + 3661), "memleak-19700102-010101.memleak");
         assert_eq!(until_boundary(86_400.0 * 3.0 + 10.0, 86_400.0), 86_390.0);
         assert_eq!(until_boundary(120.0, 60.0), 60.0);
-    }
-
-    #[test]
-    fn prune_keeps_the_newest() {
-        let dir = tempfile::tempdir().unwrap();
-        for t in [1u64, 2, 3, 4] {
-            std::fs::write(dir.path().join(file_name(t * 86_400)), b"x").unwrap();
-        }
-        std::fs::write(dir.path().join(format!("{}-wal", file_name(86_400))), b"x").unwrap();
-        std::fs::write(dir.path().join("notes.txt"), b"x").unwrap();
-        let gone = prune(dir.path(), 2).unwrap();
-        assert_eq!(gone.len(), 2);
-        let left: Vec<_> = range::list(dir.path())
-            .unwrap()
-            .iter()
-            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(
-            left,
-            [
-                "memleak-19700104-000000.memleak",
-                "memleak-19700105-000000.memleak"
-            ]
-        );
-        assert!(!dir
-            .path()
-            .join(format!("{}-wal", file_name(86_400)))
-            .exists());
-        assert!(dir.path().join("notes.txt").exists());
     }
 }

@@ -8,6 +8,7 @@ pub mod choose;
 pub mod limits;
 pub mod markers;
 pub mod progress;
+pub mod rotate;
 pub mod spawn;
 
 use std::path::PathBuf;

@@ -16,10 +16,7 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}.leak{color:#b00020;font
 /// Writes `index.html` and the plots into `dir` (created if needed) and
 /// returns the index's path.
 pub fn write(a: &Analysis, dir: &Path) -> Result<PathBuf, ReportError> {
-    std::fs::create_dir_all(dir).map_err(|source| ReportError::Write {
-        path: dir.to_path_buf(),
-        source,
-    })?;
+    crate::files::create_output_dir(dir)?;
     let mut plots = Vec::new();
     for (i, r) in a.results.iter().enumerate() {
         for f in r.findings.iter().filter(|f| f.verdict == Verdict::Leak) {

@@ -15,7 +15,7 @@ pub mod sparkline;
 pub mod svg;
 pub mod table;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::analyse::{Analysis, Finding, ProcessRef};
 
@@ -36,12 +36,8 @@ pub enum Format {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
-    #[error("{path}: cannot write the report: {source}")]
-    Write {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
+    #[error("cannot write the report: {0}")]
+    Write(#[from] crate::files::FileError),
 }
 
 /// Renders a single-document format (everything but HTML).
@@ -55,12 +51,10 @@ pub fn render(analysis: &Analysis, format: Format) -> String {
     }
 }
 
-/// Writes `text` to `path`, naming the path in errors.
+/// Writes `text` to `path` without following a link planted there (see
+/// [`crate::files::output`]).
 pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
-    std::fs::write(path, text).map_err(|source| ReportError::Write {
-        path: path.to_path_buf(),
-        source,
-    })
+    Ok(crate::files::write_output(path, text.as_bytes())?)
 }
 
 /// Escapes text for XML/HTML content and attribute values, and drops the

@@ -8,10 +8,12 @@
 //! not change" (tick present, no sample: value held) from "not observed"
 //! (no tick: a gap).
 
+mod header;
 mod read;
 mod schema;
 mod write;
 
+pub use header::is_recording;
 pub use read::{ProcessInfo, ProcessSeries, Recording, RunMeta, Streamed};
 pub use schema::FORMAT_VERSION;
 pub use write::Writer;
@@ -24,6 +26,20 @@ pub enum StoreError {
     NotFound { path: PathBuf },
     #[error("{path}: the file is empty; the recorder probably failed before its first snapshot")]
     Empty { path: PathBuf },
+    #[error("{path}: cannot read the recording: {cause}")]
+    Unreadable { path: PathBuf, cause: String },
+    #[error("{path}: not a memleak recording: not a regular file (it is a {kind}); give the path of a recording file")]
+    NotRegular { path: PathBuf, kind: &'static str },
+    #[error("{path}: the recording is truncated (the file has {len} bytes, its header announces {expected}): it was cut short, e.g. by an interrupted copy; copy it again from where it was recorded")]
+    Truncated {
+        path: PathBuf,
+        len: u64,
+        expected: u64,
+    },
+    #[error("{path}: the recording's data is not in this file: a recorder keeps it in {path}-wal until it finishes, and there is no such file; copy the -wal file along with the recording (without one, the recorder stopped before its first snapshot)")]
+    MissingWal { path: PathBuf },
+    #[error("{path}: the recorder did not finish this recording; its last snapshots are in {path}-wal, which memleak reads without changing the recording but only with an index ({path}-shm) that this folder does not let it create: copy the recording and its -wal file to a writable folder and read the copy")]
+    WalIndex { path: PathBuf },
     #[error("{path}: not a memleak recording ({why})")]
     Foreign { path: PathBuf, why: String },
     #[error("{path}: recording format version {found} is not supported by this memleak (supports {supported}); use a matching memleak version")]

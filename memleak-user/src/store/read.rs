@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags};
 
+use super::header::{self, Header};
 use super::schema::{APPLICATION_ID, FORMAT_VERSION};
 use super::StoreError;
 use crate::sample::proclimits::{LimitKind, LimitRow};
@@ -140,34 +141,113 @@ const REQUIRED_TABLES: [(&str, &[&str]); 5] = [
     ("notes", &["t_ns", "text"]),
 ];
 
+/// Checks that `path` is a non-empty regular file whose header is a memleak
+/// recording's, saying precisely what is wrong otherwise.
+fn check_file(path: &Path) -> Result<(), StoreError> {
+    let p = || path.to_path_buf();
+    let unreadable = |e: std::io::Error| StoreError::Unreadable {
+        path: p(),
+        cause: crate::files::explain(&e),
+    };
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => StoreError::NotFound { path: p() },
+        _ => unreadable(e),
+    })?;
+    if meta.is_dir() {
+        return Err(StoreError::Foreign {
+            path: p(),
+            why: "it is a directory".into(),
+        });
+    }
+    if !meta.is_file() {
+        return Err(StoreError::NotRegular {
+            path: p(),
+            kind: crate::files::kind(meta.file_type()),
+        });
+    }
+    if meta.len() == 0 {
+        return Err(StoreError::Empty { path: p() });
+    }
+    match header::read(path, meta.len()).map_err(unreadable)? {
+        Header::Memleak => Ok(()),
+        Header::Truncated { len, expected } => Err(StoreError::Truncated {
+            path: p(),
+            len,
+            expected,
+        }),
+        Header::MissingWal => Err(StoreError::MissingWal { path: p() }),
+        Header::OtherSqlite => Err(StoreError::Foreign {
+            path: p(),
+            why: "an SQLite database, but not written by memleak".into(),
+        }),
+        Header::NotSqlite => Err(StoreError::Foreign {
+            path: p(),
+            why: "not an SQLite database".into(),
+        }),
+    }
+}
+
+fn wal_exists(path: &Path) -> bool {
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    Path::new(&wal).exists()
+}
+
+/// A read-only connection. With a WAL beside the file (a recorder is
+/// running, or was killed), SQLite reads the WAL through its shared-memory
+/// index (`-shm`, created if missing: an index, not data) and, read-only,
+/// never merges or deletes it: the crashed recording stays as it was, and
+/// its last snapshots are still read. Without one the recording is
+/// finished and opened `immutable`, so reading creates no `-wal`/`-shm`
+/// files beside it either.
+fn connect(path: &Path, wal: bool) -> rusqlite::Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if wal {
+        Connection::open_with_flags(path, flags)
+    } else {
+        Connection::open_with_flags(
+            format!("file:{}?immutable=1", uri_path(path)),
+            flags | OpenFlags::SQLITE_OPEN_URI,
+        )
+    }
+}
+
+/// `path` percent-encoded for an SQLite URI (`?`, `#` and `%` would
+/// otherwise end or escape it).
+fn uri_path(path: &Path) -> String {
+    use std::os::unix::ffi::OsStrExt;
+    let mut out = String::new();
+    for &b in path.as_os_str().as_bytes() {
+        if b.is_ascii_alphanumeric() || b"/-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 impl Recording {
+    /// Opens a recording read-only: reading never changes it, not even a
+    /// crashed recorder's WAL (see [`connect`]).
     pub fn open(path: &Path) -> Result<Recording, StoreError> {
         let p = path.to_path_buf();
-        match std::fs::metadata(path) {
-            Err(_) => return Err(StoreError::NotFound { path: p }),
-            Ok(m) if m.len() == 0 => return Err(StoreError::Empty { path: p }),
-            Ok(m) if m.is_dir() => {
-                return Err(StoreError::Foreign {
-                    path: p,
-                    why: "it is a directory".into(),
-                })
+        check_file(path)?;
+        let wal = wal_exists(path);
+        let fail = |e: rusqlite::Error| {
+            let cannot_index = matches!(
+                e.sqlite_error_code(),
+                Some(rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::ReadOnly)
+            );
+            if wal && cannot_index {
+                StoreError::WalIndex {
+                    path: path.to_path_buf(),
+                }
+            } else {
+                StoreError::from_sqlite(path, e)
             }
-            Ok(_) => {}
-        }
-        let fail = |e| StoreError::from_sqlite(path, e);
-        // Read-write so SQLite can replay a WAL left by a killed recorder;
-        // we never modify the data.
-        let conn = Connection::open_with_flags(
-            path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .or_else(|_| {
-            Connection::open_with_flags(
-                path,
-                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-            )
-        })
-        .map_err(fail)?;
+        };
+        let conn = connect(path, wal).map_err(fail)?;
         let app_id: i64 = conn
             .pragma_query_value(None, "application_id", |r| r.get(0))
             .map_err(fail)?;
