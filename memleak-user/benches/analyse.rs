@@ -2,7 +2,7 @@
 //! the analyser's cost on a synthetic, recording-free input of N processes
 //! (default 1,000) × 3,600 samples (rss and vm each), through the pure
 //! per-series function `memleak::analyse::analyse_series` (pre-processing +
-//! LBR + the linfa refit of each chosen window). Each process's series are
+//! LBR + the direct refit of each chosen window). Each process's series are
 //! generated just before they are analysed and only the analysis is timed,
 //! so the input never has to fit in memory at once. The original tool took
 //! ~5 min for ~280 processes × a 50 s recording.

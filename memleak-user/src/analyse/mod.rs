@@ -11,7 +11,7 @@
 //!    skipped, with the reason ([`Skipped`]).
 //! 2. [`lbr`]: for each metric and segment, every window growing backwards
 //!    from the segment's end is fitted in O(n) total; the longest window with
-//!    R² ≥ `r2` is chosen and refitted with `linfa-linear` for the report.
+//!    R² ≥ `r2` is chosen and refitted directly ([`fit`]) for the report.
 //! 3. Judgement ([`Verdict`]): a finding is a **leak** when the chosen
 //!    window's slope is positive, its fitted growth exceeds
 //!    `max(min_growth, min_growth_fraction × value)` (page jitter is never a
@@ -49,6 +49,7 @@ pub mod baseline;
 pub mod config;
 pub mod corpus;
 pub mod eval;
+pub mod fit;
 pub mod lbr;
 pub mod life;
 pub mod limits;
@@ -739,9 +740,10 @@ fn lbr_finding(
         );
         return finding;
     };
-    // The reported fit: a full least-squares fit of the chosen window.
+    // The reported fit: a two-pass fit of the chosen window (the scan's
+    // running sums agree to 1e-9; the direct sums are the reference).
     let start = t.len() - chosen.points;
-    let fit = lbr::linfa_fit(&t[start..], &y[start..])
+    let fit = lbr::direct_fit(&t[start..], &y[start..])
         .filter(|f| f.slope.is_finite() && f.fitted_end.is_finite())
         .unwrap_or(chosen);
     let (verdict, ttl, why) = judge(input.metric, &fit, input.limit, settings);

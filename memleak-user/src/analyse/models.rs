@@ -44,25 +44,8 @@ fn growth_stopped(
 
 /// Least-squares slope of (`t`, `y`) and its standard error.
 fn slope_with_se(t: &[f64], y: &[f64]) -> Option<(f64, f64)> {
-    let n = t.len().min(y.len());
-    if n < 3 {
-        return None;
-    }
-    let nf = n as f64;
-    let mt = t[..n].iter().sum::<f64>() / nf;
-    let my = y[..n].iter().sum::<f64>() / nf;
-    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
-    for (&a, &b) in t.iter().zip(y) {
-        sxx += (a - mt) * (a - mt);
-        sxy += (a - mt) * (b - my);
-        syy += (b - my) * (b - my);
-    }
-    if sxx <= 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let ssr = (syy - slope * sxy).max(0.0);
-    Some((slope, (ssr / (nf - 2.0) / sxx).sqrt()))
+    let f = super::fit::LeastSquares::of_slices(t, y)?;
+    Some((f.slope(), f.slope_se()?))
 }
 
 /// The finding of `settings.model` on one segment.

@@ -143,21 +143,9 @@ pub fn fit_minima(pts: &[(f64, f64)]) -> Option<MinimaFit> {
     if k < MIN_CYCLES {
         return None;
     }
-    let kf = k as f64;
-    let mt = pts.iter().map(|p| p.0).sum::<f64>() / kf;
-    let my = pts.iter().map(|p| p.1).sum::<f64>() / kf;
-    let (mut sxx, mut sxy, mut syy) = (0.0, 0.0, 0.0);
-    for &(t, y) in pts {
-        sxx += (t - mt) * (t - mt);
-        sxy += (t - mt) * (y - my);
-        syy += (y - my) * (y - my);
-    }
-    if sxx <= 0.0 {
-        return None;
-    }
-    let slope = sxy / sxx;
-    let ssr = (syy - slope * sxy).max(0.0);
-    let se = (ssr / (kf - 2.0) / sxx).sqrt();
+    let fit = super::fit::LeastSquares::of(pts.iter().copied())?;
+    let slope = fit.slope();
+    let se = fit.slope_se()?;
     let t_stat = if se > 0.0 {
         slope / se
     } else if slope > 0.0 {
@@ -167,18 +155,14 @@ pub fn fit_minima(pts: &[(f64, f64)]) -> Option<MinimaFit> {
     } else {
         0.0
     };
-    let r2 = if syy > 0.0 {
-        (sxy * sxy / (sxx * syy)).clamp(0.0, 1.0)
-    } else {
-        0.0
-    };
+    let r2 = fit.r2();
     let t_last = pts[k - 1].0;
     Some(MinimaFit {
         slope,
         t_stat,
         significant: slope > 0.0 && t_stat >= t_critical(k - 2),
         r2,
-        fitted_last: my + slope * (t_last - mt),
+        fitted_last: fit.at(t_last),
         t_first: pts[0].0,
         t_last,
     })

@@ -38,7 +38,7 @@ fn in_memory(procs: usize, repeats: usize) -> Result<serde_json::Value> {
 pub fn run(bins: &Bins, repeats: usize, big_file: bool, report: &mut Report) -> Result<()> {
     report.line("## Analysis speed");
     report.line(
-        "In memory: `cargo bench --bench analyse` (pre-processing + LBR + linfa refit, rss and vm \
+        "In memory: `cargo bench --bench analyse` (pre-processing + LBR + direct refit, rss and vm \
          per process), pinned to one core (taskset -c 1); only the analysis is timed. Peak = \
          VmHWM of the bench process. Whole process: `memleak analyze FILE --format json` on a \
          synthetic recording written through the store Writer (every process changes at every \

@@ -318,7 +318,10 @@ fn heavy_tools_missing() -> Vec<(Cond, String)> {
         let installed = have(Command::new("apt-get").args(["install", "-y", "-q", tool]))
             && have(Command::new(tool).arg("--version"));
         if !installed {
-            missing.push((c, format!("`{tool}` is not installed and apt-get could not install it")));
+            missing.push((
+                c,
+                format!("`{tool}` is not installed and apt-get could not install it"),
+            ));
         }
     }
     let memray = || have(Command::new("python3").args(["-c", "import memray"]));
