@@ -130,7 +130,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("memleak: error: {}", one_line(&e));
+            memleak::diag!("memleak: error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }

@@ -77,7 +77,7 @@ pub fn run_baseline(args: BaselineArgs) -> Result<i32> {
             let text = serde_json::to_string_pretty(&base)? + "\n";
             std::fs::write(&output, text)
                 .with_context(|| format!("{}: cannot write the baseline", output.display()))?;
-            eprintln!(
+            diag!(
                 "memleak: baseline of {} process names over {} run{} written to {}",
                 base.processes.len(),
                 runs.len(),

@@ -33,7 +33,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         None,
         Some(args.command.clone()),
     )?;
-    eprintln!(
+    diag!(
         "memleak: recorded {} processes with the {} sampler into {}",
         outcome.processes,
         outcome.sampler,

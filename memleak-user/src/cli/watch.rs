@@ -151,7 +151,7 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         let text: export::Shared = Arc::new(Mutex::new(String::new()));
         let bound = export::serve(addr, Arc::clone(&text))
             .with_context(|| format!("serving metrics on {addr}"))?;
-        eprintln!("memleak: metrics at http://{bound}/metrics");
+        diag!("memleak: metrics at http://{bound}/metrics");
         let dir = args.dir.clone();
         let (top, every, window) = (args.top, args.refresh, args.window.as_secs_f64());
         let stop = Arc::clone(&stop);
@@ -218,7 +218,7 @@ pub fn run(args: WatchArgs) -> Result<i32> {
                 }
             })
         });
-        eprintln!("memleak: recording to {}", output.display());
+        diag!("memleak: recording to {}", output.display());
         let outcome = record_until(&opts, Some(&rotate))
             .with_context(|| format!("recording to {}", output.display()));
         done.store(true, Ordering::Relaxed);
@@ -227,10 +227,10 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         }
         let outcome = outcome?;
         for note in &outcome.notes {
-            eprintln!("memleak: note: {note}");
+            diag!("memleak: note: {note}");
         }
         for gone in prune(&args.dir, args.keep)? {
-            eprintln!("memleak: removed {} (--keep {})", gone.display(), args.keep);
+            diag!("memleak: removed {} (--keep {})", gone.display(), args.keep);
         }
         if let Some(e) = outcome.storage_error {
             return Err(e).context("recording stopped");
@@ -240,7 +240,7 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    eprintln!(
+    diag!(
         "memleak: watch stopped; recordings in {}",
         args.dir.display()
     );

@@ -259,7 +259,7 @@ pub fn record_until(
     if let (Some(pid), None) = (child, status) {
         if let (Some(e), false) = (&storage_error, interrupted) {
             // Say so now, not only when the command ends (maybe hours later).
-            eprintln!(
+            diag!(
                 "memleak: warning: {e}; the command (pid {pid}) keeps running, unrecorded, until it ends"
             );
         }
