@@ -178,7 +178,8 @@ fn hostile_recording(path: &Path, evil: &str) {
     for (k, v) in [
         ("host", evil),
         ("kernel", evil),
-        ("sampler", "ebpf"),
+        // The sampler field too: the table report prints it in its header.
+        ("sampler", evil),
         ("sampler_reason", evil),
         ("interval_ns", "500000000"),
         ("start_ns", "1000000000"),
