@@ -131,3 +131,30 @@ fn watch_survives_a_closed_stderr_across_rotations() {
         .count();
     assert!(files >= 2, "no rotation happened: {files} file(s)");
 }
+
+#[test]
+fn run_into_a_closed_stdout_still_returns_the_command_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(memleak_bin())
+        .args([
+            "run",
+            "-q",
+            "--sampler",
+            "procfs",
+            "-i",
+            "50ms",
+            "-o",
+            "r.memleak",
+        ])
+        .args(["--", "sh", "-c", "sleep 0.2; exit 7"])
+        .current_dir(dir.path())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

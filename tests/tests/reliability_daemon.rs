@@ -30,7 +30,13 @@ impl Drop for Watch {
 
 impl Watch {
     fn start() -> Watch {
+        Watch::start_with(|_| {}, Stdio::null())
+    }
+
+    /// [`Watch::start`] after `prepare` ran on the directory, with `stderr`.
+    fn start_with(prepare: impl FnOnce(&std::path::Path), stderr: Stdio) -> Watch {
         let dir = tempfile::tempdir().unwrap();
+        prepare(dir.path());
         let port = TcpListener::bind("127.0.0.1:0")
             .unwrap()
             .local_addr()
@@ -44,7 +50,7 @@ impl Watch {
             .args(["--metrics", &format!("127.0.0.1:{port}")])
             .args(["--refresh", "1s", "--window", "1m"])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(stderr)
             .spawn()
             .unwrap();
         let w = Watch {
@@ -166,4 +172,33 @@ fn an_endless_request_line_is_refused_without_growing_memleak() {
     );
     assert!(grew < 32, "memleak grew by {grew} MiB reading one request");
     assert!(scrape(w.port, Duration::from_secs(3)).is_ok());
+}
+
+/// The newest refresh time the endpoint reports.
+fn refreshed_at(port: u16) -> f64 {
+    scrape(port, Duration::from_secs(3))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("memleak_refresh_timestamp_seconds "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[test]
+fn metrics_keep_refreshing_when_warnings_cannot_be_written() {
+    // A damaged newest file makes every refresh warn; stderr is full.
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    let w = Watch::start_with(
+        |dir| std::fs::write(dir.join("memleak-99991231-000000.memleak"), b"damaged").unwrap(),
+        Stdio::from(full),
+    );
+    let first = refreshed_at(w.port);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while refreshed_at(w.port) <= first {
+        assert!(Instant::now() < deadline, "the metrics stopped refreshing");
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }
