@@ -100,10 +100,18 @@ fn scrape(port: u16, within: Duration) -> std::io::Result<String> {
 /// Starts a request and sends one more header byte every `every`; returns
 /// once the server closed the connection (with how long that took), or
 /// after `give_up`.
-fn slow_client(port: u16, every: Duration, give_up: Duration) -> Option<Duration> {
+fn slow_client(
+    port: u16,
+    every: Duration,
+    give_up: Duration,
+    connected: Option<std::sync::mpsc::Sender<()>>,
+) -> Option<Duration> {
     let began = Instant::now();
     let mut c = TcpStream::connect(("127.0.0.1", port)).unwrap();
     c.write_all(b"GET /metrics HTTP/1.1\r\nX-Slow: ").unwrap();
+    if let Some(tx) = connected {
+        let _ = tx.send(());
+    }
     c.set_read_timeout(Some(every)).unwrap();
     let mut buf = [0u8; 1024];
     while began.elapsed() < give_up {
@@ -125,11 +133,17 @@ fn slow_client(port: u16, every: Duration, give_up: Duration) -> Option<Duration
 fn a_slow_client_does_not_hold_up_other_scrapes() {
     let w = Watch::start();
     let port = w.port;
+    let (tx, rx) = std::sync::mpsc::channel();
     let slow = std::thread::spawn(move || {
-        slow_client(port, Duration::from_millis(500), Duration::from_secs(12))
+        slow_client(
+            port,
+            Duration::from_millis(500),
+            Duration::from_secs(12),
+            Some(tx),
+        )
     });
-    // Let the slow client connect first.
-    std::thread::sleep(Duration::from_millis(300));
+    rx.recv_timeout(Duration::from_secs(5))
+        .expect("the slow client connected");
     for _ in 0..3 {
         let began = Instant::now();
         let r = scrape(w.port, Duration::from_secs(3));
@@ -145,7 +159,12 @@ fn a_slow_client_does_not_hold_up_other_scrapes() {
 #[test]
 fn a_request_that_never_ends_is_cut_off() {
     let w = Watch::start();
-    let closed = slow_client(w.port, Duration::from_millis(500), Duration::from_secs(30));
+    let closed = slow_client(
+        w.port,
+        Duration::from_millis(500),
+        Duration::from_secs(30),
+        None,
+    );
     assert!(
         closed.is_some_and(|t| t < Duration::from_secs(20)),
         "a client trickling header bytes kept its connection: {closed:?}"

@@ -241,10 +241,10 @@ mod tests {
             ..Limits::default()
         };
         let server = MetricsServer::start("127.0.0.1:0", text, limits).unwrap();
-        // Holds the only slot until the header timeout frees it.
+        // Accepted first (the backlog is FIFO), it holds the only slot
+        // until the header timeout frees it.
         let mut idle = TcpStream::connect(server.local_addr()).unwrap();
         idle.write_all(b"GET /metrics HTTP/1.1\r\n").unwrap();
-        std::thread::sleep(Duration::from_millis(100));
         let began = std::time::Instant::now();
         let r = get(server.local_addr(), "/metrics");
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
