@@ -3,6 +3,10 @@
 //! Data flows one way: [`sample`] (eBPF or procfs) → [`record`] (the
 //! recorder loop, writing a [`store`] recording) → [`analyse`] → [`report`].
 
+// First, so `diag!` is in scope in every module below.
+#[macro_use]
+pub mod diag;
+
 pub mod analyse;
 pub mod cli;
 pub mod export;

@@ -97,6 +97,9 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Its fallback for a failed write is eprintln!, which panics on a
+        // closed or full stderr: a warning must never stop a recording.
+        .log_internal_errors(false)
         .init();
     let cli = Cli::parse();
     if !matches!(
@@ -130,7 +133,7 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {
-            eprintln!("memleak: error: {}", one_line(&e));
+            memleak::diag!("memleak: error: {}", one_line(&e));
             ExitCode::from(1)
         }
     }

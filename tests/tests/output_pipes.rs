@@ -35,3 +35,126 @@ fn a_closed_stdout_ends_report_commands_without_a_panic() {
         );
     }
 }
+
+/// Runs memleak with stderr on `/dev/full` (every write fails with ENOSPC).
+fn with_full_stderr(args: &[&str], cwd: &std::path::Path) -> std::process::Output {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .unwrap();
+    Command::new(memleak_bin())
+        .args(args)
+        .current_dir(cwd)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(full))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn run_with_a_full_stderr_keeps_the_report_and_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = with_full_stderr(
+        &[
+            "run",
+            "-q",
+            "--sampler",
+            "procfs",
+            "-i",
+            "50ms",
+            "-o",
+            "r.memleak",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.2; exit 7",
+        ],
+        dir.path(),
+    );
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(7), "report: {report}");
+    assert!(report.contains("processes analysed"), "{report}");
+}
+
+#[test]
+fn record_with_a_full_stderr_keeps_the_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = with_full_stderr(
+        &[
+            "record",
+            "--sampler",
+            "procfs",
+            "-i",
+            "50ms",
+            "-o",
+            "r.memleak",
+            "--",
+            "sh",
+            "-c",
+            "sleep 0.2; exit 7",
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(7));
+    assert!(dir.path().join("r.memleak").exists());
+}
+
+#[test]
+fn watch_survives_a_closed_stderr_across_rotations() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(memleak_bin())
+        .args([
+            "watch",
+            "--sampler",
+            "procfs",
+            "-i",
+            "100ms",
+            "--rotate",
+            "1s",
+        ])
+        .args(["-d", "3s", "--pid", &sleeper.id().to_string(), "--dir"])
+        .arg(dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(writer))
+        .output()
+        .unwrap();
+    let _ = sleeper.kill();
+    let _ = sleeper.wait();
+    assert_eq!(out.status.code(), Some(0), "watch died on a closed stderr");
+    let files = std::fs::read_dir(dir.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".memleak"))
+        .count();
+    assert!(files >= 2, "no rotation happened: {files} file(s)");
+}
+
+#[test]
+fn run_into_a_closed_stdout_still_returns_the_command_exit_code() {
+    let dir = tempfile::tempdir().unwrap();
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(memleak_bin())
+        .args([
+            "run",
+            "-q",
+            "--sampler",
+            "procfs",
+            "-i",
+            "50ms",
+            "-o",
+            "r.memleak",
+        ])
+        .args(["--", "sh", "-c", "sleep 0.2; exit 7"])
+        .current_dir(dir.path())
+        .stdout(Stdio::from(writer))
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(7), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

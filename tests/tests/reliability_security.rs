@@ -190,7 +190,8 @@ fn hostile_recording(path: &Path, evil: &str) {
     for (k, v) in [
         ("host", evil),
         ("kernel", evil),
-        ("sampler", "ebpf"),
+        // The sampler field too: the table report prints it in its header.
+        ("sampler", evil),
         ("sampler_reason", evil),
         ("interval_ns", "500000000"),
         ("start_ns", "1000000000"),
@@ -326,4 +327,113 @@ fn walk(dir: &Path) -> Vec<String> {
         }
     }
     out
+}
+
+/// Waits for `child` with a deadline (killing it when it runs out) and
+/// returns its exit code and peak resident memory in bytes (`wait4`).
+fn wait_with_deadline(child: Child, deadline: Duration) -> (Option<i32>, u64) {
+    let pid = child.id() as i32;
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watchdog = {
+        let done = std::sync::Arc::clone(&done);
+        std::thread::spawn(move || {
+            let end = std::time::Instant::now() + deadline;
+            while std::time::Instant::now() < end {
+                if done.load(std::sync::atomic::Ordering::Relaxed) {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            // Its command too: a hung writer would otherwise outlive the test.
+            let mut tree = vec![pid as u32];
+            let mut i = 0;
+            while i < tree.len() {
+                tree.extend(memleak_tests::children(tree[i]));
+                i += 1;
+            }
+            for p in tree.into_iter().rev() {
+                // SAFETY: our own child (not yet reaped: we are blocked in
+                // wait4) and its descendants.
+                unsafe { libc::kill(p as i32, libc::SIGKILL) };
+            }
+            true
+        })
+    };
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for our own child.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid, "wait4: {}", std::io::Error::last_os_error());
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let killed = watchdog.join().unwrap();
+    assert!(
+        !killed,
+        "memleak did not finish within {deadline:?}: it hung"
+    );
+    std::mem::forget(child);
+    let code = libc::WIFEXITED(status).then(|| libc::WEXITSTATUS(status));
+    (code, usage.ru_maxrss as u64 * 1024)
+}
+
+#[test]
+fn hostile_marker_lines_neither_stop_the_markers_nor_hang_writers_nor_grow_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("markers.memleak");
+    let seen = dir.path().join("seen");
+    // Blocking opens (`>`), as the documented shell recipe does: if the
+    // reader stopped, they would wait forever.
+    let script = r#"
+        M="$MEMLEAK_MARKERS"
+        printf '%s\n' "$M" > "$1"
+        stat -c %a "$(dirname "$M")" >> "$1"
+        head -c 134217728 /dev/zero | tr '\0' x > "$M"
+        printf '\nbegin first\n' > "$M"
+        printf 'begin \377\376 not utf-8\n' > "$M"
+        printf 'end first\n' > "$M"
+        head -c 1048576 /dev/zero | tr '\0' '\n' > "$M"
+        printf 'mark last\n' > "$M"
+        sleep 0.3
+    "#;
+    let child = Command::new(memleak_bin())
+        .args(["record", "-q", "--sampler", "procfs", "-i", "50ms", "-o"])
+        .arg(&rec)
+        .args(["--", "sh", "-c", script, "sh"])
+        .arg(&seen)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (code, peak) = wait_with_deadline(child, Duration::from_secs(60));
+    assert_eq!(code, Some(0));
+    assert!(
+        peak < 96 << 20,
+        "a 128 MiB marker line without a newline grew memleak to {} MiB",
+        peak >> 20
+    );
+    let markers: Vec<(String, String)> = Recording::open(&rec)
+        .unwrap()
+        .markers()
+        .unwrap()
+        .into_iter()
+        .map(|(_, k, n)| (k, n))
+        .collect();
+    let expect: Vec<(String, String)> = [("begin", "first"), ("end", "first"), ("mark", "last")]
+        .iter()
+        .map(|(k, n)| (k.to_string(), n.to_string()))
+        .collect();
+    assert_eq!(markers, expect);
+
+    // The FIFO lives in a fresh private directory, removed at the end.
+    let seen = std::fs::read_to_string(&seen).unwrap();
+    let mut lines = seen.lines();
+    let fifo = Path::new(lines.next().unwrap());
+    assert_eq!(lines.next(), Some("700"), "FIFO directory mode");
+    let parent = fifo.parent().unwrap();
+    assert_ne!(
+        parent,
+        std::env::temp_dir(),
+        "FIFO directly in the temp dir"
+    );
+    assert!(!parent.exists(), "{} left behind", parent.display());
 }

@@ -398,14 +398,14 @@ pub fn emit_analysis(
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_HTML_DIR));
             let index = report::html::write(a, &dir)?;
             emit(&report::phases::render(a, Format::Table, marked))?;
-            eprintln!("memleak: HTML report written to {}", index.display());
+            diag!("memleak: HTML report written to {}", index.display());
         }
         (format, Some(path)) => {
             report::write_file(path, &report::phases::render(a, format, marked))?;
             if format != Format::Table {
                 emit(&report::phases::render(a, Format::Table, marked))?;
             }
-            eprintln!("memleak: report written to {}", path.display());
+            diag!("memleak: report written to {}", path.display());
         }
         (format, None) => emit(&report::phases::render(a, format, marked))?,
     }

@@ -81,7 +81,7 @@ pub fn run_baseline(args: BaselineArgs) -> Result<i32> {
             let text = serde_json::to_string_pretty(&base)? + "\n";
             crate::files::write_output(&output, text.as_bytes())
                 .context("cannot write the baseline")?;
-            eprintln!(
+            diag!(
                 "memleak: baseline of {} process names over {} run{} written to {}",
                 base.processes.len(),
                 runs.len(),

@@ -34,7 +34,7 @@ pub fn run(args: RecordArgs) -> Result<i32> {
         bail!("nothing to record: give a command after `--`, or --all, --cgroup PATH or --pid PID (see `memleak record --help`)");
     };
     let outcome = record_with("record", &args.sampling, scope, args.duration, command)?;
-    eprintln!(
+    diag!(
         "memleak: recorded {} processes, {} samples in {} ({} sampler)",
         outcome.processes,
         outcome.samples,
@@ -68,13 +68,13 @@ pub fn record_with(
     let outcome =
         record::record(&opts).with_context(|| format!("recording to {}", opts.output.display()))?;
     for note in &outcome.notes {
-        eprintln!("memleak: note: {note}");
+        diag!("memleak: note: {note}");
     }
     if outcome.interrupted {
-        eprintln!("memleak: interrupted; the recording up to now is kept");
+        diag!("memleak: interrupted; the recording up to now is kept");
     }
     if let Some(e) = &outcome.storage_error {
-        eprintln!("memleak: error: {e}");
+        diag!("memleak: error: {e}");
     }
     Ok(outcome)
 }

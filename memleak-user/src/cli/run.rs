@@ -35,7 +35,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
         None,
         Some(args.command.clone()),
     )?;
-    eprintln!(
+    diag!(
         "memleak: recorded {} processes with the {} sampler into {}",
         outcome.processes,
         outcome.sampler,

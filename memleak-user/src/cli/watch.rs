@@ -132,31 +132,11 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         signal_hook::flag::register(sig, Arc::clone(&stop)).context("signal handler")?;
     }
 
-    if let Some(addr) = &args.metrics {
-        let text: export::Shared = Arc::new(Mutex::new(String::new()));
-        let bound = export::serve(addr, Arc::clone(&text))
-            .with_context(|| format!("serving metrics on {addr}"))?;
-        eprintln!("memleak: metrics at http://{bound}/metrics");
-        let dir = args.dir.clone();
-        let (top, every, window) = (args.top, args.refresh, args.window.as_secs_f64());
-        let stop = Arc::clone(&stop);
-        std::thread::Builder::new()
-            .name("memleak-refresh".into())
-            .spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    let began = Instant::now();
-                    match refresh(&dir, &settings, top, window) {
-                        Ok(t) => *text.lock().unwrap_or_else(|e| e.into_inner()) = t,
-                        Err(e) => tracing::warn!("metrics refresh: {e:#}"),
-                    }
-                    let left = every.saturating_sub(began.elapsed());
-                    let end = Instant::now() + left;
-                    while Instant::now() < end && !stop.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(100));
-                    }
-                }
-            })?;
-    }
+    // Held until the end: dropping it stops the endpoint and its refresher.
+    let _metrics = match &args.metrics {
+        Some(addr) => Some(serve_metrics(addr, &args, settings)?),
+        None => None,
+    };
 
     let started = Instant::now();
     loop {
@@ -203,7 +183,7 @@ pub fn run(args: WatchArgs) -> Result<i32> {
                 }
             })
         });
-        eprintln!("memleak: recording to {}", output.display());
+        diag!("memleak: recording to {}", output.display());
         let outcome = record_until(&opts, Some(&rotate))
             .with_context(|| format!("recording to {}", output.display()));
         done.store(true, Ordering::Relaxed);
@@ -212,10 +192,10 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         }
         let outcome = outcome?;
         for note in &outcome.notes {
-            eprintln!("memleak: note: {note}");
+            diag!("memleak: note: {note}");
         }
         for gone in rotate::prune(&args.dir, args.keep)? {
-            eprintln!("memleak: removed {} (--keep {})", gone.display(), args.keep);
+            diag!("memleak: removed {} (--keep {})", gone.display(), args.keep);
         }
         if let Some(e) = outcome.storage_error {
             return Err(e).context("recording stopped");
@@ -225,11 +205,47 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         }
     }
     stop.store(true, Ordering::Relaxed);
-    eprintln!(
+    diag!(
         "memleak: watch stopped; recordings in {}",
         args.dir.display()
     );
     Ok(0)
+}
+
+/// Starts the metrics endpoint and, on its runtime, the refresher that
+/// recomputes the text every `--refresh` (the reading and analysing on a
+/// blocking thread, so scrapes are answered meanwhile).
+fn serve_metrics(
+    addr: &str,
+    args: &WatchArgs,
+    settings: crate::analyse::Settings,
+) -> Result<export::server::MetricsServer> {
+    let text: export::Shared = Arc::new(Mutex::new(String::new()));
+    let server = export::server::MetricsServer::start(
+        addr,
+        Arc::clone(&text),
+        export::server::Limits::default(),
+    )
+    .with_context(|| format!("serving metrics on {addr}"))?;
+    diag!("memleak: metrics at http://{}/metrics", server.local_addr());
+    let dir = Arc::new(args.dir.clone());
+    let settings = Arc::new(settings);
+    let (top, every, window) = (args.top, args.refresh, args.window.as_secs_f64());
+    server.runtime().spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (dir, settings) = (Arc::clone(&dir), Arc::clone(&settings));
+            let job = tokio::task::spawn_blocking(move || refresh(&dir, &settings, top, window));
+            match job.await {
+                Ok(Ok(t)) => *text.lock().unwrap_or_else(|e| e.into_inner()) = t,
+                Ok(Err(e)) => tracing::warn!("metrics refresh: {e:#}"),
+                Err(e) => tracing::warn!("metrics refresh failed: {e}"),
+            }
+        }
+    });
+    Ok(server)
 }
 
 /// One metrics refresh: read the last `window` seconds of `dir`, analyse,

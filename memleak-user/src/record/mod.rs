@@ -154,21 +154,15 @@ pub fn record_until(
     // it execs so nothing it does escapes the recording.
     // Phase markers: only for a command we start (it inherits the path).
     let marker_pipe = match &opts.command {
-        Some(_) => {
-            let path = std::env::temp_dir().join(format!("memleak-{self_pid}.markers"));
-            match markers::MarkerPipe::create(&path) {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    let note = format!(
-                        "phase markers disabled: cannot create {}: {e}",
-                        path.display()
-                    );
-                    writer.note(start_ns, &note)?;
-                    notes.push(note);
-                    None
-                }
+        Some(_) => match markers::MarkerPipe::create() {
+            Ok(p) => Some(p),
+            Err(e) => {
+                let note = format!("phase markers disabled: {e}");
+                writer.note(start_ns, &note)?;
+                notes.push(note);
+                None
             }
-        }
+        },
         None => None,
     };
     let child_env: Vec<(String, String)> = marker_pipe
@@ -260,7 +254,7 @@ pub fn record_until(
     if let (Some(pid), None) = (child, status) {
         if let (Some(e), false) = (&storage_error, interrupted) {
             // Say so now, not only when the command ends (maybe hours later).
-            eprintln!(
+            diag!(
                 "memleak: warning: {e}; the command (pid {pid}) keeps running, unrecorded, until it ends"
             );
         }

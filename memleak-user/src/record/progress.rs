@@ -1,4 +1,7 @@
 //! A one-line progress display on stderr while recording.
+//!
+//! A terminal that goes away must not stop the recording: indicatif drops
+//! its draw errors (except in `set_tab_width`, which unwraps; not used).
 
 use std::path::Path;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 
 use std::fmt::Write;
 
-use super::summary_line;
+use super::{printable, summary_line};
 use crate::analyse::phases::TestVerdict;
 use crate::analyse::units::fmt_bytes;
 use crate::analyse::{Analysis, Verdict};
@@ -20,13 +20,6 @@ fn data(s: &str) -> String {
 /// Escapes a workflow command's property value (also `:` and `,`).
 fn property(s: &str) -> String {
     data(s).replace(':', "%3A").replace(',', "%2C")
-}
-
-/// Other control characters (escape sequences) are dropped entirely.
-fn clean(s: &str) -> String {
-    s.chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\r')
-        .collect()
 }
 
 /// Renders the annotations (one per line, ends with a newline).
@@ -47,12 +40,12 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
         };
         let title = format!(
             "{what}: {} (pid {})",
-            clean(&r.process.comm),
+            printable(&r.process.comm),
             r.process.id.pid
         );
-        let mut message = format!("{}.", clean(&f.why));
+        let mut message = format!("{}.", printable(&f.why));
         if let Some(c) = &r.process.cmdline {
-            message.push_str(&format!("\ncmdline: {}", clean(c)));
+            message.push_str(&format!("\ncmdline: {}", printable(c)));
         }
         let _ = writeln!(
             out,
@@ -62,7 +55,7 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
         );
     }
     for t in kept.iter().filter(|t| t.flagged) {
-        let title = format!("Memory kept by test: {}", clean(&t.name));
+        let title = format!("Memory kept by test: {}", printable(&t.name));
         let message = format!(
             "The test kept {} of anonymous memory (threshold {}).",
             fmt_bytes(t.kept_bytes),
@@ -92,7 +85,7 @@ mod tests {
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 2, "{out}");
         assert!(
-            lines[0].starts_with("::error title=Memory leak%3A x%2Cy%3Az%25%0A%3A%3Aerror%3A%3Aforged (pid 100)::anon grows"),
+            lines[0].starts_with("::error title=Memory leak%3A x%2Cy%3Az%25\u{fffd}%3A%3Aerror%3A%3Aforged (pid 100)::anon grows"),
             "{out}"
         );
         assert!(lines[0].contains("%0Acmdline: "), "{out}");

@@ -3,8 +3,10 @@
 //! Every renderer takes an [`Analysis`](crate::analyse::Analysis) whose
 //! results are already sorted by urgency (leaks first, shortest time to the
 //! limit first). Text that comes from a recording (process names, command
-//! lines) is untrusted: it is escaped for XML/HTML ([`escape_xml`]) and
-//! stripped of control characters for terminals and CI logs ([`printable`]).
+//! lines, test names, meta fields such as the sampler) is untrusted: it is
+//! escaped for XML/HTML ([`escape_xml`]) and stripped of control characters
+//! for terminals and CI logs ([`printable`]), the one sanitiser every text
+//! renderer uses.
 
 pub mod github;
 pub mod html;

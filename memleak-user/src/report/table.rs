@@ -31,9 +31,9 @@ pub fn render(a: &Analysis) -> String {
     out.push_str(&format!(
         "memleak: {what}: {} sampler, {} interval, {} recorded\n",
         if rec.sampler.is_empty() {
-            "unknown"
+            "unknown".to_string()
         } else {
-            &rec.sampler
+            printable(&rec.sampler)
         },
         fmt_duration(rec.interval_s),
         fmt_duration(rec.duration_s)
@@ -174,6 +174,25 @@ mod tests {
         assert!(t.contains("anon/lbr"), "{t}");
         assert!(t.contains("[lbr model]"), "{t}");
         assert!(!t.contains("Nothing was long enough"), "{t}");
+    }
+
+    #[test]
+    fn no_recorded_text_reaches_the_terminal_raw() {
+        let evil = "x\u{1b}[2J\u{1b}]0;t\u{7}\r\n::error::forged";
+        let mut a = tiny_analysis();
+        a.recording.sampler = evil.into();
+        a.recording.host = evil.into();
+        a.recording.command = Some(evil.into());
+        for r in &mut a.results {
+            r.process.comm = evil.into();
+            r.process.cmdline = Some(evil.into());
+        }
+        let t = render(&a);
+        assert!(!t.chars().any(|c| c.is_control() && c != '\n'), "{t:?}");
+        assert!(!t.lines().any(|l| l.starts_with("::error")), "{t}");
+        let mut calm = a.clone();
+        calm.recording.command = None;
+        assert!(render(&calm).contains("x\u{fffd}[2J"), "{}", render(&calm));
     }
 
     #[test]
