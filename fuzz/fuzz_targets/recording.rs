@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use memleak::analyse::{self, Settings};
+use memleak::analyse::Settings;
 use memleak::report::{self, Format};
 use memleak::store::{Recording, StoreError};
 
@@ -31,14 +31,14 @@ fn read_everything(path: &std::path::Path) -> Result<(), StoreError> {
         rec.series(p)?;
         rec.names(p)?;
     }
-    match analyse::analyse(&rec, &Settings::default()) {
+    match memleak::load::analyse_recording(&rec, &Settings::default()) {
         Ok(a) => {
             for f in [Format::Table, Format::Json, Format::Junit, Format::Github] {
                 let _ = report::render(&a, f);
             }
             Ok(())
         }
-        Err(analyse::AnalyseError::Store(e)) => Err(e),
+        Err(memleak::load::LoadError::Store(e)) => Err(e),
         Err(e) => panic!("default settings are valid, got {e}"),
     }
 }

@@ -11,6 +11,7 @@ pub mod analyse;
 pub mod cli;
 pub mod export;
 pub mod files;
+pub mod load;
 pub mod record;
 pub mod report;
 pub mod sample;

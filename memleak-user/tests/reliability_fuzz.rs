@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use memleak::analyse::{self, config, Settings};
+use memleak::analyse::{config, Settings};
 use memleak::report::{self, Format};
 use memleak::sample::{Exit, Mem, Observation, ProcId, ProcMeta};
 use memleak::store::{Recording, StoreError, Writer};
@@ -88,14 +88,14 @@ fn read_everything(path: &Path) -> Result<(), StoreError> {
         rec.series(p)?;
         rec.names(p)?;
     }
-    match analyse::analyse(&rec, &Settings::default()) {
+    match memleak::load::analyse_recording(&rec, &Settings::default()) {
         Ok(a) => {
             for f in [Format::Table, Format::Json, Format::Junit, Format::Github] {
                 let _ = report::render(&a, f);
             }
             Ok(())
         }
-        Err(analyse::AnalyseError::Store(e)) => Err(e),
+        Err(memleak::load::LoadError::Store(e)) => Err(e),
         Err(e) => panic!("default settings are valid, got {e}"),
     }
 }

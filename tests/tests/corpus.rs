@@ -5,7 +5,8 @@
 
 use std::process::Command;
 
-use memleak::analyse::{analyse, ModelChoice, Settings, Verdict};
+use memleak::analyse::{ModelChoice, Settings, Verdict};
+use memleak::load::analyse_recording as analyse;
 use memleak::store::Recording;
 use memleak_tests::{memleak_bin, require_ebpf, workload};
 

@@ -11,8 +11,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use memleak::analyse::eval::{evaluate, load_labels, ModelScore};
+use memleak::analyse::eval::ModelScore;
 use memleak::analyse::{ModelChoice, Settings};
+use memleak::load::eval::{evaluate, load_labels};
 use memleak_corpus::{prepare, CorpusError, INTERVAL_MS, RUN_SECONDS};
 use memleak_tests::{memleak_bin, require_ebpf};
 

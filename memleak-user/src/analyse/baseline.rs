@@ -17,13 +17,10 @@
 //! unchanged, explicitly.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
 use super::trend;
-use super::units::{fmt_bytes, fmt_rate};
-use crate::store::{Recording, StoreError};
 
 /// Version of the baseline file format.
 pub const BASELINE_VERSION: u32 = 1;
@@ -45,33 +42,28 @@ pub struct Figures {
     pub final_: f64,
 }
 
-/// Figures of every process name in a recording (rss).
-pub fn figures(rec: &Recording) -> Result<BTreeMap<String, Figures>, StoreError> {
-    let mut out: BTreeMap<String, Figures> = BTreeMap::new();
-    rec.for_each_process(|streamed| {
-        let p = &streamed.info;
-        let s = rec.densify(p, &streamed.raw);
-        let y: Vec<f64> = s.rss().map(|v| v as f64).collect();
-        let Some(&last) = y.last() else {
-            return Ok::<(), StoreError>(());
-        };
-        let peak = y.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-        let slope = trend::analyse(&s.t, &y).map_or(0.0, |tr| tr.slope);
-        let f = Figures {
-            slope,
-            peak,
-            final_: last,
-        };
-        out.entry(p.comm.clone())
-            .and_modify(|g| {
-                g.slope = g.slope.max(f.slope);
-                g.peak = g.peak.max(f.peak);
-                g.final_ = g.final_.max(f.final_);
-            })
-            .or_insert(f);
-        Ok(())
-    })?;
-    Ok(out)
+/// Figures of one process's rss series; `None` for an empty series.
+pub fn figures_of(t: &[f64], rss: &[f64]) -> Option<Figures> {
+    let &last = rss.last()?;
+    let peak = rss.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    let slope = trend::analyse(t, rss).map_or(0.0, |tr| tr.slope);
+    Some(Figures {
+        slope,
+        peak,
+        final_: last,
+    })
+}
+
+/// Adds one process's figures to its name's: several processes of one
+/// name in a run count as their largest figures.
+pub fn merge_figures(into: &mut BTreeMap<String, Figures>, name: &str, f: Figures) {
+    into.entry(name.to_string())
+        .and_modify(|g| {
+            g.slope = g.slope.max(f.slope);
+            g.peak = g.peak.max(f.peak);
+            g.final_ = g.final_.max(f.final_);
+        })
+        .or_insert(f);
 }
 
 /// Spread of one figure over runs.
@@ -228,79 +220,10 @@ pub fn compare(base: &Baseline, run: &BTreeMap<String, Figures>) -> Vec<Comparis
     out
 }
 
-fn fmt_fig(figure: &str, v: f64) -> String {
-    if figure == "slope" {
-        fmt_rate(v)
-    } else {
-        fmt_bytes(v)
-    }
-}
-
-/// "python3: peak 120 MiB vs 118 MiB ± 3 MiB — unchanged", one line per
-/// name, then a summary line.
-pub fn render(cmp: &[Comparison], against: &str) -> String {
-    let mut out = String::new();
-    let name_of = |c: &Comparison| match c {
-        Comparison::Compared { name, .. }
-        | Comparison::New { name, .. }
-        | Comparison::Gone { name } => crate::report::printable(name),
-    };
-    for c in cmp {
-        let name = name_of(c);
-        match c {
-            Comparison::Compared { figures, .. } => {
-                let parts: Vec<String> = figures
-                    .iter()
-                    .map(|f| {
-                        let mut s = format!(
-                            "{} {} vs {} ± {}",
-                            f.figure,
-                            fmt_fig(f.figure, f.value),
-                            fmt_fig(f.figure, f.baseline.mean),
-                            fmt_fig(f.figure, f.baseline.sd),
-                        );
-                        if f.changed {
-                            s.push_str(if f.value > f.baseline.mean {
-                                " (HIGHER)"
-                            } else {
-                                " (lower)"
-                            });
-                        }
-                        s
-                    })
-                    .collect();
-                let verdict = if c.changed() { "CHANGED" } else { "unchanged" };
-                let _ = writeln!(out, "{name}: {} — {verdict}", parts.join(", "));
-            }
-            Comparison::New { figures, .. } => {
-                let _ = writeln!(
-                    out,
-                    "{name}: new (not in {against}): slope {}, peak {}, final {}",
-                    fmt_rate(figures.slope),
-                    fmt_bytes(figures.peak),
-                    fmt_bytes(figures.final_)
-                );
-            }
-            Comparison::Gone { .. } => {
-                let _ = writeln!(out, "{name}: in {against} but not in this run");
-            }
-        }
-    }
-    let changed = cmp.iter().filter(|c| c.changed()).count();
-    let compared = cmp
-        .iter()
-        .filter(|c| matches!(c, Comparison::Compared { .. }))
-        .count();
-    let _ = writeln!(
-        out,
-        "memleak: {changed} of {compared} process names changed memory behaviour beyond the usual spread"
-    );
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::baseline::render;
     use crate::sample::{Mem, Observation, ProcId, ProcMeta};
     use crate::store::Writer;
 
@@ -350,7 +273,8 @@ mod tests {
     }
 
     fn figs(path: &str) -> BTreeMap<String, Figures> {
-        figures(&Recording::open(std::path::Path::new(path)).unwrap()).unwrap()
+        let rec = crate::store::Recording::open(std::path::Path::new(path)).unwrap();
+        crate::load::baseline::figures(&rec).unwrap()
     }
 
     #[test]

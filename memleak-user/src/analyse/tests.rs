@@ -3,6 +3,8 @@
 
 use super::limits::LimitSource;
 use super::*;
+use crate::load::analyse_recording as analyse;
+use crate::store::Recording;
 
 const MIB: f64 = 1024.0 * 1024.0;
 const GIB: f64 = 1024.0 * MIB;

@@ -21,7 +21,8 @@ use clap::{Args, ValueEnum};
 use crate::analyse::config;
 use crate::analyse::phases;
 use crate::analyse::units::{parse_bytes, parse_duration};
-use crate::analyse::{analyse, Settings};
+use crate::analyse::Settings;
+use crate::load::analyse_recording;
 use crate::report::phases::Marked;
 use crate::report::{self, Format};
 use crate::store::Recording;
@@ -335,9 +336,9 @@ pub fn analyse_and_report(
 ) -> Result<bool> {
     let settings = analysis.settings()?;
     let rec = Recording::open(recording_path)?;
-    let a = analyse(&rec, &settings)?;
+    let a = analyse_recording(&rec, &settings)?;
     let marked = Marked {
-        processes: phases::for_analysis(&rec, &a)?,
+        processes: crate::load::phases::for_analysis(&rec, &a)?,
         tests: test_verdicts(&rec, &settings)?,
     };
     drop(rec);

@@ -6,7 +6,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::analyse::baseline::{compare, figures, render, Baseline, BASELINE_VERSION};
+use crate::analyse::baseline::{compare, Baseline, BASELINE_VERSION};
+use crate::load::baseline::figures;
+use crate::report::baseline::render;
 use crate::store::Recording;
 
 /// Far more than a baseline of thousands of process names takes; a larger

@@ -5,9 +5,10 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use crate::analyse::eval::{evaluate, load_labels, render};
 use crate::analyse::ModelChoice;
 use crate::cli::analyze::AnalysisArgs;
+use crate::load::eval::{evaluate, load_labels};
+use crate::report::eval::render;
 
 #[derive(Args, Debug)]
 pub struct EvalArgs {

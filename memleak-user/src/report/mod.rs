@@ -8,6 +8,8 @@
 //! for terminals and CI logs ([`printable`]), the one sanitiser every text
 //! renderer uses.
 
+pub mod baseline;
+pub mod eval;
 pub mod github;
 pub mod html;
 pub mod json;
