@@ -302,3 +302,65 @@ fn a_full_process_map_is_counted_and_reported() {
         "info carries the note with the remedy: {text}"
     );
 }
+
+/// `--all` with a process map smaller than the machine's process count
+/// stays on eBPF and counts the overflow (it used to fall back to procfs
+/// because seeding the map failed).
+#[test]
+fn all_scope_with_a_small_process_map_counts_overflow_and_stays_on_ebpf() {
+    require_ebpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("all-small-map.memleak");
+    let o = Command::new(memleak_bin())
+        .args(["record", "-q", "--all", "--max-procs", "16"])
+        .args(["--interval", "100ms", "-d", "1s", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("using the procfs sampler"),
+        "no fallback to procfs: {stderr}"
+    );
+    let rec = Recording::open(&out).unwrap();
+    assert_eq!(meta(&rec, "sampler"), Some("ebpf"), "{stderr}");
+    let full = rec
+        .counters
+        .iter()
+        .find(|(k, _)| k == "procs_map_full")
+        .map(|(_, v)| *v)
+        .unwrap_or(0);
+    assert!(full > 0, "overflow counted: {:?}", rec.counters);
+    assert!(
+        stderr.contains("memleak: note: the sampler lost information (procs_map_full: "),
+        "the user is told: {stderr}"
+    );
+}
+
+#[test]
+fn max_procs_below_the_minimum_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0", "3"] {
+        let o = Command::new(memleak_bin())
+            .args([
+                "record",
+                "-q",
+                "--all",
+                "-d",
+                "1s",
+                "--max-procs",
+                bad,
+                "-o",
+            ])
+            .arg(dir.path().join(format!("max-procs-{bad}.memleak")))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "usage error for {bad}: {stderr}");
+        assert!(
+            stderr.contains("--max-procs") && stderr.contains("at least 16"),
+            "the message names the option and the minimum: {stderr}"
+        );
+    }
+}

@@ -315,3 +315,96 @@ fn walk(dir: &Path) -> Vec<String> {
     }
     out
 }
+
+/// Polls `f` every 20 ms until it returns `Some`, failing after 20 s.
+fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `--pid` of a shell whose children were started before the recording:
+/// they exist already, so no fork is ever seen, yet they are in scope and
+/// a leaking one must be recorded with its growth.
+fn check_pid_scope_takes_existing_children(sampler: &str) {
+    let wl = memleak_tests::workload();
+    let script =
+        format!("{wl} leak --rate-mib 8 --seconds 8 & {wl} stable --mib 8 --seconds 8 & wait");
+    let parent = Kill(Command::new("sh").args(["-c", &script]).spawn().unwrap());
+    let sh = parent.0.id();
+    let kids = wait_until("the shell's two workload children", || {
+        let k: Vec<u32> = memleak_tests::children(sh)
+            .into_iter()
+            .filter(|&c| memleak_tests::comm(c) == "memleak-workloa")
+            .collect();
+        (k.len() == 2).then_some(k)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("pid-kids-{sampler}.memleak"));
+    let o = Command::new(memleak_bin())
+        .args(["record", "-q", "--sampler", sampler])
+        .args([
+            "--interval",
+            "100ms",
+            "-d",
+            "2s",
+            "--pid",
+            &sh.to_string(),
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    drop(parent);
+    for k in &kids {
+        // SAFETY: killing the workload children this test started.
+        unsafe { libc::kill(*k as i32, libc::SIGKILL) };
+    }
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rec = Recording::open(&out).unwrap();
+    for k in &kids {
+        let p = rec
+            .processes
+            .iter()
+            .find(|p| p.id.pid == *k)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{sampler}: child {k} that existed at the start is recorded: {:?}",
+                    rec.processes
+                )
+            });
+        let raw = rec.raw_samples(p).unwrap();
+        assert!(!raw.is_empty(), "{sampler}: with samples");
+    }
+    let grew = kids
+        .iter()
+        .filter_map(|k| rec.processes.iter().find(|p| p.id.pid == *k))
+        .map(|p| {
+            let raw = rec.raw_samples(p).unwrap();
+            let first = raw.first().unwrap().1.rss_anon;
+            let last = raw.last().unwrap().1.rss_anon;
+            last.saturating_sub(first)
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        grew >= 8 * 1024 * 1024,
+        "{sampler}: the leaking child's growth is recorded ({grew} bytes)"
+    );
+}
+
+#[test]
+fn pid_scope_records_children_that_existed_before_recording_ebpf() {
+    require_ebpf!();
+    check_pid_scope_takes_existing_children("ebpf");
+}
+
+#[test]
+fn pid_scope_records_children_that_existed_before_recording_procfs() {
+    check_pid_scope_takes_existing_children("procfs");
+}

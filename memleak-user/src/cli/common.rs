@@ -67,9 +67,10 @@ pub struct SnapshotArgs {
     #[arg(long, value_enum, default_value = "auto", value_name = "SAMPLER")]
     pub sampler: SamplerChoice,
 
-    /// Capacity of the eBPF process map: processes alive at once. Overflow
-    /// is counted and reported, never silent.
-    #[arg(long, default_value_t = DEFAULT_MAX_PROCS, value_name = "N")]
+    /// Capacity of the eBPF process map: processes alive at once (16 to
+    /// 4194304). Overflow is counted and reported, never silent.
+    #[arg(long, default_value_t = DEFAULT_MAX_PROCS, value_name = "N",
+          value_parser = crate::sample::ebpf::parse_max_procs)]
     pub max_procs: u32,
 
     /// What refreshes the eBPF counters: `switch` (default: when a process
