@@ -408,3 +408,109 @@ fn pid_scope_records_children_that_existed_before_recording_ebpf() {
 fn pid_scope_records_children_that_existed_before_recording_procfs() {
     check_pid_scope_takes_existing_children("procfs");
 }
+
+/// Removes a test cgroup on drop (once its processes are gone).
+struct CgroupDir(std::path::PathBuf);
+impl Drop for CgroupDir {
+    fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&self.0).is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `--cgroup`: a process that leaves the cgroup is out of scope from then
+/// on, and so are the children it starts afterwards. The shell joins the
+/// cgroup, is seen, leaves it, then starts a leaking child and execs a
+/// leaking program itself: neither the child nor the shell's new program
+/// may appear in the recording.
+fn check_cgroup_leaver_stops_being_recorded(sampler: &str) {
+    let root = memleak::sysinfo::cgroup2_mount();
+    let cg = root.join(format!(
+        "memleak-test-leave-{sampler}-{}",
+        std::process::id()
+    ));
+    if let Err(e) = std::fs::create_dir(&cg) {
+        eprintln!(
+            "SKIPPED: cannot create a cgroup under {}: {e}",
+            root.display()
+        );
+        return;
+    }
+    let cg = CgroupDir(cg);
+    let wl = memleak_tests::workload();
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    // Our own cgroup is where the shell goes back to.
+    let home = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .expect("a cgroup v2 line");
+    let home = root.join(home.trim_start_matches('/'));
+    let script = format!(
+        "echo $$ > {cg}/cgroup.procs || exit 9
+         while [ ! -e {go} ]; do sleep 0.05; done
+         echo $$ > {home}/cgroup.procs || exit 10
+         {wl} leak --rate-mib 10 --seconds 2 &
+         exec {wl} leak --rate-mib 10 --seconds 2",
+        cg = cg.0.display(),
+        go = go.display(),
+        home = home.display(),
+    );
+    let out = dir.path().join(format!("cg-leave-{sampler}.memleak"));
+    let mut recorder = Command::new(memleak_bin())
+        .args(["record", "-q", "--sampler", sampler, "--interval", "100ms"])
+        .args(["-d", "4s", "--cgroup"])
+        .arg(&cg.0)
+        .arg("-o")
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let mut shell = Kill(Command::new("sh").args(["-c", &script]).spawn().unwrap());
+    let sh = shell.0.id();
+    // Let the recorder see the shell inside the cgroup first.
+    std::thread::sleep(Duration::from_millis(1500));
+    std::fs::write(&go, "").unwrap();
+    let st = shell.0.wait().unwrap();
+    assert!(st.success(), "the shell moved itself out: {st:?}");
+    assert!(recorder.wait().unwrap().success());
+    let rec = Recording::open(&out).unwrap();
+    let p = rec
+        .processes
+        .iter()
+        .find(|p| p.id.pid == sh)
+        .unwrap_or_else(|| panic!("{sampler}: the shell was recorded while inside"));
+    let leakers: Vec<_> = rec
+        .processes
+        .iter()
+        .filter(|p| p.comm.starts_with("memleak-work"))
+        .collect();
+    assert!(
+        leakers.is_empty(),
+        "{sampler}: processes outside the cgroup were recorded: {leakers:?}"
+    );
+    let peak = rec
+        .raw_samples(p)
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m.rss_anon)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        peak < 4 * 1024 * 1024,
+        "{sampler}: the shell's program after it left was recorded (peak anon {peak})"
+    );
+}
+
+#[test]
+fn cgroup_scope_stops_recording_a_process_that_left_ebpf() {
+    require_ebpf!();
+    check_cgroup_leaver_stops_being_recorded("ebpf");
+}
+
+#[test]
+fn cgroup_scope_stops_recording_a_process_that_left_procfs() {
+    check_cgroup_leaver_stops_being_recorded("procfs");
+}

@@ -16,8 +16,8 @@ pub struct ScopeArgs {
     #[arg(long, conflicts_with_all = ["cgroup", "pid"])]
     pub all: bool,
 
-    /// Record the processes of a cgroup v2 (a directory under
-    /// /sys/fs/cgroup) and their descendants.
+    /// Record the processes in a cgroup v2 (a directory under
+    /// /sys/fs/cgroup) or its sub-cgroups, while they are there.
     #[arg(long, value_name = "PATH", conflicts_with = "pid")]
     pub cgroup: Option<PathBuf>,
 

@@ -19,6 +19,7 @@ use memleak_common::stats::{STAT_COUNT, STAT_NAMES, STAT_PROCS_FULL};
 
 use super::btf_offsets::KernelOffsets;
 use super::procfs::ProcfsSampler;
+use super::scope::CgroupMembers;
 use super::{boottime_ns, tracefs, Counters, Exit, Mem, Observation, ProcId, ProcMeta};
 use super::{SampleError, Sampler, Scope};
 
@@ -113,6 +114,12 @@ pub struct EbpfSampler {
     /// Processes the seeding pass found no room for: added to the
     /// program's `procs_map_full`, the same loss.
     seed_full: u64,
+    /// Cgroup scope: who is in the cgroup, and the pids listed there at
+    /// this snapshot (read once per snapshot, when first needed).
+    cgroup: Option<CgroupMembers>,
+    members: Option<std::collections::HashSet<u32>>,
+    /// Processes dropped because they moved out of the cgroup.
+    left_scope: u64,
     limitations: Vec<String>,
 }
 
@@ -308,6 +315,12 @@ impl EbpfSampler {
             procs_full_seen: 0,
             evicted: 0,
             seed_full: 0,
+            cgroup: match &scope {
+                Scope::Cgroup(dir) => Some(CgroupMembers::new(dir)),
+                _ => None,
+            },
+            members: None,
+            left_scope: 0,
             limitations,
         };
         // Processes that exist already never fork in front of us: seed them
@@ -452,7 +465,37 @@ impl EbpfSampler {
         }
     }
 
+    /// Cgroup scope: whether a live process has moved out of the cgroup.
+    /// The program keeps tracking a process (and adopting its children at
+    /// fork) once it is in the map, so the move is noticed here. The
+    /// member list is the fast path; a pid missing from it is confirmed
+    /// through its own cgroup file, which an exiting process keeps.
+    fn left_cgroup(&mut self, tgid: u32) -> bool {
+        let Some(cg) = &self.cgroup else {
+            return false;
+        };
+        let members = self.members.get_or_insert_with(|| cg.pids().0);
+        !members.contains(&tgid) && cg.holds(tgid) == Some(false)
+    }
+
+    /// Stops tracking a process that left the scope: no exit is recorded
+    /// (it did not exit), its series just ends.
+    fn drop_out_of_scope(&mut self, st: &ProcState) {
+        let _ = self.procs.remove(&st.tgid);
+        let _ = self.dirty.remove(&st.tgid);
+        self.seen.remove(&st.tgid);
+        self.cmdlines.remove(&ProcId {
+            pid: st.tgid,
+            start_ns: st.start_ns,
+        });
+        self.left_scope += 1;
+    }
+
     fn emit(&mut self, st: ProcState, out: &mut Vec<Observation>, exits: &mut Vec<Observation>) {
+        if !st.exited() && self.left_cgroup(st.tgid) {
+            self.drop_out_of_scope(&st);
+            return;
+        }
         if st.exited() {
             // The exit ring buffer was full: the program left the final
             // state in the map for us.
@@ -570,6 +613,7 @@ impl Sampler for EbpfSampler {
     }
 
     fn snapshot(&mut self) -> Result<Vec<Observation>, SampleError> {
+        self.members = None;
         let mut out = Vec::new();
         let mut exits = Vec::new();
         self.drain_dirty(&mut out, &mut exits);
@@ -623,6 +667,9 @@ impl Sampler for EbpfSampler {
             c.push((STAT_NAMES[i as usize], sum));
         }
         c.push(("evicted_without_exit_record", self.evicted));
+        if self.cgroup.is_some() {
+            c.push(("left_cgroup_scope", self.left_scope));
+        }
         // Entries in the process map right now: near the number of live
         // processes in scope, or entries are leaking.
         let entries = self.procs.keys().filter(Result::is_ok).count() as u64;
