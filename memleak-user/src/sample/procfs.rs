@@ -15,8 +15,9 @@
 //!   eBPF sampler reads), and PPid and Name, which keep its parent and comm
 //!   current. VmSize is exactly `statm`'s first field times the page size, so
 //!   `statm` is not read: one open/read/close less per process;
-//! - `/proc/[pid]/cmdline` once per process identity and program (re-read
-//!   when comm changes, i.e. after exec).
+//! - `/proc/[pid]/exe` (a readlink) of each process in scope, and
+//!   `/proc/[pid]/cmdline` once per process identity and program (re-read
+//!   when comm or exe changes, i.e. after exec).
 //!
 //! What procfs cannot do, and the eBPF sampler can: see processes that live
 //! and die between two snapshots, exit codes, exact exit times.
@@ -246,6 +247,10 @@ struct Known {
     seen: u64,
     mem: Mem,
     meta: ProcMeta,
+    /// The program file (`/proc/[pid]/exe`) its command line was read
+    /// under: exec can keep the name (a pyenv shim execs `python`), not
+    /// the file.
+    exe: Option<PathBuf>,
 }
 
 /// Samples memory by reading procfs; works without any privilege.
@@ -599,14 +604,23 @@ impl ProcfsSampler {
             None => None,
         };
         // Same identity and program as before: report only what changed.
+        let exe = read_exe(pid);
         let (k, changed) = match prev {
             Some(mut k) if k.meta.comm.as_bytes() == p.comm => {
                 let mut changed = k.mem != mem || k.meta.ppid != ppid;
+                // Same name, other program file: an exec that kept the name.
+                let execed = exe.is_some() && k.exe != exe;
+                if execed {
+                    k.exe = exe;
+                }
                 // Right after exec the name is new but the arguments are not
                 // in place yet (cmdline reads empty): try again until set.
-                if k.meta.cmdline.is_none() {
-                    k.meta.cmdline = self.read_cmdline(pid);
-                    changed |= k.meta.cmdline.is_some();
+                if k.meta.cmdline.is_none() || execed {
+                    let line = self.read_cmdline(pid);
+                    changed |= line.is_some() && line != k.meta.cmdline;
+                    if line.is_some() {
+                        k.meta.cmdline = line;
+                    }
                 }
                 k.mem = mem;
                 k.meta.ppid = ppid;
@@ -628,6 +642,7 @@ impl ProcfsSampler {
                     seen: gen,
                     mem,
                     meta,
+                    exe,
                 };
                 (k, true)
             }
@@ -643,6 +658,12 @@ impl ProcfsSampler {
         }
         self.known.insert(pid, k);
     }
+}
+
+/// The program file of `pid` (one readlink: the cheapest sign of an exec
+/// that kept the process name); `None` for kernel threads or when gone.
+fn read_exe(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
 fn exit_observation(pid: u32, k: Known, now: u64) -> Observation {

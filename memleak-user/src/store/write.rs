@@ -16,9 +16,11 @@ struct Known {
     row: i64,
     last: Option<Mem>,
     comm: String,
-    /// The stored command line is still unknown (read too early, e.g.
-    /// between exec and argument setup): fill it in when one arrives.
-    cmdline_missing: bool,
+    /// The stored command line. A sampler re-reads it after every exec,
+    /// which may keep the name (a pyenv shim execs the real `python`), so
+    /// any new one replaces it; `None` from a read made too early (between
+    /// exec and argument setup) never erases one.
+    cmdline: Option<String>,
     /// Snapshot number at which the process exited.
     exited: Option<u64>,
     /// Limits last stored for it (see [`Writer::write_snapshot_with_limits`]).
@@ -246,7 +248,7 @@ impl Writer {
                             row,
                             last: None,
                             comm: o.meta.comm.clone(),
-                            cmdline_missing: o.meta.cmdline.is_none(),
+                            cmdline: o.meta.cmdline.clone(),
                             exited: None,
                             limits: ProcLimits::new(),
                         })
@@ -263,12 +265,14 @@ impl Writer {
                     upd_name
                         .execute(params![known.row, o.meta.comm, o.meta.cmdline])
                         .map_err(fail)?;
-                    known.cmdline_missing = o.meta.cmdline.is_none();
-                } else if known.cmdline_missing && o.meta.cmdline.is_some() {
+                    if o.meta.cmdline.is_some() {
+                        known.cmdline.clone_from(&o.meta.cmdline);
+                    }
+                } else if o.meta.cmdline.is_some() && known.cmdline != o.meta.cmdline {
                     upd_name
-                        .execute(params![known.row, o.meta.comm, o.meta.cmdline])
+                        .execute(params![known.row, known.comm, o.meta.cmdline])
                         .map_err(fail)?;
-                    known.cmdline_missing = false;
+                    known.cmdline.clone_from(&o.meta.cmdline);
                 }
                 if known.last != Some(o.mem) || o.exit.is_some() {
                     let m = &o.mem;
