@@ -303,6 +303,51 @@ fn a_full_process_map_is_counted_and_reported() {
     );
 }
 
+/// The summary line counts what the file holds, not what the recorder saw:
+/// on a disk that fills during setup or the first snapshots, "recorded 45
+/// processes" over a file holding none would hide the loss.
+#[test]
+fn disk_full_summary_counts_only_what_the_file_holds_and_says_data_was_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("tiny");
+    if let Err(why) = small_tmpfs(&mnt, "256k") {
+        eprintln!("SKIPPED: cannot mount a small tmpfs to fill: {why}");
+        return;
+    }
+    let _unmount = Unmount(&mnt);
+    let out = mnt.join("tiny.memleak");
+    let script = "i=0; while [ $i -lt 4000 ]; do /bin/true; i=$((i+1)); done";
+    let o = Command::new(memleak_bin())
+        .args(["record", "-q", "--interval", "20ms", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .expect("run memleak");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("memleak: recorded "))
+        .unwrap_or_else(|| panic!("a summary line: {stderr}"));
+    let claimed: usize = summary
+        .trim_start_matches("memleak: recorded ")
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a process count: {summary}"));
+    let held = Recording::open(&out)
+        .map(|r| r.processes.len())
+        .unwrap_or(0);
+    assert_eq!(
+        claimed, held,
+        "the summary counts the file's processes: {summary}"
+    );
+    assert!(
+        summary.contains("lost"),
+        "the summary says data was lost: {summary}"
+    );
+}
+
 /// `--all` with a process map smaller than the machine's process count
 /// stays on eBPF and counts the overflow (it used to fall back to procfs
 /// because seeding the map failed).

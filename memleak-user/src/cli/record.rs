@@ -35,11 +35,12 @@ pub fn run(args: RecordArgs) -> Result<i32> {
     };
     let outcome = record_with("record", &args.sampling, scope, args.duration, command)?;
     eprintln!(
-        "memleak: recorded {} processes, {} samples in {} ({} sampler)",
+        "memleak: recorded {} processes, {} samples in {} ({} sampler){}",
         outcome.processes,
         outcome.samples,
         outcome.path.display(),
-        outcome.sampler
+        outcome.sampler,
+        data_lost(&outcome)
     );
     // A storage error (disk full) stopped the recording early: not a success,
     // unless the command's own failure code says more.
@@ -47,6 +48,16 @@ pub fn run(args: RecordArgs) -> Result<i32> {
         0 if outcome.storage_error.is_some() => 1,
         code => code,
     })
+}
+
+/// The end of the summary line when a storage error stopped the recording:
+/// the counts are what the file holds, and what came after is gone.
+pub fn data_lost(outcome: &RecordOutcome) -> &'static str {
+    if outcome.storage_error.is_some() {
+        "; recording stopped by the storage error above: everything after that was lost"
+    } else {
+        ""
+    }
 }
 
 /// Records with the shared options; prints the notes a user must see.

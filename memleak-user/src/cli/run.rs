@@ -34,10 +34,11 @@ pub fn run(args: RunArgs) -> Result<i32> {
         Some(args.command.clone()),
     )?;
     eprintln!(
-        "memleak: recorded {} processes with the {} sampler into {}",
+        "memleak: recorded {} processes with the {} sampler into {}{}",
         outcome.processes,
         outcome.sampler,
-        outcome.path.display()
+        outcome.path.display(),
+        super::record::data_lost(&outcome)
     );
     let leak = analyse_and_report(&outcome.path, &args.analysis, &args.report)?;
     let code = outcome.status.map(|s| s.0).unwrap_or(0);
