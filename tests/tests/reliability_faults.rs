@@ -409,3 +409,48 @@ fn max_procs_below_the_minimum_is_a_usage_error() {
         );
     }
 }
+
+/// Polls `f` every 20 ms until it is true, failing after `secs`.
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` still runs (not gone, not a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
+}
+
+/// A recorder killed with SIGKILL cannot pass a stop on: the kernel must
+/// (parent-death signal), or the command runs on as an orphan.
+#[test]
+fn sigkill_of_the_recorder_kills_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("killed-recorder.memleak");
+    let mut child = Command::new(memleak_bin())
+        .args([
+            "record",
+            "-q",
+            "--sampler",
+            "procfs",
+            "--interval",
+            "100ms",
+            "-o",
+        ])
+        .arg(&out)
+        .args(["--", "sleep", "30"])
+        .spawn()
+        .expect("start memleak");
+    let sleep_pid = wait_for_child_named(child.id(), "sleep");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("the command dies with its recorder", 10, || {
+        !running(sleep_pid)
+    });
+}

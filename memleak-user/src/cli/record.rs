@@ -24,6 +24,7 @@ pub struct RecordArgs {
     pub sampling: SamplingArgs,
 
     /// Command to run and record with its whole process tree (after `--`).
+    /// It is killed (SIGKILL) if memleak itself dies without stopping it.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

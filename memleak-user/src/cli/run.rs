@@ -19,6 +19,8 @@ pub struct RunArgs {
     pub report: ReportArgs,
 
     /// The command to run (after `--`), e.g. `memleak run -- pytest -x`.
+    /// It is killed (SIGKILL) if memleak itself dies without stopping it,
+    /// so a killed recorder leaves no orphan behind.
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
