@@ -454,3 +454,56 @@ fn sigkill_of_the_recorder_kills_the_command() {
         !running(sleep_pid)
     });
 }
+
+#[test]
+fn run_of_a_missing_command_exits_127_and_leaves_no_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("missing.memleak");
+    let o = Command::new(memleak_bin())
+        .args(["run", "-q", "--sampler", "procfs", "-o"])
+        .arg(&out)
+        .args(["--", "memleak-no-such-command"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(127), "{stderr}");
+    assert!(
+        stderr.contains("memleak-no-such-command") && stderr.contains("not found"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no empty recording is left behind");
+    assert!(
+        !Path::new(&format!("{}-wal", out.display())).exists(),
+        "nor its WAL"
+    );
+}
+
+#[test]
+fn run_of_a_non_executable_file_exits_126() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    let out = dir.path().join("noexec.memleak");
+    let o = Command::new(memleak_bin())
+        .args(["record", "-q", "--sampler", "procfs", "-o"])
+        .arg(&out)
+        .arg("--")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(126), "{stderr}");
+    assert!(stderr.contains("not-executable"), "{stderr}");
+    assert!(!out.exists(), "no empty recording is left behind");
+}
+
+#[test]
+fn run_without_the_double_dash_hints_at_it() {
+    let o = Command::new(memleak_bin())
+        .args(["run", "sleep", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("memleak run -- sleep 1"), "{stderr}");
+}

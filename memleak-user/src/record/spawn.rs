@@ -16,7 +16,7 @@ pub enum SpawnError {
     Empty,
     #[error("the command contains a NUL byte")]
     Nul,
-    #[error("cannot start `{cmd}`: {source}")]
+    #[error("cannot start `{cmd}`: {}", exec_reason(source))]
     Exec {
         cmd: String,
         #[source]
@@ -24,6 +24,32 @@ pub enum SpawnError {
     },
     #[error("fork failed: {0}")]
     Fork(#[source] io::Error),
+}
+
+/// Why exec failed, in the words a shell would use.
+fn exec_reason(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => {
+            "command not found (no such file, or not in any directory of PATH)".into()
+        }
+        Some(libc::EACCES) => "permission denied (is it an executable file?)".into(),
+        Some(libc::ENOEXEC) => "not an executable format (a script needs a #! line)".into(),
+        _ => e.to_string(),
+    }
+}
+
+impl SpawnError {
+    /// The exit code a shell gives for this failure: 127 when the command
+    /// was not found, 126 when it was found but could not be executed.
+    pub fn shell_code(&self) -> Option<i32> {
+        match self {
+            SpawnError::Exec { source, .. } => Some(match source.raw_os_error() {
+                Some(libc::ENOENT) => 127,
+                _ => 126,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A forked child held before exec.
@@ -217,9 +243,10 @@ mod tests {
         let err = g.release().unwrap_err();
         assert!(
             err.to_string()
-                .contains("cannot start `/nonexistent/memleak-test`"),
+                .contains("cannot start `/nonexistent/memleak-test`: command not found"),
             "{err}"
         );
+        assert_eq!(err.shell_code(), Some(127));
     }
 
     #[test]
