@@ -462,7 +462,7 @@ fn check_cgroup_leaver_stops_being_recorded(sampler: &str) {
     let out = dir.path().join(format!("cg-leave-{sampler}.memleak"));
     let mut recorder = Command::new(memleak_bin())
         .args(["record", "-q", "--sampler", sampler, "--interval", "100ms"])
-        .args(["-d", "4s", "--cgroup"])
+        .args(["-d", "6s", "--cgroup"])
         .arg(&cg.0)
         .arg("-o")
         .arg(&out)
@@ -470,8 +470,15 @@ fn check_cgroup_leaver_stops_being_recorded(sampler: &str) {
         .unwrap();
     let mut shell = Kill(Command::new("sh").args(["-c", &script]).spawn().unwrap());
     let sh = shell.0.id();
-    // Let the recorder see the shell inside the cgroup first.
-    std::thread::sleep(Duration::from_millis(1500));
+    // The shell leaves only once the recording holds it (committed rows
+    // are readable while the recorder writes: WAL mode).
+    wait_until("the recorder stores the shell while it is inside", || {
+        let db =
+            rusqlite::Connection::open_with_flags(&out, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
+        db.query_row("SELECT 1 FROM processes WHERE pid = ?1", [sh], |_| Ok(()))
+            .ok()
+    });
     std::fs::write(&go, "").unwrap();
     let st = shell.0.wait().unwrap();
     assert!(st.success(), "the shell moved itself out: {st:?}");

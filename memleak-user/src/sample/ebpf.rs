@@ -540,6 +540,12 @@ impl EbpfSampler {
                 exits.push(o);
                 continue;
             }
+            // One that left the cgroup without changing since is dropped
+            // here, not only when it next changes.
+            if self.left_cgroup(tgid) {
+                self.drop_out_of_scope(&st);
+                continue;
+            }
             if self.seen.get(&tgid) != Some(&(st.start_ns, st.seq)) {
                 self.emit(st, out, exits);
             }
