@@ -507,3 +507,14 @@ fn run_without_the_double_dash_hints_at_it() {
     assert_eq!(o.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("memleak run -- sleep 1"), "{stderr}");
 }
+
+#[test]
+fn record_with_a_bare_second_pid_says_to_repeat_the_option() {
+    let o = Command::new(memleak_bin())
+        .args(["record", "--pid", "1", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--pid 5 --pid 6"), "{stderr}");
+}

@@ -67,6 +67,14 @@ pub fn forgot_double_dash(sub: &str, words: &[String]) -> Option<i32> {
     if words.is_empty() {
         return None;
     }
+    if sub == "record" && words.iter().all(|w| w.parse::<u32>().is_ok()) {
+        // `--pid 5 6`: the second PID, not a command.
+        eprintln!(
+            "memleak: error: unexpected argument `{}`: give each PID its own option, as in `--pid 5 --pid 6`",
+            words[0]
+        );
+        return Some(2);
+    }
     eprintln!(
         "memleak: error: unexpected argument `{}`: the command to record goes after `--`, as in `memleak {sub} -- {}`",
         words[0],
