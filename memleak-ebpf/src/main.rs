@@ -68,6 +68,9 @@ static SELF_TGID: u64 = 0;
 /// PF_EXITING in task_struct.flags: set once a task starts exiting. An mm
 /// torn down after its owner's exit record must not resurrect the process.
 const PF_EXITING: u32 = 0x4;
+/// PF_KTHREAD: a kernel thread. It has no memory of its own to leak (a
+/// borrowed mm is its owner's), so it is never a tracked process.
+const PF_KTHREAD: u32 = 0x0020_0000;
 /// The kernel's `enum NR_MM_COUNTERS` bound, checked for the verifier.
 const MAX_MEMBER: i32 = RSS_MEMBERS as i32;
 
@@ -208,7 +211,7 @@ fn adopt(tgid: u32, task: u64) -> Option<*mut ProcState> {
         return None;
     }
     let flags = read::<u32>(task, g(&OFF_TASK_FLAGS)).unwrap_or(0);
-    if flags & PF_EXITING != 0 {
+    if flags & (PF_EXITING | PF_KTHREAD) != 0 {
         return None;
     }
     let mut st = new_state(task, tgid, 0);
@@ -423,6 +426,11 @@ pub fn process_fork(ctx: RawTracePointContext) -> i32 {
     };
     if ctgid == ptgid || u64::from(ctgid) == g(&SELF_TGID) {
         return 0; // a thread, or ourselves
+    }
+    // kthreadd forks every kernel thread; whole-system scope would
+    // otherwise take each one started during the recording.
+    if read::<u32>(child, g(&OFF_TASK_FLAGS)).unwrap_or(0) & PF_KTHREAD != 0 {
+        return 0;
     }
     let tracked = PROCS.get_ptr(ptgid).is_some() || g(&SCOPE) == SCOPE_ALL || {
         g(&SCOPE) == SCOPE_CGROUP && adopt_current()

@@ -370,3 +370,63 @@ fn whole_system_records_a_flat_process_that_was_already_running() {
         first.rss_anon / MIB
     );
 }
+
+/// `--all`: kernel threads created while recording (mounting an ext4 image
+/// starts jbd2 and workqueue rescuer threads) are not processes with
+/// memory of their own and must not be recorded: they fork from kthreadd,
+/// and the fork hook used to take every child in whole-system scope.
+#[test]
+fn whole_system_never_records_kernel_threads_started_during_the_run() {
+    require_ebpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("fs.img");
+    let mnt = dir.path().join("mnt");
+    std::fs::create_dir(&mnt).unwrap();
+    std::fs::write(&img, []).unwrap();
+    let sh = |cmd: &str, args: &[&std::path::Path]| {
+        std::process::Command::new(cmd)
+            .args(args)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    let sized = std::fs::File::options()
+        .write(true)
+        .open(&img)
+        .and_then(|f| f.set_len(8 << 20))
+        .is_ok();
+    if !sized || !sh("mkfs.ext4", &[std::path::Path::new("-qF"), &img]) {
+        eprintln!("SKIPPED: mkfs.ext4 unavailable");
+        return;
+    }
+    let output = dir.path().join("all-kthreads.memleak");
+    let opts = ebpf_scope_options(
+        output.clone(),
+        memleak::sample::Scope::All,
+        Duration::from_millis(100),
+        Duration::from_secs(3),
+    );
+    let recorder = std::thread::spawn(move || memleak::record::record(&opts));
+    std::thread::sleep(Duration::from_millis(1500));
+    let mounted = sh("mount", &[std::path::Path::new("-oloop"), &img, &mnt]);
+    let result = recorder.join().unwrap();
+    if mounted {
+        sh("umount", &[&mnt]);
+    }
+    result.expect("recording");
+    if !mounted {
+        eprintln!("SKIPPED: cannot loop-mount an ext4 image here");
+        return;
+    }
+    let rec = memleak::store::Recording::open(&output).unwrap();
+    let kthreads: Vec<_> = rec
+        .processes()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.ppid == 2 || p.id.pid == 2)
+        .collect();
+    assert!(
+        kthreads.is_empty(),
+        "kernel threads were recorded: {kthreads:?}"
+    );
+}

@@ -57,3 +57,45 @@ fn procfs_and_ebpf_agree_within_ten_percent() {
         "rss: procfs {prss} vs ebpf {erss}"
     );
 }
+
+/// A program that execs another program of the same name (a pyenv shim
+/// execs the real `python`): the recorded command line is the new
+/// program's, not the shim's.
+fn cmdline_follows_exec_with_the_same_name(sampler: SamplerChoice) {
+    let dir = tempfile::tempdir().unwrap();
+    let sh = std::fs::canonicalize("/bin/sh").unwrap();
+    let (shim, real) = (dir.path().join("shim"), dir.path().join("real"));
+    for d in [&shim, &real] {
+        std::fs::create_dir(d).unwrap();
+        std::fs::copy(&sh, d.join("prog")).unwrap();
+    }
+    let (shim, real) = (shim.join("prog"), real.join("prog"));
+    let script = format!(
+        "sleep 0.5; exec {} -c 'sleep 1.5; :' the-real-program",
+        real.display()
+    );
+    let rec = record_command(
+        dir.path(),
+        sampler,
+        Duration::from_millis(100),
+        &[shim.to_str().unwrap(), "-c", &script],
+    );
+    let procs = named(&rec, "prog");
+    assert_eq!(procs.len(), 1, "{:?}", rec.processes().unwrap());
+    let cmdline = procs[0].cmdline.clone().unwrap_or_default();
+    assert!(
+        cmdline.starts_with(&real.display().to_string()) && cmdline.contains("the-real-program"),
+        "{sampler:?}: the command line after exec: {cmdline}"
+    );
+}
+
+#[test]
+fn cmdline_follows_exec_with_the_same_name_procfs() {
+    cmdline_follows_exec_with_the_same_name(SamplerChoice::Procfs);
+}
+
+#[test]
+fn cmdline_follows_exec_with_the_same_name_ebpf() {
+    require_ebpf!();
+    cmdline_follows_exec_with_the_same_name(SamplerChoice::Ebpf);
+}

@@ -314,3 +314,219 @@ fn a_full_process_map_is_counted_and_reported() {
         "info carries the note with the remedy: {text}"
     );
 }
+
+/// The summary line counts what the file holds, not what the recorder saw:
+/// on a disk that fills during setup or the first snapshots, "recorded 45
+/// processes" over a file holding none would hide the loss.
+#[test]
+fn disk_full_summary_counts_only_what_the_file_holds_and_says_data_was_lost() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("tiny");
+    if let Err(why) = small_tmpfs(&mnt, "256k") {
+        eprintln!("SKIPPED: cannot mount a small tmpfs to fill: {why}");
+        return;
+    }
+    let _unmount = Unmount(&mnt);
+    let out = mnt.join("tiny.memleak");
+    let script = "i=0; while [ $i -lt 4000 ]; do /bin/true; i=$((i+1)); done";
+    let o = Command::new(memleak_bin())
+        .args(["record", "-q", "--interval", "20ms", "-o"])
+        .arg(&out)
+        .args(["--", "sh", "-c", script])
+        .output()
+        .expect("run memleak");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    let summary = stderr
+        .lines()
+        .find(|l| l.starts_with("memleak: recorded "))
+        .unwrap_or_else(|| panic!("a summary line: {stderr}"));
+    let claimed: usize = summary
+        .trim_start_matches("memleak: recorded ")
+        .split_whitespace()
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("a process count: {summary}"));
+    let held = Recording::open(&out)
+        .map(|r| r.processes().unwrap().len())
+        .unwrap_or(0);
+    assert_eq!(
+        claimed, held,
+        "the summary counts the file's processes: {summary}"
+    );
+    assert!(
+        summary.contains("lost"),
+        "the summary says data was lost: {summary}"
+    );
+}
+
+/// `--all` with a process map smaller than the machine's process count
+/// stays on eBPF and counts the overflow (it used to fall back to procfs
+/// because seeding the map failed).
+#[test]
+fn all_scope_with_a_small_process_map_counts_overflow_and_stays_on_ebpf() {
+    require_ebpf!();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("all-small-map.memleak");
+    let o = Command::new(memleak_bin())
+        .args(["record", "-q", "--all", "--max-procs", "16"])
+        .args(["--interval", "100ms", "-d", "1s", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        !stderr.contains("using the procfs sampler"),
+        "no fallback to procfs: {stderr}"
+    );
+    let rec = Recording::open(&out).unwrap();
+    assert_eq!(meta(&rec, "sampler"), Some("ebpf"), "{stderr}");
+    let full = rec
+        .counters
+        .iter()
+        .find(|(k, _)| k == "procs_map_full")
+        .map(|(_, v)| *v)
+        .unwrap_or(0);
+    assert!(full > 0, "overflow counted: {:?}", rec.counters);
+    assert!(
+        stderr.contains("memleak: note: the sampler lost information (procs_map_full: "),
+        "the user is told: {stderr}"
+    );
+}
+
+#[test]
+fn max_procs_below_the_minimum_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0", "3"] {
+        let o = Command::new(memleak_bin())
+            .args([
+                "record",
+                "-q",
+                "--all",
+                "-d",
+                "1s",
+                "--max-procs",
+                bad,
+                "-o",
+            ])
+            .arg(dir.path().join(format!("max-procs-{bad}.memleak")))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "usage error for {bad}: {stderr}");
+        assert!(
+            stderr.contains("--max-procs") && stderr.contains("at least 16"),
+            "the message names the option and the minimum: {stderr}"
+        );
+    }
+}
+
+/// Polls `f` every 20 ms until it is true, failing after `secs`.
+fn wait_for(what: &str, secs: u64, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    while !f() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Whether `pid` still runs (not gone, not a zombie).
+fn running(pid: u32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| s.rsplit_once(')').map(|(_, r)| r.trim_start().to_string()))
+        .is_some_and(|r| !r.starts_with('Z') && !r.starts_with('X'))
+}
+
+/// A recorder killed with SIGKILL cannot pass a stop on: the kernel must
+/// (parent-death signal), or the command runs on as an orphan.
+#[test]
+fn sigkill_of_the_recorder_kills_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("killed-recorder.memleak");
+    let mut child = Command::new(memleak_bin())
+        .args([
+            "record",
+            "-q",
+            "--sampler",
+            "procfs",
+            "--interval",
+            "100ms",
+            "-o",
+        ])
+        .arg(&out)
+        .args(["--", "sleep", "30"])
+        .spawn()
+        .expect("start memleak");
+    let sleep_pid = wait_for_child_named(child.id(), "sleep");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("the command dies with its recorder", 10, || {
+        !running(sleep_pid)
+    });
+}
+
+#[test]
+fn run_of_a_missing_command_exits_127_and_leaves_no_recording() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("missing.memleak");
+    let o = Command::new(memleak_bin())
+        .args(["run", "-q", "--sampler", "procfs", "-o"])
+        .arg(&out)
+        .args(["--", "memleak-no-such-command"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(127), "{stderr}");
+    assert!(
+        stderr.contains("memleak-no-such-command") && stderr.contains("not found"),
+        "{stderr}"
+    );
+    assert!(!out.exists(), "no empty recording is left behind");
+    assert!(
+        !Path::new(&format!("{}-wal", out.display())).exists(),
+        "nor its WAL"
+    );
+}
+
+#[test]
+fn run_of_a_non_executable_file_exits_126() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("not-executable");
+    std::fs::write(&script, "#!/bin/sh\nexit 0\n").unwrap();
+    let out = dir.path().join("noexec.memleak");
+    let o = Command::new(memleak_bin())
+        .args(["record", "-q", "--sampler", "procfs", "-o"])
+        .arg(&out)
+        .arg("--")
+        .arg(&script)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(126), "{stderr}");
+    assert!(stderr.contains("not-executable"), "{stderr}");
+    assert!(!out.exists(), "no empty recording is left behind");
+}
+
+#[test]
+fn run_without_the_double_dash_hints_at_it() {
+    let o = Command::new(memleak_bin())
+        .args(["run", "sleep", "1"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("memleak run -- sleep 1"), "{stderr}");
+}
+
+#[test]
+fn record_with_a_bare_second_pid_says_to_repeat_the_option() {
+    let o = Command::new(memleak_bin())
+        .args(["record", "--pid", "1", "2"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--pid 5 --pid 6"), "{stderr}");
+}

@@ -437,3 +437,217 @@ fn hostile_marker_lines_neither_stop_the_markers_nor_hang_writers_nor_grow_memor
     );
     assert!(!parent.exists(), "{} left behind", parent.display());
 }
+
+/// Polls `f` every 20 ms until it returns `Some`, failing after 20 s.
+fn wait_until<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// `--pid` of a shell whose children were started before the recording:
+/// they exist already, so no fork is ever seen, yet they are in scope and
+/// a leaking one must be recorded with its growth.
+fn check_pid_scope_takes_existing_children(sampler: &str) {
+    let wl = memleak_tests::workload();
+    let script =
+        format!("{wl} leak --rate-mib 8 --seconds 8 & {wl} stable --mib 8 --seconds 8 & wait");
+    let parent = Kill(Command::new("sh").args(["-c", &script]).spawn().unwrap());
+    let sh = parent.0.id();
+    let kids = wait_until("the shell's two workload children", || {
+        let k: Vec<u32> = memleak_tests::children(sh)
+            .into_iter()
+            .filter(|&c| memleak_tests::comm(c) == "memleak-workloa")
+            .collect();
+        (k.len() == 2).then_some(k)
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join(format!("pid-kids-{sampler}.memleak"));
+    let o = Command::new(memleak_bin())
+        .args(["record", "-q", "--sampler", sampler])
+        .args([
+            "--interval",
+            "100ms",
+            "-d",
+            "2s",
+            "--pid",
+            &sh.to_string(),
+            "-o",
+        ])
+        .arg(&out)
+        .output()
+        .unwrap();
+    drop(parent);
+    for k in &kids {
+        // SAFETY: killing the workload children this test started.
+        unsafe { libc::kill(*k as i32, libc::SIGKILL) };
+    }
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rec = Recording::open(&out).unwrap();
+    for k in &kids {
+        let p = rec
+            .processes()
+            .unwrap()
+            .into_iter()
+            .find(|p| p.id.pid == *k)
+            .unwrap_or_else(|| {
+                panic!(
+                    "{sampler}: child {k} that existed at the start is recorded: {:?}",
+                    rec.processes().unwrap()
+                )
+            });
+        let raw = rec.raw_samples(&p).unwrap();
+        assert!(!raw.is_empty(), "{sampler}: with samples");
+    }
+    let grew = kids
+        .iter()
+        .filter_map(|k| {
+            rec.processes()
+                .unwrap()
+                .into_iter()
+                .find(|p| p.id.pid == *k)
+        })
+        .map(|p| {
+            let raw = rec.raw_samples(&p).unwrap();
+            let first = raw.first().unwrap().1.rss_anon;
+            let last = raw.last().unwrap().1.rss_anon;
+            last.saturating_sub(first)
+        })
+        .max()
+        .unwrap_or(0);
+    assert!(
+        grew >= 8 * 1024 * 1024,
+        "{sampler}: the leaking child's growth is recorded ({grew} bytes)"
+    );
+}
+
+#[test]
+fn pid_scope_records_children_that_existed_before_recording_ebpf() {
+    require_ebpf!();
+    check_pid_scope_takes_existing_children("ebpf");
+}
+
+#[test]
+fn pid_scope_records_children_that_existed_before_recording_procfs() {
+    check_pid_scope_takes_existing_children("procfs");
+}
+
+/// Removes a test cgroup on drop (once its processes are gone).
+struct CgroupDir(std::path::PathBuf);
+impl Drop for CgroupDir {
+    fn drop(&mut self) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while std::fs::remove_dir(&self.0).is_err() && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// `--cgroup`: a process that leaves the cgroup is out of scope from then
+/// on, and so are the children it starts afterwards. The shell joins the
+/// cgroup, is seen, leaves it, then starts a leaking child and execs a
+/// leaking program itself: neither the child nor the shell's new program
+/// may appear in the recording.
+fn check_cgroup_leaver_stops_being_recorded(sampler: &str) {
+    let root = memleak::sysinfo::cgroup2_mount();
+    let cg = root.join(format!(
+        "memleak-test-leave-{sampler}-{}",
+        std::process::id()
+    ));
+    if let Err(e) = std::fs::create_dir(&cg) {
+        eprintln!(
+            "SKIPPED: cannot create a cgroup under {}: {e}",
+            root.display()
+        );
+        return;
+    }
+    let cg = CgroupDir(cg);
+    let wl = memleak_tests::workload();
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    // Our own cgroup is where the shell goes back to.
+    let home = std::fs::read_to_string("/proc/self/cgroup")
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("0::").map(str::to_string))
+        .expect("a cgroup v2 line");
+    let home = root.join(home.trim_start_matches('/'));
+    let script = format!(
+        "echo $$ > {cg}/cgroup.procs || exit 9
+         while [ ! -e {go} ]; do sleep 0.05; done
+         echo $$ > {home}/cgroup.procs || exit 10
+         {wl} leak --rate-mib 10 --seconds 2 &
+         exec {wl} leak --rate-mib 10 --seconds 2",
+        cg = cg.0.display(),
+        go = go.display(),
+        home = home.display(),
+    );
+    let out = dir.path().join(format!("cg-leave-{sampler}.memleak"));
+    let mut recorder = Command::new(memleak_bin())
+        .args(["record", "-q", "--sampler", sampler, "--interval", "100ms"])
+        .args(["-d", "6s", "--cgroup"])
+        .arg(&cg.0)
+        .arg("-o")
+        .arg(&out)
+        .spawn()
+        .unwrap();
+    let mut shell = Kill(Command::new("sh").args(["-c", &script]).spawn().unwrap());
+    let sh = shell.0.id();
+    // The shell leaves only once the recording holds it (committed rows
+    // are readable while the recorder writes: WAL mode).
+    wait_until("the recorder stores the shell while it is inside", || {
+        let db =
+            rusqlite::Connection::open_with_flags(&out, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
+        db.query_row("SELECT 1 FROM processes WHERE pid = ?1", [sh], |_| Ok(()))
+            .ok()
+    });
+    std::fs::write(&go, "").unwrap();
+    let st = shell.0.wait().unwrap();
+    assert!(st.success(), "the shell moved itself out: {st:?}");
+    assert!(recorder.wait().unwrap().success());
+    let rec = Recording::open(&out).unwrap();
+    let p = rec
+        .processes()
+        .unwrap()
+        .into_iter()
+        .find(|p| p.id.pid == sh)
+        .unwrap_or_else(|| panic!("{sampler}: the shell was recorded while inside"));
+    let leakers: Vec<_> = rec
+        .processes()
+        .unwrap()
+        .into_iter()
+        .filter(|p| p.comm.starts_with("memleak-work"))
+        .collect();
+    assert!(
+        leakers.is_empty(),
+        "{sampler}: processes outside the cgroup were recorded: {leakers:?}"
+    );
+    let peak = rec
+        .raw_samples(&p)
+        .unwrap()
+        .iter()
+        .map(|(_, m)| m.rss_anon)
+        .max()
+        .unwrap_or(0);
+    assert!(
+        peak < 4 * 1024 * 1024,
+        "{sampler}: the shell's program after it left was recorded (peak anon {peak})"
+    );
+}
+
+#[test]
+fn cgroup_scope_stops_recording_a_process_that_left_ebpf() {
+    require_ebpf!();
+    check_cgroup_leaver_stops_being_recorded("ebpf");
+}
+
+#[test]
+fn cgroup_scope_stops_recording_a_process_that_left_procfs() {
+    check_cgroup_leaver_stops_being_recorded("procfs");
+}

@@ -16,8 +16,8 @@ pub struct ScopeArgs {
     #[arg(long, conflicts_with_all = ["cgroup", "pid"])]
     pub all: bool,
 
-    /// Record the processes of a cgroup v2 (a directory under
-    /// /sys/fs/cgroup) and their descendants.
+    /// Record the processes in a cgroup v2 (a directory under
+    /// /sys/fs/cgroup) or its sub-cgroups, while they are there.
     #[arg(long, value_name = "PATH", conflicts_with = "pid")]
     pub cgroup: Option<PathBuf>,
 
@@ -67,9 +67,10 @@ pub struct SnapshotArgs {
     #[arg(long, value_enum, default_value = "auto", value_name = "SAMPLER")]
     pub sampler: SamplerChoice,
 
-    /// Capacity of the eBPF process map: processes alive at once. Overflow
-    /// is counted and reported, never silent.
-    #[arg(long, default_value_t = DEFAULT_MAX_PROCS, value_name = "N")]
+    /// Capacity of the eBPF process map: processes alive at once (16 to
+    /// 4194304). Overflow is counted and reported, never silent.
+    #[arg(long, default_value_t = DEFAULT_MAX_PROCS, value_name = "N",
+          value_parser = crate::sample::ebpf::parse_max_procs)]
     pub max_procs: u32,
 
     /// What refreshes the eBPF counters: `switch` (default: when a process

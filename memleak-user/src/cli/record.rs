@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use super::common::{parse_duration, SamplingArgs, ScopeArgs};
-use crate::record::{self, RecordOutcome};
+use crate::record::{self, RecordError, RecordOutcome};
 use crate::sample::Scope;
 
 #[derive(Args, Debug)]
@@ -23,23 +23,35 @@ pub struct RecordArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
 
+    /// A command given without `--`: refused with a hint.
+    #[arg(hide = true)]
+    pub without_double_dash: Vec<String>,
+
     /// Command to run and record with its whole process tree (after `--`).
+    /// It is killed (SIGKILL) if memleak itself dies without stopping it.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
 pub fn run(args: RecordArgs) -> Result<i32> {
+    if let Some(code) = forgot_double_dash("record", &args.without_double_dash) {
+        return Ok(code);
+    }
     let command = (!args.command.is_empty()).then(|| args.command.clone());
     let Some(scope) = args.scope.scope(command.is_some())? else {
         bail!("nothing to record: give a command after `--`, or --all, --cgroup PATH or --pid PID (see `memleak record --help`)");
     };
-    let outcome = record_with("record", &args.sampling, scope, args.duration, command)?;
+    let outcome = match record_with("record", &args.sampling, scope, args.duration, command) {
+        Ok(o) => o,
+        Err(e) => return not_started(e),
+    };
     diag!(
-        "memleak: recorded {} processes, {} samples in {} ({} sampler)",
+        "memleak: recorded {} processes, {} samples in {} ({} sampler){}",
         outcome.processes,
         outcome.samples,
         outcome.path.display(),
-        outcome.sampler
+        outcome.sampler,
+        data_lost(&outcome)
     );
     // A storage error (disk full) stopped the recording early: not a success,
     // unless the command's own failure code says more.
@@ -47,6 +59,57 @@ pub fn run(args: RecordArgs) -> Result<i32> {
         0 if outcome.storage_error.is_some() => 1,
         code => code,
     })
+}
+
+/// Usage error (exit 2) for words that look like a command given without
+/// `--`: clap alone would only say "unexpected argument".
+pub fn forgot_double_dash(sub: &str, words: &[String]) -> Option<i32> {
+    if words.is_empty() {
+        return None;
+    }
+    if sub == "record" && words.iter().all(|w| w.parse::<u32>().is_ok()) {
+        // `--pid 5 6`: the second PID, not a command.
+        diag!(
+            "memleak: error: unexpected argument `{}`: give each PID its own option, as in `--pid 5 --pid 6`",
+            words[0]
+        );
+        return Some(2);
+    }
+    diag!(
+        "memleak: error: unexpected argument `{}`: the command to record goes after `--`, as in `memleak {sub} -- {}`",
+        words[0],
+        record::shell_join(words)
+    );
+    Some(2)
+}
+
+/// A command that could not start ends `run` and `record` with the shell's
+/// code (127 not found, 126 not executable) instead of 1, so scripts that
+/// test for it keep working; other errors pass through.
+pub fn not_started(e: anyhow::Error) -> Result<i32> {
+    let spawn = e
+        .chain()
+        .find_map(|c| match c.downcast_ref::<RecordError>() {
+            Some(RecordError::Spawn(s)) => Some(s),
+            _ => None,
+        });
+    match spawn.and_then(|s| s.shell_code().map(|code| (s, code))) {
+        Some((s, code)) => {
+            diag!("memleak: error: {s}; nothing was recorded");
+            Ok(code)
+        }
+        None => Err(e),
+    }
+}
+
+/// The end of the summary line when a storage error stopped the recording:
+/// the counts are what the file holds, and what came after is gone.
+pub fn data_lost(outcome: &RecordOutcome) -> &'static str {
+    if outcome.storage_error.is_some() {
+        "; recording stopped by the storage error above: everything after that was lost"
+    } else {
+        ""
+    }
 }
 
 /// Records with the shared options; prints the notes a user must see.

@@ -5,9 +5,13 @@ use clap::Args;
 
 use super::analyze::{analyse_and_report, AnalysisArgs, ReportArgs, EXIT_LEAK};
 use super::common::SamplingArgs;
+use super::record::{forgot_double_dash, not_started, record_with};
 use crate::sample::Scope;
 
 #[derive(Args, Debug)]
+// The command is checked in `run` (to hint at a forgotten `--`), so clap
+// no longer marks it required; the usage still shows it is.
+#[command(override_usage = "memleak run [OPTIONS] -- <CMD>...")]
 pub struct RunArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
@@ -18,28 +22,45 @@ pub struct RunArgs {
     #[command(flatten)]
     pub report: ReportArgs,
 
+    /// A command given without `--`: refused with a hint.
+    #[arg(hide = true)]
+    pub without_double_dash: Vec<String>,
+
     /// The command to run (after `--`), e.g. `memleak run -- pytest -x`.
-    #[arg(last = true, required = true, value_name = "CMD")]
+    /// It is killed (SIGKILL) if memleak itself dies without stopping it,
+    /// so a killed recorder leaves no orphan behind.
+    #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
 
 /// Exit code: the command's own when it failed; else 3 when a leak was
 /// flagged and --fail-on-leak is given; else 0.
 pub fn run(args: RunArgs) -> Result<i32> {
+    if let Some(code) = forgot_double_dash("run", &args.without_double_dash) {
+        return Ok(code);
+    }
+    if args.command.is_empty() {
+        diag!("memleak: error: no command to run: give it after `--`, as in `memleak run -- pytest -x`");
+        return Ok(2);
+    }
     // Bad flags or config fail now, not after the whole command has run.
     args.analysis.settings()?;
-    let outcome = super::record::record_with(
+    let outcome = match record_with(
         "run",
         &args.sampling,
         Scope::Tree(Vec::new()),
         None,
         Some(args.command.clone()),
-    )?;
+    ) {
+        Ok(o) => o,
+        Err(e) => return not_started(e),
+    };
     diag!(
-        "memleak: recorded {} processes with the {} sampler into {}",
+        "memleak: recorded {} processes with the {} sampler into {}{}",
         outcome.processes,
         outcome.sampler,
-        outcome.path.display()
+        outcome.path.display(),
+        super::record::data_lost(&outcome)
     );
     let leak = analyse_and_report(&outcome.path, &args.analysis, &args.report)?;
     let code = outcome.status.map(|s| s.0).unwrap_or(0);

@@ -177,9 +177,19 @@ pub fn record_until(
                 // would report "no leak" falsely. Kill it and say why.
                 // SAFETY: our own child, held before exec.
                 unsafe { libc::kill(gated.pid as i32, libc::SIGKILL) };
+                let _ = spawn::try_wait(gated.pid);
+                discard(writer, &opts.output);
                 return Err(e.into());
             }
-            Some(gated.release()?)
+            match gated.release() {
+                Ok(pid) => Some(pid),
+                Err(e) => {
+                    // Nothing ran, so there is nothing to keep: an empty
+                    // recording would only be mistaken for a clean run.
+                    discard(writer, &opts.output);
+                    return Err(e.into());
+                }
+            }
         }
         None => None,
     };
@@ -314,6 +324,17 @@ pub fn record_until(
         notes,
         storage_error,
     })
+}
+
+/// Closes and deletes a recording that holds nothing worth keeping (the
+/// command never started), with SQLite's side files.
+fn discard(writer: Writer, path: &std::path::Path) {
+    drop(writer);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = path.as_os_str().to_owned();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// Reads the limits of the processes of a snapshot that are due (new,

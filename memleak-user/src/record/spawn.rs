@@ -3,7 +3,8 @@
 //! `std::process::Command::spawn` returns only after exec, so a command
 //! could fork and allocate before the sampler knew its PID. We fork by hand:
 //! the child waits on a pipe until the sampler has registered its PID, then
-//! execs. Exec failures come back through a close-on-exec pipe.
+//! execs. Exec failures come back through a close-on-exec pipe. The
+//! command is killed (parent-death signal) if the recorder dies first.
 
 use std::ffi::CString;
 use std::io;
@@ -15,7 +16,7 @@ pub enum SpawnError {
     Empty,
     #[error("the command contains a NUL byte")]
     Nul,
-    #[error("cannot start `{cmd}`: {source}")]
+    #[error("cannot start `{cmd}`: {}", exec_reason(source))]
     Exec {
         cmd: String,
         #[source]
@@ -23,6 +24,32 @@ pub enum SpawnError {
     },
     #[error("fork failed: {0}")]
     Fork(#[source] io::Error),
+}
+
+/// Why exec failed, in the words a shell would use.
+fn exec_reason(e: &io::Error) -> String {
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => {
+            "command not found (no such file, or not in any directory of PATH)".into()
+        }
+        Some(libc::EACCES) => "permission denied (is it an executable file?)".into(),
+        Some(libc::ENOEXEC) => "not an executable format (a script needs a #! line)".into(),
+        _ => e.to_string(),
+    }
+}
+
+impl SpawnError {
+    /// The exit code a shell gives for this failure: 127 when the command
+    /// was not found, 126 when it was found but could not be executed.
+    pub fn shell_code(&self) -> Option<i32> {
+        match self {
+            SpawnError::Exec { source, .. } => Some(match source.raw_os_error() {
+                Some(libc::ENOENT) => 127,
+                _ => 126,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// A forked child held before exec.
@@ -76,9 +103,11 @@ pub fn spawn_gated(argv: &[String], env: &[(String, String)]) -> Result<Gated, S
     let (gate_r, gate_w) = pipe_cloexec().map_err(SpawnError::Fork)?;
     let (err_r, err_w) = pipe_cloexec().map_err(SpawnError::Fork)?;
 
+    // SAFETY: getpid has no preconditions.
+    let parent = unsafe { libc::getpid() };
     // SAFETY: between fork and exec the child only calls async-signal-safe
-    // functions (read, write, sigprocmask, execvpe, _exit) on memory prepared
-    // before the fork.
+    // functions (prctl, getppid, read, write, sigprocmask, execvpe, _exit)
+    // on memory prepared before the fork.
     let pid = unsafe { libc::fork() };
     if pid < 0 {
         return Err(SpawnError::Fork(io::Error::last_os_error()));
@@ -92,6 +121,22 @@ pub fn spawn_gated(argv: &[String], env: &[(String, String)]) -> Result<Gated, S
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            // A recorder killed with SIGKILL cannot stop the command, and an
+            // orphan would run on unrecorded: the kernel kills it instead.
+            // The signal follows the forking *thread*, so the recorder must
+            // fork from a thread that lives as long as the recording (it
+            // does: the recording loop's own). If the recorder died before
+            // the prctl, nothing would ever signal us: check, and give up.
+            libc::prctl(
+                libc::PR_SET_PDEATHSIG,
+                libc::SIGKILL as libc::c_ulong,
+                0,
+                0,
+                0,
+            );
+            if libc::getppid() != parent {
+                libc::_exit(127);
+            }
             let mut b = 0u8;
             libc::read(gate_r.as_raw_fd(), (&mut b as *mut u8).cast(), 1);
             libc::execvpe(ptrs[0], ptrs.as_ptr(), envp.as_ptr());
@@ -198,9 +243,10 @@ mod tests {
         let err = g.release().unwrap_err();
         assert!(
             err.to_string()
-                .contains("cannot start `/nonexistent/memleak-test`"),
+                .contains("cannot start `/nonexistent/memleak-test`: command not found"),
             "{err}"
         );
+        assert_eq!(err.shell_code(), Some(127));
     }
 
     #[test]

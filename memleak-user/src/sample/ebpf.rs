@@ -19,6 +19,7 @@ use memleak_common::stats::{STAT_COUNT, STAT_NAMES, STAT_PROCS_FULL};
 
 use super::btf_offsets::KernelOffsets;
 use super::procfs::ProcfsSampler;
+use super::scope::CgroupMembers;
 use super::{boottime_ns, tracefs, Counters, Exit, Mem, Observation, ProcId, ProcMeta};
 use super::{SampleError, Sampler, Scope};
 
@@ -58,6 +59,28 @@ const SWITCH_TICK_HZ: u64 = 4;
 /// Default capacity of the process map (processes alive at once).
 pub const DEFAULT_MAX_PROCS: u32 = 65_536;
 
+/// Smallest `--max-procs`: a map that cannot hold a shell and a few
+/// children records nothing useful (and 0 fails to create at all).
+pub const MIN_MAX_PROCS: u32 = 16;
+
+/// Largest `--max-procs`: the kernel's pid_max ceiling (2^22); each slot
+/// costs two map entries of kernel memory.
+pub const MAX_MAX_PROCS: u32 = 1 << 22;
+
+/// `--max-procs`, checked while parsing so a bad value is a usage error
+/// before anything loads.
+pub fn parse_max_procs(s: &str) -> Result<u32, String> {
+    let n: u32 = s
+        .parse()
+        .map_err(|_| format!("expected a number of processes, like {DEFAULT_MAX_PROCS}"))?;
+    if !(MIN_MAX_PROCS..=MAX_MAX_PROCS).contains(&n) {
+        return Err(format!(
+            "must be at least {MIN_MAX_PROCS} and at most {MAX_MAX_PROCS} (processes alive at once; default {DEFAULT_MAX_PROCS})"
+        ));
+    }
+    Ok(n)
+}
+
 /// How often the full pass over the process map runs.
 const FULL_SCAN_EVERY: Duration = Duration::from_secs(30);
 
@@ -88,6 +111,15 @@ pub struct EbpfSampler {
     /// full, so dead entries are evicted at once instead of up to 30 s later.
     procs_full_seen: u64,
     evicted: u64,
+    /// Processes the seeding pass found no room for: added to the
+    /// program's `procs_map_full`, the same loss.
+    seed_full: u64,
+    /// Cgroup scope: who is in the cgroup, and the pids listed there at
+    /// this snapshot (read once per snapshot, when first needed).
+    cgroup: Option<CgroupMembers>,
+    members: Option<std::collections::HashSet<u32>>,
+    /// Processes dropped because they moved out of the cgroup.
+    left_scope: u64,
     limitations: Vec<String>,
 }
 
@@ -282,22 +314,29 @@ impl EbpfSampler {
             last_full_scan: Instant::now(),
             procs_full_seen: 0,
             evicted: 0,
+            seed_full: 0,
+            cgroup: match &scope {
+                Scope::Cgroup(dir) => Some(CgroupMembers::new(dir)),
+                _ => None,
+            },
+            members: None,
+            left_scope: 0,
             limitations,
         };
         // Processes that exist already never fork in front of us: seed them
-        // from procfs so they are tracked from the first snapshot.
-        match scope {
-            Scope::All | Scope::Cgroup(_) => sampler.seed(scope)?,
-            Scope::Tree(roots) => {
-                for pid in roots {
-                    sampler.track(pid)?;
-                }
-            }
+        // from procfs so they are tracked from the first snapshot. For a
+        // tree that includes the roots' existing descendants: a child
+        // started before the recording is in scope but forked unseen.
+        // An empty tree waits for `track` (the command `record` starts).
+        if !matches!(&scope, Scope::Tree(roots) if roots.is_empty()) {
+            sampler.seed(scope)?;
         }
         Ok(sampler)
     }
 
-    /// Inserts processes found by a one-off procfs pass into the map.
+    /// Inserts processes found by a one-off procfs pass into the map. A
+    /// full map is counted like the program counts it (`procs_map_full`),
+    /// not an error: the recording goes on with what fits.
     fn seed(&mut self, scope: Scope) -> Result<(), SampleError> {
         let mut procfs = ProcfsSampler::new(scope, self.self_pid)?;
         for o in procfs.snapshot()? {
@@ -307,11 +346,9 @@ impl EbpfSampler {
             let state = self.state_from(&o);
             // An entry the program created meanwhile is fresher: keep it.
             if self.procs.get(&o.id.pid, 0).is_err() {
-                if let Err(e) = self.procs.insert(o.id.pid, state, 0) {
-                    return Err(SampleError::Ebpf(format!(
-                        "seeding process {}: {e}; raise --max-procs",
-                        o.id.pid
-                    )));
+                if self.procs.insert(o.id.pid, state, 0).is_err() {
+                    self.seed_full += 1;
+                    continue;
                 }
                 let _ = self.dirty.insert(o.id.pid, 1, 0);
             }
@@ -428,7 +465,37 @@ impl EbpfSampler {
         }
     }
 
+    /// Cgroup scope: whether a live process has moved out of the cgroup.
+    /// The program keeps tracking a process (and adopting its children at
+    /// fork) once it is in the map, so the move is noticed here. The
+    /// member list is the fast path; a pid missing from it is confirmed
+    /// through its own cgroup file, which an exiting process keeps.
+    fn left_cgroup(&mut self, tgid: u32) -> bool {
+        let Some(cg) = &self.cgroup else {
+            return false;
+        };
+        let members = self.members.get_or_insert_with(|| cg.pids().0);
+        !members.contains(&tgid) && cg.holds(tgid) == Some(false)
+    }
+
+    /// Stops tracking a process that left the scope: no exit is recorded
+    /// (it did not exit), its series just ends.
+    fn drop_out_of_scope(&mut self, st: &ProcState) {
+        let _ = self.procs.remove(&st.tgid);
+        let _ = self.dirty.remove(&st.tgid);
+        self.seen.remove(&st.tgid);
+        self.cmdlines.remove(&ProcId {
+            pid: st.tgid,
+            start_ns: st.start_ns,
+        });
+        self.left_scope += 1;
+    }
+
     fn emit(&mut self, st: ProcState, out: &mut Vec<Observation>, exits: &mut Vec<Observation>) {
+        if !st.exited() && self.left_cgroup(st.tgid) {
+            self.drop_out_of_scope(&st);
+            return;
+        }
         if st.exited() {
             // The exit ring buffer was full: the program left the final
             // state in the map for us.
@@ -471,6 +538,12 @@ impl EbpfSampler {
                     }),
                 );
                 exits.push(o);
+                continue;
+            }
+            // One that left the cgroup without changing since is dropped
+            // here, not only when it next changes.
+            if self.left_cgroup(tgid) {
+                self.drop_out_of_scope(&st);
                 continue;
             }
             if self.seen.get(&tgid) != Some(&(st.start_ns, st.seq)) {
@@ -546,6 +619,7 @@ impl Sampler for EbpfSampler {
     }
 
     fn snapshot(&mut self) -> Result<Vec<Observation>, SampleError> {
+        self.members = None;
         let mut out = Vec::new();
         let mut exits = Vec::new();
         self.drain_dirty(&mut out, &mut exits);
@@ -591,9 +665,17 @@ impl Sampler for EbpfSampler {
                 .get(&i, 0)
                 .map(|v| v.iter().sum::<u64>())
                 .unwrap_or(0);
+            let sum = if i == STAT_PROCS_FULL {
+                sum + self.seed_full
+            } else {
+                sum
+            };
             c.push((STAT_NAMES[i as usize], sum));
         }
         c.push(("evicted_without_exit_record", self.evicted));
+        if self.cgroup.is_some() {
+            c.push(("left_cgroup_scope", self.left_scope));
+        }
         // Entries in the process map right now: near the number of live
         // processes in scope, or entries are leaking.
         let entries = self.procs.keys().filter(Result::is_ok).count() as u64;

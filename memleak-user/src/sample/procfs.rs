@@ -15,8 +15,9 @@
 //!   eBPF sampler reads), and PPid and Name, which keep its parent and comm
 //!   current. VmSize is exactly `statm`'s first field times the page size, so
 //!   `statm` is not read: one open/read/close less per process;
-//! - `/proc/[pid]/cmdline` once per process identity and program (re-read
-//!   when comm changes, i.e. after exec).
+//! - `/proc/[pid]/exe` (a readlink) of each process in scope, and
+//!   `/proc/[pid]/cmdline` once per process identity and program (re-read
+//!   when comm or exe changes, i.e. after exec).
 //!
 //! What procfs cannot do, and the eBPF sampler can: see processes that live
 //! and die between two snapshots, exit codes, exact exit times.
@@ -30,6 +31,7 @@ use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use super::scope::CgroupMembers;
 use super::{
     boottime_ns, Counters, Exit, Mem, Observation, ProcId, ProcMeta, SampleError, Sampler, Scope,
 };
@@ -245,6 +247,10 @@ struct Known {
     seen: u64,
     mem: Mem,
     meta: ProcMeta,
+    /// The program file (`/proc/[pid]/exe`) its command line was read
+    /// under: exec can keep the name (a pyenv shim execs `python`), not
+    /// the file.
+    exe: Option<PathBuf>,
 }
 
 /// Samples memory by reading procfs; works without any privilege.
@@ -253,9 +259,12 @@ pub struct ProcfsSampler {
     self_pid: u32,
     clk_tck: u64,
     interval: Option<Duration>,
-    /// Tree and cgroup scopes: identities in scope. Once in, a process stays
-    /// in until it exits, even when re-parented (daemonised).
+    /// Tree and cgroup scopes: identities in scope. In a tree, once in, a
+    /// process stays in until it exits, even when re-parented (daemonised);
+    /// in a cgroup, only while it is in the cgroup.
     tracked: HashSet<ProcId>,
+    /// Cgroup scope: how to list its members.
+    cgroup: Option<CgroupMembers>,
     /// Every process of the machine, by pid.
     procs: HashMap<u32, Proc>,
     /// Processes in scope reported so far, by pid.
@@ -296,6 +305,7 @@ impl ProcfsSampler {
             clk_tck: sysinfo::clock_ticks().max(1),
             interval: None,
             tracked: HashSet::new(),
+            cgroup: None,
             procs: HashMap::new(),
             known: HashMap::new(),
             generation: 0,
@@ -312,6 +322,9 @@ impl ProcfsSampler {
             vanished: 0,
             scan_ns: 0,
         };
+        if let Scope::Cgroup(dir) = &sampler.scope {
+            sampler.cgroup = Some(CgroupMembers::new(dir));
+        }
         if let Scope::Tree(roots) = &sampler.scope {
             for pid in roots.clone() {
                 let id = sampler.identity(pid).map_err(|e| {
@@ -454,41 +467,41 @@ impl ProcfsSampler {
         })
     }
 
-    /// Cgroup scope: adds the processes of the cgroup and its descendants to
-    /// `tracked`.
-    fn add_cgroup_members(&mut self, root: &Path) {
-        let mut dirs = vec![root.to_path_buf()];
-        while let Some(dir) = dirs.pop() {
-            match std::fs::read_to_string(dir.join("cgroup.procs")) {
-                Ok(text) => {
-                    for pid in text.lines().filter_map(|l| l.trim().parse::<u32>().ok()) {
-                        if let Some(id) = self.scanned_id(pid) {
-                            self.tracked.insert(id);
-                        }
-                    }
-                }
-                // The cgroup was removed meanwhile: its processes are gone.
-                Err(e) if is_gone(&e) => continue,
-                Err(_) => self.read_errors += 1,
-            }
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                dirs.extend(
-                    rd.flatten()
-                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                        .map(|e| e.path()),
-                );
+    /// Cgroup scope: `tracked` becomes the processes in the cgroup subtree
+    /// now, so one that moved out leaves the scope (with its later children,
+    /// which start in its new cgroup).
+    fn set_cgroup_members(&mut self, members: &CgroupMembers) {
+        let (pids, errors) = members.pids();
+        self.read_errors += errors;
+        self.tracked.clear();
+        for pid in pids {
+            if let Some(id) = self.scanned_id(pid) {
+                self.tracked.insert(id);
             }
         }
     }
 
     /// Marks every scanned process IN or OUT of scope: in when it is tracked
-    /// or one of its ancestors is.
+    /// or (tree scope) one of its ancestors is.
     fn mark_scope(&mut self) {
-        if matches!(self.scope, Scope::All) {
-            for p in self.procs.values_mut() {
-                p.mark = IN;
+        match &self.scope {
+            Scope::All => {
+                for p in self.procs.values_mut() {
+                    p.mark = IN;
+                }
+                return;
             }
-            return;
+            Scope::Cgroup(_) => {
+                for (&pid, p) in self.procs.iter_mut() {
+                    let id = ProcId {
+                        pid,
+                        start_ns: p.start_ns,
+                    };
+                    p.mark = if self.tracked.contains(&id) { IN } else { OUT };
+                }
+                return;
+            }
+            Scope::Tree(_) => {}
         }
         for i in 0..self.order.len() {
             let mut pid = self.order[i];
@@ -591,14 +604,23 @@ impl ProcfsSampler {
             None => None,
         };
         // Same identity and program as before: report only what changed.
+        let exe = read_exe(pid);
         let (k, changed) = match prev {
             Some(mut k) if k.meta.comm.as_bytes() == p.comm => {
                 let mut changed = k.mem != mem || k.meta.ppid != ppid;
+                // Same name, other program file: an exec that kept the name.
+                let execed = exe.is_some() && k.exe != exe;
+                if execed {
+                    k.exe = exe;
+                }
                 // Right after exec the name is new but the arguments are not
                 // in place yet (cmdline reads empty): try again until set.
-                if k.meta.cmdline.is_none() {
-                    k.meta.cmdline = self.read_cmdline(pid);
-                    changed |= k.meta.cmdline.is_some();
+                if k.meta.cmdline.is_none() || execed {
+                    let line = self.read_cmdline(pid);
+                    changed |= line.is_some() && line != k.meta.cmdline;
+                    if line.is_some() {
+                        k.meta.cmdline = line;
+                    }
                 }
                 k.mem = mem;
                 k.meta.ppid = ppid;
@@ -620,6 +642,7 @@ impl ProcfsSampler {
                     seen: gen,
                     mem,
                     meta,
+                    exe,
                 };
                 (k, true)
             }
@@ -635,6 +658,12 @@ impl ProcfsSampler {
         }
         self.known.insert(pid, k);
     }
+}
+
+/// The program file of `pid` (one readlink: the cheapest sign of an exec
+/// that kept the process name); `None` for kernel threads or when gone.
+fn read_exe(pid: u32) -> Option<PathBuf> {
+    std::fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
 fn exit_observation(pid: u32, k: Known, now: u64) -> Observation {
@@ -689,9 +718,9 @@ impl Sampler for ProcfsSampler {
         self.snapshots += 1;
         let gen = self.generation;
         self.scan(gen)?;
-        if let Scope::Cgroup(root) = &self.scope {
-            let root = root.clone();
-            self.add_cgroup_members(&root);
+        if let Some(members) = self.cgroup.take() {
+            self.set_cgroup_members(&members);
+            self.cgroup = Some(members);
         }
         self.mark_scope();
 
@@ -714,7 +743,16 @@ impl Sampler for ProcfsSampler {
             .map(|(&pid, _)| pid)
             .collect();
         for pid in gone {
-            if let Some(k) = self.known.remove(&pid) {
+            let Some(k) = self.known.remove(&pid) else {
+                continue;
+            };
+            // Alive but out of scope (it left the cgroup): it is no longer
+            // recorded, and did not exit.
+            let left = self
+                .procs
+                .get(&pid)
+                .is_some_and(|p| p.start_ns == k.start_ns && p.mark == OUT && !p.skip);
+            if !left {
                 out.push(exit_observation(pid, k, now));
             }
         }
@@ -776,7 +814,7 @@ impl Sampler for ProcfsSampler {
             format!("procfs sampler: process start times have clock-tick resolution ({tick_ms} ms)"),
             "procfs sampler: RSS by kind comes from /proc/PID/status (the kernel's own counters, same as eBPF)".into(),
         ];
-        if !matches!(self.scope, Scope::All) {
+        if matches!(self.scope, Scope::Tree(_)) {
             v.push(format!(
                 "procfs sampler: a child that daemonises (is re-parented) before it was first seen, within one sampling interval{interval}, leaves the tracked tree"
             ));
@@ -1104,12 +1142,13 @@ mod tests {
             }
         }
         let _rm = RmDir(cg.clone());
-        let inside = spawn("sh", &["-c", "sleep 5 & wait"]);
+        // The shell joins before it forks, so its child starts inside too.
+        let join = format!(
+            "echo $$ > {}/cgroup.procs || exit 1; sleep 5 & wait",
+            cg.display()
+        );
+        let inside = spawn("sh", &["-c", &join]);
         let outside = spawn("sleep", &["5"]);
-        if std::fs::write(cg.join("cgroup.procs"), inside.0.id().to_string()).is_err() {
-            eprintln!("skipped: cannot move a process into {}", cg.display());
-            return;
-        }
         let mut s = ProcfsSampler::new(Scope::Cgroup(cg.clone()), std::process::id()).unwrap();
         let mut seen = HashSet::new();
         for _ in 0..100 {

@@ -16,9 +16,11 @@ struct Known {
     row: i64,
     last: Option<Mem>,
     comm: String,
-    /// The stored command line is still unknown (read too early, e.g.
-    /// between exec and argument setup): fill it in when one arrives.
-    cmdline_missing: bool,
+    /// The stored command line. A sampler re-reads it after every exec,
+    /// which may keep the name (a pyenv shim execs the real `python`), so
+    /// any new one replaces it; `None` from a read made too early (between
+    /// exec and argument setup) never erases one.
+    cmdline: Option<String>,
     /// Snapshot number at which the process exited.
     exited: Option<u64>,
     /// Limits last stored for it (see [`Writer::write_snapshot_with_limits`]).
@@ -183,152 +185,171 @@ impl Writer {
         let path = self.path.clone();
         let fail = |e| StoreError::from_sqlite(&path, e);
         let tx = self.conn.transaction().map_err(fail)?;
-        let mut written = 0;
-        {
-            let mut ins_tick = tx
-                .prepare_cached("INSERT OR IGNORE INTO ticks(t_ns) VALUES (?1)")
-                .map_err(fail)?;
-            ins_tick.execute(params![t_ns as i64]).map_err(fail)?;
-            let mut ins_proc = tx
-                .prepare_cached(
-                    "INSERT INTO processes(pid, start_ns, ppid, comm, cmdline)
-                     VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(pid, start_ns) DO UPDATE SET comm = excluded.comm
-                     RETURNING id",
-                )
-                .map_err(fail)?;
-            let mut ins_sample = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO samples
-                     (proc_id, t_ns, vm, rss_anon, rss_file, rss_shmem, swap)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                )
-                .map_err(fail)?;
-            let mut ins_name = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO names(proc_id, t_ns, comm) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(fail)?;
-            // After exec both name and command line are the new program's.
-            let mut upd_name = tx
-                .prepare_cached(
-                    "UPDATE processes SET comm = ?2, cmdline = coalesce(?3, cmdline) WHERE id = ?1",
-                )
-                .map_err(fail)?;
-            let mut upd_exit = tx
-                .prepare_cached(
-                    "UPDATE processes SET exit_ns = ?2, exit_code = ?3, stop_signal = ?4 \
-                     WHERE id = ?1",
-                )
-                .map_err(fail)?;
+        // Processes first seen in this snapshot: they count (and stay known)
+        // only once the transaction commits, so a snapshot lost to a full
+        // disk is neither counted in the summary nor half-remembered.
+        let mut new_ids: Vec<ProcId> = Vec::new();
+        let result = (|| -> Result<usize, StoreError> {
+            let mut written = 0;
+            {
+                let mut ins_tick = tx
+                    .prepare_cached("INSERT OR IGNORE INTO ticks(t_ns) VALUES (?1)")
+                    .map_err(fail)?;
+                ins_tick.execute(params![t_ns as i64]).map_err(fail)?;
+                let mut ins_proc = tx
+                    .prepare_cached(
+                        "INSERT INTO processes(pid, start_ns, ppid, comm, cmdline)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT(pid, start_ns) DO UPDATE SET comm = excluded.comm
+                         RETURNING id",
+                    )
+                    .map_err(fail)?;
+                let mut ins_sample = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO samples
+                         (proc_id, t_ns, vm, rss_anon, rss_file, rss_shmem, swap)
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    )
+                    .map_err(fail)?;
+                let mut ins_name = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO names(proc_id, t_ns, comm) VALUES (?1, ?2, ?3)",
+                    )
+                    .map_err(fail)?;
+                // After exec both name and command line are the new program's.
+                let mut upd_name = tx
+                    .prepare_cached(
+                        "UPDATE processes SET comm = ?2, cmdline = coalesce(?3, cmdline) WHERE id = ?1",
+                    )
+                    .map_err(fail)?;
+                let mut upd_exit = tx
+                    .prepare_cached(
+                        "UPDATE processes SET exit_ns = ?2, exit_code = ?3, stop_signal = ?4 \
+                         WHERE id = ?1",
+                    )
+                    .map_err(fail)?;
 
-            for o in observations {
-                let known = match self.known.get_mut(&o.id) {
-                    Some(k) => k,
-                    None => {
-                        let row: i64 = ins_proc
-                            .query_row(
-                                params![
-                                    o.id.pid,
-                                    o.id.start_ns as i64,
-                                    o.meta.ppid,
-                                    o.meta.comm,
-                                    o.meta.cmdline
-                                ],
-                                |r| r.get(0),
-                            )
-                            .map_err(fail)?;
+                for o in observations {
+                    let known = match self.known.get_mut(&o.id) {
+                        Some(k) => k,
+                        None => {
+                            let row: i64 = ins_proc
+                                .query_row(
+                                    params![
+                                        o.id.pid,
+                                        o.id.start_ns as i64,
+                                        o.meta.ppid,
+                                        o.meta.comm,
+                                        o.meta.cmdline
+                                    ],
+                                    |r| r.get(0),
+                                )
+                                .map_err(fail)?;
+                            ins_name
+                                .execute(params![row, o.at_ns as i64, o.meta.comm])
+                                .map_err(fail)?;
+                            new_ids.push(o.id);
+                            self.known.entry(o.id).or_insert(Known {
+                                row,
+                                last: None,
+                                comm: o.meta.comm.clone(),
+                                cmdline: o.meta.cmdline.clone(),
+                                exited: None,
+                                limits: ProcLimits::new(),
+                            })
+                        }
+                    };
+                    if known.exited.is_some() {
+                        continue;
+                    }
+                    if known.comm != o.meta.comm && !o.meta.comm.is_empty() {
                         ins_name
-                            .execute(params![row, o.at_ns as i64, o.meta.comm])
+                            .execute(params![known.row, o.at_ns as i64, o.meta.comm])
                             .map_err(fail)?;
-                        self.seen += 1;
-                        self.known.entry(o.id).or_insert(Known {
-                            row,
-                            last: None,
-                            comm: o.meta.comm.clone(),
-                            cmdline_missing: o.meta.cmdline.is_none(),
-                            exited: None,
-                            limits: ProcLimits::new(),
-                        })
+                        known.comm = o.meta.comm.clone();
+                        upd_name
+                            .execute(params![known.row, o.meta.comm, o.meta.cmdline])
+                            .map_err(fail)?;
+                        if o.meta.cmdline.is_some() {
+                            known.cmdline.clone_from(&o.meta.cmdline);
+                        }
+                    } else if o.meta.cmdline.is_some() && known.cmdline != o.meta.cmdline {
+                        upd_name
+                            .execute(params![known.row, known.comm, o.meta.cmdline])
+                            .map_err(fail)?;
+                        known.cmdline.clone_from(&o.meta.cmdline);
                     }
-                };
-                if known.exited.is_some() {
-                    continue;
-                }
-                if known.comm != o.meta.comm && !o.meta.comm.is_empty() {
-                    ins_name
-                        .execute(params![known.row, o.at_ns as i64, o.meta.comm])
-                        .map_err(fail)?;
-                    known.comm = o.meta.comm.clone();
-                    upd_name
-                        .execute(params![known.row, o.meta.comm, o.meta.cmdline])
-                        .map_err(fail)?;
-                    known.cmdline_missing = o.meta.cmdline.is_none();
-                } else if known.cmdline_missing && o.meta.cmdline.is_some() {
-                    upd_name
-                        .execute(params![known.row, o.meta.comm, o.meta.cmdline])
-                        .map_err(fail)?;
-                    known.cmdline_missing = false;
-                }
-                if known.last != Some(o.mem) || o.exit.is_some() {
-                    let m = &o.mem;
-                    ins_sample
-                        .execute(params![
-                            known.row,
-                            o.at_ns as i64,
-                            m.vm as i64,
-                            m.rss_anon as i64,
-                            m.rss_file as i64,
-                            m.rss_shmem as i64,
-                            m.swap as i64
-                        ])
-                        .map_err(fail)?;
-                    known.last = Some(o.mem);
-                    written += 1;
-                }
-                if let Some(exit) = o.exit {
-                    upd_exit
-                        .execute(params![
-                            known.row,
-                            exit.at_ns as i64,
-                            exit.code,
-                            exit.stop_signal
-                        ])
-                        .map_err(fail)?;
-                    known.exited = Some(self.snapshots);
+                    if known.last != Some(o.mem) || o.exit.is_some() {
+                        let m = &o.mem;
+                        ins_sample
+                            .execute(params![
+                                known.row,
+                                o.at_ns as i64,
+                                m.vm as i64,
+                                m.rss_anon as i64,
+                                m.rss_file as i64,
+                                m.rss_shmem as i64,
+                                m.swap as i64
+                            ])
+                            .map_err(fail)?;
+                        known.last = Some(o.mem);
+                        written += 1;
+                    }
+                    if let Some(exit) = o.exit {
+                        upd_exit
+                            .execute(params![
+                                known.row,
+                                exit.at_ns as i64,
+                                exit.code,
+                                exit.stop_signal
+                            ])
+                            .map_err(fail)?;
+                        known.exited = Some(self.snapshots);
+                    }
                 }
             }
-        }
-        {
-            let mut ins_limit = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO limits(proc_id, t_ns, kind, bytes) \
-                     VALUES (?1, ?2, ?3, ?4)",
-                )
-                .map_err(fail)?;
-            for (id, new) in limits {
-                // Processes not written (yet) have no row to attach to.
-                let Some(known) = self.known.get_mut(id) else {
-                    continue;
-                };
-                for (k, v) in new {
-                    if !known.limits.contains(&(*k, *v)) {
-                        ins_limit
-                            .execute(params![known.row, t_ns as i64, k.name(), *v as i64])
-                            .map_err(fail)?;
+            {
+                let mut ins_limit = tx
+                    .prepare_cached(
+                        "INSERT OR REPLACE INTO limits(proc_id, t_ns, kind, bytes) \
+                         VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(fail)?;
+                for (id, new) in limits {
+                    // Processes not written (yet) have no row to attach to.
+                    let Some(known) = self.known.get_mut(id) else {
+                        continue;
+                    };
+                    for (k, v) in new {
+                        if !known.limits.contains(&(*k, *v)) {
+                            ins_limit
+                                .execute(params![known.row, t_ns as i64, k.name(), *v as i64])
+                                .map_err(fail)?;
+                        }
                     }
-                }
-                for (k, _) in &known.limits {
-                    if !new.iter().any(|(k2, _)| k2 == k) {
-                        ins_limit
-                            .execute(params![known.row, t_ns as i64, k.name(), None::<i64>])
-                            .map_err(fail)?;
+                    for (k, _) in &known.limits {
+                        if !new.iter().any(|(k2, _)| k2 == k) {
+                            ins_limit
+                                .execute(params![known.row, t_ns as i64, k.name(), None::<i64>])
+                                .map_err(fail)?;
+                        }
                     }
+                    known.limits.clone_from(new);
                 }
-                known.limits.clone_from(new);
             }
-        }
-        tx.commit().map_err(fail)?;
+            Ok(written)
+        })()
+        .and_then(|written| tx.commit().map_err(fail).map(|()| written));
+        let written = match result {
+            Ok(w) => w,
+            Err(e) => {
+                for id in &new_ids {
+                    self.known.remove(id);
+                }
+                return Err(e);
+            }
+        };
+        self.seen += new_ids.len();
         // Exited processes never come back (a reused PID has a new start
         // time), so forget them to keep the recorder's memory bounded; a
         // few snapshots of grace absorb late duplicates of the exit record.
