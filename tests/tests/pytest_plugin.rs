@@ -506,8 +506,16 @@ fn the_recording_goes_to_pytests_cache_not_the_project() {
     assert_eq!(recordings_in(project), Vec::<PathBuf>::new(), "{text}");
     let cache = project.join(".pytest_cache/d/memleak");
     let recs = recordings_in(&cache);
-    assert_eq!(recs.len(), 1, "one recording in {}: {text}", cache.display());
-    assert!(text.contains(&recs[0].display().to_string()), "says where: {text}");
+    assert_eq!(
+        recs.len(),
+        1,
+        "one recording in {}: {text}",
+        cache.display()
+    );
+    assert!(
+        text.contains(&recs[0].display().to_string()),
+        "says where: {text}"
+    );
     assert!(
         project.join(".pytest_cache/.gitignore").exists(),
         "the cache stays out of git"
@@ -552,7 +560,12 @@ fn ini_keys_mirror_every_flag_and_the_command_line_wins() {
     let (code, text) = pytest_in(
         &python,
         project,
-        &["-k", "keeps", "--memleak-kept=10MiB", "--memleak-dir=from-cli"],
+        &[
+            "-k",
+            "keeps",
+            "--memleak-kept=10MiB",
+            "--memleak-dir=from-cli",
+        ],
     );
     assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("1 failed"), "--memleak-kept wins: {text}");
@@ -573,5 +586,8 @@ fn ini_keys_mirror_every_flag_and_the_command_line_wins() {
     .unwrap();
     let (code, text) = pytest_in(&python, project, &["-k", "keeps"]);
     assert_eq!(code, Some(0), "memleak_no_fail: {text}");
-    assert!(text.contains("LEAK test_quick.py::test_keeps_40_mib"), "{text}");
+    assert!(
+        text.contains("LEAK test_quick.py::test_keeps_40_mib"),
+        "{text}"
+    );
 }
