@@ -65,6 +65,12 @@ enum Command {
     Watch(cli::watch::WatchArgs),
     /// Write man pages for memleak and each subcommand (memleak.1,
     /// memleak-run.1, ...) into DIR, for packagers.
+    /// Print a shell completion script (bash, zsh or fish) to stdout.
+    ///
+    /// bash: memleak completions bash > /etc/bash_completion.d/memleak
+    Completions(cli::completions::CompletionsArgs),
+    /// Print the JSON Schema of `--format json` reports to stdout.
+    Schema,
     #[command(hide = true)]
     Man {
         /// Folder to write the pages to (created when missing).
@@ -123,6 +129,10 @@ fn main() -> ExitCode {
         Command::Compare(a) => cli::baseline::run_compare(a),
         Command::Diff(a) => cli::baseline::run_diff(a),
         Command::Watch(a) => cli::watch::run(a),
+        Command::Completions(a) => {
+            cli::completions::run(<Cli as clap::CommandFactory>::command(), a)
+        }
+        Command::Schema => cli::schema::run(),
         Command::Man { dir } => {
             cli::man::write_pages(<Cli as clap::CommandFactory>::command(), &dir).map(|n| {
                 println!("memleak: wrote {n} man pages to {}", dir.display());

@@ -17,6 +17,7 @@ pub const TRACEFS_DIR: &str = "/sys/kernel/tracing";
 /// The tracefs directory of older set-ups (inside debugfs).
 pub const DEBUGFS_TRACING_DIR: &str = "/sys/kernel/debug/tracing";
 
+pub const CAP_DAC_READ_SEARCH: u32 = 2;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_PERFMON: u32 = 38;
 pub const CAP_BPF: u32 = 39;
@@ -372,6 +373,29 @@ pub fn parse_cap_eff(status: &str) -> Option<u64> {
     u64::from_str_radix(hex.trim(), 16).ok()
 }
 
+/// The capabilities of CAP_BPF and CAP_PERFMON this process lacks (none
+/// with CAP_SYS_ADMIN, which covers both), so an error can name exactly
+/// what to grant.
+pub fn missing_bpf_caps() -> Vec<&'static str> {
+    let eff = std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| parse_cap_eff(&t))
+        .unwrap_or(0);
+    missing_in(eff)
+}
+
+/// [`missing_bpf_caps`] of an effective capability mask.
+pub fn missing_in(cap_eff: u64) -> Vec<&'static str> {
+    if caps_allow_bpf(cap_eff) {
+        return Vec::new();
+    }
+    [(CAP_BPF, "CAP_BPF"), (CAP_PERFMON, "CAP_PERFMON")]
+        .into_iter()
+        .filter(|(cap, _)| cap_eff & (1u64 << cap) == 0)
+        .map(|(_, name)| name)
+        .collect()
+}
+
 /// Whether an effective capability mask allows loading tracing eBPF.
 pub fn caps_allow_bpf(cap_eff: u64) -> bool {
     let has = |cap: u32| cap_eff & (1u64 << cap) != 0;
@@ -480,6 +504,10 @@ mod tests {
         assert!(caps_allow_bpf(caps));
         assert!(caps_allow_bpf(1 << CAP_SYS_ADMIN));
         assert!(caps_allow_bpf((1 << CAP_BPF) | (1 << CAP_PERFMON)));
+        assert_eq!(missing_in(1 << CAP_BPF), ["CAP_PERFMON"]);
+        assert_eq!(missing_in(1 << CAP_PERFMON), ["CAP_BPF"]);
+        assert_eq!(missing_in(0), ["CAP_BPF", "CAP_PERFMON"]);
+        assert!(missing_in(1 << CAP_SYS_ADMIN).is_empty());
         assert!(!caps_allow_bpf(1 << CAP_BPF));
         assert!(!caps_allow_bpf(0));
         assert_eq!(parse_cap_eff("Name: x\n"), None);

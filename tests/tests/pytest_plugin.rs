@@ -449,3 +449,145 @@ fn a_real_suite_fails_only_the_injected_leak_wherever_it_runs() {
         "{ctx}"
     );
 }
+
+const QUICK_SUITE: &str = r#"
+_hold = []
+
+def test_fine():
+    pass
+
+def test_keeps_40_mib():
+    _hold.extend(bytearray(b"x" * (4 << 20)) for _ in range(10))
+"#;
+
+/// `*.memleak` files directly in `dir`.
+fn recordings_in(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "memleak"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn pytest_in(python: &Path, dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let out = Command::new(python)
+        .args(["-m", "pytest", "-q"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code(), text)
+}
+
+#[test]
+fn the_recording_goes_to_pytests_cache_not_the_project() {
+    let Some(python) = venv() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path();
+    std::fs::write(project.join("test_quick.py"), QUICK_SUITE).unwrap();
+    let bin = format!("--memleak-bin={}", memleak_bin().display());
+    let args = [
+        "--memleak",
+        &bin,
+        "--memleak-kept=1GiB",
+        "--memleak-no-fail",
+        "-k",
+        "fine",
+    ];
+    let (code, text) = pytest_in(&python, project, &args);
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(recordings_in(project), Vec::<PathBuf>::new(), "{text}");
+    let cache = project.join(".pytest_cache/d/memleak");
+    let recs = recordings_in(&cache);
+    assert_eq!(
+        recs.len(),
+        1,
+        "one recording in {}: {text}",
+        cache.display()
+    );
+    assert!(
+        text.contains(&recs[0].display().to_string()),
+        "says where: {text}"
+    );
+    assert!(
+        project.join(".pytest_cache/.gitignore").exists(),
+        "the cache stays out of git"
+    );
+
+    // --memleak-dir, relative to where pytest runs.
+    let (code, text) = pytest_in(
+        &python,
+        project,
+        &[&args[..], &["--memleak-dir=recs"]].concat(),
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(recordings_in(&project.join("recs")).len(), 1, "{text}");
+    assert_eq!(recordings_in(project), Vec::<PathBuf>::new(), "{text}");
+}
+
+#[test]
+fn ini_keys_mirror_every_flag_and_the_command_line_wins() {
+    let Some(python) = venv() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path();
+    std::fs::write(project.join("test_quick.py"), QUICK_SUITE).unwrap();
+    std::fs::write(
+        project.join("pytest.ini"),
+        format!(
+            "[pytest]\nmemleak = true\nmemleak_bin = {}\nmemleak_dir = from-ini\n\
+             memleak_kept = 1GiB\nmemleak_no_fail = false\n\
+             memleak_args = -i 100ms --format json --report report.json\n",
+            memleak_bin().display()
+        ),
+    )
+    .unwrap();
+    // The ini alone turns memleak on, names the binary, the folder, the
+    // threshold (the 40 MiB test passes under 1 GiB) and memleak's options.
+    let (code, text) = pytest_in(&python, project, &["-k", "keeps"]);
+    assert!(text.contains("1 passed"), "{text}");
+    assert!(matches!(code, Some(0 | 1)), "{text}");
+    assert_eq!(recordings_in(&project.join("from-ini")).len(), 1, "{text}");
+    assert!(project.join("report.json").exists(), "memleak_args: {text}");
+
+    // The command line wins over each key.
+    let (code, text) = pytest_in(
+        &python,
+        project,
+        &[
+            "-k",
+            "keeps",
+            "--memleak-kept=10MiB",
+            "--memleak-dir=from-cli",
+        ],
+    );
+    assert_eq!(code, Some(1), "{text}");
+    assert!(text.contains("1 failed"), "--memleak-kept wins: {text}");
+    assert_eq!(recordings_in(&project.join("from-cli")).len(), 1, "{text}");
+    assert_eq!(recordings_in(&project.join("from-ini")).len(), 1, "{text}");
+
+    // --no-memleak turns off what the ini turned on: no recording.
+    let (code, text) = pytest_in(&python, project, &["-k", "fine", "--no-memleak"]);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(!text.contains("pytest-memleak: recording"), "{text}");
+    assert_eq!(recordings_in(&project.join("from-ini")).len(), 1, "{text}");
+
+    // memleak_no_fail from the ini, and the per-test check without memleak.
+    std::fs::write(
+        project.join("pytest.ini"),
+        "[pytest]\nmemleak_kept = 10MiB\nmemleak_no_fail = true\n",
+    )
+    .unwrap();
+    let (code, text) = pytest_in(&python, project, &["-k", "keeps"]);
+    assert_eq!(code, Some(0), "memleak_no_fail: {text}");
+    assert!(
+        text.contains("LEAK test_quick.py::test_keeps_40_mib"),
+        "{text}"
+    );
+}

@@ -62,7 +62,7 @@ pub struct SnapshotArgs {
     pub interval: Option<Duration>,
 
     /// Where figures come from: `ebpf` (kernel counters, needs root or
-    /// CAP_BPF+CAP_PERFMON), `procfs` (polls /proc, no privileges), or
+    /// CAP_BPF+CAP_PERFMON+CAP_DAC_READ_SEARCH), `procfs` (polls /proc, no privileges), or
     /// `auto` (eBPF when it loads, else procfs, saying why).
     #[arg(long, value_enum, default_value = "auto", value_name = "SAMPLER")]
     pub sampler: SamplerChoice,

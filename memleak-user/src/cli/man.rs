@@ -62,7 +62,9 @@ const FILES: &[(&str, &str)] = &[
     (
         "/sys/kernel/btf/vmlinux, /sys/kernel/tracing",
         "Read by the eBPF sampler at start-up for kernel struct offsets and \
-         tracepoint formats; without them memleak falls back to /proc.",
+         tracepoint formats; without them memleak falls back to /proc. \
+         tracefs is mode 0700: a user other than root needs CAP_DAC_READ_SEARCH \
+         besides CAP_BPF and CAP_PERFMON.",
     ),
 ];
 
@@ -78,7 +80,8 @@ pub fn help_epilogue() -> String {
         out.push_str(&format!("  {name}\n          {text}\n"));
     }
     out.push_str(
-        "\nWithout root (or CAP_BPF + CAP_PERFMON) the procfs sampler is used and memleak says \
+        "\nWithout root (or CAP_BPF + CAP_PERFMON + CAP_DAC_READ_SEARCH, the last to read \
+         tracefs, mode 0700) the procfs sampler is used and memleak says \
          what that loses; `memleak info FILE` shows which sampler recorded.\n\
          Man pages: `memleak man DIR` writes them.",
     );

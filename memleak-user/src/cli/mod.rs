@@ -4,10 +4,12 @@
 pub mod analyze;
 pub mod baseline;
 pub mod common;
+pub mod completions;
 pub mod eval;
 pub mod info;
 pub mod man;
 pub mod record;
 pub mod run;
+pub mod schema;
 pub mod summary;
 pub mod watch;

@@ -6,6 +6,7 @@
 //! measured test (phase), a `<failure>` for each test that kept more
 //! anonymous memory than its threshold ([`crate::analyse::phases`]).
 
+use std::collections::HashMap;
 use std::fmt::Write;
 
 use super::escape_xml as esc;
@@ -13,8 +14,58 @@ use crate::analyse::phases::TestVerdict;
 use crate::analyse::units::{fmt_bytes, fmt_duration};
 use crate::analyse::{Analysis, ProcessRef, Verdict};
 
-fn case_name(p: &ProcessRef) -> String {
-    format!("{} (pid {}, start {} ns)", p.comm, p.id.pid, p.id.start_ns)
+/// Longest command line kept in a case name: enough to tell `python3 -m a`
+/// from `python3 -m b`, short enough for a CI page's list.
+const CMDLINE_CHARS: usize = 60;
+
+/// A name that stays the same when the same command runs again: CI systems
+/// track a test case's history by its name, and a pid or start time would
+/// make every run a new test. Command name plus the start of the command
+/// line, whitespace collapsed.
+fn base_name(p: &ProcessRef) -> String {
+    let cmdline = p
+        .cmdline
+        .as_deref()
+        .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
+        .unwrap_or_default();
+    if cmdline.is_empty() || cmdline == p.comm {
+        return p.comm.clone();
+    }
+    let short: String = cmdline.chars().take(CMDLINE_CHARS).collect();
+    let ellipsis = if short.len() < cmdline.len() {
+        "…"
+    } else {
+        ""
+    };
+    format!("{}: {short}{ellipsis}", p.comm)
+}
+
+/// Case names for `procs`, in the same order. Processes that share a base
+/// name get ` #1`, ` #2`, ... in start order, which a rerun of the same
+/// command reproduces where pids and start times do not.
+fn case_names(procs: &[&ProcessRef]) -> Vec<String> {
+    let bases: Vec<String> = procs.iter().map(|p| base_name(p)).collect();
+    let mut names = bases.clone();
+    let mut by_base: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, b) in bases.iter().enumerate() {
+        by_base.entry(b).or_default().push(i);
+    }
+    for group in by_base.values_mut().filter(|g| g.len() > 1) {
+        group.sort_by_key(|&i| (procs[i].id.start_ns, procs[i].id.pid));
+        for (n, &i) in group.iter().enumerate() {
+            names[i] = format!("{} #{}", bases[i], n + 1);
+        }
+    }
+    names
+}
+
+/// Which process a case is, for whoever needs it: kept out of the name so
+/// the name stays stable.
+fn identity(p: &ProcessRef) -> String {
+    format!(
+        "      <system-out>pid {}, start {} ns since boot</system-out>",
+        p.id.pid, p.id.start_ns
+    )
 }
 
 /// Renders the JUnit document (ends with a newline).
@@ -54,12 +105,20 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
         "  <testsuite name=\"{}\" tests=\"{process_tests}\" failures=\"{process_failures}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">",
         esc(&suite)
     );
-    for r in &a.results {
-        let _ = write!(
+    let procs: Vec<&ProcessRef> = a
+        .results
+        .iter()
+        .map(|r| &r.process)
+        .chain(a.skipped.iter().map(|s| &s.process))
+        .collect();
+    let names = case_names(&procs);
+    let (result_names, skipped_names) = names.split_at(a.results.len());
+    for (r, name) in a.results.iter().zip(result_names) {
+        let _ = writeln!(
             x,
-            "    <testcase classname=\"memleak.{}\" name=\"{}\" time=\"{:.3}\"",
+            "    <testcase classname=\"memleak.{}\" name=\"{}\" time=\"{:.3}\">",
             r.top().map_or("lbr", |f| f.model.name()),
-            esc(&case_name(&r.process)),
+            esc(name),
             if r.observed_s.is_finite() {
                 r.observed_s
             } else {
@@ -67,49 +126,44 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
             }
         );
         let leak = r.findings.iter().find(|f| f.verdict == Verdict::Leak);
-        match leak {
-            Some(f) => {
-                let _ = writeln!(x, ">");
-                let message = format!(
-                    "memory leak: {} ({})",
-                    f.metric.name(),
-                    f.time_to_limit_s
-                        .map(|t| format!("limit in {}", fmt_duration(t)))
-                        .unwrap_or_default()
-                );
-                let mut body = String::new();
-                for f in &r.findings {
-                    let _ = writeln!(
-                        body,
-                        "[{}/{}] {}: {}",
-                        f.model.name(),
-                        f.metric.name(),
-                        f.verdict.name(),
-                        f.why
-                    );
-                }
-                if let Some(c) = &r.process.cmdline {
-                    let _ = writeln!(body, "cmdline: {c}");
-                }
+        if let Some(f) = leak {
+            let message = format!(
+                "memory leak: {} ({})",
+                f.metric.name(),
+                f.time_to_limit_s
+                    .map(|t| format!("limit in {}", fmt_duration(t)))
+                    .unwrap_or_default()
+            );
+            let mut body = String::new();
+            for f in &r.findings {
                 let _ = writeln!(
-                    x,
-                    "      <failure type=\"memory-leak\" message=\"{}\">{}</failure>",
-                    esc(&message),
-                    esc(&body)
+                    body,
+                    "[{}/{}] {}: {}",
+                    f.model.name(),
+                    f.metric.name(),
+                    f.verdict.name(),
+                    f.why
                 );
-                let _ = writeln!(x, "    </testcase>");
             }
-            None => {
-                let _ = writeln!(x, "/>");
+            if let Some(c) = &r.process.cmdline {
+                let _ = writeln!(body, "cmdline: {c}");
             }
+            let _ = writeln!(
+                x,
+                "      <failure type=\"memory-leak\" message=\"{}\">{}</failure>",
+                esc(&message),
+                esc(&body)
+            );
         }
+        let _ = writeln!(x, "{}\n    </testcase>", identity(&r.process));
     }
-    for s in &a.skipped {
+    for (s, name) in a.skipped.iter().zip(skipped_names) {
         let _ = writeln!(
             x,
-            "    <testcase classname=\"memleak.lbr\" name=\"{}\" time=\"0.000\">\n      <skipped message=\"{}\"/>\n    </testcase>",
-            esc(&case_name(&s.process)),
-            esc(&s.reason.to_string())
+            "    <testcase classname=\"memleak.lbr\" name=\"{}\" time=\"0.000\">\n      <skipped message=\"{}\"/>\n{}\n    </testcase>",
+            esc(name),
+            esc(&s.reason.to_string()),
+            identity(&s.process)
         );
     }
     if unlisted > 0 {
@@ -193,10 +247,14 @@ mod tests {
             .filter(|c| c.children().any(|n| n.has_tag_name("failure")))
             .collect();
         assert_eq!(failed.len(), 1);
-        assert!(failed[0]
-            .attribute("name")
-            .unwrap()
-            .starts_with("leaky<&> (pid 100"));
+        let name = failed[0].attribute("name").unwrap();
+        assert!(name.starts_with("leaky<&>"), "{name}");
+        assert!(!name.contains("100"), "no pid in the name: {name}");
+        let out = failed[0]
+            .children()
+            .find(|n| n.has_tag_name("system-out"))
+            .expect("the process's identity");
+        assert!(out.text().unwrap().contains("pid 100"));
         let failure = failed[0]
             .children()
             .find(|n| n.has_tag_name("failure"))
@@ -257,6 +315,54 @@ mod tests {
             .collect();
         assert_eq!(failed.len(), 1);
         assert_eq!(failed[0].attribute("name"), Some("t.py::test_<leaky>"));
+    }
+
+    fn names(xml: &str) -> Vec<String> {
+        let doc = roxmltree::Document::parse(xml).expect("well-formed XML");
+        doc.descendants()
+            .filter(|n| n.has_tag_name("testcase"))
+            .map(|n| n.attribute("name").unwrap().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn names_do_not_change_when_pids_and_start_times_do() {
+        let first = tiny_analysis();
+        let mut again = tiny_analysis();
+        for (i, r) in again.results.iter_mut().enumerate() {
+            r.process.id.pid += 1000 + i as u32;
+            r.process.id.start_ns += 123_456_789;
+        }
+        for s in &mut again.skipped {
+            s.process.id.pid += 7;
+            s.process.id.start_ns += 987_654_321;
+        }
+        assert_eq!(names(&render(&first)), names(&render(&again)));
+    }
+
+    #[test]
+    fn same_command_twice_is_numbered_in_start_order() {
+        let mut a = tiny_analysis();
+        let mut late = a.results[0].clone();
+        late.process.id.pid = 5;
+        late.process.id.start_ns = a.results[0].process.id.start_ns + 1;
+        a.results.insert(0, late);
+        let n = names(&render(&a));
+        let base = base_name(&a.results[1].process);
+        assert_eq!(n[0], format!("{base} #2"), "{n:?}");
+        assert_eq!(n[1], format!("{base} #1"), "{n:?}");
+        let unique: std::collections::HashSet<_> = n.iter().collect();
+        assert_eq!(unique.len(), n.len(), "{n:?}");
+    }
+
+    #[test]
+    fn long_command_lines_are_shortened() {
+        let mut a = tiny_analysis();
+        a.results[0].process.comm = "python3".into();
+        a.results[0].process.cmdline = Some(format!("python3  -m   pytest {}", "x".repeat(500)));
+        let name = base_name(&a.results[0].process);
+        assert!(name.starts_with("python3: python3 -m pytest xx"), "{name}");
+        assert!(name.chars().count() < 80, "{name}");
     }
 
     #[test]

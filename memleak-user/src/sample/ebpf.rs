@@ -153,9 +153,10 @@ impl EbpfSampler {
             return Err(SampleError::NotBuiltIn);
         }
         if !crate::sysinfo::bpf_capable() {
-            return Err(SampleError::Permission(
-                "this process lacks CAP_BPF and CAP_PERFMON (and CAP_SYS_ADMIN)".into(),
-            ));
+            return Err(SampleError::Permission(format!(
+                "this process lacks {} (or CAP_SYS_ADMIN)",
+                crate::sysinfo::missing_bpf_caps().join(" and ")
+            )));
         }
         let off = KernelOffsets::from_sysfs()?;
         let tracefs = tracefs::tracefs_root()?;

@@ -106,7 +106,7 @@ pub trait Sampler {
 pub enum SampleError {
     #[error("the eBPF sampler is not built into this binary (bpf-linker or nightly rust-src was missing at build time); run `cargo xtask setup` and rebuild, or use `--sampler procfs`")]
     NotBuiltIn,
-    #[error("the eBPF sampler needs privileges: {0}; run as root (or grant CAP_BPF and CAP_PERFMON), or use `--sampler procfs`")]
+    #[error("the eBPF sampler needs privileges: {0}; run as root (or grant CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH), or use `--sampler procfs`")]
     Permission(String),
     #[error(
         "this kernel does not provide what the eBPF sampler needs: {0}; use `--sampler procfs`"

@@ -35,6 +35,17 @@ pub fn tracefs_root() -> Result<PathBuf, SampleError> {
             return Ok(PathBuf::from(dir));
         }
     }
+    // tracefs is mode 0700: mounted but unreadable is a missing privilege,
+    // not a missing mount, and mounting again would not help.
+    for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+        if let Err(e) = std::fs::read_dir(dir) {
+            if e.kind() == std::io::ErrorKind::PermissionDenied {
+                return Err(SampleError::Permission(format!(
+                    "{dir} (tracefs, mode 0700) is unreadable: this process lacks CAP_DAC_READ_SEARCH"
+                )));
+            }
+        }
+    }
     crate::sysinfo::ensure_tracefs().map_err(|e| {
         SampleError::Unsupported(format!(
             "tracefs is not mounted and mounting it failed ({e}); mount it with `mount -t tracefs nodev /sys/kernel/tracing`"

@@ -47,6 +47,8 @@ _MEMLEAK_EXIT_LEAK = 3
 _MEMLEAK_EXIT_USAGE = 2
 # memleak's sampling interval (seconds), passed down to the inner session.
 _INTERVAL = "PYTEST_MEMLEAK_INTERVAL_S"
+# Session recordings kept in pytest's cache; older ones are deleted.
+_KEEP_IN_CACHE = 5
 # memleak's default interval, when the recording was started elsewhere
 # (`memleak run -- pytest`) and the plugin cannot know it.
 _DEFAULT_INTERVAL_S = 1.0
@@ -150,13 +152,33 @@ def settle():
         _TRIM(0)
 
 
+# (option, ini type, ini help). Every --memleak-* option has a memleak_*
+# ini key of the same name, so a project can switch the plugin on in its
+# pytest.ini / pyproject.toml; the command line wins over the ini.
+_INI = [
+    ("memleak", "bool", "like --memleak: check tests and record the session"),
+    ("memleak_bin", None, "like --memleak-bin: the memleak binary"),
+    ("memleak_args", None, "like --memleak-args: extra `memleak run` options"),
+    ("memleak_no_fail", "bool", "like --memleak-no-fail: report leaks without failing"),
+    ("memleak_kept", None, "like --memleak-kept: the per-test kept-memory threshold"),
+    ("memleak_dir", None, "like --memleak-dir: where recordings go"),
+]
+
+
 def pytest_addoption(parser):
     group = parser.getgroup("memleak", "memory-leak alert (memleak)")
+    # Defaults are None so that an unset flag falls back to the ini key.
     group.addoption(
         "--memleak",
         action="store_true",
-        default=False,
+        default=None,
         help="fail tests that keep memory, and run the session under `memleak run`",
+    )
+    group.addoption(
+        "--no-memleak",
+        action="store_false",
+        dest="memleak",
+        help="turn the plugin off when the ini file turns it on (memleak = true)",
     )
     group.addoption(
         "--memleak-bin",
@@ -166,14 +188,14 @@ def pytest_addoption(parser):
     )
     group.addoption(
         "--memleak-args",
-        default="",
+        default=None,
         metavar="ARGS",
         help='extra `memleak run` options, e.g. "-i 100ms --horizon 2h"',
     )
     group.addoption(
         "--memleak-no-fail",
         action="store_true",
-        default=False,
+        default=None,
         help="report leaks without failing tests or the session",
     )
     group.addoption(
@@ -184,15 +206,27 @@ def pytest_addoption(parser):
         "max(32MiB, 10%% of the process's at the test's start)); "
         "turns the per-test check on without --memleak",
     )
-    parser.addini(
-        "memleak_kept",
-        "like --memleak-kept: the per-test kept-memory threshold",
+    group.addoption(
+        "--memleak-dir",
         default=None,
+        metavar="DIR",
+        help="folder for the session's recording (default: pytest's cache, "
+        ".pytest_cache/d/memleak, which keeps the newest %d)" % _KEEP_IN_CACHE,
     )
+    for name, kind, text in _INI:
+        parser.addini(name, text, type=kind, default=False if kind == "bool" else "")
+
+
+def _opt(config, name):
+    """The --memleak-* option, else its memleak_* ini key."""
+    value = config.getoption(name)
+    if value is None:
+        value = config.getini(name)
+    return value
 
 
 def _memleak_bin(config):
-    b = config.getoption("memleak_bin") or os.environ.get("MEMLEAK_BIN") or "memleak"
+    b = _opt(config, "memleak_bin") or os.environ.get("MEMLEAK_BIN") or "memleak"
     found = shutil.which(b)
     if found is None:
         raise pytest.UsageError(
@@ -203,13 +237,70 @@ def _memleak_bin(config):
 
 def _kept_threshold(config):
     """The fixed threshold from --memleak-kept or the ini, or None."""
-    text = config.getoption("memleak_kept") or config.getini("memleak_kept")
+    text = _opt(config, "memleak_kept")
     if not text:
         return None
     try:
         return parse_size(text)
     except ValueError as e:
         raise pytest.UsageError("--memleak-kept / memleak_kept: %s" % e)
+
+
+def _has_output(args):
+    """Whether memleak's arguments already name the recording (-o)."""
+    return any(
+        a in ("-o", "--output") or a.startswith("--output=") or (a.startswith("-o") and len(a) > 2)
+        for a in args
+    )
+
+
+def _recording_dir(config):
+    """(folder for the recording, whether the plugin owns it and prunes it).
+
+    Not the project folder, where a recording per session piles up and ends
+    in commits: --memleak-dir, else pytest's cache, else a temporary folder
+    (with -p no:cacheprovider).
+    """
+    chosen = _opt(config, "memleak_dir")
+    if chosen:
+        path = os.path.join(str(config.invocation_params.dir), os.path.expanduser(chosen))
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as e:
+            raise pytest.UsageError("--memleak-dir / memleak_dir: cannot create %s: %s" % (path, e))
+        return path, False
+    if config.pluginmanager.has_plugin("cacheprovider"):
+        return _cache_subdir(config), True
+    return tempfile.mkdtemp(prefix="pytest-memleak-"), False
+
+
+def _cache_subdir(config):
+    """pytest's `config.cache.mkdir("memleak")`, made by hand: this runs in
+    pytest_cmdline_main, before the cache provider sets `config.cache`."""
+    ini = os.path.expanduser(os.path.expandvars(config.getini("cache_dir")))
+    root = os.path.join(str(config.rootpath), ini)
+    path = os.path.join(root, "d", "memleak")
+    os.makedirs(path, exist_ok=True)
+    # pytest writes this only when it creates the cache folder itself: if
+    # we made it first, the cache would show up in `git status`.
+    ignore = os.path.join(root, ".gitignore")
+    if not os.path.exists(ignore):
+        with open(ignore, "w") as f:
+            f.write("# Created by pytest automatically.\n*\n")
+    return path
+
+
+def _prune(folder, keep):
+    """Deletes all but the newest `keep` session recordings (and their WAL)."""
+    mine = sorted(
+        f for f in os.listdir(folder) if f.startswith("session-") and f.endswith(".memleak")
+    )
+    for name in mine[: max(0, len(mine) - keep)]:
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            try:
+                os.unlink(os.path.join(folder, name + suffix))
+            except OSError:
+                pass
 
 
 def _interval_arg(args):
@@ -280,15 +371,23 @@ def session_exit_code(memleak_code, inner_code):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
-    if not config.getoption("memleak") or os.environ.get(_INNER):
+    if not _opt(config, "memleak") or os.environ.get(_INNER):
         return None
     # Only the controlling process re-runs (not xdist workers).
     if hasattr(config, "workerinput"):
         return None
     argv = [_memleak_bin(config), "run", "-q"]
-    if not config.getoption("memleak_no_fail"):
+    if not _opt(config, "memleak_no_fail"):
         argv.append("--fail-on-leak")
-    user = shlex.split(config.getoption("memleak_args") or "")
+    user = shlex.split(_opt(config, "memleak_args") or "")
+    recording = None
+    if not _has_output(user):
+        folder, owned = _recording_dir(config)
+        if owned:
+            _prune(folder, _KEEP_IN_CACHE - 1)
+        stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        recording = os.path.join(folder, "session-%s-%d.memleak" % (stamp, os.getpid()))
+        argv += ["-o", recording]
     interval = _interval_arg(user)
     if interval is None:
         # memleak's per-test verdict reads the sampler's figures around
@@ -323,6 +422,8 @@ def pytest_cmdline_main(config):
         except OSError:
             pass
     result = session_exit_code(code, inner)
+    if recording is not None and os.path.exists(recording):
+        sys.stderr.write("pytest-memleak: recording: %s\n" % recording)
     if code == _MEMLEAK_EXIT_LEAK and inner == 0:
         sys.stderr.write(
             "pytest-memleak: memleak flagged a leak (report above); the session fails\n"
@@ -373,7 +474,7 @@ class _KeptCheck:
 
     def __init__(self, config, markers):
         self.fixed = _kept_threshold(config)
-        self.fail = not config.getoption("memleak_no_fail")
+        self.fail = not _opt(config, "memleak_no_fail")
         self.markers = markers
         self.first = True
         self.flagged = []
@@ -478,8 +579,8 @@ def pytest_configure(config):
         if m.active:
             markers = m
     # Outer --memleak process: it only re-runs the session under memleak.
-    outer = config.getoption("memleak") and not os.environ.get(_INNER)
-    measure = (config.getoption("memleak") or config.getoption("memleak_kept")) and not outer
+    outer = _opt(config, "memleak") and not os.environ.get(_INNER)
+    measure = (_opt(config, "memleak") or _opt(config, "memleak_kept")) and not outer
     if measure and anon_bytes() is not None:
         # The xdist controller runs no tests: its workers measure theirs.
         config.pluginmanager.register(_KeptCheck(config, markers), "memleak-kept")
