@@ -1,7 +1,7 @@
 //! `cargo xtask test`: what CI runs, in order, stopping at the first failure.
 
 use crate::run::{cargo, run};
-use crate::setup::{ensure_component, setup};
+use crate::setup::{ensure_component, ensure_toolchain, setup};
 use anyhow::{Context, Result};
 use std::process::Command;
 
@@ -22,6 +22,20 @@ fn is_root() -> bool {
         .unwrap_or(false)
 }
 
+/// `rust-version` of the workspace (`[workspace.package]`), the one place
+/// it is set.
+fn msrv() -> Result<String> {
+    let path = crate::run::root().join("Cargo.toml");
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    text.lines()
+        .find_map(|l| {
+            let v = l.trim().strip_prefix("rust-version")?.trim_start();
+            Some(v.strip_prefix('=')?.trim().trim_matches('"').to_string())
+        })
+        .with_context(|| format!("{} sets no rust-version", path.display()))
+}
+
 pub fn test() -> Result<()> {
     setup()?;
     // Lints and formatting need these components; minimal profiles lack them.
@@ -37,6 +51,8 @@ pub fn test() -> Result<()> {
         ("python3", "python3-venv"),
     ])?;
 
+    let msrv = msrv()?;
+    ensure_toolchain(&msrv)?;
     let steps = [
         Step {
             name: "formatting",
@@ -73,6 +89,20 @@ pub fn test() -> Result<()> {
                 "warnings",
             ]),
             fix: "fix the warnings above; the eBPF crate builds only with nightly + rust-src",
+        },
+        Step {
+            // The declared rust-version must build the host crates and
+            // their tests, or it is a false promise to packagers.
+            name: "MSRV (workspace rust-version)",
+            cmd: cargo([
+                &format!("+{msrv}"),
+                "check",
+                "--workspace",
+                "--exclude",
+                "memleak-ebpf",
+                "--all-targets",
+            ]),
+            fix: "raise rust-version in Cargo.toml to what the error needs, or avoid the newer API",
         },
         Step {
             // The end-to-end tests run the `memleak` binary itself.

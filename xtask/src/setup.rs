@@ -57,6 +57,25 @@ fn ensure_nightly() -> Result<()> {
     )
 }
 
+/// Installs a numbered toolchain (e.g. the MSRV, "1.91") if missing.
+pub fn ensure_toolchain(version: &str) -> Result<()> {
+    let list = output(
+        Command::new("rustup").args(["toolchain", "list"]),
+        "check that rustup works: `rustup toolchain list`",
+    )?;
+    if list.lines().any(|l| l.starts_with(&format!("{version}-"))) {
+        println!("  toolchain {version}: present");
+        return Ok(());
+    }
+    println!("  toolchain {version}: missing, installing");
+    run(
+        Command::new("rustup").args(["toolchain", "install", version, "--profile", "minimal"]),
+        &format!(
+            "check the network, then run `rustup toolchain install {version} --profile minimal`"
+        ),
+    )
+}
+
 /// Adds a rustup component to `toolchain` (None: the active one) if missing.
 pub fn ensure_component(toolchain: Option<&str>, component: &str) -> Result<()> {
     let mut list = Command::new("rustup");
