@@ -1,4 +1,5 @@
-//! Analysis thresholds from a config file (`memleak.toml`).
+//! Analysis thresholds from a config file (`memleak.toml`), and the one
+//! override ladder ([`Overrides`]) the file and the flags share.
 //!
 //! The file's `[analysis]` table holds any of these keys (all optional;
 //! durations are seconds or strings like `"30s"`, `"1h"`; sizes are bytes or
@@ -8,23 +9,26 @@
 //! [analysis]
 //! r2 = 0.9                  # R² a window needs
 //! horizon = "1h"            # flag when the limit is reached within this
-//! min_points = 20           # smallest window, grid points
+//! min-points = 20           # smallest window, grid points
 //! warmup = "30s"            # warm-up dropped: at most this long...
-//! warmup_fraction = 0.1     # ...and at most this fraction of the lifetime
-//! gap_factor = 5            # gap: spacing > max(gap_factor × interval, min_gap)
-//! min_gap = "2s"
-//! max_points = 4096         # grid points per segment at most
-//! min_growth = "1MiB"       # fitted growth must exceed this...
-//! min_growth_fraction = 0.01 # ...and this fraction of the value
-//! metrics = ["anon", "vm", "file"]
+//! warmup-fraction = 0.1     # ...and at most this fraction of the lifetime
+//! gap-factor = 5            # gap: spacing > max(gap-factor × interval, min-gap)
+//! min-gap = "2s"
+//! max-points = 4096         # grid points per segment at most
+//! min-growth = "1MiB"       # fitted growth must exceed this...
+//! min-growth-fraction = 0.01 # ...and this fraction of the value
+//! metric = ["anon", "vm", "file"]
 //! model = "all"            # lbr, sawtooth, trend or all (combined)
 //! rule = "ci"              # ci or horizon (default: by recording command)
-//! min_kept = "32MiB"       # CI rule: a leak keeps more than this...
-//! min_kept_fraction = 0.1  # ...and this fraction of the starting value
+//! min-kept = "32MiB"       # CI rule: a leak keeps more than this...
+//! min-kept-fraction = 0.1  # ...and this fraction of the starting value
 //! limit = "512MiB"         # the production limit, projected against
-//! test_kept = "32MiB"       # flag a marked test keeping this much anon memory
-//!                           # (default: the CI rule's min_kept and min_kept_fraction)
+//! test-kept = "32MiB"       # flag a marked test keeping this much anon memory
+//!                           # (default: the CI rule's min-kept and min-kept-fraction)
 //! ```
+//!
+//! Keys are spelled like the flags (`min-points` is `--min-points`); the
+//! snake_case spellings of earlier versions are still accepted.
 //!
 //! Other top-level tables are ignored (they belong to other commands);
 //! unknown keys inside `[analysis]` are errors, so typos do not pass silently.
@@ -34,7 +38,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::units::{parse_bytes, parse_duration};
-use super::{Metric, Settings};
+use super::{Metric, ModelChoice, Rule, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -62,26 +66,39 @@ pub enum Quantity {
     Text(String),
 }
 
-/// The `[analysis]` table; every key optional.
+/// The `[analysis]` table; every key optional. Keys are the flags' names
+/// (`min-points` for `--min-points`); the older snake_case spellings
+/// (`min_points`, and `metrics` for `metric`) are still read.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct AnalysisConfig {
     pub r2: Option<f64>,
     pub horizon: Option<Quantity>,
+    #[serde(alias = "min_points")]
     pub min_points: Option<usize>,
     pub warmup: Option<Quantity>,
+    #[serde(alias = "warmup_fraction")]
     pub warmup_fraction: Option<f64>,
+    #[serde(alias = "gap_factor")]
     pub gap_factor: Option<f64>,
+    #[serde(alias = "min_gap")]
     pub min_gap: Option<Quantity>,
+    #[serde(alias = "max_points")]
     pub max_points: Option<usize>,
+    #[serde(alias = "min_growth")]
     pub min_growth: Option<Quantity>,
+    #[serde(alias = "min_growth_fraction")]
     pub min_growth_fraction: Option<f64>,
-    pub metrics: Option<Vec<String>>,
+    #[serde(alias = "metrics")]
+    pub metric: Option<Vec<String>>,
     pub model: Option<String>,
     pub rule: Option<String>,
+    #[serde(alias = "min_kept")]
     pub min_kept: Option<Quantity>,
+    #[serde(alias = "min_kept_fraction")]
     pub min_kept_fraction: Option<f64>,
     pub limit: Option<Quantity>,
+    #[serde(alias = "test_kept")]
     pub test_kept: Option<Quantity>,
 }
 
@@ -109,85 +126,140 @@ pub fn parse(text: &str, path: &Path) -> Result<AnalysisConfig, ConfigError> {
 }
 
 impl AnalysisConfig {
-    /// Overrides `settings` with the keys present; `path` names the file in
-    /// errors. Range checks are [`Settings::validate`]'s job.
-    pub fn apply(&self, settings: &mut Settings, path: &Path) -> Result<(), ConfigError> {
+    /// The settings this file gives, checked and converted; `path` names
+    /// the file in errors. Range checks are [`Settings::validate`]'s job.
+    pub fn overrides(&self, path: &Path) -> Result<Overrides, ConfigError> {
         let invalid = |key: &'static str, why: String| ConfigError::Invalid {
             path: path.to_path_buf(),
             key,
             why,
         };
-        let duration = |key: &'static str, q: &Quantity| match q {
-            Quantity::Number(v) => {
-                super::units::check_duration(*v).map_err(|why| invalid(key, format!("{v}: {why}")))
-            }
-            Quantity::Text(s) => parse_duration(s).map_err(|e| invalid(key, e)),
+        let duration = |key: &'static str, q: &Option<Quantity>| {
+            q.as_ref()
+                .map(|q| match q {
+                    Quantity::Number(v) => super::units::check_duration(*v)
+                        .map_err(|why| invalid(key, format!("{v}: {why}"))),
+                    Quantity::Text(s) => parse_duration(s).map_err(|e| invalid(key, e)),
+                })
+                .transpose()
         };
-        let bytes = |key: &'static str, q: &Quantity| match q {
-            Quantity::Number(v) if v.is_finite() && *v >= 0.0 => Ok(*v),
-            Quantity::Number(v) => Err(invalid(key, format!("{v} is not a valid size"))),
-            Quantity::Text(s) => parse_bytes(s).map_err(|e| invalid(key, e)),
+        let bytes = |key: &'static str, q: &Option<Quantity>| {
+            q.as_ref()
+                .map(|q| match q {
+                    Quantity::Number(v) if v.is_finite() && *v >= 0.0 => Ok(*v),
+                    Quantity::Number(v) => Err(invalid(key, format!("{v} is not a valid size"))),
+                    Quantity::Text(s) => parse_bytes(s).map_err(|e| invalid(key, e)),
+                })
+                .transpose()
         };
-        if let Some(v) = self.r2 {
-            settings.r2 = v;
-        }
-        if let Some(q) = &self.horizon {
-            settings.horizon_s = duration("horizon", q)?;
-        }
-        if let Some(v) = self.min_points {
-            settings.min_points = v;
-        }
-        if let Some(q) = &self.warmup {
-            settings.warmup_max_s = duration("warmup", q)?;
-        }
-        if let Some(v) = self.warmup_fraction {
-            settings.warmup_fraction = v;
-        }
-        if let Some(v) = self.gap_factor {
-            settings.gap_factor = v;
-        }
-        if let Some(q) = &self.min_gap {
-            settings.min_gap_s = duration("min_gap", q)?;
-        }
-        if let Some(v) = self.max_points {
-            settings.max_points = v;
-        }
-        if let Some(q) = &self.min_growth {
-            settings.min_growth_bytes = bytes("min_growth", q)?;
-        }
-        if let Some(v) = self.min_growth_fraction {
-            settings.min_growth_fraction = v;
-        }
-        if let Some(names) = &self.metrics {
-            settings.metrics = parse_metrics(names).map_err(|e| invalid("metrics", e))?;
-        }
-        if let Some(q) = &self.test_kept {
-            settings.test_kept_bytes = Some(bytes("test_kept", q)?);
-        }
-        if let Some(name) = &self.model {
-            settings.model = super::ModelChoice::parse(name).ok_or_else(|| {
-                invalid(
-                    "model",
-                    format!("unknown model `{name}` (use lbr, sawtooth, trend or all)"),
-                )
-            })?;
-        }
-        if let Some(name) = &self.rule {
-            settings.rule = Some(super::Rule::parse(name).ok_or_else(|| {
-                invalid("rule", format!("unknown rule `{name}` (use ci or horizon)"))
-            })?);
-        }
-        if let Some(q) = &self.min_kept {
-            settings.min_kept_bytes = bytes("min_kept", q)?;
-        }
-        if let Some(v) = self.min_kept_fraction {
-            settings.min_kept_fraction = v;
-        }
-        if let Some(q) = &self.limit {
-            settings.limit_bytes = Some(bytes("limit", q)?);
-        }
+        Ok(Overrides {
+            r2: self.r2,
+            horizon_s: duration("horizon", &self.horizon)?,
+            min_points: self.min_points,
+            warmup_s: duration("warmup", &self.warmup)?,
+            warmup_fraction: self.warmup_fraction,
+            gap_factor: self.gap_factor,
+            min_gap_s: duration("min-gap", &self.min_gap)?,
+            max_points: self.max_points,
+            min_growth_bytes: bytes("min-growth", &self.min_growth)?,
+            min_growth_fraction: self.min_growth_fraction,
+            metrics: self
+                .metric
+                .as_ref()
+                .map(|names| parse_metrics(names).map_err(|e| invalid("metric", e)))
+                .transpose()?,
+            model: self
+                .model
+                .as_deref()
+                .map(|m| parse_model(m).map_err(|e| invalid("model", e)))
+                .transpose()?,
+            rule: self
+                .rule
+                .as_deref()
+                .map(|r| parse_rule(r).map_err(|e| invalid("rule", e)))
+                .transpose()?,
+            min_kept_bytes: bytes("min-kept", &self.min_kept)?,
+            min_kept_fraction: self.min_kept_fraction,
+            limit_bytes: bytes("limit", &self.limit)?,
+            test_kept_bytes: bytes("test-kept", &self.test_kept)?,
+        })
+    }
+
+    /// [`AnalysisConfig::overrides`] applied to `settings`.
+    pub fn apply(&self, settings: &mut Settings, path: &Path) -> Result<(), ConfigError> {
+        self.overrides(path)?.apply(settings);
         Ok(())
     }
+}
+
+/// Every analysis setting a user can give, named after its flag; `None`
+/// when not given. The config file and the command line each produce one,
+/// and [`Overrides::apply`] is the one place where a given value replaces
+/// the default ([`Settings::default`]): defaults, then the file, then the
+/// flags.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Overrides {
+    pub r2: Option<f64>,
+    pub horizon_s: Option<f64>,
+    pub min_points: Option<usize>,
+    pub warmup_s: Option<f64>,
+    pub warmup_fraction: Option<f64>,
+    pub gap_factor: Option<f64>,
+    pub min_gap_s: Option<f64>,
+    pub max_points: Option<usize>,
+    pub min_growth_bytes: Option<f64>,
+    pub min_growth_fraction: Option<f64>,
+    pub metrics: Option<Vec<Metric>>,
+    pub model: Option<ModelChoice>,
+    pub rule: Option<Rule>,
+    pub min_kept_bytes: Option<f64>,
+    pub min_kept_fraction: Option<f64>,
+    pub limit_bytes: Option<f64>,
+    pub test_kept_bytes: Option<f64>,
+}
+
+impl Overrides {
+    pub fn apply(&self, s: &mut Settings) {
+        fn set<T: Clone>(to: &mut T, v: &Option<T>) {
+            if let Some(v) = v {
+                *to = v.clone();
+            }
+        }
+        set(&mut s.r2, &self.r2);
+        set(&mut s.horizon_s, &self.horizon_s);
+        set(&mut s.min_points, &self.min_points);
+        set(&mut s.warmup_max_s, &self.warmup_s);
+        set(&mut s.warmup_fraction, &self.warmup_fraction);
+        set(&mut s.gap_factor, &self.gap_factor);
+        set(&mut s.min_gap_s, &self.min_gap_s);
+        set(&mut s.max_points, &self.max_points);
+        set(&mut s.min_growth_bytes, &self.min_growth_bytes);
+        set(&mut s.min_growth_fraction, &self.min_growth_fraction);
+        set(&mut s.metrics, &self.metrics);
+        set(&mut s.model, &self.model);
+        set(&mut s.min_kept_bytes, &self.min_kept_bytes);
+        set(&mut s.min_kept_fraction, &self.min_kept_fraction);
+        if self.rule.is_some() {
+            s.rule = self.rule;
+        }
+        if self.limit_bytes.is_some() {
+            s.limit_bytes = self.limit_bytes;
+        }
+        if self.test_kept_bytes.is_some() {
+            s.test_kept_bytes = self.test_kept_bytes;
+        }
+    }
+}
+
+/// A model by name, with the names it accepts in the error.
+pub fn parse_model(name: &str) -> Result<ModelChoice, String> {
+    ModelChoice::parse(name)
+        .ok_or_else(|| format!("unknown model `{name}` (use lbr, sawtooth, trend or all)"))
+}
+
+/// A rule by name, with the names it accepts in the error.
+pub fn parse_rule(name: &str) -> Result<Rule, String> {
+    Rule::parse(name).ok_or_else(|| format!("unknown rule `{name}` (use ci or horizon)"))
 }
 
 /// `["rss", "vm"]` → metrics, without duplicates; `"all"` means both.
@@ -275,13 +347,50 @@ mod tests {
         let e = c
             .apply(&mut Settings::default(), Path::new("m.toml"))
             .unwrap_err();
-        assert!(e.to_string().contains("test_kept"), "{e}");
+        assert!(e.to_string().contains("test-kept"), "{e}");
         let c = parse("[analysis]\nmetrics = [\"heap\"]\n", Path::new("m.toml")).unwrap();
         assert!(c
             .apply(&mut Settings::default(), Path::new("m.toml"))
             .is_err());
         let e = load(Path::new("/nonexistent/memleak.toml")).unwrap_err();
         assert!(matches!(e, ConfigError::Read(_)));
+    }
+
+    #[test]
+    fn keys_are_the_flags_names_and_old_spellings_still_read() {
+        let new = parse(
+            "[analysis]\nmin-points = 30\nmin-kept = \"8MiB\"\nmetric = [\"vm\"]\n",
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        let old = parse(
+            "[analysis]\nmin_points = 30\nmin_kept = \"8MiB\"\nmetrics = [\"vm\"]\n",
+            Path::new("m.toml"),
+        )
+        .unwrap();
+        assert_eq!(new, old);
+        let o = new.overrides(Path::new("m.toml")).unwrap();
+        assert_eq!(o.min_points, Some(30));
+        assert_eq!(o.min_kept_bytes, Some(8.0 * 1048576.0));
+        assert_eq!(o.metrics, Some(vec![Metric::Vm]));
+    }
+
+    #[test]
+    fn later_overrides_win_and_absent_ones_keep_the_value() {
+        let mut s = Settings::default();
+        let file = Overrides {
+            r2: Some(0.5),
+            horizon_s: Some(60.0),
+            ..Overrides::default()
+        };
+        let flags = Overrides {
+            r2: Some(0.7),
+            ..Overrides::default()
+        };
+        file.apply(&mut s);
+        flags.apply(&mut s);
+        assert_eq!((s.r2, s.horizon_s), (0.7, 60.0));
+        assert_eq!(s.min_points, Settings::default().min_points);
     }
 
     #[test]

@@ -154,6 +154,41 @@ fn bytes_arg(s: &str) -> Result<f64, String> {
 }
 
 impl AnalysisArgs {
+    /// The settings the flags give ([`config::Overrides`], like the
+    /// config file's).
+    fn overrides(&self) -> Result<config::Overrides> {
+        let msg = anyhow::Error::msg;
+        Ok(config::Overrides {
+            r2: self.r2,
+            horizon_s: self.horizon,
+            min_points: self.min_points,
+            warmup_s: self.warmup,
+            warmup_fraction: self.warmup_fraction,
+            gap_factor: self.gap_factor,
+            min_gap_s: self.min_gap,
+            max_points: self.max_points,
+            min_growth_bytes: self.min_growth,
+            min_growth_fraction: self.min_growth_fraction,
+            metrics: (!self.metric.is_empty())
+                .then(|| config::parse_metrics(&self.metric).map_err(msg))
+                .transpose()?,
+            model: self
+                .model
+                .as_deref()
+                .map(|m| config::parse_model(m).map_err(msg))
+                .transpose()?,
+            rule: self
+                .rule
+                .as_deref()
+                .map(|r| config::parse_rule(r).map_err(msg))
+                .transpose()?,
+            min_kept_bytes: self.min_kept,
+            min_kept_fraction: self.min_kept_fraction,
+            limit_bytes: self.limit,
+            test_kept_bytes: self.test_kept,
+        })
+    }
+
     /// Defaults, then the config file, then the flags; validated.
     pub fn settings(&self) -> Result<Settings> {
         let mut s = Settings::default();
@@ -162,63 +197,9 @@ impl AnalysisArgs {
             None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
         };
         if let Some(path) = path {
-            config::load(&path)?.apply(&mut s, &path)?;
+            config::load(&path)?.overrides(&path)?.apply(&mut s);
         }
-        if let Some(v) = self.r2 {
-            s.r2 = v;
-        }
-        if let Some(v) = self.horizon {
-            s.horizon_s = v;
-        }
-        if let Some(v) = self.min_points {
-            s.min_points = v;
-        }
-        if let Some(v) = self.warmup {
-            s.warmup_max_s = v;
-        }
-        if let Some(v) = self.warmup_fraction {
-            s.warmup_fraction = v;
-        }
-        if let Some(v) = self.gap_factor {
-            s.gap_factor = v;
-        }
-        if let Some(v) = self.min_gap {
-            s.min_gap_s = v;
-        }
-        if let Some(v) = self.max_points {
-            s.max_points = v;
-        }
-        if let Some(v) = self.min_growth {
-            s.min_growth_bytes = v;
-        }
-        if let Some(v) = self.min_growth_fraction {
-            s.min_growth_fraction = v;
-        }
-        if !self.metric.is_empty() {
-            s.metrics = config::parse_metrics(&self.metric).map_err(anyhow::Error::msg)?;
-        }
-        if let Some(m) = &self.model {
-            s.model = crate::analyse::ModelChoice::parse(m)
-                .ok_or_else(|| anyhow::anyhow!("unknown model `{m}`"))?;
-        }
-        if let Some(v) = self.limit {
-            s.limit_bytes = Some(v);
-        }
-        if let Some(r) = &self.rule {
-            s.rule = Some(
-                crate::analyse::Rule::parse(r)
-                    .ok_or_else(|| anyhow::anyhow!("unknown rule `{r}` (use ci or horizon)"))?,
-            );
-        }
-        if let Some(v) = self.min_kept {
-            s.min_kept_bytes = v;
-        }
-        if let Some(v) = self.min_kept_fraction {
-            s.min_kept_fraction = v;
-        }
-        if let Some(v) = self.test_kept {
-            s.test_kept_bytes = Some(v);
-        }
+        self.overrides()?.apply(&mut s);
         s.validate()?;
         Ok(s)
     }
