@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
+use crate::analyse::units::fmt_bytes as bytes;
 use crate::store::Recording;
 
 #[derive(Args, Debug)]
@@ -62,10 +63,14 @@ pub fn run(args: InfoArgs) -> Result<i32> {
     }
     println!(
         "limits      MemTotal {}, swap {}, cgroup memory.max {}, RLIMIT_AS {}",
-        bytes(m.mem_total),
-        bytes(m.swap_total),
-        m.cgroup_max.map(bytes).unwrap_or_else(|| "not set".into()),
-        m.rlimit_as.map(bytes).unwrap_or_else(|| "unlimited".into()),
+        bytes(m.mem_total as f64),
+        bytes(m.swap_total as f64),
+        m.cgroup_max
+            .map(|b| bytes(b as f64))
+            .unwrap_or_else(|| "not set".into()),
+        m.rlimit_as
+            .map(|b| bytes(b as f64))
+            .unwrap_or_else(|| "unlimited".into()),
     );
     let nonzero: Vec<String> = rec
         .counters
@@ -84,31 +89,4 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         super::summary::print(&rec)?;
     }
     Ok(0)
-}
-
-/// Bytes in binary units, one decimal.
-pub fn bytes(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = b as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u + 1 < UNITS.len() {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else {
-        format!("{v:.1} {}", UNITS[u])
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bytes;
-
-    #[test]
-    fn bytes_are_human() {
-        assert_eq!(bytes(512), "512 B");
-        assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
-    }
 }

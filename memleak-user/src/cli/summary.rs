@@ -2,7 +2,11 @@
 
 use anyhow::Result;
 
-use super::info::bytes;
+use crate::analyse::units::fmt_bytes;
+
+fn bytes(b: u64) -> String {
+    fmt_bytes(b as f64)
+}
 use crate::store::Recording;
 
 pub fn print(rec: &Recording) -> Result<()> {
