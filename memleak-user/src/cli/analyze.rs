@@ -260,7 +260,7 @@ pub struct AnalyzeArgs {
     pub file: Option<PathBuf>,
 
     #[command(flatten)]
-    pub source: crate::source::SourceArgs,
+    pub source: super::sources::SourceArgs,
 
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -278,13 +278,13 @@ pub fn run(args: AnalyzeArgs) -> Result<i32> {
     if report.report.is_none() {
         report.report = args.output;
     }
-    let leak = match crate::source::analyse_and_report(
-        args.file.as_deref(),
-        &args.source,
-        &args.analysis,
-        &report,
-    )? {
-        Some(leak) => leak,
+    let settings = args.analysis.settings()?;
+    let leak = match super::sources::analyse_source(args.file.as_deref(), &args.source, &settings)?
+    {
+        Some(a) => {
+            emit_analysis(&a, &Default::default(), &report)?;
+            a.any_leak()
+        }
         None => {
             let file = args.file.as_deref().context("no recording given")?;
             analyse_and_report(file, &args.analysis, &report)?

@@ -11,5 +11,6 @@ pub mod man;
 pub mod record;
 pub mod run;
 pub mod schema;
+pub mod sources;
 pub mod summary;
 pub mod watch;
