@@ -8,7 +8,6 @@
 use std::{env, fs, path::PathBuf, process::Command};
 
 fn main() {
-    println!("cargo:rustc-check-cfg=cfg(memleak_no_ebpf)");
     println!("cargo:rerun-if-env-changed=MEMLEAK_NO_EBPF");
     println!("cargo:rerun-if-changed=../memleak-common/src");
     let out_dir = PathBuf::from(env::var_os("OUT_DIR").expect("OUT_DIR"));
@@ -34,7 +33,6 @@ fn main() {
             "cargo:warning=building memleak without the eBPF sampler ({why}); run `cargo xtask setup` and rebuild to get it"
         );
         println!("cargo:rustc-env=MEMLEAK_EBPF_MISSING={why}");
-        println!("cargo:rustc-cfg=memleak_no_ebpf");
         fs::write(&object, []).expect("write placeholder eBPF object");
         return;
     }

@@ -1,5 +1,5 @@
 //! Names of the load-time globals that userspace sets with
-//! `EbpfLoader::set_global` before loading the program.
+//! `EbpfLoader::override_global` before loading the program.
 //!
 //! Rust cannot emit CO-RE relocations, so every kernel struct offset the
 //! program needs is resolved by userspace from `/sys/kernel/btf/vmlinux` and

@@ -103,6 +103,12 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a person at a terminal: journald and CI logs store
+        // escape codes verbatim (https://no-color.org).
+        .with_ansi(
+            std::io::IsTerminal::is_terminal(&std::io::stderr())
+                && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        )
         // Its fallback for a failed write is eprintln!, which panics on a
         // closed or full stderr: a warning must never stop a recording.
         .log_internal_errors(false)

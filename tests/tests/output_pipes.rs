@@ -158,3 +158,22 @@ fn run_into_a_closed_stdout_still_returns_the_command_exit_code() {
     assert_eq!(out.status.code(), Some(7), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+/// journald and CI logs store escape codes verbatim: log lines written to
+/// a pipe (or with NO_COLOR) carry no colour.
+#[test]
+fn diagnostics_to_a_pipe_carry_no_colour_codes() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("c.memleak");
+    let o = std::process::Command::new(memleak_tests::memleak_bin())
+        .env("MEMLEAK_LOG", "memleak::record=trace")
+        .args(["record", "-q", "--sampler", "procfs", "-i", "50ms", "-o"])
+        .arg(&out)
+        .args(["--", "sleep", "0.2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("snapshot"), "trace lines are written: {err}");
+    assert!(!err.contains('\u{1b}'), "no escape codes in: {err:?}");
+}

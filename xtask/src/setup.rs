@@ -6,7 +6,8 @@ use anyhow::{bail, Context, Result};
 use std::path::Path;
 use std::process::Command;
 
-/// The bpf-linker that matches nightly's LLVM (see DESIGN.md).
+/// The bpf-linker that matches nightly's LLVM (the README's Requirements
+/// section says which and why).
 const BPF_LINKER: &str = "bpf-linker@0.10.3";
 const TRACEFS: &str = "/sys/kernel/tracing";
 

@@ -38,7 +38,15 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
     (
         "MEMLEAK_LOG",
         "Diagnostics filter for stderr, in tracing's EnvFilter syntax \
-         (default: warn), e.g. MEMLEAK_LOG=debug or MEMLEAK_LOG=memleak::sample=trace.",
+         (default: warn). MEMLEAK_LOG=debug adds why the eBPF sampler did not \
+         load and when run thins its interval; MEMLEAK_LOG=memleak::record=trace \
+         adds one line per snapshot (processes read, samples written, read and \
+         write time).",
+    ),
+    (
+        "NO_COLOR",
+        "When set (and not empty), diagnostics carry no colour even on a \
+         terminal; they never do when stderr is not a terminal.",
     ),
     (
         "MEMLEAK_MARKERS",

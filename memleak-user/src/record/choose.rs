@@ -46,12 +46,17 @@ pub fn open(
         SamplerChoice::Auto => {
             match EbpfSampler::with_hook(scope.clone(), self_pid, max_procs, hook) {
                 Ok(s) => Ok((Box::new(s), "eBPF sampler loaded".into())),
-                Err(e) => Ok((
-                    procfs(scope)?,
-                    format!(
-                        "using the procfs sampler because the eBPF sampler could not load: {e}"
-                    ),
-                )),
+                Err(e) => {
+                    // The error's Debug form, for MEMLEAK_LOG=debug; the
+                    // reason below is the one line users see.
+                    tracing::debug!(error = ?e, "eBPF sampler did not load");
+                    Ok((
+                        procfs(scope)?,
+                        format!(
+                            "using the procfs sampler because the eBPF sampler could not load: {e}"
+                        ),
+                    ))
+                }
             }
         }
     }

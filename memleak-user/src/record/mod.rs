@@ -199,6 +199,7 @@ pub fn record_until(
     let mut status = None;
     let mut samples = 0u64;
     let mut snapshots = 0u64;
+    let mut last_interval = opts.interval;
     let mut storage_error = None;
     let mut next = Instant::now();
     let mut limit_schedule = limits::LimitSchedule::default();
@@ -225,11 +226,28 @@ pub fn record_until(
             break;
         }
         let now = boottime_ns();
+        let read_started = Instant::now();
         let obs = sampler.snapshot()?;
+        let read_took = read_started.elapsed();
         let limits = read_limits(&mut limit_schedule, &mounts, now, &obs);
+        let write_started = Instant::now();
         match writer.write_snapshot_with_limits(now, &obs, &limits) {
-            Ok(n) => samples += n as u64,
+            Ok(n) => {
+                samples += n as u64;
+                // MEMLEAK_LOG=memleak::record=trace: what each snapshot cost,
+                // to tell a slow sampler from a slow disk.
+                tracing::trace!(
+                    snapshot = snapshots,
+                    processes = obs.len(),
+                    changed = n,
+                    limits = limits.len(),
+                    read_us = read_took.as_micros() as u64,
+                    write_us = write_started.elapsed().as_micros() as u64,
+                    "snapshot"
+                );
+            }
             Err(e) => {
+                tracing::debug!(snapshot = snapshots, "storage error: {e}");
                 storage_error = Some(e);
                 break;
             }
@@ -245,7 +263,15 @@ pub fn record_until(
         if done {
             break;
         }
-        next += thinned_interval(opts.interval, opts.thin_to, started.elapsed());
+        let interval = thinned_interval(opts.interval, opts.thin_to, started.elapsed());
+        if interval != last_interval {
+            tracing::debug!(
+                interval_ms = interval.as_millis() as u64,
+                "interval thinned"
+            );
+            last_interval = interval;
+        }
+        next += interval;
         let now = Instant::now();
         if next > now {
             sleep_unless_stopped(next - now, &stop);

@@ -150,7 +150,9 @@ impl EbpfSampler {
         hook: EbpfHook,
     ) -> Result<Self, SampleError> {
         if !built_in() {
-            return Err(SampleError::NotBuiltIn);
+            return Err(SampleError::NotBuiltIn(
+                option_env!("MEMLEAK_EBPF_MISSING").unwrap_or("the eBPF object was empty"),
+            ));
         }
         if !crate::sysinfo::bpf_capable() {
             return Err(SampleError::Permission(format!(

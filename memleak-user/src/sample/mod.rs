@@ -2,7 +2,7 @@
 //!
 //! Two implementations produce the same [`Observation`]s: the eBPF sampler
 //! (counters kept in kernel maps, read in one pass per interval, cost grows
-//! with activity) and the procfs sampler (reads `/proc/[pid]/statm|status`
+//! with activity) and the procfs sampler (reads `/proc/[pid]/status`
 //! for every process in scope, works without privileges).
 
 pub mod btf_offsets;
@@ -104,8 +104,9 @@ pub trait Sampler {
 
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
-    #[error("the eBPF sampler is not built into this binary (bpf-linker or nightly rust-src was missing at build time); run `cargo xtask setup` and rebuild, or use `--sampler procfs`")]
-    NotBuiltIn,
+    /// With what the build lacked (the build script's reason).
+    #[error("the eBPF sampler is not built into this binary ({0} at build time); run `cargo xtask setup` and rebuild, or use `--sampler procfs`")]
+    NotBuiltIn(&'static str),
     #[error("the eBPF sampler needs privileges: {0}; run as root (or grant CAP_BPF, CAP_PERFMON and CAP_DAC_READ_SEARCH), or use `--sampler procfs`")]
     Permission(String),
     #[error(
