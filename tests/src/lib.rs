@@ -129,6 +129,26 @@ pub fn ebpf_scope_options(
     }
 }
 
+/// Waits until the recorder writing `output` has committed its first
+/// snapshot (the sampler is loaded and looking), failing after 60 s. Tests
+/// start the processes they watch after this rather than after a fixed
+/// sleep: loading the eBPF programs takes from 0.3 s to several seconds on
+/// a loaded machine.
+pub fn wait_until_recording(output: &Path) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if Recording::open(output).is_ok_and(|r| !r.ticks.is_empty()) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} never got a first snapshot",
+            output.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 pub fn workload() -> String {
     target_dir().join("memleak-workload").display().to_string()
 }

@@ -7,7 +7,7 @@ use memleak::sample::ebpf::EbpfHook;
 use memleak::sample::Mem;
 use memleak_tests::{
     ebpf_scope_options, growth_after_exec, named, record_command, record_command_with,
-    require_ebpf, workload, MIB,
+    require_ebpf, wait_until_recording, workload, MIB,
 };
 
 fn within(actual: u64, expected: u64, tolerance: f64) -> bool {
@@ -216,10 +216,20 @@ fn cgroup_scope_records_the_cgroups_processes_only() {
         return;
     }
     let wl = workload();
+    let dir = tempfile::tempdir().unwrap();
+    let output = dir.path().join("cg.memleak");
+    let opts = ebpf_scope_options(
+        output.clone(),
+        memleak::sample::Scope::Cgroup(cg.clone()),
+        Duration::from_millis(100),
+        Duration::from_secs(3),
+    );
+    let recorder = std::thread::spawn(move || memleak::record::record(&opts));
+    wait_until_recording(&output);
     // The leaker joins the cgroup before exec; a sibling outside it must
     // not be recorded.
     let script = format!(
-        "echo $$ > {}/cgroup.procs && exec {wl} leak --rate-mib 10 --seconds 3",
+        "echo $$ > {}/cgroup.procs && exec {wl} leak --rate-mib 10 --seconds 2",
         cg.display()
     );
     let mut inside = std::process::Command::new("sh")
@@ -227,19 +237,10 @@ fn cgroup_scope_records_the_cgroups_processes_only() {
         .spawn()
         .unwrap();
     let mut outside = std::process::Command::new(&wl)
-        .args(["leak", "--rate-mib", "10", "--seconds", "3"])
+        .args(["leak", "--rate-mib", "10", "--seconds", "2"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(300));
-    let dir = tempfile::tempdir().unwrap();
-    let output = dir.path().join("cg.memleak");
-    let opts = ebpf_scope_options(
-        output.clone(),
-        memleak::sample::Scope::Cgroup(cg.clone()),
-        Duration::from_millis(100),
-        Duration::from_secs(2),
-    );
-    let result = memleak::record::record(&opts);
+    let result = recorder.join().unwrap();
     inside.wait().unwrap();
     outside.wait().unwrap();
     let _ = std::fs::remove_dir(&cg);
@@ -294,7 +295,7 @@ fn process_moved_into_the_cgroup_mid_recording_is_adopted() {
     );
     let recorder = std::thread::spawn(move || memleak::record::record(&opts));
     // Started outside the cgroup after the recorder's seeding pass.
-    std::thread::sleep(Duration::from_millis(700));
+    wait_until_recording(&output);
     let mut mover = std::process::Command::new(workload())
         .args(["leak", "--rate-mib", "10", "--seconds", "2"])
         .spawn()
