@@ -177,3 +177,37 @@ fn diagnostics_to_a_pipe_carry_no_colour_codes() {
     assert!(err.contains("snapshot"), "trace lines are written: {err}");
     assert!(!err.contains('\u{1b}'), "no escape codes in: {err:?}");
 }
+
+/// On a terminal, the command's own output comes through intact: the
+/// progress line is off while the command shares the terminal (it used to
+/// redraw over the command's lines). `script` gives both a pseudo-terminal.
+#[test]
+fn the_commands_output_on_a_terminal_is_not_overdrawn() {
+    if Command::new("script").arg("--version").output().is_err() {
+        eprintln!("SKIPPED: `script` (util-linux) is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("tty.memleak");
+    let inner = format!(
+        "{} record --sampler procfs -i 50ms -o {} -- sh -c 'for i in 1 2 3; do echo child-line-$i; sleep 0.4; done'",
+        memleak_bin().display(),
+        out.display()
+    );
+    let o = Command::new("script")
+        .args(["-qec", &inner, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    for i in 1..=3 {
+        assert!(
+            text.contains(&format!("child-line-{i}\r\n")),
+            "line {i} intact in {text:?}"
+        );
+    }
+    assert!(
+        !text.contains("recording to"),
+        "no progress line while the command owns the terminal: {text:?}"
+    );
+}

@@ -14,10 +14,14 @@ pub struct Progress {
 
 impl Progress {
     /// Shown only when asked for and stderr is a terminal, so logs and CI
-    /// output stay clean.
-    pub fn new(enabled: bool, path: &Path) -> Progress {
+    /// output stay clean; and never while a command we started writes to
+    /// that terminal (`with_command`): a redrawn line would erase or split
+    /// the command's own output, which matters more than our spinner.
+    pub fn new(enabled: bool, path: &Path, with_command: bool) -> Progress {
         use std::io::IsTerminal;
-        if !enabled || !std::io::stderr().is_terminal() {
+        let terminal = std::io::stderr().is_terminal();
+        let shared = with_command && (terminal || std::io::stdout().is_terminal());
+        if !enabled || !terminal || shared {
             return Progress { bar: None };
         }
         let bar = ProgressBar::new_spinner();
