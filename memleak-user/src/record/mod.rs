@@ -194,8 +194,7 @@ pub fn record_until(
         None => None,
     };
 
-    let mut progress =
-        progress::Progress::new(opts.progress, &opts.output, opts.command.is_some());
+    let mut progress = progress::Progress::new(opts.progress, &opts.output, opts.command.is_some());
     let started = Instant::now();
     let mut status = None;
     let mut samples = 0u64;

@@ -15,6 +15,9 @@ pub const SCHEMA_VERSION: u32 = 1;
 /// The JSON Schema (draft 2020-12) the output follows.
 pub const SCHEMA: &str = include_str!("schema/report.schema.json");
 
+use super::phases::Marked;
+use crate::analyse::phases::{ProcessPhases, TestVerdict};
+
 #[derive(Serialize)]
 struct Report<'a> {
     schema_version: u32,
@@ -24,6 +27,13 @@ struct Report<'a> {
     summary: Summary,
     processes: Vec<Process<'a>>,
     skipped: Vec<Skip<'a>>,
+    /// Marked phases during each flagged process's growth (optional in
+    /// schema version 1: absent without markers).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    phases: &'a [ProcessPhases],
+    /// Kept memory per marked test (absent without markers).
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tests: &'a [TestVerdict],
 }
 
 #[derive(Serialize)]
@@ -166,6 +176,12 @@ pub(crate) fn schema_errors(report: &serde_json::Value) -> Vec<String> {
 
 /// Renders the report as pretty-printed JSON (ends with a newline).
 pub fn render(a: &Analysis) -> String {
+    render_marked(a, &Marked::default())
+}
+
+/// [`render`] with what the recording's markers add: the `phases` and
+/// `tests` arrays.
+pub fn render_marked(a: &Analysis, marked: &Marked) -> String {
     use crate::analyse::Verdict;
     let rec = &a.recording;
     let report = Report {
@@ -213,6 +229,8 @@ pub fn render(a: &Analysis) -> String {
                 detail: s.reason.to_string(),
             })
             .collect(),
+        phases: &marked.processes,
+        tests: &marked.tests,
     };
     // Serialising these plain structs cannot fail (string keys, no NaN).
     let mut s = serde_json::to_string_pretty(&report).unwrap_or_else(|e| {

@@ -40,12 +40,14 @@ pub fn render(a: &Analysis, format: Format, marked: &Marked) -> String {
         Format::Github => return super::github::render_with_tests(a, &marked.tests),
         _ => {}
     }
+    if format == Format::Json {
+        return super::json::render_marked(a, marked);
+    }
     let base = super::render(a, format);
     match format {
         Format::Table => {
             base + &render_table(&marked.processes) + &render_tests_table(&marked.tests)
         }
-        Format::Json => add_to_json(&base, marked),
         _ => base,
     }
 }
@@ -140,34 +142,6 @@ pub fn render_table(all: &[ProcessPhases]) -> String {
     out
 }
 
-/// Adds `"phases": [...]` and `"tests": [...]` (when there are any) to a
-/// JSON report (optional fields of schema version 1). Returns the input
-/// unchanged when it is not a JSON object.
-pub fn add_to_json(report: &str, marked: &Marked) -> String {
-    if marked.processes.is_empty() && marked.tests.is_empty() {
-        return report.to_string();
-    }
-    let Ok(serde_json::Value::Object(mut map)) = serde_json::from_str(report) else {
-        return report.to_string();
-    };
-    for (key, v) in [
-        ("phases", serde_json::to_value(&marked.processes)),
-        ("tests", serde_json::to_value(&marked.tests)),
-    ] {
-        match v {
-            Ok(serde_json::Value::Array(a)) if a.is_empty() => {}
-            Ok(v) => {
-                map.insert(key.into(), v);
-            }
-            Err(_) => return report.to_string(),
-        }
-    }
-    let mut s = serde_json::to_string_pretty(&serde_json::Value::Object(map))
-        .unwrap_or_else(|_| report.to_string());
-    s.push('\n');
-    s
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -239,7 +213,8 @@ mod tests {
             processes: sample(),
             tests: Vec::new(),
         };
-        let j = add_to_json("{\"schema_version\": 1}", &marked);
+        let j =
+            crate::report::json::render_marked(&crate::analyse::tests::tiny_analysis(), &marked);
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["phases"][0]["pid"], 42);
         assert_eq!(v["phases"][0]["metric"], "rss");
