@@ -30,6 +30,7 @@ use crate::analyse::units::parse_bytes;
 use crate::analyse::Metric;
 use crate::export::{self, metrics};
 use crate::record::{record_until, rotate};
+use crate::source::follow::Follower;
 use crate::source::{now_unix, range};
 
 #[derive(Args, Debug)]
@@ -228,7 +229,16 @@ fn serve_metrics(
     )
     .with_context(|| format!("serving metrics on {addr}"))?;
     diag!("memleak: metrics at http://{}/metrics", server.local_addr());
-    let dir = Arc::new(args.dir.clone());
+    // The exporter shows rss, anon and vm of every process whatever is judged.
+    let mut metrics = settings.metrics.clone();
+    for m in [Metric::Rss, Metric::Anon, Metric::Vm] {
+        if !metrics.contains(&m) {
+            metrics.push(m);
+        }
+    }
+    // Only the newest files can overlap the window. The follower keeps what
+    // it read between refreshes, so a refresh reads only the new samples.
+    let follower = Arc::new(Mutex::new(Follower::new(&args.dir, 3, &metrics)));
     let settings = Arc::new(settings);
     let (top, every, window) = (args.top, args.refresh, args.window.as_secs_f64());
     server.runtime().spawn(async move {
@@ -236,8 +246,11 @@ fn serve_metrics(
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tick.tick().await;
-            let (dir, settings) = (Arc::clone(&dir), Arc::clone(&settings));
-            let job = tokio::task::spawn_blocking(move || refresh(&dir, &settings, top, window));
+            let (follower, settings) = (Arc::clone(&follower), Arc::clone(&settings));
+            let job = tokio::task::spawn_blocking(move || {
+                let mut f = follower.lock().unwrap_or_else(|e| e.into_inner());
+                refresh(&mut f, &settings, top, window)
+            });
             match job.await {
                 Ok(Ok(t)) => *text.lock().unwrap_or_else(|e| e.into_inner()) = t,
                 Ok(Err(e)) => tracing::warn!("metrics refresh: {e:#}"),
@@ -248,27 +261,17 @@ fn serve_metrics(
     Ok(server)
 }
 
-/// One metrics refresh: read the last `window` seconds of `dir`, analyse,
-/// render.
+/// One metrics refresh: read what was written since the last one, analyse
+/// the last `window` seconds, render.
 fn refresh(
-    dir: &Path,
+    follower: &mut Follower,
     settings: &crate::analyse::Settings,
     top: usize,
     window: f64,
 ) -> Result<String> {
     let began = Instant::now();
     let now = now_unix();
-    let files = range::list(dir)?;
-    // Only the files that can overlap the window: the newest ones.
-    let recent: Vec<PathBuf> = files.iter().rev().take(3).rev().cloned().collect();
-    // The exporter shows rss, anon and vm of every process whatever is judged.
-    let mut metrics = settings.metrics.clone();
-    for m in [Metric::Rss, Metric::Anon, Metric::Vm] {
-        if !metrics.contains(&m) {
-            metrics.push(m);
-        }
-    }
-    let loaded = range::load(&recent, Some(now - window), None, &metrics)?;
+    let loaded = follower.refresh(now, window)?;
     let analysis = range::analyse_loaded(&loaded, settings);
     Ok(metrics::render(
         &loaded,
