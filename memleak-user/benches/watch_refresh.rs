@@ -16,7 +16,7 @@
 use std::time::Instant;
 
 use memleak::analyse::{Metric, Settings};
-use memleak::export::metrics::{self, Refresh};
+use memleak::export::metrics::{self, Options, Refresh};
 use memleak::source::follow::Follower;
 use memleak::source::range;
 use rusqlite::{params, Connection};
@@ -127,7 +127,13 @@ fn main() {
         let t1 = Instant::now();
         let a = range::analyse_loaded(&loaded, &settings);
         let t2 = Instant::now();
-        let text = metrics::render(&loaded, &a, 200, Refresh::default());
+        let text = metrics::render(
+            &loaded,
+            &a,
+            &Options::default(),
+            Refresh::default(),
+            &|_| String::new(),
+        );
         let t3 = Instant::now();
         std::hint::black_box(text);
         series = loaded.series.len();
