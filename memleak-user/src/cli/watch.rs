@@ -65,7 +65,7 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub snapshot: SnapshotArgs,
 
-    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9101).
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9478).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
 
