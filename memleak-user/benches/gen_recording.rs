@@ -99,7 +99,7 @@ fn main() {
         for (p, meta) in metas.iter().enumerate() {
             // The writer stores only changes: unchanged processes are not
             // observed at all (as the eBPF sampler reports only changes).
-            if (i + p) % every != 0 && i > 0 {
+            if !(i + p).is_multiple_of(every) && i > 0 {
                 continue;
             }
             let rss = (rss_at(p, i, noise()).max(0.0) as u64) / PAGE * PAGE;

@@ -53,7 +53,7 @@ fn append(conn: &mut Connection, n: u64, change_every: u64) -> u64 {
             .expect("tick");
         let i = t / 1_000_000_000;
         for &p in &procs {
-            if (i + p as u64) % change_every != 0 {
+            if !(i + p as u64).is_multiple_of(change_every) {
                 continue;
             }
             let rss = (50 + p as u64 + i % 97) << 20;
@@ -118,10 +118,9 @@ fn main() {
     drop(old);
 
     let (mut read, mut analyse, mut render, mut total) = (vec![], vec![], vec![], vec![]);
-    let mut tick = tick;
     let mut series = 0;
     for _ in 0..rounds {
-        tick = append(&mut conn, every, change_every);
+        let tick = append(&mut conn, every, change_every);
         let t0 = Instant::now();
         let loaded = follower.refresh(now_of(tick), window).expect("refresh");
         let t1 = Instant::now();

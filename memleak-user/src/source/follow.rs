@@ -453,7 +453,7 @@ mod tests {
     fn snapshot(w: &mut Writer, tick: u64) {
         let t = BOOT_NS + tick * S;
         let obs: Vec<Observation> = (0..5u32)
-            .filter(|&p| !(p == 3 && tick > 20) && !(p == 4 && tick < 15))
+            .filter(|&p| !(p == 3 && tick > 20 || p == 4 && tick < 15))
             .map(|p| {
                 let v = (tick / (p as u64 + 1) + 1) << 20;
                 Observation {
