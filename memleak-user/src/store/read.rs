@@ -655,7 +655,9 @@ impl Recording {
     ///
     /// The primary key is (proc_id, t_ns), so a plain `WHERE t_ns > x`
     /// would scan the whole table; seeking per process keeps this
-    /// proportional to the processes and the new rows.
+    /// proportional to the processes and the new rows. CROSS JOIN keeps
+    /// processes the outer loop: with a plain JOIN SQLite scans `samples`
+    /// (130 ms instead of 8 at the end of a day of 1,000 processes).
     pub fn samples_after(
         &self,
         after_ns: u64,
@@ -663,12 +665,12 @@ impl Recording {
     ) -> Result<Vec<(i64, u64, Mem)>, StoreError> {
         let sql = if held {
             "SELECT s.proc_id, s.t_ns, s.vm, s.rss_anon, s.rss_file, s.rss_shmem, s.swap
-             FROM processes p JOIN samples s ON s.proc_id = p.id AND s.t_ns >= coalesce(
+             FROM processes p CROSS JOIN samples s ON s.proc_id = p.id AND s.t_ns >= coalesce(
                  (SELECT max(x.t_ns) FROM samples x WHERE x.proc_id = p.id AND x.t_ns <= ?1), ?1)
              ORDER BY s.proc_id, s.t_ns"
         } else {
             "SELECT s.proc_id, s.t_ns, s.vm, s.rss_anon, s.rss_file, s.rss_shmem, s.swap
-             FROM processes p JOIN samples s ON s.proc_id = p.id AND s.t_ns > ?1
+             FROM processes p CROSS JOIN samples s ON s.proc_id = p.id AND s.t_ns > ?1
              ORDER BY s.proc_id, s.t_ns"
         };
         let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.fail(e))?;
