@@ -294,8 +294,8 @@ fn refresh(
     let now = now_unix();
     let loaded = follower.refresh(now, window)?;
     let analysis = range::analyse_loaded(&loaded, settings);
-    // Only live processes are asked (others have no /proc entry); a pid
-    // reused since the sample at most misnames one refresh.
+    // An exited process has no /proc entry (cgroup ""); a pid reused
+    // since its last sample misnames it for at most one refresh.
     let cgroup = |p: &crate::analyse::ProcessRef| export::cgroup::of_pid(p.id.pid);
     Ok(metrics::render(
         &loaded,
