@@ -1,7 +1,10 @@
 //! `cargo bench -p memleak-user --bench gen_recording -- --out FILE
-//! [--procs N] [--samples S]`: writes a synthetic recording through the real
-//! store `Writer` (one snapshot per second, every process changing at every
-//! snapshot: the worst case for size and for the reader), so that
+//! [--procs N] [--samples S] [--change-every K]`: writes a synthetic
+//! recording through the real store `Writer` (one snapshot per second, every
+//! process changing at every snapshot: the worst case for size and for the
+//! reader; with `--change-every K` each process changes every K snapshots,
+//! staggered, like a day of `memleak watch` where most processes are
+//! mostly idle), so that
 //! `cargo xtask bench analyse` can time `memleak analyze` as a whole process
 //! on it. Does nothing when FILE exists already (xtask caches it under
 //! `target/`). Prints `RESULT {json}` with the file size and write time.
@@ -44,6 +47,10 @@ fn main() {
     let samples: usize = arg("--samples")
         .and_then(|v| v.parse().ok())
         .unwrap_or(3600);
+    let every: usize = arg("--change-every")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1)
+        .max(1);
     if out.exists() {
         println!("RESULT {{\"cached\": true}}");
         return;
@@ -90,6 +97,11 @@ fn main() {
         let t_ns = start_ns + (i as u64 + 1) * 1_000_000_000;
         obs.clear();
         for (p, meta) in metas.iter().enumerate() {
+            // The writer stores only changes: unchanged processes are not
+            // observed at all (as the eBPF sampler reports only changes).
+            if !(i + p).is_multiple_of(every) && i > 0 {
+                continue;
+            }
             let rss = (rss_at(p, i, noise()).max(0.0) as u64) / PAGE * PAGE;
             obs.push(Observation {
                 id: ProcId {

@@ -4,7 +4,8 @@
 //!
 //! Needs `/usr/bin/prometheus` (Debian package `prometheus`; `cargo xtask
 //! setup` installs it). Without it the test skips with the reason, except
-//! on CI (CI=true), where it fails.
+//! on CI (CI=true), where it fails. The same for `promtool` (same
+//! package), which checks the exposition and the shipped alerting rules.
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -33,16 +34,175 @@ impl Drop for Guard {
     }
 }
 
-fn prometheus_bin() -> Option<PathBuf> {
-    let p = PathBuf::from("/usr/bin/prometheus");
+fn find_bin(name: &str) -> Option<PathBuf> {
+    let p = PathBuf::from("/usr/bin").join(name);
     if p.is_file() {
         return Some(p);
     }
     std::env::var_os("PATH").and_then(|paths| {
         std::env::split_paths(&paths)
-            .map(|d| d.join("prometheus"))
+            .map(|d| d.join(name))
             .find(|p| p.is_file())
     })
+}
+
+fn prometheus_bin() -> Option<PathBuf> {
+    find_bin("prometheus")
+}
+
+/// promtool, or None after saying why the test skips (a failure on CI).
+fn promtool() -> Option<PathBuf> {
+    let p = find_bin("promtool");
+    if p.is_none() {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("promtool is required on CI (apt-get install -y prometheus; cargo xtask setup does it)");
+        }
+        eprintln!("SKIPPED: no promtool binary (apt-get install -y prometheus)");
+    }
+    p
+}
+
+fn repo_file(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel)
+}
+
+/// An exposition with every kind of series: a leaker, a slow grower, a
+/// flat process, health counters, and the exporter's own figures.
+fn exposition() -> String {
+    use memleak::analyse::limits::{Limit, LimitSource};
+    use memleak::analyse::{Metric, ProcessRef, Settings};
+    use memleak::export::metrics::{render, Options, Refresh};
+    use memleak::sample::ProcId;
+    use memleak::source::{range, Series};
+    let mib = 1048576.0;
+    let t: Vec<f64> = (0..600).map(f64::from).collect();
+    let series = |pid: u32, comm: &str, slope: f64| Series {
+        process: ProcessRef {
+            id: ProcId {
+                pid,
+                start_ns: pid.into(),
+            },
+            ppid: 1,
+            comm: comm.into(),
+            cmdline: None,
+            exit_code: None,
+        },
+        columns: [Metric::Anon, Metric::Rss, Metric::Vm]
+            .into_iter()
+            .map(|m| (m, t.iter().map(|x| 100.0 * mib + slope * x).collect()))
+            .collect(),
+        t: t.clone(),
+        alive: true,
+    };
+    let lim = Limit::new(8 << 30, LimitSource::MemTotal);
+    let loaded = range::Loaded {
+        series: vec![
+            series(1, "leaky \"x\"", 10.0 * mib),
+            series(2, "slow", 1024.0),
+            series(3, "flat", 0.0),
+        ],
+        limits: vec![(Metric::Anon, lim), (Metric::Rss, lim), (Metric::Vm, lim)],
+        interval_s: 1.0,
+        t0_unix: 1e9,
+        end_unix: 1e9 + 599.0,
+        files: vec![],
+        host: "h".into(),
+        sampler: "ebpf".into(),
+        counters: vec![
+            ("exits_lost".into(), 1),
+            ("procs_map_entries".into(), 3),
+            ("procfs_scan_us".into(), 10),
+        ],
+        processes: 3,
+    };
+    let a = range::analyse_loaded(&loaded, &Settings::default());
+    let text = render(&loaded, &a, &Options::default(), Refresh::default(), &|p| {
+        format!("/system.slice/{}.service", p.comm)
+    });
+    memleak::export::Exposition::new(&text).scrape()
+}
+
+#[test]
+fn exposition_passes_promtool_check_metrics() {
+    let Some(promtool) = promtool() else { return };
+    let text = exposition();
+    let mut child = Command::new(promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "{said}\n{text}"
+    );
+}
+
+#[test]
+fn shipped_alerting_rules_pass_promtool_check_rules() {
+    let Some(promtool) = promtool() else { return };
+    let out = Command::new(promtool)
+        .args(["check", "rules"])
+        .arg(repo_file("contrib/prometheus/memleak.rules.yml"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The rules and the dashboard name only series the exporter serves, so
+/// renaming a metric cannot silently break them.
+#[test]
+fn rules_and_dashboard_use_only_exported_series() {
+    let text = exposition();
+    let served: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split(' ').next())
+        .collect();
+    let dashboard = std::fs::read_to_string(repo_file("contrib/grafana/memleak.json")).unwrap();
+    let v: Value = serde_json::from_str(&dashboard).expect("the dashboard is JSON");
+    assert!(v["panels"].as_array().is_some_and(|p| p.len() >= 3));
+    let rules = std::fs::read_to_string(repo_file("contrib/prometheus/memleak.rules.yml")).unwrap();
+    for (file, body) in [("dashboard", &dashboard), ("rules", &rules)] {
+        let mut rest = body.as_str();
+        let mut seen = 0;
+        while let Some(i) = rest.find("memleak_") {
+            let name: String = rest[i..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[i + name.len()..];
+            // Only series references: file names such as memleak.rules.yml
+            // and dashboard uids are not metrics.
+            if name.len() > "memleak_".len() {
+                seen += 1;
+                assert!(
+                    served.contains(&name.as_str()),
+                    "{file} uses {name}, not served:\n{text}"
+                );
+            }
+        }
+        assert!(seen >= 5, "{file} names only {seen} series");
+    }
 }
 
 fn free_port() -> u16 {
@@ -112,6 +272,8 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
             .arg(&dir)
             .args(["--metrics", &format!("127.0.0.1:{mport}")])
             .args(["--refresh", "1s", "--window", "2m", "--top", "200"])
+            // The assertions below tell the workloads apart by pid.
+            .arg("--metrics-pid-label")
             .args(["--interval", "1s", "--keep", "3"])
             .stderr(Stdio::null())
             .spawn()
@@ -178,7 +340,7 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
     assert!(!suspect_pids.contains(&stable.0.id().to_string().as_str()));
     let slope = instant(
         &prom_url,
-        &format!("memleak_leak_slope_bytes_per_second{{pid=\"{leak_pid}\",metric=\"anon\"}}"),
+        &format!("memleak_process_growth_bytes_per_second{{pid=\"{leak_pid}\",metric=\"anon\"}}"),
     );
     let slope = slope.first().map(value_of).unwrap_or(0.0) / 1048576.0;
     assert!(

@@ -198,7 +198,7 @@ fn refreshed_at(port: u16) -> f64 {
     scrape(port, Duration::from_secs(3))
         .unwrap()
         .lines()
-        .find_map(|l| l.strip_prefix("memleak_refresh_timestamp_seconds "))
+        .find_map(|l| l.strip_prefix("memleak_exporter_last_refresh_timestamp_seconds "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap()
 }

@@ -1,4 +1,4 @@
-//! `cargo xtask bench [all|overhead|sampler-cost|size|analyse]`: measure
+//! `cargo xtask bench [all|overhead|sampler-cost|size|analyse|watch]`: measure
 //! memleak against the alternatives and keep the results in
 //! `bench-results/<name>-<unix time>.{txt,json}` (gitignored).
 //!
@@ -9,7 +9,9 @@
 //! - `size`: the same recordings' bytes per process-hour and the recorder's
 //!   peak memory;
 //! - `analyse`: analysis time and peak memory, 1,000 and 10,000 processes ×
-//!   3,600 samples in memory, and `memleak analyze` on a real file.
+//!   3,600 samples in memory, and `memleak analyze` on a real file;
+//! - `watch`: one `memleak watch --metrics` refresh at the end of a day-long
+//!   file of 1,000 processes (incremental read, analysis, rendering).
 //!
 //! The workloads are `memleak-bench` (crate `bench/`); the poller and the
 //! recording statistics are Python scripts in `bench/` (psutil is installed
@@ -19,6 +21,7 @@ mod analyse;
 mod cost;
 mod overhead;
 mod util;
+mod watch;
 
 use crate::run::{build_release, output, root, run, target_dir};
 use anyhow::{bail, Context, Result};
@@ -27,11 +30,18 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-const KNOWN: [&str; 5] = ["all", "overhead", "sampler-cost", "size", "analyse"];
+const KNOWN: [&str; 6] = [
+    "all",
+    "overhead",
+    "sampler-cost",
+    "size",
+    "analyse",
+    "watch",
+];
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Benchmarks to run (default: all): overhead, sampler-cost, size, analyse.
+    /// Benchmarks to run (default: all): overhead, sampler-cost, size, analyse, watch.
     names: Vec<String>,
     /// Rounds of the overhead benchmark (and runs of the analysis ones).
     #[arg(long, default_value_t = 5)]
@@ -119,6 +129,9 @@ pub fn bench(args: &Args) -> Result<()> {
     }
     if want("analyse") {
         analyse::run(&bins, args.repeats.max(1), args.big_file, &mut report)?;
+    }
+    if want("watch") {
+        watch::run(&bins, args.repeats.max(1), &mut report)?;
     }
     report.line(&format!(
         "bench time {:.0} s (plus {build_s:.0} s building); load average at end {}",

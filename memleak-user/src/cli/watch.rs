@@ -30,6 +30,7 @@ use crate::analyse::units::parse_bytes;
 use crate::analyse::Metric;
 use crate::export::{self, metrics};
 use crate::record::{record_until, rotate};
+use crate::source::follow::Follower;
 use crate::source::{now_unix, range};
 
 #[derive(Args, Debug)]
@@ -64,13 +65,20 @@ pub struct WatchArgs {
     #[command(flatten)]
     pub snapshot: SnapshotArgs,
 
-    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9464).
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9478).
     #[arg(long, value_name = "ADDR")]
     pub metrics: Option<String>,
 
-    /// Per-process metric series only for this many processes (largest rss).
-    #[arg(long, default_value_t = 200, value_name = "N")]
-    pub top: usize,
+    /// At most this many label sets (comm, cgroup) per metric: suspects
+    /// first, then the largest by rss; the rest are summed under
+    /// comm="(other)".
+    #[arg(long, alias = "top", default_value_t = 200, value_name = "N")]
+    pub metrics_max_series: usize,
+
+    /// Also label per-process series by pid: one series per process, and
+    /// a new one at every restart (more series in Prometheus).
+    #[arg(long)]
+    pub metrics_pid_label: bool,
 
     /// How often the metrics are recomputed (read + analyse).
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
@@ -220,7 +228,7 @@ fn serve_metrics(
     args: &WatchArgs,
     settings: crate::analyse::Settings,
 ) -> Result<export::server::MetricsServer> {
-    let text: export::Shared = Arc::new(Mutex::new(String::new()));
+    let text = export::Exposition::new("");
     let server = export::server::MetricsServer::start(
         addr,
         Arc::clone(&text),
@@ -228,39 +236,6 @@ fn serve_metrics(
     )
     .with_context(|| format!("serving metrics on {addr}"))?;
     diag!("memleak: metrics at http://{}/metrics", server.local_addr());
-    let dir = Arc::new(args.dir.clone());
-    let settings = Arc::new(settings);
-    let (top, every, window) = (args.top, args.refresh, args.window.as_secs_f64());
-    server.runtime().spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let (dir, settings) = (Arc::clone(&dir), Arc::clone(&settings));
-            let job = tokio::task::spawn_blocking(move || refresh(&dir, &settings, top, window));
-            match job.await {
-                Ok(Ok(t)) => *text.lock().unwrap_or_else(|e| e.into_inner()) = t,
-                Ok(Err(e)) => tracing::warn!("metrics refresh: {e:#}"),
-                Err(e) => tracing::warn!("metrics refresh failed: {e}"),
-            }
-        }
-    });
-    Ok(server)
-}
-
-/// One metrics refresh: read the last `window` seconds of `dir`, analyse,
-/// render.
-fn refresh(
-    dir: &Path,
-    settings: &crate::analyse::Settings,
-    top: usize,
-    window: f64,
-) -> Result<String> {
-    let began = Instant::now();
-    let now = now_unix();
-    let files = range::list(dir)?;
-    // Only the files that can overlap the window: the newest ones.
-    let recent: Vec<PathBuf> = files.iter().rev().take(3).rev().cloned().collect();
     // The exporter shows rss, anon and vm of every process whatever is judged.
     let mut metrics = settings.metrics.clone();
     for m in [Metric::Rss, Metric::Anon, Metric::Vm] {
@@ -268,17 +243,70 @@ fn refresh(
             metrics.push(m);
         }
     }
-    let loaded = range::load(&recent, Some(now - window), None, &metrics)?;
+    // Only the newest files can overlap the window. The follower keeps what
+    // it read between refreshes, so a refresh reads only the new samples.
+    let follower = Arc::new(Mutex::new(Follower::new(&args.dir, 3, &metrics)));
+    let settings = Arc::new(settings);
+    let opts = Arc::new(metrics::Options {
+        max_series: args.metrics_max_series.max(1),
+        pid_label: args.metrics_pid_label,
+    });
+    let (every, window) = (args.refresh, args.window.as_secs_f64());
+    server.runtime().spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let (follower, settings, opts) = (
+                Arc::clone(&follower),
+                Arc::clone(&settings),
+                Arc::clone(&opts),
+            );
+            let job = tokio::task::spawn_blocking(move || {
+                let mut f = follower.lock().unwrap_or_else(|e| e.into_inner());
+                refresh(&mut f, &settings, &opts, window)
+            });
+            match job.await {
+                Ok(Ok(t)) => text.set(t),
+                Ok(Err(e)) => {
+                    text.refresh_failed();
+                    tracing::warn!("metrics refresh: {e:#}");
+                }
+                Err(e) => {
+                    text.refresh_failed();
+                    tracing::warn!("metrics refresh failed: {e}");
+                }
+            }
+        }
+    });
+    Ok(server)
+}
+
+/// One metrics refresh: read what was written since the last one, analyse
+/// the last `window` seconds, render.
+fn refresh(
+    follower: &mut Follower,
+    settings: &crate::analyse::Settings,
+    opts: &metrics::Options,
+    window: f64,
+) -> Result<String> {
+    let began = Instant::now();
+    let now = now_unix();
+    let loaded = follower.refresh(now, window)?;
     let analysis = range::analyse_loaded(&loaded, settings);
+    // An exited process has no /proc entry (cgroup ""); a pid reused
+    // since its last sample misnames it for at most one refresh.
+    let cgroup = |p: &crate::analyse::ProcessRef| export::cgroup::of_pid(p.id.pid);
     Ok(metrics::render(
         &loaded,
         &analysis,
-        top,
+        opts,
         metrics::Refresh {
             window_s: window,
             analysis_s: began.elapsed().as_secs_f64(),
             at_unix: now,
         },
+        &cgroup,
     ))
 }
 

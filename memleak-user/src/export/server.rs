@@ -174,7 +174,7 @@ fn respond(req: &Request<Incoming>, text: &Shared) -> Response<Full<Bytes>> {
     }
     match req.uri().path() {
         "/metrics" => {
-            let body = text.lock().map(|t| t.clone()).unwrap_or_default();
+            let body = text.scrape();
             reply(StatusCode::OK, CONTENT_TYPE, Bytes::from(body))
         }
         "/" => reply(
@@ -197,7 +197,8 @@ mod tests {
     use super::*;
     use std::io::{Read, Write};
     use std::net::TcpStream;
-    use std::sync::Mutex;
+
+    use crate::export::Exposition;
 
     fn ask(addr: SocketAddr, request: &str) -> String {
         let mut c = TcpStream::connect(addr).unwrap();
@@ -214,16 +215,24 @@ mod tests {
 
     #[test]
     fn serves_the_latest_text_at_metrics_and_404_elsewhere() {
-        let text: Shared = Arc::new(Mutex::new("a 1\n".into()));
+        let text = Exposition::new("a 1\n");
         let server =
             MetricsServer::start("127.0.0.1:0", Arc::clone(&text), Limits::default()).unwrap();
         let addr = server.local_addr();
         let r = get(addr, "/metrics");
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
         assert!(r.contains(CONTENT_TYPE), "{r}");
-        assert!(r.ends_with("\r\n\r\na 1\n"), "{r}");
-        *text.lock().unwrap() = "b 2\n".into();
-        assert!(get(addr, "/metrics?x=1").ends_with("b 2\n"));
+        assert!(r.contains("\r\n\r\na 1\n"), "{r}");
+        assert!(r.contains("memleak_exporter_scrapes_total 1\n"), "{r}");
+        text.set("b 2\n".into());
+        text.refresh_failed();
+        let r = get(addr, "/metrics?x=1");
+        assert!(r.contains("\r\n\r\nb 2\n"), "{r}");
+        assert!(
+            r.contains("memleak_exporter_refresh_errors_total 1\n"),
+            "{r}"
+        );
+        assert!(r.contains("memleak_exporter_scrapes_total 2\n"), "{r}");
         assert!(get(addr, "/nope").starts_with("HTTP/1.1 404"));
         let head = ask(addr, "HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
         assert!(head.starts_with("HTTP/1.1 200"), "{head}");
@@ -234,7 +243,7 @@ mod tests {
 
     #[test]
     fn clients_beyond_the_bound_wait_for_a_free_slot() {
-        let text: Shared = Arc::new(Mutex::new("a 1\n".into()));
+        let text = Exposition::new("a 1\n");
         let limits = Limits {
             header_timeout: Duration::from_millis(500),
             max_connections: 1,

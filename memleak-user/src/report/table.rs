@@ -104,10 +104,15 @@ pub fn render(a: &Analysis) -> String {
         if a.results.is_empty() && !a.skipped.is_empty() {
             // Nothing was judged at all: say how to get a verdict rather
             // than let "no leak" read as a clean bill of health.
-            out.push_str(
+            // Series from Prometheus have no --interval: their resolution
+            // is the query's --step, their length its --range.
+            out.push_str(if a.recording.sampler == "prometheus" {
+                "Nothing was long enough to judge: query a longer --range, a finer \
+                 --step (not below the scrape interval), or lower --min-points.\n"
+            } else {
                 "Nothing was long enough to judge: record with a shorter --interval \
-                 (e.g. 250ms) or lower --min-points.\n",
-            );
+                 (e.g. 250ms) or lower --min-points.\n"
+            });
         }
     } else {
         let mut widths = header.map(|h| h.chars().count());
@@ -202,5 +207,15 @@ mod tests {
         let t = render(&a);
         assert!(t.contains("No process grows like a leak."), "{t}");
         assert!(t.contains("shorter --interval"), "{t}");
+    }
+
+    #[test]
+    fn prometheus_series_get_advice_analyze_accepts() {
+        let mut a = tiny_analysis();
+        a.results.clear();
+        a.recording.sampler = "prometheus".into();
+        let t = render(&a);
+        assert!(t.contains("longer --range, a finer --step"), "{t}");
+        assert!(!t.contains("--interval"), "analyze has no --interval: {t}");
     }
 }

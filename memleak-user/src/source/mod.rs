@@ -10,6 +10,7 @@
 //! Both produce [`Series`]; [`analyse_all`] turns them into an ordinary
 //! [`Analysis`], so every report format works unchanged.
 
+pub mod follow;
 pub mod prometheus;
 pub mod range;
 
@@ -29,7 +30,7 @@ pub fn now_unix() -> f64 {
 
 /// One process's series: times in seconds from the source's start, one
 /// column per metric of the analysis (aligned with its limits).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Series {
     pub process: ProcessRef,
     pub t: Vec<f64>,

@@ -21,8 +21,12 @@ use crate::store::Recording;
 /// The recordings of a directory, oldest first (by name, which starts with
 /// the UTC time they were started).
 pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .with_context(|| format!("reading {}", dir.display()))?
+    list_files(dir).with_context(|| format!("reading {}", dir.display()))
+}
+
+/// [`list`] without the context, for callers with their own errors.
+pub fn list_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|e| e == "memleak") && p.is_file())
         .collect();
@@ -31,6 +35,7 @@ pub fn list(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 /// What a range holds, ready for [`analyse_all`].
+#[derive(Debug, PartialEq)]
 pub struct Loaded {
     pub series: Vec<Series>,
     pub limits: Vec<(Metric, Limit)>,

@@ -231,6 +231,10 @@ impl Recording {
     /// Opens a recording read-only: reading never changes it, not even a
     /// crashed recorder's WAL (see [`connect`]).
     pub fn open(path: &Path) -> Result<Recording, StoreError> {
+        Recording::open_inner(path, true)
+    }
+
+    fn open_inner(path: &Path, ticks: bool) -> Result<Recording, StoreError> {
         let p = path.to_path_buf();
         check_file(path)?;
         let wal = wal_exists(path);
@@ -296,7 +300,9 @@ impl Recording {
         };
         rec.load_meta()?;
         rec.count_processes()?;
-        rec.load_ticks()?;
+        if ticks {
+            rec.load_ticks()?;
+        }
         Ok(rec)
     }
 
@@ -616,6 +622,60 @@ impl Recording {
                 let t = r.get::<_, u64>(0)?;
                 Ok((t.saturating_sub(start) as f64 / 1e9, r.get(1)?, r.get(2)?))
             })
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        Ok(rows)
+    }
+
+    /// Opens a recording like [`Recording::open`] but leaves `ticks` empty:
+    /// a follower of a growing file reads only the ticks it has not seen
+    /// ([`Recording::ticks_after`]) instead of a day's worth every time.
+    pub fn open_without_ticks(path: &Path) -> Result<Recording, StoreError> {
+        Recording::open_inner(path, false)
+    }
+
+    /// Sampler ticks after `after_ns` (ns since boot), ascending.
+    pub fn ticks_after(&self, after_ns: u64) -> Result<Vec<u64>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT t_ns FROM ticks WHERE t_ns > ?1 ORDER BY t_ns")
+            .map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map(params![after_ns as i64], |r| r.get::<_, u64>(0))
+            .and_then(|rows| rows.collect())
+            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
+        Ok(rows)
+    }
+
+    /// Change samples later than `after_ns` (ns since boot) of every
+    /// process, as (process row, t_ns, memory) ordered by process then
+    /// time. With `held`, each process's last sample at or before
+    /// `after_ns` comes first too: the value it held then, which a reader
+    /// starting mid-file needs.
+    ///
+    /// The primary key is (proc_id, t_ns), so a plain `WHERE t_ns > x`
+    /// would scan the whole table; seeking per process keeps this
+    /// proportional to the processes and the new rows. CROSS JOIN keeps
+    /// processes the outer loop: with a plain JOIN SQLite scans `samples`
+    /// (130 ms instead of 8 at the end of a day of 1,000 processes).
+    pub fn samples_after(
+        &self,
+        after_ns: u64,
+        held: bool,
+    ) -> Result<Vec<(i64, u64, Mem)>, StoreError> {
+        let sql = if held {
+            "SELECT s.proc_id, s.t_ns, s.vm, s.rss_anon, s.rss_file, s.rss_shmem, s.swap
+             FROM processes p CROSS JOIN samples s ON s.proc_id = p.id AND s.t_ns >= coalesce(
+                 (SELECT max(x.t_ns) FROM samples x WHERE x.proc_id = p.id AND x.t_ns <= ?1), ?1)
+             ORDER BY s.proc_id, s.t_ns"
+        } else {
+            "SELECT s.proc_id, s.t_ns, s.vm, s.rss_anon, s.rss_file, s.rss_shmem, s.swap
+             FROM processes p CROSS JOIN samples s ON s.proc_id = p.id AND s.t_ns > ?1
+             ORDER BY s.proc_id, s.t_ns"
+        };
+        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.fail(e))?;
+        let rows = stmt
+            .query_map(params![after_ns.min(i64::MAX as u64) as i64], sample_row)
             .and_then(|rows| rows.collect())
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         Ok(rows)
