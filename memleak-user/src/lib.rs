@@ -8,7 +8,7 @@
 pub mod diag;
 
 pub mod analyse;
-pub mod cli;
+mod cli;
 pub mod export;
 pub mod files;
 pub mod load;
@@ -18,3 +18,5 @@ pub mod sample;
 pub mod source;
 pub mod store;
 pub mod sysinfo;
+
+pub use cli::main as cli_main;
