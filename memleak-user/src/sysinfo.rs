@@ -3,7 +3,6 @@
 //! Every function that reads the system has a pure parsing half taking `&str`
 //! (`parse_*`), so the parsing is tested on sample text.
 
-use std::ffi::CStr;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -12,10 +11,6 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_CGROUP2_MOUNT: &str = "/sys/fs/cgroup";
 /// `statfs.f_type` of a cgroup v2 filesystem.
 pub const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-/// The tracefs mount point of current kernels.
-pub const TRACEFS_DIR: &str = "/sys/kernel/tracing";
-/// The tracefs directory of older set-ups (inside debugfs).
-pub const DEBUGFS_TRACING_DIR: &str = "/sys/kernel/debug/tracing";
 
 pub const CAP_DAC_READ_SEARCH: u32 = 2;
 pub const CAP_SYS_ADMIN: u32 = 21;
@@ -32,14 +27,6 @@ pub enum SysinfoError {
     },
     #[error("parsing {what}: {detail}")]
     Parse { what: &'static str, detail: String },
-    #[error("tracefs is not mounted and mounting it needs root (run as root, or `mount -t tracefs nodev {TRACEFS_DIR}`)")]
-    TracefsNeedsRoot,
-    #[error("mounting tracefs on {path}: {source} (try `mount -t tracefs nodev {path}`)")]
-    TracefsMount {
-        path: String,
-        #[source]
-        source: io::Error,
-    },
 }
 
 pub type Result<T, E = SysinfoError> = std::result::Result<T, E>;
@@ -306,52 +293,6 @@ pub fn cgroup_id(path: &Path) -> Result<u64> {
         .map_err(|e| io_err(path, e))
 }
 
-/// The tracefs directory in use: /sys/kernel/tracing if it has `events/`,
-/// else /sys/kernel/debug/tracing if that has; `None` if neither is mounted.
-pub fn tracefs_dir() -> Option<PathBuf> {
-    [TRACEFS_DIR, DEBUGFS_TRACING_DIR]
-        .into_iter()
-        .map(PathBuf::from)
-        .find(|d| d.join("events").is_dir())
-}
-
-/// [`tracefs_dir`], mounting tracefs on /sys/kernel/tracing first if needed
-/// (root only).
-pub fn ensure_tracefs() -> Result<PathBuf> {
-    if let Some(d) = tracefs_dir() {
-        return Ok(d);
-    }
-    if !is_root() {
-        return Err(SysinfoError::TracefsNeedsRoot);
-    }
-    let mount_err = |source| SysinfoError::TracefsMount {
-        path: TRACEFS_DIR.into(),
-        source,
-    };
-    const SRC: &CStr = c"nodev";
-    const TARGET: &CStr = c"/sys/kernel/tracing";
-    const FSTYPE: &CStr = c"tracefs";
-    // SAFETY: all strings are NUL-terminated constants; data may be NULL.
-    let rc = unsafe {
-        libc::mount(
-            SRC.as_ptr(),
-            TARGET.as_ptr(),
-            FSTYPE.as_ptr(),
-            0,
-            std::ptr::null(),
-        )
-    };
-    if rc != 0 {
-        return Err(mount_err(io::Error::last_os_error()));
-    }
-    tracefs_dir().ok_or_else(|| {
-        mount_err(io::Error::new(
-            io::ErrorKind::NotFound,
-            "mounted, but it has no events/ directory",
-        ))
-    })
-}
-
 /// Whether the effective user is root.
 pub fn is_root() -> bool {
     // SAFETY: geteuid cannot fail.
@@ -523,7 +464,6 @@ mod tests {
             assert!(bpf_capable());
         }
         let _ = rlimit_as();
-        let _ = tracefs_dir();
     }
 
     #[test]

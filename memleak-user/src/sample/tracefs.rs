@@ -28,16 +28,29 @@ pub fn field_offset(format: &str, field: &str) -> Option<u64> {
     })
 }
 
-/// The tracefs mount to use; mounts it when needed and allowed.
+/// The tracefs mount point of current kernels, and of older set-ups
+/// (inside debugfs).
+const TRACEFS_DIRS: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// The tracefs directory in use: the first with an `events/` directory.
+fn tracefs_dir() -> Option<PathBuf> {
+    TRACEFS_DIRS
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|d| d.join("events").is_dir())
+}
+
+/// The tracefs mount to use. Loading the eBPF sampler needs it, so this
+/// mounts it on /sys/kernel/tracing when it is missing and we are root:
+/// the only place memleak changes the system's mounts, and only to start
+/// the sampler the user asked for.
 pub fn tracefs_root() -> Result<PathBuf, SampleError> {
-    for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
-        if Path::new(dir).join("events").is_dir() {
-            return Ok(PathBuf::from(dir));
-        }
+    if let Some(d) = tracefs_dir() {
+        return Ok(d);
     }
     // tracefs is mode 0700: mounted but unreadable is a missing privilege,
     // not a missing mount, and mounting again would not help.
-    for dir in ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"] {
+    for dir in TRACEFS_DIRS {
         if let Err(e) = std::fs::read_dir(dir) {
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 return Err(SampleError::Permission(format!(
@@ -46,11 +59,42 @@ pub fn tracefs_root() -> Result<PathBuf, SampleError> {
             }
         }
     }
-    crate::sysinfo::ensure_tracefs().map_err(|e| {
+    let how = "mount it with `mount -t tracefs nodev /sys/kernel/tracing`";
+    if !crate::sysinfo::is_root() {
+        return Err(SampleError::Unsupported(format!(
+            "tracefs is not mounted and mounting it needs root; {how}"
+        )));
+    }
+    mount_tracefs().map_err(|e| {
         SampleError::Unsupported(format!(
-            "tracefs is not mounted and mounting it failed ({e}); mount it with `mount -t tracefs nodev /sys/kernel/tracing`"
+            "tracefs is not mounted and mounting it failed ({e}); {how}"
+        ))
+    })?;
+    tracefs_dir().ok_or_else(|| {
+        SampleError::Unsupported(format!(
+            "tracefs was mounted but has no events/ directory; {how}"
         ))
     })
+}
+
+fn mount_tracefs() -> std::io::Result<()> {
+    const SRC: &std::ffi::CStr = c"nodev";
+    const TARGET: &std::ffi::CStr = c"/sys/kernel/tracing";
+    const FSTYPE: &std::ffi::CStr = c"tracefs";
+    // SAFETY: all strings are NUL-terminated constants; data may be NULL.
+    let rc = unsafe {
+        libc::mount(
+            SRC.as_ptr(),
+            TARGET.as_ptr(),
+            FSTYPE.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// Whether a tracepoint exists on this kernel.
