@@ -136,7 +136,13 @@ pub fn render_index(a: &Analysis, plots: &[(usize, String)]) -> String {
         }
     }
     if !a.skipped.is_empty() {
-        h.push_str("<h2>Not judged</h2>\n<ul>\n");
+        // Collapsed: a machine-wide recording has thousands of short-lived
+        // processes, and the list would bury the findings above.
+        let _ = writeln!(
+            h,
+            "<details><summary>Not judged: {} processes (too short or no samples)</summary>\n<ul>",
+            a.skipped_total()
+        );
         for s in &a.skipped {
             let _ = writeln!(
                 h,
@@ -150,7 +156,7 @@ pub fn render_index(a: &Analysis, plots: &[(usize, String)]) -> String {
         if unlisted > 0 {
             let _ = writeln!(h, "<li>and {unlisted} more, not listed</li>");
         }
-        h.push_str("</ul>\n");
+        h.push_str("</ul>\n</details>\n");
     }
     h.push_str("</body>\n</html>\n");
     h
@@ -178,5 +184,12 @@ mod tests {
         assert!(html.contains("leaky&lt;&amp;&gt;"));
         assert!(!html.contains("leaky<&>"));
         assert!(html.contains("too short to judge"));
+        // The not-judged list is collapsed under a count.
+        let details = html
+            .find("<details><summary>Not judged: 1 processes")
+            .unwrap();
+        let item = html.find("too short to judge").unwrap();
+        let end = html.find("</details>").unwrap();
+        assert!(details < item && item < end, "{html}");
     }
 }
