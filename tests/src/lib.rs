@@ -216,3 +216,36 @@ pub fn growth_after_exec(
     let peak = after.iter().copied().max().unwrap_or(base);
     peak.saturating_sub(base)
 }
+
+/// Whether the tests run in CI (`CI=true`), where a missing tool is a
+/// failure rather than a skip.
+pub fn on_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| v == "true")
+}
+
+/// A child process that is stopped and reaped when dropped, also when an
+/// assertion fails first: SIGTERM (so a `memleak watch` or `record` ends
+/// its file cleanly), then SIGKILL after 5 s.
+pub struct ChildGuard(pub std::process::Child);
+
+impl ChildGuard {
+    pub fn id(&self) -> u32 {
+        self.0.id()
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        // SAFETY: signalling our own child, not yet reaped.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let end = std::time::Instant::now() + Duration::from_secs(5);
+        while std::time::Instant::now() < end {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

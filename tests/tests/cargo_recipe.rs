@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use memleak_tests::memleak_bin;
+use memleak_tests::{memleak_bin, on_ci};
 use serde_json::Value;
 
 const CARGO_TOML: &str = r#"[package]
@@ -73,10 +73,6 @@ fn b_leaky() {
     }
 }
 "#;
-
-fn on_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 fn has_nextest() -> bool {
     Command::new("cargo")

@@ -9,30 +9,11 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
-use memleak_tests::{memleak_bin, workload};
+use memleak_tests::{memleak_bin, workload, ChildGuard};
 use serde_json::Value;
-
-/// Kills and reaps a child when dropped (also when an assertion fails).
-struct Guard(Child);
-impl Drop for Guard {
-    fn drop(&mut self) {
-        // SIGTERM first so memleak watch finishes its file.
-        // SAFETY: signalling our own child.
-        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
-        let end = Instant::now() + Duration::from_secs(5);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn find_bin(name: &str) -> Option<PathBuf> {
     let p = PathBuf::from("/usr/bin").join(name);
@@ -254,19 +235,19 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
 
     // The workloads first, so they are in the first file; the leaker grows
     // 15 MiB/s for 40 s, the stable one holds 100 MiB.
-    let leak = Guard(
+    let leak = ChildGuard(
         Command::new(workload())
             .args(["leak", "--rate-mib", "15", "--seconds", "40"])
             .spawn()
             .unwrap(),
     );
-    let stable = Guard(
+    let stable = ChildGuard(
         Command::new(workload())
             .args(["stable", "--mib", "100", "--seconds", "40"])
             .spawn()
             .unwrap(),
     );
-    let _watch = Guard(
+    let _watch = ChildGuard(
         Command::new(&memleak)
             .args(["watch", "--all", "--dir"])
             .arg(&dir)
@@ -290,7 +271,7 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
     )
     .unwrap();
     let prom_url = format!("http://127.0.0.1:{pport}");
-    let _prom = Guard(
+    let _prom = ChildGuard(
         Command::new(prom_bin)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(

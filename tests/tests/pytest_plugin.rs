@@ -15,7 +15,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use memleak_tests::{memleak_bin, require_ebpf, target_dir};
+use memleak_tests::{memleak_bin, on_ci, require_ebpf, target_dir};
 use serde_json::Value;
 
 const SUITE: &str = r#"
@@ -37,10 +37,6 @@ def test_leaky():
         _hold.append(b"x" * (2 << 20))
         time.sleep(0.05)
 "#;
-
-fn on_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
-}
 
 fn run(cmd: &mut Command, what: &str) {
     let out = cmd

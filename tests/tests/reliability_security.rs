@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use memleak::sample::{Exit, Mem, Observation, ProcId, ProcMeta};
 use memleak::store::{Recording, Writer};
-use memleak_tests::{memleak_bin, require_ebpf};
+use memleak_tests::{memleak_bin, require_ebpf, ChildGuard};
 
 #[test]
 fn recordings_are_created_mode_0600() {
@@ -35,17 +35,9 @@ fn recordings_are_created_mode_0600() {
     }
 }
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A shell looping over short children, tagged in its command line.
-fn looper(tag: &str) -> Kill {
-    Kill(
+fn looper(tag: &str) -> ChildGuard {
+    ChildGuard(
         Command::new("sh")
             .args(["-c", "while :; do sleep 0.1; done", tag])
             .stdout(Stdio::null())
@@ -457,7 +449,7 @@ fn check_pid_scope_takes_existing_children(sampler: &str) {
     let wl = memleak_tests::workload();
     let script =
         format!("{wl} leak --rate-mib 8 --seconds 8 & {wl} stable --mib 8 --seconds 8 & wait");
-    let parent = Kill(Command::new("sh").args(["-c", &script]).spawn().unwrap());
+    let parent = ChildGuard(Command::new("sh").args(["-c", &script]).spawn().unwrap());
     let sh = parent.0.id();
     let kids = wait_until("the shell's two workload children", || {
         let k: Vec<u32> = memleak_tests::children(sh)
@@ -596,7 +588,7 @@ fn check_cgroup_leaver_stops_being_recorded(sampler: &str) {
         .arg(&out)
         .spawn()
         .unwrap();
-    let mut shell = Kill(Command::new("sh").args(["-c", &script]).spawn().unwrap());
+    let mut shell = ChildGuard(Command::new("sh").args(["-c", &script]).spawn().unwrap());
     let sh = shell.0.id();
     // The shell leaves only once the recording holds it (committed rows
     // are readable while the recorder writes: WAL mode).
