@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
-use aya::programs::{PerfEvent, RawTracePoint, TracePoint};
+use aya::programs::{Iter, PerfEvent, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use memleak_common::globals as gl;
 use memleak_common::proc::{ProcState, FLAG_SEEDED, RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAP};
@@ -51,6 +51,11 @@ pub enum EbpfHook {
     /// change made while a process sleeps shows when it next runs.
     #[default]
     Switch,
+    /// A kernel task iterator that the recorder runs at each snapshot: it
+    /// re-reads every tracked process's counters then, running or asleep.
+    /// Nothing runs per fault or per context switch; exits are still
+    /// caught by the exit tracepoint with their final figures.
+    Snapshot,
 }
 
 /// Timer frequency of the `switch` hook, per CPU.
@@ -94,7 +99,9 @@ const VM_SYSCALLS: [&str; 4] = [
 
 pub struct EbpfSampler {
     // Keeps programs attached; dropping it detaches them.
-    _ebpf: Ebpf,
+    ebpf: Ebpf,
+    /// The `snapshot` hook: run the task iterator before each snapshot.
+    refresh: bool,
     procs: HashMap<MapData, u32, ProcState>,
     dirty: HashMap<MapData, u32, u8>,
     exits: RingBuf<MapData>,
@@ -190,7 +197,8 @@ impl EbpfSampler {
             ),
         };
         let self_tgid = u64::from(self_pid);
-        let values: [(&str, u64); 20] = [
+        let chain = off.cgroup_id_chain.unwrap_or([gl::ABSENT; 4]);
+        let values: [(&str, u64); 23] = [
             (gl::OFF_TASK_MM, off.task_mm),
             (gl::OFF_TASK_PID, off.task_pid),
             (gl::OFF_TASK_FLAGS, off.task_flags),
@@ -210,7 +218,10 @@ impl EbpfSampler {
             (gl::CGROUP_ID, cgroup_id),
             (gl::SELF_TGID, self_tgid),
             (gl::TP_SIGNAL_DELIVER_SIG, signal_sig),
-            ("", 0),
+            (gl::OFF_TASK_CGROUPS, chain[0]),
+            (gl::OFF_CSS_SET_DFL_CGRP, chain[1]),
+            (gl::OFF_CGROUP_KN, chain[2]),
+            (gl::OFF_KERNFS_NODE_ID, chain[3]),
         ];
         let mut loader = EbpfLoader::new();
         for (name, value) in values.iter().filter(|(n, _)| !n.is_empty()) {
@@ -221,7 +232,25 @@ impl EbpfSampler {
         let mut ebpf = loader.load(EBPF_OBJECT).map_err(load_error)?;
 
         let mut limitations = Vec::new();
+        let mut hook = hook;
+        if hook == EbpfHook::Snapshot {
+            if let Err(e) = load_iter(&mut ebpf) {
+                // Task iterators need Linux 5.8 and BTF: the next cheapest.
+                limitations.push(format!(
+                    "eBPF hook `snapshot` is unavailable ({e}); using `switch`"
+                ));
+                hook = EbpfHook::Switch;
+            } else if matches!(scope, Scope::Cgroup(_)) && off.cgroup_id_chain.is_none() {
+                limitations.push(
+                    "kernel BTF lacks the task-to-cgroup fields: a process moved into the \
+                     cgroup during the recording is not followed (its children forked \
+                     inside are)"
+                        .to_string(),
+                );
+            }
+        }
         match hook {
+            EbpfHook::Snapshot => {}
             EbpfHook::Faults => attach_raw(&mut ebpf, "rss_stat", "rss_stat")?,
             EbpfHook::Switch => {
                 attach_raw(&mut ebpf, "switch_out", "sched_switch")?;
@@ -303,7 +332,8 @@ impl EbpfSampler {
         let stats = PerCpuArray::try_from(take(&mut ebpf, "STATS")?).map_err(load_error)?;
 
         let mut sampler = EbpfSampler {
-            _ebpf: ebpf,
+            ebpf,
+            refresh: hook == EbpfHook::Snapshot,
             procs,
             dirty,
             exits,
@@ -555,6 +585,23 @@ impl EbpfSampler {
 }
 
 impl EbpfSampler {
+    /// Runs the `snapshot` hook's task iterator once: every tracked
+    /// process's counters are re-read and the changed ones marked dirty.
+    /// An iterator instance runs once, so each snapshot attaches a fresh
+    /// link (two syscalls) and reads it to the end; the program writes
+    /// nothing, so that is one read().
+    fn refresh_all(&mut self) -> Result<(), SampleError> {
+        let prog: &mut Iter = program(&mut self.ebpf, "refresh_tasks")?;
+        let id = prog.attach().map_err(load_error)?;
+        let link = prog.take_link(id).map_err(load_error)?;
+        let mut file = link.into_file().map_err(load_error)?;
+        std::io::copy(&mut file, &mut std::io::sink()).map_err(|e| SampleError::Io {
+            path: "eBPF task iterator".to_string(),
+            source: e,
+        })?;
+        Ok(())
+    }
+
     /// One health counter, summed over the CPUs.
     fn stat(&self, i: u32) -> u64 {
         self.stats
@@ -607,6 +654,12 @@ where
         .map_err(|_| SampleError::Ebpf(format!("program {name} has an unexpected type")))
 }
 
+fn load_iter(ebpf: &mut Ebpf) -> Result<(), SampleError> {
+    let btf = aya::Btf::from_sys_fs().map_err(load_error)?;
+    let p: &mut Iter = program(ebpf, "refresh_tasks")?;
+    p.load("task", &btf).map_err(load_error)
+}
+
 fn attach_raw(ebpf: &mut Ebpf, prog: &str, tp: &str) -> Result<(), SampleError> {
     let p: &mut RawTracePoint = program(ebpf, prog)?;
     p.load().map_err(load_error)?;
@@ -621,6 +674,9 @@ impl Sampler for EbpfSampler {
 
     fn snapshot(&mut self) -> Result<Vec<Observation>, SampleError> {
         self.members = None;
+        if self.refresh {
+            self.refresh_all()?;
+        }
         let mut out = Vec::new();
         let mut exits = Vec::new();
         self.drain_dirty(&mut out, &mut exits);
