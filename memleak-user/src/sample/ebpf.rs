@@ -18,6 +18,7 @@ use memleak_common::proc::{ProcState, FLAG_SEEDED, RSS_ANON, RSS_FILE, RSS_SHMEM
 use memleak_common::stats::{STAT_COUNT, STAT_NAMES, STAT_PROCS_FULL};
 
 use super::btf_offsets::KernelOffsets;
+use super::map_batch;
 use super::procfs::ProcfsSampler;
 use super::scope::CgroupMembers;
 use super::{boottime_ns, tracefs, Counters, Exit, Mem, Observation, ProcId, ProcMeta};
@@ -547,15 +548,30 @@ impl EbpfSampler {
     /// Walks the whole process map: reports entries changed but not marked
     /// dirty (dirty map was full) and evicts processes that are gone without
     /// an exit record, so the map never fills with the dead.
+    ///
+    /// At 10,000 processes this must stay cheap: the map is read in
+    /// batches, and liveness comes from one listing of /proc rather than a
+    /// read of /proc/PID/stat per entry.
     fn full_scan(&mut self, out: &mut Vec<Observation>, exits: &mut Vec<Observation>) {
-        let entries: Vec<(u32, ProcState)> = self.procs.iter().filter_map(Result::ok).collect();
+        let entries: Vec<(u32, ProcState)> = match map_batch::lookup_all(&self.procs) {
+            Ok(v) => v,
+            Err(_) => self.procs.iter().filter_map(Result::ok).collect(),
+        };
+        let listed = live_pids();
         let now = boottime_ns();
         for (tgid, st) in entries {
             if st.exited() {
                 self.emit(st, out, exits);
                 continue;
             }
-            if !alive(tgid, st.start_ns) {
+            let gone = match &listed {
+                // A listed pid is taken as the same process: a reused pid
+                // in scope was overwritten at its fork, and one out of
+                // scope only delays this eviction until it exits too.
+                Some(pids) => !pids.contains(&tgid),
+                None => !alive(tgid, st.start_ns),
+            };
+            if gone {
                 let _ = self.procs.remove(&tgid);
                 self.evicted += 1;
                 let mut st = st;
@@ -582,6 +598,17 @@ impl EbpfSampler {
             }
         }
     }
+}
+
+/// The pids in /proc now (processes, not threads), or None when /proc
+/// cannot be listed.
+fn live_pids() -> Option<std::collections::HashSet<u32>> {
+    let dir = std::fs::read_dir("/proc").ok()?;
+    Some(
+        dir.filter_map(Result::ok)
+            .filter_map(|e| e.file_name().to_str()?.parse().ok())
+            .collect(),
+    )
 }
 
 impl EbpfSampler {
@@ -735,7 +762,10 @@ impl Sampler for EbpfSampler {
         }
         // Entries in the process map right now: near the number of live
         // processes in scope, or entries are leaking.
-        let entries = self.procs.keys().filter(Result::is_ok).count() as u64;
+        let entries = match map_batch::lookup_all(&self.procs) {
+            Ok(v) => v.len(),
+            Err(_) => self.procs.keys().filter(Result::is_ok).count(),
+        } as u64;
         c.push(("procs_map_entries", entries));
         c
     }
