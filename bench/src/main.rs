@@ -11,8 +11,12 @@
 //! - `busy --count N --period-ms P`: N children that each allocate, touch
 //!   and free 64 KiB–1 MiB every P ms.
 //!
-//! `faults`, `malloc` and `pingpong` print one JSON line, `{"work_s": ...}`: the wall
-//! time of the work loop alone (start-up excluded). `idle` and `busy` print
+//! `faults`, `malloc` and `pingpong` print one JSON line, `{"work_s": ...,
+//! "cpu_s": ...}`: the wall time and the CPU time (user + system, the
+//! pingpong child included) of the work loop alone (start-up excluded).
+//! eBPF programs run in the monitored task's context, so their cost is in
+//! its system time; CPU time moves less than wall time when other work
+//! competes for the cores. `idle` and `busy` print
 //! `ready N` once every child runs, then hold until stdin closes (or a
 //! signal); the children die with the parent (`PR_SET_PDEATHSIG`).
 
@@ -61,7 +65,7 @@ const PAGE: usize = 4096;
 
 fn faults(mib: u64, rounds: u64) {
     let len = (mib as usize) << 20;
-    let start = Instant::now();
+    let start = Start::now();
     for _ in 0..rounds {
         // SAFETY: anonymous private mapping we own, unmapped below.
         unsafe {
@@ -90,7 +94,7 @@ fn malloc_heavy(ops: u64) {
     const SLOTS: usize = 1024;
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
     let mut slots: Vec<(*mut u8, usize)> = vec![(std::ptr::null_mut(), 0); SLOTS];
-    let start = Instant::now();
+    let start = Start::now();
     for _ in 0..ops {
         let i = rng.below(SLOTS as u64) as usize;
         // 80% small blocks (16 B–1 KiB), 20% large (4 KiB–256 KiB; glibc
@@ -161,7 +165,7 @@ fn pingpong(rounds: u64) {
                 libc::close(to_child[0]);
                 libc::close(to_parent[1]);
             }
-            let start = Instant::now();
+            let start = Start::now();
             for _ in 0..rounds {
                 // SAFETY: our own pipe fds and a one-byte buffer.
                 unsafe {
@@ -169,18 +173,57 @@ fn pingpong(rounds: u64) {
                     assert_eq!(libc::read(to_parent[0], byte.as_mut_ptr().cast(), 1), 1);
                 }
             }
-            report(start);
+            let wall = start.wall.elapsed();
             // SAFETY: closing our write end ends the child's loop.
             unsafe {
                 libc::close(to_child[1]);
                 libc::waitpid(child, std::ptr::null_mut(), 0);
             }
+            // The child did the other half of the work: count its CPU.
+            println!(
+                "{{\"work_s\": {:.6}, \"cpu_s\": {:.6}}}",
+                wall.as_secs_f64(),
+                start.cpu_since() + cpu_s(libc::RUSAGE_CHILDREN)
+            );
         }
     }
 }
 
-fn report(start: Instant) {
-    println!("{{\"work_s\": {:.6}}}", start.elapsed().as_secs_f64());
+/// When the work loop started: wall clock and this process's CPU time.
+struct Start {
+    wall: Instant,
+    cpu: f64,
+}
+
+impl Start {
+    fn now() -> Self {
+        Start {
+            wall: Instant::now(),
+            cpu: cpu_s(libc::RUSAGE_SELF),
+        }
+    }
+
+    fn cpu_since(&self) -> f64 {
+        cpu_s(libc::RUSAGE_SELF) - self.cpu
+    }
+}
+
+/// User + system CPU seconds of `who` (RUSAGE_SELF or RUSAGE_CHILDREN).
+fn cpu_s(who: libc::c_int) -> f64 {
+    // SAFETY: an all-zero rusage is valid; getrusage fills it.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: a valid `who` and our own struct.
+    unsafe { libc::getrusage(who, &mut ru) };
+    let s = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    s(ru.ru_utime) + s(ru.ru_stime)
+}
+
+fn report(start: Start) {
+    println!(
+        "{{\"work_s\": {:.6}, \"cpu_s\": {:.6}}}",
+        start.wall.elapsed().as_secs_f64(),
+        start.cpu_since()
+    );
 }
 
 /// Forks `count` children running `body`; they die with this process.

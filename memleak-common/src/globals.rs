@@ -22,6 +22,13 @@ pub const OFF_MM_OWNER: &str = "OFF_MM_OWNER";
 pub const OFF_RSS_COUNTER_VALUE: &str = "OFF_RSS_COUNTER_VALUE";
 /// Size of one `rss_stat` element.
 pub const SIZE_RSS_COUNTER: &str = "SIZE_RSS_COUNTER";
+/// The chain `task_struct.cgroups -> css_set.dfl_cgrp -> cgroup.kn ->
+/// kernfs_node.id` gives another task's cgroup v2 id (the `snapshot` hook
+/// adopts processes moved into the cgroup by it); `ABSENT` when missing.
+pub const OFF_TASK_CGROUPS: &str = "OFF_TASK_CGROUPS";
+pub const OFF_CSS_SET_DFL_CGRP: &str = "OFF_CSS_SET_DFL_CGRP";
+pub const OFF_CGROUP_KN: &str = "OFF_CGROUP_KN";
+pub const OFF_KERNFS_NODE_ID: &str = "OFF_KERNFS_NODE_ID";
 
 /// Tracepoint record offsets, from tracefs `format` files.
 /// `sched_process_exit.group_dead` (6.16+); `ABSENT` on older kernels, where

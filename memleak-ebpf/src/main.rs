@@ -53,6 +53,14 @@ static OFF_MM_OWNER: u64 = ABSENT;
 #[no_mangle]
 static OFF_RSS_COUNTER_VALUE: u64 = 0;
 #[no_mangle]
+static OFF_TASK_CGROUPS: u64 = ABSENT;
+#[no_mangle]
+static OFF_CSS_SET_DFL_CGRP: u64 = ABSENT;
+#[no_mangle]
+static OFF_CGROUP_KN: u64 = ABSENT;
+#[no_mangle]
+static OFF_KERNFS_NODE_ID: u64 = ABSENT;
+#[no_mangle]
 static SIZE_RSS_COUNTER: u64 = 8;
 #[no_mangle]
 static TP_EXIT_GROUP_DEAD: u64 = ABSENT;
@@ -323,6 +331,12 @@ fn refresh_current(min_gap_ns: u64) {
     let Some(mm) = read::<u64>(current_task(), g(&OFF_TASK_MM)) else {
         return;
     };
+    refresh_from_mm(st, mm);
+}
+
+/// Copies an mm's counters into a state, marking it dirty when any moved.
+#[inline(always)]
+fn refresh_from_mm(st: &mut ProcState, mm: u64) {
     if mm == 0 {
         return; // exiting: the exit record has the final figures
     }
@@ -345,6 +359,76 @@ fn refresh_current(min_gap_ns: u64) {
     if changed {
         count(STAT_RSS_EVENTS);
         touch(st);
+    }
+}
+
+/// The `snapshot` hook: userspace runs this task iterator right before it
+/// reads the dirty set, so every tracked process's figures are re-read at
+/// each snapshot, running or asleep, and the monitored programs pay
+/// nothing per fault or per context switch (the walk runs in the
+/// recorder's own read(), on its CPU time).
+///
+/// The context is the kernel's `struct bpf_iter__task { meta; task; }`;
+/// `task` is NULL on the final call.
+#[no_mangle]
+#[link_section = "iter/task"]
+pub fn refresh_tasks(ctx: *mut core::ffi::c_void) -> u32 {
+    // SAFETY: the verifier allows this load from an iterator's context.
+    let task = unsafe { *(ctx as *const u64).add(1) };
+    if task != 0 {
+        refresh_task(task);
+    }
+    0
+}
+
+#[inline(always)]
+fn refresh_task(task: u64) {
+    let Some(tgid) = read::<u32>(task, g(&OFF_TASK_TGID)) else {
+        return;
+    };
+    let mm = read::<u64>(task, g(&OFF_TASK_MM)).unwrap_or(0);
+    if mm == 0 {
+        return; // a kernel thread, or exiting (its exit record follows)
+    }
+    if read::<u32>(task, g(&OFF_TASK_PID)).unwrap_or(0) != tgid {
+        // Threads share their leader's mm, and the leader is visited too;
+        // unless it has exited alone, which clears its mm.
+        let leader = read::<u64>(task, g(&OFF_TASK_GROUP_LEADER)).unwrap_or(0);
+        if read::<u64>(leader, g(&OFF_TASK_MM)).unwrap_or(0) != 0 {
+            return;
+        }
+    }
+    match PROCS.get_ptr_mut(tgid) {
+        // SAFETY: pointer into our own map's value.
+        Some(st) => refresh_from_mm(unsafe { &mut *st }, mm),
+        None => {
+            // A process in scope that no fork or exec announced (moved into
+            // the cgroup, or missed while the map was full).
+            if in_scope(task) {
+                let _ = adopt(tgid, task);
+            }
+        }
+    }
+}
+
+/// Whether `task` (not the current task) belongs to the recording's scope.
+#[inline(always)]
+fn in_scope(task: u64) -> bool {
+    match g(&SCOPE) {
+        SCOPE_ALL => true,
+        SCOPE_CGROUP => {
+            // task->cgroups->dfl_cgrp->kn->id, what bpf_get_current_cgroup_id
+            // returns for the current task. Without the offsets a moved
+            // process is not adopted (fork and exec inside still are).
+            if g(&OFF_KERNFS_NODE_ID) == ABSENT {
+                return false;
+            }
+            let css_set = read::<u64>(task, g(&OFF_TASK_CGROUPS)).unwrap_or(0);
+            let cgrp = read::<u64>(css_set, g(&OFF_CSS_SET_DFL_CGRP)).unwrap_or(0);
+            let kn = read::<u64>(cgrp, g(&OFF_CGROUP_KN)).unwrap_or(0);
+            read::<u64>(kn, g(&OFF_KERNFS_NODE_ID)) == Some(g(&CGROUP_ID))
+        }
+        _ => false,
     }
 }
 

@@ -107,7 +107,7 @@ pub fn record_command_with(
 }
 
 /// Options for an eBPF recording of a whole scope (no command) for
-/// `duration`, with the default map size and the `switch` hook.
+/// `duration`, with the default map size and the default hook.
 pub fn ebpf_scope_options(
     output: PathBuf,
     scope: Scope,
@@ -122,7 +122,7 @@ pub fn ebpf_scope_options(
         scope,
         command: None,
         max_procs: memleak::sample::ebpf::DEFAULT_MAX_PROCS,
-        ebpf_hook: EbpfHook::Switch,
+        ebpf_hook: EbpfHook::default(),
         progress: false,
         origin: "record",
         thin_to: None,

@@ -21,6 +21,12 @@ fn heap_growth_matches_what_the_child_allocated_switch_hook() {
 }
 
 #[test]
+fn heap_growth_matches_what_the_child_allocated_snapshot_hook() {
+    require_ebpf!();
+    heap_growth_matches(EbpfHook::Snapshot);
+}
+
+#[test]
 fn heap_growth_matches_what_the_child_allocated_faults_hook() {
     require_ebpf!();
     heap_growth_matches(EbpfHook::Faults);
@@ -121,6 +127,12 @@ fn final_sample_has_memory_touched_just_before_exit(hook: EbpfHook) {
 fn final_sample_has_memory_touched_just_before_exit_switch_hook() {
     require_ebpf!();
     final_sample_has_memory_touched_just_before_exit(EbpfHook::Switch);
+}
+
+#[test]
+fn final_sample_has_memory_touched_just_before_exit_snapshot_hook() {
+    require_ebpf!();
+    final_sample_has_memory_touched_just_before_exit(EbpfHook::Snapshot);
 }
 
 #[test]
@@ -270,9 +282,9 @@ fn cgroup_scope_records_the_cgroups_processes_only() {
 }
 
 /// A process moved into the cgroup while the recording runs, with no fork
-/// or exec inside it, is adopted when it next runs (the `switch` hook has
-/// no syscall tracepoints to find it by) and its growth from then on is
-/// recorded.
+/// or exec inside it, is adopted (the default `snapshot` hook at the next
+/// snapshot, as it walks every task; there are no syscall tracepoints to
+/// find it by) and its growth from then on is recorded.
 #[test]
 fn process_moved_into_the_cgroup_mid_recording_is_adopted() {
     require_ebpf!();

@@ -3,9 +3,11 @@
 //!
 //! Provoked with process_vm_writev: this test process writes into pages of a
 //! child that never touches them, so the faults happen in the child's mm
-//! while the current task is the test process.
+//! while the current task is the test process. The child sleeps in pause()
+//! throughout, so it is also the case of a process that never runs between
+//! two snapshots.
 
-use memleak::sample::ebpf::EbpfSampler;
+use memleak::sample::ebpf::{EbpfHook, EbpfSampler};
 use memleak::sample::{Sampler, Scope};
 use memleak_tests::{require_ebpf, MIB};
 
@@ -20,9 +22,10 @@ fn child_rss_anon(s: &mut EbpfSampler, pid: u32, last: &mut u64) -> u64 {
     *last
 }
 
-#[test]
-fn memory_changed_by_another_process_is_attributed_to_its_owner() {
-    require_ebpf!();
+/// Writes 32 MiB into a sleeping child's untouched pages from this
+/// process, snapshotting before and after with `hook`: (how much the
+/// child's rss_anon grew between the two snapshots, foreign-mm events).
+fn write_into_sleeping_child(hook: EbpfHook) -> (u64, u64) {
     // SAFETY: a private anonymous mapping, untouched: after fork the child
     // has the same range with no pages present.
     let addr = unsafe {
@@ -45,7 +48,8 @@ fn memory_changed_by_another_process_is_attributed_to_its_owner() {
     }
     let child = child as u32;
     let mut sampler =
-        EbpfSampler::new(Scope::Tree(vec![child]), std::process::id(), 1024).expect("load");
+        EbpfSampler::with_hook(Scope::Tree(vec![child]), std::process::id(), 1024, hook)
+            .expect("load");
     let mut rss = 0;
     let before = child_rss_anon(&mut sampler, child, &mut rss);
 
@@ -82,11 +86,31 @@ fn memory_changed_by_another_process_is_attributed_to_its_owner() {
         libc::kill(child as i32, libc::SIGKILL);
         libc::waitpid(child as i32, std::ptr::null_mut(), 0);
     }
-    let grew = after.saturating_sub(before);
+    (after.saturating_sub(before), foreign)
+}
+
+#[test]
+fn memory_changed_by_another_process_is_attributed_to_its_owner() {
+    require_ebpf!();
+    let (grew, foreign) = write_into_sleeping_child(EbpfHook::Faults);
     assert!(
         grew >= SIZE as u64 * 9 / 10,
         "the child's rss_anon grew by {} MiB, expected ~32",
         grew / MIB
     );
     assert!(foreign > 0, "the events were seen as foreign-mm changes");
+}
+
+/// The `snapshot` hook re-reads every tracked process at each snapshot,
+/// so a process that never ran since the change (no switch, no timer tick
+/// in it) still shows its current figures at the very next snapshot.
+#[test]
+fn sleeping_process_changed_by_another_is_current_at_the_next_snapshot() {
+    require_ebpf!();
+    let (grew, _) = write_into_sleeping_child(EbpfHook::Snapshot);
+    assert!(
+        grew >= SIZE as u64 * 9 / 10,
+        "the sleeping child's rss_anon grew by {} MiB at the next snapshot, expected ~32",
+        grew / MIB
+    );
 }

@@ -53,6 +53,10 @@ pub struct Args {
     /// a few minutes the first time; cached under target/bench-cache).
     #[arg(long)]
     big_file: bool,
+    /// Overhead: skip valgrind, heaptrack and memray (the slow
+    /// conditions), to compare memleak's own samplers quickly.
+    #[arg(long)]
+    no_alternatives: bool,
 }
 
 /// Paths of what the benchmarks run.
@@ -121,7 +125,12 @@ pub fn bench(args: &Args) -> Result<()> {
     report.json.insert("machine".into(), machine);
 
     if want("overhead") {
-        overhead::run(&bins, args.repeats.max(1), &mut report)?;
+        overhead::run(
+            &bins,
+            args.repeats.max(1),
+            !args.no_alternatives,
+            &mut report,
+        )?;
     }
     let (cost, size) = (want("sampler-cost"), want("size"));
     if cost || size {

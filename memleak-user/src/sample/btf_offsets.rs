@@ -35,6 +35,9 @@ pub struct KernelOffsets {
     pub rss_counter_value: u64,
     /// Size of one `rss_stat` element.
     pub rss_counter_size: u64,
+    /// `task_struct.cgroups`, `css_set.dfl_cgrp`, `cgroup.kn`,
+    /// `kernfs_node.id`: all four or none (cgroup v2 id of any task).
+    pub cgroup_id_chain: Option<[u64; 4]>,
 }
 
 impl KernelOffsets {
@@ -95,8 +98,25 @@ impl KernelOffsets {
             mm_owner: r.field("mm_struct", "owner")?.map(|f| f.offset),
             rss_counter_value,
             rss_counter_size,
+            cgroup_id_chain: cgroup_id_chain(&r)?,
         })
     }
+}
+
+fn cgroup_id_chain(r: &Resolver) -> Result<Option<[u64; 4]>, SampleError> {
+    let mut chain = [0u64; 4];
+    for (slot, (s, f)) in chain.iter_mut().zip([
+        ("task_struct", "cgroups"),
+        ("css_set", "dfl_cgrp"),
+        ("cgroup", "kn"),
+        ("kernfs_node", "id"),
+    ]) {
+        match r.field(s, f)? {
+            Some(field) => *slot = field.offset,
+            None => return Ok(None),
+        }
+    }
+    Ok(Some(chain))
 }
 
 struct Field {

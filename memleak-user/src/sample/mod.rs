@@ -7,6 +7,7 @@
 
 pub mod btf_offsets;
 pub mod ebpf;
+mod map_batch;
 pub mod procfs;
 pub mod proclimits;
 pub mod scope;

@@ -13,7 +13,7 @@ struct Case {
     fleet: Option<(&'static str, u32)>,
 }
 
-const CASES: [Case; 5] = [
+const CASES: [Case; 6] = [
     Case {
         key: "background",
         about: "machine as is (no extra processes)",
@@ -33,6 +33,11 @@ const CASES: [Case; 5] = [
         key: "idle_5000",
         about: "+5,000 idle processes",
         fleet: Some(("idle", 5000)),
+    },
+    Case {
+        key: "idle_10000",
+        about: "+10,000 idle processes",
+        fleet: Some(("idle", 10000)),
     },
     Case {
         key: "busy_100",

@@ -17,6 +17,7 @@ enum Cond {
     Psutil1s,
     Psutil5ms,
     EbpfSwitch,
+    EbpfSnapshot,
     Valgrind,
     Heaptrack,
     Memray,
@@ -28,11 +29,12 @@ enum Cond {
 const HEAVY_ROUNDS: usize = 3;
 
 impl Cond {
-    const ALL: [Cond; 10] = [
+    const ALL: [Cond; 11] = [
         Cond::Alone,
         Cond::AloneAgain,
         Cond::Ebpf,
         Cond::EbpfSwitch,
+        Cond::EbpfSnapshot,
         Cond::Procfs,
         Cond::Psutil1s,
         Cond::Psutil5ms,
@@ -46,6 +48,7 @@ impl Cond {
             Cond::AloneAgain => "alone again (A/A noise)",
             Cond::Ebpf => "memleak record, eBPF --ebpf-hook faults, 1 s",
             Cond::EbpfSwitch => "memleak record, eBPF --ebpf-hook switch, 1 s",
+            Cond::EbpfSnapshot => "memleak record, eBPF --ebpf-hook snapshot, 1 s",
             Cond::Procfs => "memleak record, procfs, 1 s",
             Cond::Psutil1s => "psutil poller, all processes, 1 s",
             Cond::Psutil5ms => "psutil poller, all processes, 5 ms",
@@ -60,6 +63,7 @@ impl Cond {
             Cond::AloneAgain => "alone_again",
             Cond::Ebpf => "ebpf_faults",
             Cond::EbpfSwitch => "ebpf_switch",
+            Cond::EbpfSnapshot => "ebpf_snapshot",
             Cond::Procfs => "procfs",
             Cond::Psutil1s => "psutil_1s",
             Cond::Psutil5ms => "psutil_5ms",
@@ -118,10 +122,11 @@ const WORKLOADS: [Workload; 4] = [
     },
 ];
 
-fn work_s(out: &str) -> Result<f64> {
+/// Wall and CPU seconds of the work loop, from the workload's JSON line.
+fn work_s(out: &str) -> Result<(f64, f64)> {
     json_line(out, "")
-        .and_then(|v| v["work_s"].as_f64())
-        .with_context(|| format!("no work_s in workload output: {out}"))
+        .and_then(|v| Some((v["work_s"].as_f64()?, v["cpu_s"].as_f64()?)))
+        .with_context(|| format!("no work_s and cpu_s in workload output: {out}"))
 }
 
 /// The workload's command line: `memleak-bench ARGS` or `python3 bench/SCRIPT ARGS`.
@@ -140,13 +145,19 @@ fn workload_argv(bins: &Bins, w: &Workload) -> Vec<std::ffi::OsString> {
     }
 }
 
-fn run_once(bins: &Bins, w: &Workload, cond: Cond, dir: &std::path::Path, i: usize) -> Result<f64> {
+fn run_once(
+    bins: &Bins,
+    w: &Workload,
+    cond: Cond,
+    dir: &std::path::Path,
+    i: usize,
+) -> Result<(f64, f64)> {
     let argv = workload_argv(bins, w);
     let mut work = Command::new(&argv[0]);
     work.args(&argv[1..]);
     match cond {
         Cond::Alone | Cond::AloneAgain => work_s(&run_measured(&mut work)?.2),
-        Cond::Ebpf | Cond::EbpfSwitch | Cond::Procfs => {
+        Cond::Ebpf | Cond::EbpfSwitch | Cond::EbpfSnapshot | Cond::Procfs => {
             let out = dir.join(format!("{}-{}-{i}.memleak", w.key, cond.key()));
             let mut cmd = Command::new(&bins.memleak);
             cmd.args(["record", "-q", "-i", "1s", "--sampler"])
@@ -155,10 +166,11 @@ fn run_once(bins: &Bins, w: &Workload, cond: Cond, dir: &std::path::Path, i: usi
                 } else {
                     "ebpf"
                 })
-                // Both hooks by name, so the figures keep their meaning
+                // Every hook by name, so the figures keep their meaning
                 // whichever one is the default.
                 .args(match cond {
                     Cond::EbpfSwitch => &["--ebpf-hook", "switch"][..],
+                    Cond::EbpfSnapshot => &["--ebpf-hook", "snapshot"][..],
                     Cond::Ebpf => &["--ebpf-hook", "faults"][..],
                     _ => &[],
                 })
@@ -222,27 +234,40 @@ fn remove_with_prefix(dir: &std::path::Path, prefix: &str) {
     }
 }
 
-pub fn run(bins: &Bins, repeats: usize, report: &mut Report) -> Result<()> {
+/// `alternatives`: also measure valgrind, heaptrack and memray (slow; off
+/// for a quick comparison of memleak's own samplers).
+pub fn run(bins: &Bins, repeats: usize, alternatives: bool, report: &mut Report) -> Result<()> {
     let dir = scratch(&bins.target, "overhead")?;
     report.line("## Sampler overhead on the monitored work");
     report.line(&format!(
         "Wall time of the work loop (start-up excluded) under each condition; {repeats} rounds, \
          conditions interleaved (rotated order each round). Ratio = time under X / time alone \
-         in the same round; medians (min–max) over rounds."
+         in the same round; CPU ratio = the same with the work's CPU time (user + system, \
+         where the eBPF programs' cost lands); medians (min–max) over rounds."
     ));
-    let missing = heavy_tools_missing();
-    for (c, why) in &missing {
-        report.line(&format!("({} not measured: {why})", c.name()));
-    }
-    report.line(&format!(
-        "valgrind, heaptrack and memray (what a user would otherwise reach for) run the \
-         first {HEAVY_ROUNDS} rounds only."
-    ));
+    let missing = if alternatives {
+        let missing = heavy_tools_missing();
+        for (c, why) in &missing {
+            report.line(&format!("({} not measured: {why})", c.name()));
+        }
+        report.line(&format!(
+            "valgrind, heaptrack and memray (what a user would otherwise reach for) run the \
+             first {HEAVY_ROUNDS} rounds only."
+        ));
+        missing
+    } else {
+        report.line("valgrind, heaptrack and memray not measured (--no-alternatives).");
+        [Cond::Valgrind, Cond::Heaptrack, Cond::Memray]
+            .into_iter()
+            .map(|c| (c, "--no-alternatives".to_string()))
+            .collect()
+    };
     let mut json = serde_json::Map::new();
     for w in &WORKLOADS {
         report.line("");
         report.line(&format!("### {} — {}", w.key, w.about));
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); Cond::ALL.len()];
+        let mut cpus: Vec<Vec<f64>> = vec![Vec::new(); Cond::ALL.len()];
         // Ratios pair each run with the `alone` run of the same round.
         let mut rounds_of: Vec<Vec<usize>> = vec![Vec::new(); Cond::ALL.len()];
         for round in 0..repeats {
@@ -255,16 +280,21 @@ pub fn run(bins: &Bins, repeats: usize, report: &mut Report) -> Result<()> {
                 {
                     continue;
                 }
-                let t = run_once(bins, w, c, &dir, round)?;
+                let (t, cpu) = run_once(bins, w, c, &dir, round)?;
                 times[ci].push(t);
+                cpus[ci].push(cpu);
                 rounds_of[ci].push(round);
             }
             eprint!(".");
         }
         eprintln!();
         report.line(&format!(
-            "{:<38} {:>26} {:>26} {:>10}",
-            "condition", "work s, median (min–max)", "ratio to alone", "slowdown"
+            "{:<38} {:>26} {:>26} {:>10} {:>26}",
+            "condition",
+            "work s, median (min–max)",
+            "ratio to alone",
+            "slowdown",
+            "CPU ratio to alone"
         ));
         let mut wj = serde_json::Map::new();
         for (ci, c) in Cond::ALL.iter().enumerate() {
@@ -278,20 +308,33 @@ pub fn run(bins: &Bins, repeats: usize, report: &mut Report) -> Result<()> {
                 .map(|(x, &r)| x / times[0][r])
                 .collect();
             let r = Stat::of(&ratios);
-            report.line(&format!(
-                "{:<38} {:>26} {:>26} {:>9.1}%",
-                c.name(),
-                t.show(3),
+            // CPU time of the work (the eBPF programs' share is in its
+            // system time) moves less than wall time on a loaded machine.
+            let cpu_ratios: Vec<f64> = cpus[ci]
+                .iter()
+                .zip(&rounds_of[ci])
+                .map(|(x, &r)| x / cpus[0][r])
+                .collect();
+            let cr = Stat::of(&cpu_ratios);
+            let one = |s: &Stat| {
                 if *c == Cond::Alone {
                     "1".to_string()
                 } else {
-                    r.show(3)
-                },
-                (r.median - 1.0) * 100.0
+                    s.show(3)
+                }
+            };
+            report.line(&format!(
+                "{:<38} {:>26} {:>26} {:>9.1}% {:>26}",
+                c.name(),
+                t.show(3),
+                one(&r),
+                (r.median - 1.0) * 100.0,
+                one(&cr),
             ));
             wj.insert(
                 c.key().to_string(),
-                serde_json::json!({"label": c.name(), "work_s": t.json(), "ratio": r.json(), "raw_s": times[ci]}),
+                serde_json::json!({"label": c.name(), "work_s": t.json(), "ratio": r.json(),
+                    "cpu_ratio": cr.json(), "raw_s": times[ci], "raw_cpu_s": cpus[ci]}),
             );
         }
         json.insert(w.key.to_string(), serde_json::Value::Object(wj));
