@@ -249,3 +249,20 @@ impl Drop for ChildGuard {
         let _ = self.0.wait();
     }
 }
+
+/// A copy of the memleak binary that any user can run, in a fresh 0755
+/// directory under /tmp, for tests that drop to another user: the build's
+/// own `target/` may sit under a directory only its owner can enter (a
+/// private checkout). Keep the directory alive while the copy is used.
+pub fn memleak_bin_for_anyone() -> (tempfile::TempDir, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::Builder::new()
+        .prefix("memleak-bin")
+        .tempdir_in("/tmp")
+        .expect("temporary directory in /tmp");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("memleak");
+    std::fs::copy(memleak_bin(), &bin).expect("copy the memleak binary");
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, bin)
+}

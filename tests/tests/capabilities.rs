@@ -12,7 +12,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use memleak_tests::{memleak_bin, require_ebpf};
+use memleak_tests::require_ebpf;
 
 /// The capabilities the shipped unit grants (`CAP_BPF` ...).
 fn unit_capabilities() -> Vec<String> {
@@ -57,14 +57,7 @@ fn sandbox() -> Result<Sandbox, String> {
         return Err("setpriv is not installed".into());
     }
     // nobody must reach the binary: copy it out of target/.
-    let dir = tempfile::Builder::new()
-        .prefix("memleak-caps")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.path().join("memleak");
-    std::fs::copy(memleak_bin(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (dir, bin) = memleak_tests::memleak_bin_for_anyone();
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();

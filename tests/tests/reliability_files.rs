@@ -343,6 +343,13 @@ fn inputs_must_be_bounded_regular_files() {
 /// error line.
 fn info_error(file: &Path, as_nobody: bool) -> String {
     let mut cmd = memleak(args!["info", file]);
+    // nobody must be able to reach the binary wherever the tree is checked out.
+    let _anyone = as_nobody.then(|| {
+        let (dir, bin) = memleak_tests::memleak_bin_for_anyone();
+        cmd = Command::new(bin);
+        cmd.args(args!["info", file]);
+        dir
+    });
     if as_nobody {
         // SAFETY: setgid/setuid in the child before exec, async-signal-safe.
         unsafe {

@@ -26,14 +26,7 @@ fn setup() -> Result<Unprivileged, String> {
     }
     // nobody must reach the binary and the output directory: copy the
     // binary out of target/ (which may sit under a private home).
-    let dir = tempfile::Builder::new()
-        .prefix("memleak-unpriv")
-        .tempdir_in("/tmp")
-        .unwrap();
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let bin = dir.path().join("memleak");
-    std::fs::copy(memleak_bin(), &bin).unwrap();
-    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (dir, bin) = memleak_tests::memleak_bin_for_anyone();
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
     std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
