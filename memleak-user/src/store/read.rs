@@ -104,6 +104,11 @@ pub struct Recording {
     pub meta: RunMeta,
     /// How many processes the file holds.
     pub process_count: usize,
+    /// The `processes` columns [`process_row`] reads (see
+    /// [`Recording::process_columns`]), found once at open.
+    process_columns: &'static str,
+    /// Whether the file has the `limits` table (added later), found once.
+    has_limits: bool,
     /// Every sampler tick, ns since boot, ascending.
     pub ticks: Vec<u64>,
     pub counters: Vec<(String, i64)>,
@@ -294,11 +299,15 @@ impl Recording {
             path: p,
             meta: RunMeta::default(),
             process_count: 0,
+            process_columns: "",
+            has_limits: false,
             ticks: Vec::new(),
             counters: Vec::new(),
             notes: Vec::new(),
         };
         rec.load_meta()?;
+        rec.process_columns = rec.process_columns()?;
+        rec.has_limits = table_exists(&rec.conn, "limits").map_err(|e| rec.fail(e))?;
         rec.count_processes()?;
         if ticks {
             rec.load_ticks()?;
@@ -404,10 +413,7 @@ impl Recording {
     /// Every process, in the order they were first seen. Holds them all in
     /// memory: to visit a large recording use [`Recording::for_each_process`].
     pub fn processes(&self) -> Result<Vec<ProcessInfo>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM processes ORDER BY id",
-            self.process_columns()?
-        );
+        let sql = format!("SELECT {} FROM processes ORDER BY id", self.process_columns);
         let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
         let procs = stmt
             .query_map([], process_row)
@@ -420,7 +426,7 @@ impl Recording {
     pub fn processes_with_pid(&self, pid: u32) -> Result<Vec<ProcessInfo>, StoreError> {
         let sql = format!(
             "SELECT {} FROM processes WHERE pid = ?1 ORDER BY start_ns",
-            self.process_columns()?
+            self.process_columns
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
         let procs = stmt
@@ -439,10 +445,7 @@ impl Recording {
         mut each: impl FnMut(Streamed) -> Result<(), E>,
     ) -> Result<(), E> {
         let fail = |e| StoreError::from_sqlite(&self.path, e);
-        let sql = format!(
-            "SELECT {} FROM processes ORDER BY id",
-            self.process_columns()?
-        );
+        let sql = format!("SELECT {} FROM processes ORDER BY id", self.process_columns);
         let mut procs_stmt = self.conn.prepare(&sql).map_err(fail)?;
         let mut samples_stmt = self
             .conn
@@ -451,7 +454,7 @@ impl Recording {
                  FROM samples ORDER BY proc_id, t_ns",
             )
             .map_err(fail)?;
-        let has_limits = table_exists(&self.conn, "limits").map_err(fail)?;
+        let has_limits = self.has_limits;
         let mut limits_stmt = self
             .conn
             .prepare(if has_limits {
@@ -521,7 +524,7 @@ impl Recording {
 
     /// The limits rows of one process, in time order.
     pub fn limits_of(&self, proc_row: i64) -> Result<Vec<LimitRow>, StoreError> {
-        if !table_exists(&self.conn, "limits").map_err(|e| self.fail(e))? {
+        if !self.has_limits {
             return Ok(Vec::new());
         }
         let mut stmt = self
