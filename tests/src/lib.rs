@@ -266,3 +266,38 @@ pub fn memleak_bin_for_anyone() -> (tempfile::TempDir, PathBuf) {
     std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
     (dir, bin)
 }
+
+/// A place to run memleak as nobody: a copy of the binary any user can
+/// reach ([`memleak_bin_for_anyone`]) and an output directory anyone can
+/// write, removed on drop.
+pub struct NobodySandbox {
+    _dir: tempfile::TempDir,
+    pub bin: PathBuf,
+    pub out: PathBuf,
+}
+
+/// A [`NobodySandbox`], or why one cannot be made here (not root, so no
+/// switching user; no `setpriv`).
+pub fn nobody_sandbox() -> Result<NobodySandbox, String> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: getuid has no preconditions.
+    if unsafe { libc::getuid() } != 0 {
+        return Err("not root: cannot switch to another user".into());
+    }
+    if std::process::Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Err("setpriv is not installed".into());
+    }
+    let (dir, bin) = memleak_bin_for_anyone();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
+    Ok(NobodySandbox {
+        _dir: dir,
+        bin,
+        out,
+    })
+}

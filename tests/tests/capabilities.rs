@@ -8,11 +8,11 @@
 //! Needs root (to switch user and hand out capabilities), setpriv, and an
 //! eBPF-capable kernel; skipped with the reason otherwise.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use memleak_tests::require_ebpf;
+use memleak_tests::NobodySandbox;
 
 /// The capabilities the shipped unit grants (`CAP_BPF` ...).
 fn unit_capabilities() -> Vec<String> {
@@ -42,35 +42,9 @@ fn setpriv_name(cap: &str) -> String {
     cap.trim_start_matches("CAP_").to_lowercase()
 }
 
-struct Sandbox {
-    _dir: tempfile::TempDir,
-    bin: PathBuf,
-    out: PathBuf,
-}
-
-fn sandbox() -> Result<Sandbox, String> {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        return Err("not root: cannot switch user or hand out capabilities".into());
-    }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        return Err("setpriv is not installed".into());
-    }
-    // nobody must reach the binary: copy it out of target/.
-    let (dir, bin) = memleak_tests::memleak_bin_for_anyone();
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
-    Ok(Sandbox {
-        _dir: dir,
-        bin,
-        out,
-    })
-}
-
 /// `memleak record --sampler auto` as nobody with exactly `caps`, the way
 /// systemd starts the unit (ambient capabilities, no_new_privs).
-fn record_with(s: &Sandbox, caps: &[String], name: &str) -> (Output, PathBuf) {
+fn record_with(s: &NobodySandbox, caps: &[String], name: &str) -> (Output, PathBuf) {
     let rec = s.out.join(format!("{name}.memleak"));
     let set = std::iter::once("-all".to_string())
         .chain(caps.iter().map(|c| format!("+{}", setpriv_name(c))))
@@ -105,7 +79,7 @@ fn sampler_meta(rec: &Path) -> String {
 #[test]
 fn the_units_capabilities_load_ebpf_and_each_one_is_needed() {
     require_ebpf!();
-    let s = match sandbox() {
+    let s = match memleak_tests::nobody_sandbox() {
         Ok(s) => s,
         Err(why) => {
             eprintln!("SKIPPED: {why}");

@@ -4,38 +4,10 @@
 //! Runs memleak as `nobody` through `setpriv`; skipped (with the reason)
 //! when not root or when setpriv is missing.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use memleak_tests::memleak_bin;
-
-struct Unprivileged {
-    _dir: tempfile::TempDir,
-    bin: PathBuf,
-    out: PathBuf,
-}
-
-fn setup() -> Result<Unprivileged, String> {
-    // SAFETY: getuid has no preconditions.
-    if unsafe { libc::getuid() } != 0 {
-        return Err("not root: cannot switch to another user".into());
-    }
-    if Command::new("setpriv").arg("--version").output().is_err() {
-        return Err("setpriv is not installed".into());
-    }
-    // nobody must reach the binary and the output directory: copy the
-    // binary out of target/ (which may sit under a private home).
-    let (dir, bin) = memleak_tests::memleak_bin_for_anyone();
-    let out = dir.path().join("out");
-    std::fs::create_dir(&out).unwrap();
-    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o777)).unwrap();
-    Ok(Unprivileged {
-        _dir: dir,
-        bin,
-        out,
-    })
-}
 
 fn as_nobody(bin: &Path, args: &[&str]) -> Output {
     Command::new("setpriv")
@@ -56,7 +28,7 @@ fn as_nobody(bin: &Path, args: &[&str]) -> Output {
 
 macro_rules! setup_or_skip {
     () => {
-        match setup() {
+        match memleak_tests::nobody_sandbox() {
             Ok(s) => s,
             Err(why) => {
                 eprintln!("SKIPPED: {why}");
