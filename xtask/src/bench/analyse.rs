@@ -2,7 +2,7 @@
 //! × 3,600 samples), and `memleak analyze` as a whole process on a real
 //! recording file written by the store's `Writer`.
 
-use super::util::{json_line, run_measured, Stat};
+use super::util::{cached_recording, json_line, run_measured, Stat};
 use super::{Bins, Report};
 use crate::run::{cargo, display, output};
 use anyhow::{Context, Result};
@@ -66,27 +66,11 @@ pub fn run(bins: &Bins, repeats: usize, big_file: bool, report: &mut Report) -> 
     }
     let sizes: &[usize] = if big_file { &[1000, 10_000] } else { &[1000] };
     for &procs in sizes {
-        let cache = bins.target.join("bench-cache");
-        std::fs::create_dir_all(&cache)?;
-        let file = cache.join(format!("synthetic-{procs}x3600.memleak"));
-        if !file.exists() {
-            eprintln!("  analyse: writing {} (once; cached) ...", file.display());
-        }
-        let mut gen_cmd = cargo([
-            "bench",
-            "-q",
-            "-p",
-            "memleak-user",
-            "--bench",
-            "gen_recording",
-            "--",
-        ]);
-        gen_cmd
-            .arg("--out")
-            .arg(&file)
-            .args(["--procs", &procs.to_string(), "--samples", "3600"]);
-        let gen = output(&mut gen_cmd, "read the errors above")?;
-        let gen = json_line(&gen, "RESULT").unwrap_or_default();
+        let (file, gen) = cached_recording(
+            &bins.target,
+            &format!("synthetic-{procs}x3600.memleak"),
+            &["--procs", &procs.to_string(), "--samples", "3600"],
+        )?;
         let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         let mut walls = Vec::new();
         let mut peak = Vec::new();

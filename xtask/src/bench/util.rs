@@ -204,3 +204,31 @@ pub fn scratch(target: &Path, name: &str) -> Result<PathBuf> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
+
+/// A synthetic recording `target/bench-cache/NAME`, written once by the
+/// `gen_recording` bench with `args` and cached; returns its path and the
+/// generator's RESULT line (`{"cached": true}` when it already existed).
+pub fn cached_recording(
+    target: &Path,
+    name: &str,
+    args: &[&str],
+) -> Result<(PathBuf, serde_json::Value)> {
+    let cache = target.join("bench-cache");
+    std::fs::create_dir_all(&cache)?;
+    let file = cache.join(name);
+    if !file.exists() {
+        eprintln!("  writing {} (once; cached) ...", file.display());
+    }
+    let mut gen_cmd = crate::run::cargo([
+        "bench",
+        "-q",
+        "-p",
+        "memleak-user",
+        "--bench",
+        "gen_recording",
+        "--",
+    ]);
+    gen_cmd.arg("--out").arg(&file).args(args);
+    let out = crate::run::output(&mut gen_cmd, "read the errors above")?;
+    Ok((file, json_line(&out, "RESULT").unwrap_or_default()))
+}

@@ -5,37 +5,25 @@
 //! snapshots per refresh, read incrementally. Goal: ≤ 50 ms per refresh
 //! read. Reported, never asserted: a slow machine is not a failure.
 
-use super::util::json_line;
+use super::util::{cached_recording, json_line};
 use super::{Bins, Report};
 use crate::run::{cargo, display, output};
 use anyhow::{Context, Result};
 
 pub fn run(bins: &Bins, repeats: usize, report: &mut Report) -> Result<()> {
     report.line("## watch --metrics refresh");
-    let cache = bins.target.join("bench-cache");
-    std::fs::create_dir_all(&cache)?;
-    let file = cache.join("watch-1000x86400-every30.memleak");
-    if !file.exists() {
-        eprintln!("  watch: writing {} (once; cached) ...", file.display());
-    }
-    let mut gen_cmd = cargo([
-        "bench",
-        "-q",
-        "-p",
-        "memleak-user",
-        "--bench",
-        "gen_recording",
-        "--",
-    ]);
-    gen_cmd.arg("--out").arg(&file).args([
-        "--procs",
-        "1000",
-        "--samples",
-        "86400",
-        "--change-every",
-        "30",
-    ]);
-    output(&mut gen_cmd, "read the errors above")?;
+    let (file, _) = cached_recording(
+        &bins.target,
+        "watch-1000x86400-every30.memleak",
+        &[
+            "--procs",
+            "1000",
+            "--samples",
+            "86400",
+            "--change-every",
+            "30",
+        ],
+    )?;
     let mut cmd = cargo([
         "bench",
         "-q",
