@@ -18,5 +18,6 @@ pub mod sample;
 pub mod source;
 pub mod store;
 pub mod sysinfo;
+pub mod watch;
 
 pub use cli::main as cli_main;

@@ -140,36 +140,13 @@ impl SamplingArgs {
     }
 }
 
-/// `memleak-20261125-044210.memleak`, local time not needed: UTC is fine
-/// for a file name and avoids a timezone dependency.
+/// A new recording in the current directory, named for its start time.
 fn default_output() -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0);
-    let (d, s) = (secs / 86_400, secs % 86_400);
-    let (y, m, day) = civil_from_days(d as i64);
-    PathBuf::from(format!(
-        "memleak-{y:04}{m:02}{day:02}-{:02}{:02}{:02}.memleak",
-        s / 3600,
-        s / 60 % 60,
-        s % 60
-    ))
-}
-
-/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
-/// (Howard Hinnant's algorithm).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    PathBuf::from(crate::record::naming::file_name(secs))
 }
 
 /// Every duration flag's parser: bounded (see
@@ -207,12 +184,6 @@ pub fn parse_interval(s: &str) -> Result<Duration, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_782), (2026, 11, 25));
-    }
 
     #[test]
     fn intervals_below_the_floor_are_usage_errors() {

@@ -7,8 +7,8 @@
 pub mod choose;
 pub mod limits;
 pub mod markers;
+pub mod naming;
 pub mod progress;
-pub mod rotate;
 pub mod spawn;
 
 use std::path::PathBuf;
@@ -103,44 +103,98 @@ pub enum RecordError {
 const COUNTERS_EVERY: u64 = 10;
 
 pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
-    record_until(opts, None)
+    Recorder::open(opts)?.record(opts, None)
 }
 
-/// [`record`], also stopping (after a final snapshot, like at the end of
-/// `duration`) once `rotate` is set: `memleak watch` sets it when the file
-/// reaches its size limit, then starts the next file. Not an interruption.
-pub fn record_until(
+/// A sampler opened once and driven into one recording after another:
+/// `memleak watch` keeps it across file rotations, so the eBPF programs are
+/// loaded once and nothing is missed between two files.
+pub struct Recorder {
+    sampler: Box<dyn crate::sample::Sampler>,
+    /// Why this sampler (recorded in every file's metadata).
+    reason: String,
+    scope: Scope,
+    /// Set by SIGINT/SIGTERM.
+    stop: Arc<AtomicBool>,
+    /// Recordings written so far: every one after the first starts with a
+    /// [`crate::sample::Sampler::resync`].
+    files: u32,
+}
+
+impl Recorder {
+    /// Installs the stop signals and opens the sampler `opts` asks for.
+    pub fn open(opts: &RecordOptions) -> Result<Self, RecordError> {
+        let stop = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+            signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RecordError::Signal)?;
+        }
+        let scope = match (&opts.command, &opts.scope) {
+            (Some(_), Scope::Tree(roots)) => Scope::Tree(roots.clone()),
+            (_, s) => s.clone(),
+        };
+        let (sampler, reason) = choose::open(
+            opts.sampler,
+            scope.clone(),
+            std::process::id(),
+            opts.max_procs,
+            opts.interval,
+            opts.ebpf_hook,
+        )?;
+        if opts.interval < sampler.min_interval() {
+            return Err(RecordError::Interval {
+                min: sampler.min_interval(),
+                got: opts.interval,
+            });
+        }
+        Ok(Recorder {
+            sampler,
+            reason,
+            scope,
+            stop,
+            files: 0,
+        })
+    }
+
+    /// True once SIGINT or SIGTERM arrived.
+    pub fn stopped(&self) -> bool {
+        self.stop.load(Ordering::Relaxed)
+    }
+
+    /// Records into `opts.output` until the command ends, `opts.duration`
+    /// passes, a signal arrives, or `rotate` is set (`memleak watch` sets it
+    /// when the file reaches its size limit; not an interruption). The
+    /// sampler, scope and interval are the ones [`Recorder::open`] was
+    /// given; `opts` supplies the rest.
+    pub fn record(
+        &mut self,
+        opts: &RecordOptions,
+        rotate: Option<&AtomicBool>,
+    ) -> Result<RecordOutcome, RecordError> {
+        if self.files > 0 {
+            self.sampler.resync();
+        }
+        self.files += 1;
+        record_into(self, opts, rotate)
+    }
+}
+
+fn record_into(
+    rec: &mut Recorder,
     opts: &RecordOptions,
     rotate: Option<&AtomicBool>,
 ) -> Result<RecordOutcome, RecordError> {
-    let self_pid = std::process::id();
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RecordError::Signal)?;
-    }
-
-    let scope = match (&opts.command, &opts.scope) {
-        (Some(_), Scope::Tree(roots)) => Scope::Tree(roots.clone()),
-        (_, s) => s.clone(),
-    };
-    let (mut sampler, reason) = choose::open(
-        opts.sampler,
-        scope.clone(),
-        self_pid,
-        opts.max_procs,
-        opts.interval,
-        opts.ebpf_hook,
-    )?;
-    if opts.interval < sampler.min_interval() {
-        return Err(RecordError::Interval {
-            min: sampler.min_interval(),
-            got: opts.interval,
-        });
-    }
+    let Recorder {
+        sampler,
+        reason,
+        scope,
+        stop,
+        ..
+    } = rec;
+    let (scope, stop) = (&*scope, &**stop);
 
     let mut writer = Writer::create(&opts.output)?;
     let start_ns = boottime_ns();
-    write_meta(&mut writer, opts, &scope, sampler.name(), &reason, start_ns)?;
+    write_meta(&mut writer, opts, scope, sampler.name(), reason, start_ns)?;
     let mut notes: Vec<String> = Vec::new();
     if sampler.name() != "ebpf" {
         notes.push(format!("sampler: {reason}"));
@@ -202,6 +256,10 @@ pub fn record_until(
     let mut last_interval = opts.interval;
     let mut storage_error = None;
     let mut next = Instant::now();
+    // Whether the command's final (exit) record was written, and since when
+    // the loop waits for it.
+    let mut exit_seen = false;
+    let mut waiting_exit: Option<Instant> = None;
     let mut limit_schedule = limits::LimitSchedule::default();
     let mounts = crate::sample::proclimits::Mounts::detect();
     loop {
@@ -216,11 +274,6 @@ pub fn record_until(
             || rotate.is_some_and(|r| r.load(Ordering::Relaxed))
             || status.is_some()
             || opts.duration.is_some_and(|d| started.elapsed() >= d);
-        if done && status.is_some() {
-            // Give the kernel a moment to run the exit tracepoints of the
-            // command's last descendants before the final snapshot.
-            std::thread::sleep(Duration::from_millis(20));
-        }
         if let Err(e) = store_markers(&mut writer, marker_pipe.as_ref()) {
             storage_error = Some(e);
             break;
@@ -229,6 +282,7 @@ pub fn record_until(
         let read_started = Instant::now();
         let obs = sampler.snapshot()?;
         let read_took = read_started.elapsed();
+        exit_seen |= child.is_some_and(|pid| has_exit(&obs, pid));
         let limits = read_limits(&mut limit_schedule, &mounts, now, &obs);
         let write_started = Instant::now();
         match writer.write_snapshot_with_limits(now, &obs, &limits) {
@@ -260,6 +314,16 @@ pub fn record_until(
             }
         }
         progress.update(started.elapsed(), writer.process_count(), samples);
+        if done
+            && status.is_some()
+            && !exit_seen
+            && Instant::now() < exit_deadline(&mut waiting_exit)
+        {
+            // The command was reaped, so its exit is in the sampler (or its
+            // /proc entry is gone): the next snapshot has its final record.
+            std::thread::sleep(EXIT_POLL);
+            continue;
+        }
         if done {
             break;
         }
@@ -274,7 +338,7 @@ pub fn record_until(
         next += interval;
         let now = Instant::now();
         if next > now {
-            sleep_unless_stopped(next - now, &stop);
+            sleep_unless_stopped(next - now, stop);
         } else {
             // Fell behind (slow disk, huge snapshot): do not try to catch up.
             next = now;
@@ -299,15 +363,22 @@ pub fn record_until(
             unsafe { libc::kill(pid as i32, libc::SIGTERM) };
         }
         status = wait_blocking(pid);
-        if storage_error.is_none() {
-            // The command's own exit happened after the last snapshot.
-            std::thread::sleep(Duration::from_millis(20));
+        // The command's own exit happened after the last snapshot: take
+        // snapshots until its final record is in.
+        while storage_error.is_none() && !exit_seen {
             let obs = sampler.snapshot()?;
+            exit_seen = has_exit(&obs, pid);
             match store_markers(&mut writer, marker_pipe.as_ref())
                 .and_then(|()| writer.write_snapshot(boottime_ns(), &obs))
             {
                 Ok(n) => samples += n as u64,
                 Err(e) => storage_error = Some(e),
+            }
+            if Instant::now() >= exit_deadline(&mut waiting_exit) {
+                break;
+            }
+            if !exit_seen {
+                std::thread::sleep(EXIT_POLL);
             }
         }
     }
@@ -341,7 +412,7 @@ pub fn record_until(
     Ok(RecordOutcome {
         path: opts.output.clone(),
         sampler: sampler.name(),
-        sampler_reason: reason,
+        sampler_reason: reason.clone(),
         status,
         processes,
         samples,
@@ -350,6 +421,24 @@ pub fn record_until(
         notes,
         storage_error,
     })
+}
+
+/// How often the recorder looks again for the command's exit record after
+/// the command was reaped, and for how long at most. Both samplers have it
+/// by the first look (eBPF: the exit tracepoint ran before the parent could
+/// reap; procfs: the /proc entry is gone), so the bound only matters for a
+/// sampler that lost the event.
+const EXIT_POLL: Duration = Duration::from_millis(2);
+const EXIT_WAIT: Duration = Duration::from_secs(1);
+
+/// The end of the wait for an exit record, starting it at the first call.
+fn exit_deadline(since: &mut Option<Instant>) -> Instant {
+    *since.get_or_insert_with(Instant::now) + EXIT_WAIT
+}
+
+/// Whether a snapshot holds the final record of `pid`.
+fn has_exit(obs: &[crate::sample::Observation], pid: u32) -> bool {
+    obs.iter().any(|o| o.id.pid == pid && o.exit.is_some())
 }
 
 /// Closes and deletes a recording that holds nothing worth keeping (the

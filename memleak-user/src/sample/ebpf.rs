@@ -120,6 +120,9 @@ pub struct EbpfSampler {
     /// `procs_map_full` at the last full pass: when it rises, the map is
     /// full, so dead entries are evicted at once instead of up to 30 s later.
     procs_full_seen: u64,
+    /// Run the full pass at the next snapshot and report every entry in
+    /// it (see [`Sampler::resync`]).
+    resync: bool,
     evicted: u64,
     /// Processes the seeding pass found no room for: added to the
     /// program's `procs_map_full`, the same loss.
@@ -349,6 +352,7 @@ impl EbpfSampler {
             cmdlines: StdHashMap::new(),
             last_full_scan: Instant::now(),
             procs_full_seen: 0,
+            resync: false,
             evicted: 0,
             seed_full: 0,
             cgroup: match &scope {
@@ -708,6 +712,12 @@ impl Sampler for EbpfSampler {
         if self.refresh {
             self.refresh_all()?;
         }
+        if self.resync {
+            // The full pass below skips entries whose seq is in `seen`:
+            // forgetting it reports every entry, and the dirty ones drained
+            // first are remembered again so none is reported twice.
+            self.seen.clear();
+        }
         let mut out = Vec::new();
         let mut exits = Vec::new();
         self.drain_dirty(&mut out, &mut exits);
@@ -715,17 +725,23 @@ impl Sampler for EbpfSampler {
         // than at the next periodic pass.
         let procs_full = self.stat(STAT_PROCS_FULL);
         let since = self.last_full_scan.elapsed();
-        if since >= FULL_SCAN_EVERY
+        if self.resync
+            || since >= FULL_SCAN_EVERY
             || (procs_full > self.procs_full_seen && since >= Duration::from_secs(1))
         {
             self.procs_full_seen = procs_full;
             self.last_full_scan = Instant::now();
+            self.resync = false;
             self.full_scan(&mut out, &mut exits);
         }
         // Exits last: a process's final record follows its other samples.
         self.drain_exits(&mut exits);
         out.append(&mut exits);
         Ok(out)
+    }
+
+    fn resync(&mut self) {
+        self.resync = true;
     }
 
     fn track(&mut self, pid: u32) -> Result<(), SampleError> {

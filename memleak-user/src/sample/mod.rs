@@ -89,6 +89,11 @@ pub trait Sampler {
     /// unchanged ones too; the recorder drops those), and one final
     /// observation for each process that exited.
     fn snapshot(&mut self) -> Result<Vec<Observation>, SampleError>;
+    /// Makes the next [`Sampler::snapshot`] report every live process in
+    /// scope, changed or not. `memleak watch` keeps one sampler across file
+    /// rotations (loading the eBPF programs once), and each new file must
+    /// hold every process from its first snapshot.
+    fn resync(&mut self);
     /// Adds a process (and, from now on, its descendants) to a tree scope.
     fn track(&mut self, pid: u32) -> Result<(), SampleError>;
     /// Health counters, cumulative since start.

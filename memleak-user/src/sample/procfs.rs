@@ -270,6 +270,8 @@ pub struct ProcfsSampler {
     /// Processes in scope reported so far, by pid.
     known: HashMap<u32, Known>,
     generation: u64,
+    /// Report every process at the next snapshot (see [`Sampler::resync`]).
+    resync: bool,
     // Scratch, reused across snapshots.
     /// Pids of the current scan, in /proc order.
     order: Vec<u32>,
@@ -309,6 +311,7 @@ impl ProcfsSampler {
             procs: HashMap::new(),
             known: HashMap::new(),
             generation: 0,
+            resync: false,
             order: Vec::new(),
             restat: Vec::new(),
             walk: Vec::new(),
@@ -607,7 +610,7 @@ impl ProcfsSampler {
         let exe = read_exe(pid);
         let (k, changed) = match prev {
             Some(mut k) if k.meta.comm.as_bytes() == p.comm => {
-                let mut changed = k.mem != mem || k.meta.ppid != ppid;
+                let mut changed = self.resync || k.mem != mem || k.meta.ppid != ppid;
                 // Same name, other program file: an exec that kept the name.
                 let execed = exe.is_some() && k.exe != exe;
                 if execed {
@@ -763,8 +766,13 @@ impl Sampler for ProcfsSampler {
                 .get(&id.pid)
                 .is_some_and(|p| p.start_ns == id.start_ns)
         });
+        self.resync = false;
         self.scan_ns += t0.elapsed().as_nanos() as u64;
         Ok(out)
+    }
+
+    fn resync(&mut self) {
+        self.resync = true;
     }
 
     fn track(&mut self, pid: u32) -> Result<(), SampleError> {
