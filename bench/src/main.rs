@@ -23,25 +23,41 @@
 use std::io::{Read, Write};
 use std::time::Instant;
 
-fn usage() -> ! {
-    eprintln!(
-        "usage: memleak-bench faults [--mib N] [--rounds R]\n       \
-         memleak-bench malloc [--ops N]\n       \
-         memleak-bench pingpong [--rounds N]\n       \
-         memleak-bench idle --count N\n       \
-         memleak-bench busy --count N [--period-ms P]"
-    );
-    std::process::exit(2)
-}
+use clap::Parser;
 
-fn arg(args: &[String], name: &str, default: u64) -> u64 {
-    match args.iter().position(|a| a == name) {
-        Some(i) => args
-            .get(i + 1)
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| usage()),
-        None => default,
-    }
+/// The workloads `cargo xtask bench` measures memleak with.
+#[derive(Parser)]
+#[command(name = "memleak-bench")]
+enum Cmd {
+    /// mmap N MiB, touch every page, munmap, R times.
+    Faults {
+        #[arg(long, default_value_t = 64)]
+        mib: u64,
+        #[arg(long, default_value_t = 40)]
+        rounds: u64,
+    },
+    /// N malloc/free pairs of mixed sizes, each block touched.
+    Malloc {
+        #[arg(long, default_value_t = 2_000_000)]
+        ops: u64,
+    },
+    /// Parent and child pass one byte over two pipes N times (CPU 0).
+    Pingpong {
+        #[arg(long, default_value_t = 200_000)]
+        rounds: u64,
+    },
+    /// N idle children; prints `ready N`, holds until stdin closes.
+    Idle {
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+    },
+    /// N children allocating, touching and freeing every P ms.
+    Busy {
+        #[arg(long, default_value_t = 100)]
+        count: u64,
+        #[arg(long, default_value_t = 50)]
+        period_ms: u64,
+    },
 }
 
 /// A small xorshift generator: deterministic, no dependency.
@@ -302,17 +318,11 @@ fn busy_child(i: u64, period_ms: u64) -> ! {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else { usage() };
-    match cmd.as_str() {
-        "faults" => faults(arg(&args, "--mib", 64), arg(&args, "--rounds", 40)),
-        "malloc" => malloc_heavy(arg(&args, "--ops", 2_000_000)),
-        "pingpong" => pingpong(arg(&args, "--rounds", 200_000)),
-        "idle" => fleet(arg(&args, "--count", 100), |i| idle_child(i)),
-        "busy" => {
-            let period = arg(&args, "--period-ms", 50);
-            fleet(arg(&args, "--count", 100), move |i| busy_child(i, period))
-        }
-        _ => usage(),
+    match Cmd::parse() {
+        Cmd::Faults { mib, rounds } => faults(mib, rounds),
+        Cmd::Malloc { ops } => malloc_heavy(ops),
+        Cmd::Pingpong { rounds } => pingpong(rounds),
+        Cmd::Idle { count } => fleet(count, |i| idle_child(i)),
+        Cmd::Busy { count, period_ms } => fleet(count, move |i| busy_child(i, period_ms)),
     }
 }

@@ -44,13 +44,16 @@ fn series(p: usize, seed: &mut u64) -> (Vec<f64>, Vec<f64>) {
     (rss, vm)
 }
 
-fn arg(name: &str, default: usize) -> usize {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
+/// Times the per-series analysis on synthetic series.
+#[derive(clap::Parser)]
+struct Args {
+    #[arg(long, default_value_t = 1000)]
+    procs: usize,
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..))]
+    repeats: u64,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn vm_hwm_kib() -> u64 {
@@ -100,8 +103,8 @@ fn run(processes: usize) -> (f64, usize) {
 }
 
 fn main() {
-    let processes = arg("--procs", 1000);
-    let repeats = arg("--repeats", 3).max(1);
+    let args: Args = clap::Parser::parse();
+    let (processes, repeats) = (args.procs, args.repeats);
     let mut all = Vec::new();
     for _ in 0..repeats {
         let (secs, leaks) = run(processes);

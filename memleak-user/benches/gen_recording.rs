@@ -18,12 +18,22 @@ use memleak::store::Writer;
 const MIB: f64 = 1024.0 * 1024.0;
 const PAGE: u64 = 4096;
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+/// Writes a synthetic recording (once: an existing `--out` is kept).
+#[derive(clap::Parser)]
+struct Args {
+    /// The recording to write.
+    #[arg(long)]
+    out: PathBuf,
+    #[arg(long, default_value_t = 1000)]
+    procs: usize,
+    #[arg(long, default_value_t = 3600)]
+    samples: usize,
+    /// Each process changes every N samples (1: every sample).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..))]
+    change_every: u64,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 /// Same shapes as the `analyse` bench: leaks, flat noise, sawtooth, steps.
@@ -39,18 +49,14 @@ fn rss_at(p: usize, i: usize, noise: f64) -> f64 {
 }
 
 fn main() {
-    let Some(out) = arg("--out").map(PathBuf::from) else {
-        eprintln!("gen_recording: --out FILE is required");
-        std::process::exit(2);
-    };
-    let procs: usize = arg("--procs").and_then(|v| v.parse().ok()).unwrap_or(1000);
-    let samples: usize = arg("--samples")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3600);
-    let every: usize = arg("--change-every")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1)
-        .max(1);
+    let Args {
+        out,
+        procs,
+        samples,
+        change_every,
+        ..
+    } = clap::Parser::parse();
+    let every = change_every as usize;
     if out.exists() {
         println!("RESULT {{\"cached\": true}}");
         return;

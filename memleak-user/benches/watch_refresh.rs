@@ -17,18 +17,34 @@ use std::time::Instant;
 
 use memleak::analyse::{Metric, Settings};
 use memleak::export::metrics::{self, Options, Refresh};
+use std::path::PathBuf;
+
 use memleak::source::follow::Follower;
 use memleak::source::range;
 use rusqlite::{params, Connection};
 
 const METRICS: [Metric; 3] = [Metric::Anon, Metric::Vm, Metric::Rss];
 
-fn arg(name: &str) -> Option<String> {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .cloned()
+/// Times `watch --metrics` refreshes at the end of a long recording.
+#[derive(clap::Parser)]
+struct Args {
+    /// The recording to append to (a copy is used).
+    #[arg(long)]
+    file: PathBuf,
+    /// The analysis window, in seconds.
+    #[arg(long, default_value_t = 900.0)]
+    window: f64,
+    #[arg(long, default_value_t = 10)]
+    refreshes: usize,
+    /// Seconds of new samples between two refreshes.
+    #[arg(long, default_value_t = 5)]
+    every: u64,
+    /// Each process changes every N seconds.
+    #[arg(long, default_value_t = 30)]
+    change_every: u64,
+    /// Passed by `cargo bench`.
+    #[arg(long, hide = true)]
+    bench: bool,
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -71,20 +87,14 @@ fn append(conn: &mut Connection, n: u64, change_every: u64) -> u64 {
 }
 
 fn main() {
-    let Some(file) = arg("--file") else {
-        eprintln!("watch_refresh: --file FILE is required");
-        std::process::exit(2);
-    };
-    let window: f64 = arg("--window")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(900.0);
-    let rounds: usize = arg("--refreshes")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(10);
-    let every: u64 = arg("--every").and_then(|v| v.parse().ok()).unwrap_or(5);
-    let change_every: u64 = arg("--change-every")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(30);
+    let Args {
+        file,
+        window,
+        refreshes: rounds,
+        every,
+        change_every,
+        ..
+    } = clap::Parser::parse();
     let tmp = tempfile::tempdir().expect("temporary directory");
     let path = tmp.path().join("memleak-20260101-000000.memleak");
     std::fs::copy(&file, &path).expect("copy the recording");

@@ -42,8 +42,6 @@ use super::{Metric, ModelChoice, Rule, Settings};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read the config file: {0}")]
-    Read(#[from] crate::files::FileError),
     #[error("{path}: invalid config file: {source}")]
     Parse {
         path: PathBuf,
@@ -106,14 +104,6 @@ pub struct AnalysisConfig {
 struct ConfigFile {
     #[serde(default)]
     analysis: AnalysisConfig,
-}
-
-/// A config file is a few lines; this bounds what a wrong path costs.
-const MAX_CONFIG_BYTES: u64 = 1 << 20;
-
-/// Reads the `[analysis]` table of a config file.
-pub fn load(path: &Path) -> Result<AnalysisConfig, ConfigError> {
-    parse(&crate::files::read_text(path, MAX_CONFIG_BYTES)?, path)
 }
 
 /// Parses config text (`path` only names it in errors).
@@ -352,8 +342,6 @@ mod tests {
         assert!(c
             .apply(&mut Settings::default(), Path::new("m.toml"))
             .is_err());
-        let e = load(Path::new("/nonexistent/memleak.toml")).unwrap_err();
-        assert!(matches!(e, ConfigError::Read(_)));
     }
 
     #[test]

@@ -197,7 +197,9 @@ impl AnalysisArgs {
             None => Some(PathBuf::from(DEFAULT_CONFIG)).filter(|p| p.is_file()),
         };
         if let Some(path) = path {
-            config::load(&path)?.overrides(&path)?.apply(&mut s);
+            crate::load::config::read(&path)?
+                .overrides(&path)?
+                .apply(&mut s);
         }
         self.overrides()?.apply(&mut s);
         s.validate()?;
@@ -397,7 +399,7 @@ pub fn emit_analysis(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::tests::tiny_recording;
+    use crate::load::tests::tiny_recording;
     use clap::{CommandFactory, Parser};
 
     #[derive(Parser, Debug)]

@@ -150,7 +150,7 @@ mod tests {
     #[test]
     fn evaluates_cases_chosen_by_cmdline() {
         let dir = tempfile::tempdir().unwrap();
-        crate::analyse::tests::tiny_recording(dir.path());
+        crate::load::tests::tiny_recording(dir.path());
         std::fs::write(
             dir.path().join("labels.toml"),
             "recording = \"tiny.memleak\"\n\
@@ -188,7 +188,7 @@ mod tests {
     #[test]
     fn evaluates_a_labelled_recording() {
         let dir = tempfile::tempdir().unwrap();
-        crate::analyse::tests::tiny_recording(dir.path());
+        crate::load::tests::tiny_recording(dir.path());
         std::fs::write(
             dir.path().join("labels.toml"),
             "recording = \"tiny.memleak\"\n\

@@ -5,8 +5,11 @@
 //! recording for it lives here.
 
 pub mod baseline;
+pub mod config;
 pub mod eval;
 pub mod phases;
+#[cfg(test)]
+pub(crate) mod tests;
 
 use std::collections::HashMap;
 

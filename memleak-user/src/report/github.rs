@@ -75,7 +75,7 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::tests::tiny_analysis;
+    use crate::load::tests::tiny_analysis;
 
     #[test]
     fn one_error_for_the_leak() {

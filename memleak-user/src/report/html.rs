@@ -165,7 +165,7 @@ pub fn render_index(a: &Analysis, plots: &[(usize, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::tests::tiny_analysis;
+    use crate::load::tests::tiny_analysis;
 
     #[test]
     fn writes_index_and_plots() {

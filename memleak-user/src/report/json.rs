@@ -243,7 +243,7 @@ pub fn render_marked(a: &Analysis, marked: &Marked) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::tests::tiny_analysis;
+    use crate::load::tests::tiny_analysis;
 
     #[test]
     fn output_validates_against_the_schema() {

@@ -230,7 +230,7 @@ fn write_kept_suite(x: &mut String, kept: &[TestVerdict], failures: usize) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::tests::tiny_analysis;
+    use crate::load::tests::tiny_analysis;
 
     #[test]
     fn well_formed_with_one_testcase_per_process() {

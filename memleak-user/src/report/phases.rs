@@ -213,8 +213,7 @@ mod tests {
             processes: sample(),
             tests: Vec::new(),
         };
-        let j =
-            crate::report::json::render_marked(&crate::analyse::tests::tiny_analysis(), &marked);
+        let j = crate::report::json::render_marked(&crate::load::tests::tiny_analysis(), &marked);
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
         assert_eq!(v["phases"][0]["pid"], 42);
         assert_eq!(v["phases"][0]["metric"], "rss");
@@ -239,7 +238,7 @@ mod tests {
 
     #[test]
     fn json_with_tests_validates_against_the_schema() {
-        use crate::analyse::tests::tiny_analysis;
+        use crate::load::tests::tiny_analysis;
         let marked = Marked {
             processes: sample(),
             tests: tests(),

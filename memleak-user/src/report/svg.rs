@@ -160,7 +160,7 @@ pub fn render(p: &ProcessRef, f: &Finding) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::tests::tiny_analysis;
+    use crate::load::tests::tiny_analysis;
 
     #[test]
     fn plot_is_well_formed_and_escaped() {

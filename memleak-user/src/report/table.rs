@@ -162,7 +162,7 @@ pub fn render(a: &Analysis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::tests::tiny_analysis;
+    use crate::load::tests::tiny_analysis;
 
     #[test]
     fn lists_the_leak_with_a_sparkline() {

@@ -6,131 +6,20 @@
 //! It prints nothing unless something goes wrong (and `daemonize`, which
 //! prints the grandchild's pid).
 
-use std::collections::HashMap;
 use std::io::Write;
 use std::process::exit;
 use std::time::{Duration, Instant};
+
+use clap::{Args, Parser, Subcommand};
 
 const MIB: usize = 1024 * 1024;
 const KIB: usize = 1024;
 /// How often the growing workloads allocate the next step.
 const STEP: Duration = Duration::from_millis(20);
 
-const USAGE: &str = "\
-usage: memleak-workload <command> [options]
-
-commands:
-  leak --rate-mib R --seconds S [--chunk-kib K]
-        grow at R MiB/s for S seconds (never freed), then exit
-  stable --mib M --seconds S
-        allocate M MiB once, then keep touching it for S seconds
-  grow-exact --mib N --seconds S
-        grow by exactly N MiB over S seconds, hold 0.5 s, exit
-  short --ms M --mib N
-        allocate N MiB, sleep M ms, exit
-  fork-many --count C --mib N
-        fork C children one after another; each touches N MiB and exits
-  daemonize --mib-per-s R --seconds S
-        double-fork; the re-parented grandchild leaks R MiB/s for S seconds;
-        prints the grandchild's pid and exits at once
-  mmap-touch --mib N --hold-ms M
-        mmap N MiB anonymous memory, touch it, hold M ms, munmap, exit
-
-labelled corpus shapes (cargo xtask corpus; all memory is mmap'ed and
-touched, so both rss and vm follow; --seed makes the noise reproducible):
-  noisy-leak --rate-mib R --noise-mib A --seconds S [--seed N]
-        leak R MiB/s under a working set redrawn in [0, A] MiB every 100 ms
-  thread-leak --rate-mib R --seconds S
-        a spawned thread leaks R MiB/s and is never joined; exit after S
-  sawtooth --rise-mib U --keep-mib K --period-s P --seconds S
-        every P s: grow U MiB, then free all of it but K MiB (K = 0: a
-        garbage collector's sawtooth; K > 0: the minima rise, a cyclic leak)
-  warmup --mib M --grow-s G --seconds S
-        grow M MiB over G s, then hold it until S
-  cache --cap-mib C --fill-mib-per-s F --seconds S [--seed N]
-        fill in random bursts at about F MiB/s up to C MiB, then evict and
-        refill at random, staying at the cap
-  mmap-churn --mib M --seconds S [--seed N]
-        map and unmap 1..4 MiB regions at random, total held near M/2 (<= M)
-  step --mib M --at-s A --seconds S
-        allocate M MiB at once at A s, hold until S
-  children --count C --mib N --ms M --seconds S
-        fork C children spread over S s; each touches N MiB for M ms
-  gchild-leak --rate-mib R --seconds S
-        a child forks a grandchild that leaks R MiB/s for S s; all wait
-";
-
-fn usage_error(msg: &str) -> ! {
-    eprintln!("memleak-workload: {msg}\n\n{USAGE}");
-    exit(2);
-}
-
 fn fail(msg: &str) -> ! {
     eprintln!("memleak-workload: {msg}");
     exit(1);
-}
-
-/// `--name value` pairs of one subcommand.
-struct Opts {
-    cmd: &'static str,
-    values: HashMap<String, String>,
-}
-
-impl Opts {
-    /// Parses `args` accepting only the flags in `allowed`.
-    fn parse(cmd: &'static str, args: &[String], allowed: &[&str]) -> Self {
-        let mut values = HashMap::new();
-        let mut it = args.iter();
-        while let Some(flag) = it.next() {
-            let Some(name) = flag.strip_prefix("--") else {
-                usage_error(&format!("{cmd}: unexpected argument `{flag}`"));
-            };
-            let (name, inline) = match name.split_once('=') {
-                Some((n, v)) => (n, Some(v.to_string())),
-                None => (name, None),
-            };
-            if !allowed.contains(&name) {
-                usage_error(&format!("{cmd}: unknown option `--{name}`"));
-            }
-            let value = match inline {
-                Some(v) => v,
-                None => match it.next() {
-                    Some(v) => v.clone(),
-                    None => usage_error(&format!("{cmd}: `--{name}` needs a value")),
-                },
-            };
-            values.insert(name.to_string(), value);
-        }
-        Opts { cmd, values }
-    }
-
-    fn f64_opt(&self, name: &str) -> Option<f64> {
-        self.values.get(name).map(|v| match v.parse::<f64>() {
-            Ok(x) if x.is_finite() && x >= 0.0 => x,
-            _ => usage_error(&format!(
-                "{}: `--{name}` wants a non-negative number, got `{v}`",
-                self.cmd
-            )),
-        })
-    }
-
-    fn f64(&self, name: &str) -> f64 {
-        self.f64_opt(name)
-            .unwrap_or_else(|| usage_error(&format!("{}: `--{name}` is required", self.cmd)))
-    }
-
-    fn u64(&self, name: &str) -> u64 {
-        let v = self
-            .values
-            .get(name)
-            .unwrap_or_else(|| usage_error(&format!("{}: `--{name}` is required", self.cmd)));
-        v.parse().unwrap_or_else(|_| {
-            usage_error(&format!(
-                "{}: `--{name}` wants a whole number, got `{v}`",
-                self.cmd
-            ))
-        })
-    }
 }
 
 fn page_size() -> usize {
@@ -241,26 +130,23 @@ fn secs(x: f64) -> Duration {
     Duration::from_secs_f64(x)
 }
 
-fn cmd_leak(o: &Opts) {
-    let rate = o.f64("rate-mib");
-    let seconds = o.f64("seconds");
-    let chunk = o.f64_opt("chunk-kib").map(|k| (k * KIB as f64) as usize);
-    if chunk == Some(0) {
-        usage_error("leak: `--chunk-kib` must be > 0");
-    }
+fn cmd_leak(o: &LeakArgs) {
+    let rate = o.rate_mib;
+    let seconds = o.seconds;
+    let chunk = o.chunk_kib.map(|k| (k * KIB as f64) as usize);
     grow(mib_to_bytes(rate * seconds), secs(seconds), chunk);
 }
 
-fn cmd_grow_exact(o: &Opts) {
-    let mib = o.f64("mib");
-    let seconds = o.f64("seconds");
+fn cmd_grow_exact(o: &GrowExactArgs) {
+    let mib = o.mib;
+    let seconds = o.seconds;
     grow(mib_to_bytes(mib), secs(seconds), None);
     std::thread::sleep(Duration::from_millis(500));
 }
 
-fn cmd_stable(o: &Opts) {
-    let bytes = mib_to_bytes(o.f64("mib"));
-    let duration = secs(o.f64("seconds"));
+fn cmd_stable(o: &StableArgs) {
+    let bytes = mib_to_bytes(o.mib);
+    let duration = secs(o.seconds);
     let block = Block::new(bytes);
     let start = Instant::now();
     let mut value = 2u8;
@@ -273,16 +159,16 @@ fn cmd_stable(o: &Opts) {
     std::mem::forget(block);
 }
 
-fn cmd_short(o: &Opts) {
-    let ms = o.u64("ms");
-    let block = Block::new(mib_to_bytes(o.f64("mib")));
+fn cmd_short(o: &ShortArgs) {
+    let ms = o.ms;
+    let block = Block::new(mib_to_bytes(o.mib));
     std::thread::sleep(Duration::from_millis(ms));
     std::mem::forget(block);
 }
 
-fn cmd_fork_many(o: &Opts) {
-    let count = o.u64("count");
-    let bytes = mib_to_bytes(o.f64("mib"));
+fn cmd_fork_many(o: &ForkManyArgs) {
+    let count = o.count;
+    let bytes = mib_to_bytes(o.mib);
     for i in 0..count {
         // SAFETY: this process is single-threaded; the child only allocates
         // and calls _exit.
@@ -320,9 +206,9 @@ fn wait_ok(pid: libc::pid_t, what: &str) {
     }
 }
 
-fn cmd_daemonize(o: &Opts) {
-    let rate = o.f64("mib-per-s");
-    let seconds = o.f64("seconds");
+fn cmd_daemonize(o: &DaemonizeArgs) {
+    let rate = o.mib_per_s;
+    let seconds = o.seconds;
     let mut fds = [0 as libc::c_int; 2];
     // SAFETY: `fds` has room for two descriptors.
     if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
@@ -397,9 +283,9 @@ fn detach_stdio() {
     }
 }
 
-fn cmd_mmap_touch(o: &Opts) {
-    let len = mib_to_bytes(o.f64("mib")).max(1);
-    let hold = Duration::from_millis(o.u64("hold-ms"));
+fn cmd_mmap_touch(o: &MmapTouchArgs) {
+    let len = mib_to_bytes(o.mib).max(1);
+    let hold = Duration::from_millis(o.hold_ms);
     // SAFETY: anonymous private mapping; the result is checked.
     let ptr = unsafe {
         libc::mmap(
@@ -485,10 +371,6 @@ impl Rng {
     }
 }
 
-fn seed(o: &Opts) -> Rng {
-    Rng(o.values.get("seed").map_or(1, |_| o.u64("seed")))
-}
-
 /// Leaks `rate` bytes/s in mmap'ed steps while `until` has not passed,
 /// calling `each` every step.
 fn leak_regions(rate: f64, until: Instant, mut each: impl FnMut()) {
@@ -505,11 +387,11 @@ fn leak_regions(rate: f64, until: Instant, mut each: impl FnMut()) {
     }
 }
 
-fn cmd_noisy_leak(o: &Opts) {
-    let rate = mib_to_bytes(o.f64("rate-mib")) as f64;
-    let noise = o.f64("noise-mib");
-    let end = Instant::now() + secs(o.f64("seconds"));
-    let mut rng = seed(o);
+fn cmd_noisy_leak(o: &NoisyLeakArgs) {
+    let rate = mib_to_bytes(o.rate_mib) as f64;
+    let noise = o.noise_mib;
+    let end = Instant::now() + secs(o.seconds);
+    let mut rng = Rng(o.seed);
     let mut working: Option<Region> = None;
     let mut last = Instant::now() - Duration::from_secs(1);
     leak_regions(rate, end, || {
@@ -524,9 +406,9 @@ fn cmd_noisy_leak(o: &Opts) {
     });
 }
 
-fn cmd_thread_leak(o: &Opts) {
-    let rate = mib_to_bytes(o.f64("rate-mib")) as f64;
-    let seconds = o.f64("seconds");
+fn cmd_thread_leak(o: &ThreadLeakArgs) {
+    let rate = mib_to_bytes(o.rate_mib) as f64;
+    let seconds = o.seconds;
     let end = Instant::now() + secs(seconds);
     // Never joined: the process exits while the thread still runs.
     std::thread::spawn(move || leak_regions(rate, end + secs(3600.0), || {}));
@@ -534,11 +416,11 @@ fn cmd_thread_leak(o: &Opts) {
     exit(0);
 }
 
-fn cmd_sawtooth(o: &Opts) {
-    let rise = mib_to_bytes(o.f64("rise-mib"));
-    let keep = mib_to_bytes(o.f64("keep-mib")).min(rise);
-    let period = o.f64("period-s").max(0.1);
-    let end = Instant::now() + secs(o.f64("seconds"));
+fn cmd_sawtooth(o: &SawtoothArgs) {
+    let rise = mib_to_bytes(o.rise_mib);
+    let keep = mib_to_bytes(o.keep_mib).min(rise);
+    let period = o.period_s.max(0.1);
+    let end = Instant::now() + secs(o.seconds);
     let steps = ((period / STEP.as_secs_f64()) as usize).max(1);
     let piece = (rise / steps).max(page_size());
     let mut kept: Vec<Region> = Vec::new();
@@ -568,18 +450,18 @@ fn cmd_sawtooth(o: &Opts) {
     }
 }
 
-fn cmd_warmup(o: &Opts) {
-    let grow_s = o.f64("grow-s");
-    let seconds = o.f64("seconds");
-    grow(mib_to_bytes(o.f64("mib")), secs(grow_s), None);
+fn cmd_warmup(o: &WarmupArgs) {
+    let grow_s = o.grow_s;
+    let seconds = o.seconds;
+    grow(mib_to_bytes(o.mib), secs(grow_s), None);
     std::thread::sleep(secs((seconds - grow_s).max(0.0)));
 }
 
-fn cmd_cache(o: &Opts) {
-    let cap = mib_to_bytes(o.f64("cap-mib"));
-    let fill = o.f64("fill-mib-per-s");
-    let end = Instant::now() + secs(o.f64("seconds"));
-    let mut rng = seed(o);
+fn cmd_cache(o: &CacheArgs) {
+    let cap = mib_to_bytes(o.cap_mib);
+    let fill = o.fill_mib_per_s;
+    let end = Instant::now() + secs(o.seconds);
+    let mut rng = Rng(o.seed);
     let mut entries: std::collections::VecDeque<Region> = Default::default();
     let mut held = 0usize;
     while Instant::now() < end {
@@ -602,10 +484,10 @@ fn cmd_cache(o: &Opts) {
     }
 }
 
-fn cmd_mmap_churn(o: &Opts) {
-    let max = mib_to_bytes(o.f64("mib"));
-    let end = Instant::now() + secs(o.f64("seconds"));
-    let mut rng = seed(o);
+fn cmd_mmap_churn(o: &MmapChurnArgs) {
+    let max = mib_to_bytes(o.mib);
+    let end = Instant::now() + secs(o.seconds);
+    let mut rng = Rng(o.seed);
     let mut regions: Vec<Region> = Vec::new();
     let mut held = 0usize;
     while Instant::now() < end {
@@ -623,19 +505,19 @@ fn cmd_mmap_churn(o: &Opts) {
     }
 }
 
-fn cmd_step(o: &Opts) {
-    let at = o.f64("at-s");
-    let seconds = o.f64("seconds");
+fn cmd_step(o: &StepArgs) {
+    let at = o.at_s;
+    let seconds = o.seconds;
     std::thread::sleep(secs(at));
-    std::mem::forget(Region::new(mib_to_bytes(o.f64("mib"))));
+    std::mem::forget(Region::new(mib_to_bytes(o.mib)));
     std::thread::sleep(secs((seconds - at).max(0.0)));
 }
 
-fn cmd_children(o: &Opts) {
-    let count = o.u64("count").max(1);
-    let bytes = mib_to_bytes(o.f64("mib"));
-    let hold = Duration::from_millis(o.u64("ms"));
-    let every = secs(o.f64("seconds") / count as f64);
+fn cmd_children(o: &ChildrenArgs) {
+    let count = o.count.max(1);
+    let bytes = mib_to_bytes(o.mib);
+    let hold = Duration::from_millis(o.ms);
+    let every = secs(o.seconds / count as f64);
     for i in 0..count {
         let next = Instant::now() + every;
         // SAFETY: single-threaded; the child allocates, sleeps and _exits.
@@ -655,9 +537,9 @@ fn cmd_children(o: &Opts) {
     }
 }
 
-fn cmd_gchild_leak(o: &Opts) {
-    let rate = mib_to_bytes(o.f64("rate-mib")) as f64;
-    let seconds = o.f64("seconds");
+fn cmd_gchild_leak(o: &GchildLeakArgs) {
+    let rate = mib_to_bytes(o.rate_mib) as f64;
+    let seconds = o.seconds;
     // SAFETY: single-threaded; children only allocate, sleep, wait, _exit.
     match unsafe { libc::fork() } {
         -1 => fail(&format!("fork: {}", std::io::Error::last_os_error())),
@@ -676,60 +558,240 @@ fn cmd_gchild_leak(o: &Opts) {
     }
 }
 
+/// Small, predictable memory workloads for the demo and the end-to-end
+/// tests. Every byte is made resident (one write per page).
+#[derive(Parser)]
+#[command(name = "memleak-workload")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// A non-negative, finite number (MiB, seconds, rates).
+fn amount(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x >= 0.0 => Ok(x),
+        _ => Err(format!("wants a non-negative number, got `{s}`")),
+    }
+}
+
+/// A number above zero.
+fn positive(s: &str) -> Result<f64, String> {
+    match amount(s)? {
+        x if x * KIB as f64 >= 1.0 => Ok(x),
+        _ => Err("must be > 0".into()),
+    }
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Grow at R MiB/s for S seconds (never freed), then exit.
+    Leak(LeakArgs),
+    /// Allocate M MiB once, then keep touching it for S seconds.
+    Stable(StableArgs),
+    /// Grow by exactly N MiB over S seconds, hold 0.5 s, exit.
+    GrowExact(GrowExactArgs),
+    /// Allocate N MiB, sleep M ms, exit.
+    Short(ShortArgs),
+    /// Fork C children one after another; each touches N MiB and exits.
+    ForkMany(ForkManyArgs),
+    /// Double-fork; the re-parented grandchild leaks R MiB/s for S seconds; prints the grandchild's pid and exits at once.
+    Daemonize(DaemonizeArgs),
+    /// Mmap N MiB anonymous memory, touch it, hold M ms, munmap, exit.
+    MmapTouch(MmapTouchArgs),
+    /// Leak R MiB/s under a working set redrawn in [0, A] MiB every 100 ms.
+    NoisyLeak(NoisyLeakArgs),
+    /// A spawned thread leaks R MiB/s and is never joined; exit after S.
+    ThreadLeak(ThreadLeakArgs),
+    /// Every P s: grow U MiB, then free all of it but K MiB (K = 0: a garbage collector's sawtooth; K > 0: the minima rise, a cyclic leak).
+    Sawtooth(SawtoothArgs),
+    /// Grow M MiB over G s, then hold it until S.
+    Warmup(WarmupArgs),
+    /// Fill in random bursts at about F MiB/s up to C MiB, then evict and refill at random, staying at the cap.
+    Cache(CacheArgs),
+    /// Map and unmap 1..4 MiB regions at random, total held near M/2 (<= M).
+    MmapChurn(MmapChurnArgs),
+    /// Allocate M MiB at once at A s, hold until S.
+    Step(StepArgs),
+    /// Fork C children spread over S s; each touches N MiB for M ms.
+    Children(ChildrenArgs),
+    /// A child forks a grandchild that leaks R MiB/s for S s; all wait.
+    GchildLeak(GchildLeakArgs),
+}
+
+#[derive(Args)]
+struct LeakArgs {
+    #[arg(long, value_parser = amount)]
+    rate_mib: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+    /// Allocation size of each step (default: what the rate needs per 20 ms).
+    #[arg(long, value_parser = positive)]
+    chunk_kib: Option<f64>,
+}
+
+#[derive(Args)]
+struct StableArgs {
+    #[arg(long, value_parser = amount)]
+    mib: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+}
+
+#[derive(Args)]
+struct GrowExactArgs {
+    #[arg(long, value_parser = amount)]
+    mib: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+}
+
+#[derive(Args)]
+struct ShortArgs {
+    #[arg(long)]
+    ms: u64,
+    #[arg(long, value_parser = amount)]
+    mib: f64,
+}
+
+#[derive(Args)]
+struct ForkManyArgs {
+    #[arg(long)]
+    count: u64,
+    #[arg(long, value_parser = amount)]
+    mib: f64,
+}
+
+#[derive(Args)]
+struct DaemonizeArgs {
+    #[arg(long, value_parser = amount)]
+    mib_per_s: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+}
+
+#[derive(Args)]
+struct MmapTouchArgs {
+    #[arg(long, value_parser = amount)]
+    mib: f64,
+    #[arg(long)]
+    hold_ms: u64,
+}
+
+#[derive(Args)]
+struct NoisyLeakArgs {
+    #[arg(long, value_parser = amount)]
+    rate_mib: f64,
+    #[arg(long, value_parser = amount)]
+    noise_mib: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+    /// Seed of the noise (the same seed, the same run).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct ThreadLeakArgs {
+    #[arg(long, value_parser = amount)]
+    rate_mib: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+}
+
+#[derive(Args)]
+struct SawtoothArgs {
+    #[arg(long, value_parser = amount)]
+    rise_mib: f64,
+    #[arg(long, value_parser = amount)]
+    keep_mib: f64,
+    #[arg(long, value_parser = amount)]
+    period_s: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+}
+
+#[derive(Args)]
+struct WarmupArgs {
+    #[arg(long, value_parser = amount)]
+    mib: f64,
+    #[arg(long, value_parser = amount)]
+    grow_s: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+}
+
+#[derive(Args)]
+struct CacheArgs {
+    #[arg(long, value_parser = amount)]
+    cap_mib: f64,
+    #[arg(long, value_parser = amount)]
+    fill_mib_per_s: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+    /// Seed of the noise (the same seed, the same run).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct MmapChurnArgs {
+    #[arg(long, value_parser = amount)]
+    mib: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+    /// Seed of the noise (the same seed, the same run).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct StepArgs {
+    #[arg(long, value_parser = amount)]
+    mib: f64,
+    #[arg(long, value_parser = amount)]
+    at_s: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+}
+
+#[derive(Args)]
+struct ChildrenArgs {
+    #[arg(long)]
+    count: u64,
+    #[arg(long, value_parser = amount)]
+    mib: f64,
+    #[arg(long)]
+    ms: u64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+}
+
+#[derive(Args)]
+struct GchildLeakArgs {
+    #[arg(long, value_parser = amount)]
+    rate_mib: f64,
+    #[arg(long, value_parser = amount)]
+    seconds: f64,
+}
+
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let Some(cmd) = args.first() else {
-        usage_error("missing command");
-    };
-    let rest = &args[1..];
-    match cmd.as_str() {
-        "-h" | "--help" | "help" => {
-            print!("{USAGE}");
-        }
-        "leak" => cmd_leak(&Opts::parse(
-            "leak",
-            rest,
-            &["rate-mib", "seconds", "chunk-kib"],
-        )),
-        "stable" => cmd_stable(&Opts::parse("stable", rest, &["mib", "seconds"])),
-        "grow-exact" => cmd_grow_exact(&Opts::parse("grow-exact", rest, &["mib", "seconds"])),
-        "short" => cmd_short(&Opts::parse("short", rest, &["ms", "mib"])),
-        "fork-many" => cmd_fork_many(&Opts::parse("fork-many", rest, &["count", "mib"])),
-        "daemonize" => cmd_daemonize(&Opts::parse("daemonize", rest, &["mib-per-s", "seconds"])),
-        "mmap-touch" => cmd_mmap_touch(&Opts::parse("mmap-touch", rest, &["mib", "hold-ms"])),
-        "noisy-leak" => cmd_noisy_leak(&Opts::parse(
-            "noisy-leak",
-            rest,
-            &["rate-mib", "noise-mib", "seconds", "seed"],
-        )),
-        "thread-leak" => {
-            cmd_thread_leak(&Opts::parse("thread-leak", rest, &["rate-mib", "seconds"]))
-        }
-        "sawtooth" => cmd_sawtooth(&Opts::parse(
-            "sawtooth",
-            rest,
-            &["rise-mib", "keep-mib", "period-s", "seconds"],
-        )),
-        "warmup" => cmd_warmup(&Opts::parse("warmup", rest, &["mib", "grow-s", "seconds"])),
-        "cache" => cmd_cache(&Opts::parse(
-            "cache",
-            rest,
-            &["cap-mib", "fill-mib-per-s", "seconds", "seed"],
-        )),
-        "mmap-churn" => cmd_mmap_churn(&Opts::parse(
-            "mmap-churn",
-            rest,
-            &["mib", "seconds", "seed"],
-        )),
-        "step" => cmd_step(&Opts::parse("step", rest, &["mib", "at-s", "seconds"])),
-        "children" => cmd_children(&Opts::parse(
-            "children",
-            rest,
-            &["count", "mib", "ms", "seconds"],
-        )),
-        "gchild-leak" => {
-            cmd_gchild_leak(&Opts::parse("gchild-leak", rest, &["rate-mib", "seconds"]))
-        }
-        other => usage_error(&format!("unknown command `{other}`")),
+    match Cli::parse().cmd {
+        Cmd::Leak(o) => cmd_leak(&o),
+        Cmd::Stable(o) => cmd_stable(&o),
+        Cmd::GrowExact(o) => cmd_grow_exact(&o),
+        Cmd::Short(o) => cmd_short(&o),
+        Cmd::ForkMany(o) => cmd_fork_many(&o),
+        Cmd::Daemonize(o) => cmd_daemonize(&o),
+        Cmd::MmapTouch(o) => cmd_mmap_touch(&o),
+        Cmd::NoisyLeak(o) => cmd_noisy_leak(&o),
+        Cmd::ThreadLeak(o) => cmd_thread_leak(&o),
+        Cmd::Sawtooth(o) => cmd_sawtooth(&o),
+        Cmd::Warmup(o) => cmd_warmup(&o),
+        Cmd::Cache(o) => cmd_cache(&o),
+        Cmd::MmapChurn(o) => cmd_mmap_churn(&o),
+        Cmd::Step(o) => cmd_step(&o),
+        Cmd::Children(o) => cmd_children(&o),
+        Cmd::GchildLeak(o) => cmd_gchild_leak(&o),
     }
 }
