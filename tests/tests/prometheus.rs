@@ -285,8 +285,26 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
             .unwrap(),
     );
 
-    // Scrape for ~32 s of the leak, then query the series back.
-    std::thread::sleep(Duration::from_secs(32));
+    // Wait until Prometheus holds enough of the leak for the analysis below
+    // (the judged window needs ~20 points after the warm-up), polling
+    // instead of sleeping a guessed time.
+    let leak_pid = leak.0.id().to_string();
+    let stored = format!("count_over_time(memleak_process_rss_bytes{{pid=\"{leak_pid}\"}}[2m])");
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let points = instant(&prom_url, &stored).first().map(value_of).unwrap_or(0.0);
+        let flagged = instant(&prom_url, "memleak_leak_suspect")
+            .iter()
+            .any(|s| s["metric"]["pid"].as_str() == Some(leak_pid.as_str()));
+        if points >= 30.0 && flagged {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "after 120 s Prometheus holds {points} points of the leak (flagged: {flagged})"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
     let up = instant(&prom_url, "up{job=\"memleak\"}");
     assert_eq!(
         up.first().map(value_of),
@@ -308,7 +326,6 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
     let tracked = instant(&prom_url, "memleak_processes_tracked");
     assert!(tracked.first().map(value_of).unwrap_or(0.0) >= 3.0);
     // The watcher's own analysis flags the leaker, not the stable one.
-    let leak_pid = leak.0.id().to_string();
     let suspects = instant(&prom_url, "memleak_leak_suspect");
     let suspect_pids: Vec<&str> = suspects
         .iter()
