@@ -12,11 +12,14 @@ pub const DEFAULT_CGROUP2_MOUNT: &str = "/sys/fs/cgroup";
 /// `statfs.f_type` of a cgroup v2 filesystem.
 pub const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
 
+/// Capability numbers (linux/capability.h) the eBPF sampler needs or
+/// reports missing: reading tracefs (mode 0700) and /proc of other users.
 pub const CAP_DAC_READ_SEARCH: u32 = 2;
 pub const CAP_SYS_ADMIN: u32 = 21;
 pub const CAP_PERFMON: u32 = 38;
 pub const CAP_BPF: u32 = 39;
 
+/// A fact about the machine that could not be read or parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum SysinfoError {
     #[error("reading {path}: {source}")]
@@ -29,6 +32,7 @@ pub enum SysinfoError {
     Parse { what: &'static str, detail: String },
 }
 
+/// Result of reading a machine fact.
 pub type Result<T, E = SysinfoError> = std::result::Result<T, E>;
 
 fn io_err(path: impl AsRef<Path>, source: io::Error) -> SysinfoError {

@@ -292,7 +292,10 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
     let stored = format!("count_over_time(memleak_process_rss_bytes{{pid=\"{leak_pid}\"}}[2m])");
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
-        let points = instant(&prom_url, &stored).first().map(value_of).unwrap_or(0.0);
+        let points = instant(&prom_url, &stored)
+            .first()
+            .map(value_of)
+            .unwrap_or(0.0);
         let flagged = instant(&prom_url, "memleak_leak_suspect")
             .iter()
             .any(|s| s["metric"]["pid"].as_str() == Some(leak_pid.as_str()));

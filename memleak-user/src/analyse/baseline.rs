@@ -76,6 +76,7 @@ pub struct Stat {
 }
 
 impl Stat {
+    /// Mean, sample standard deviation and range of `v`.
     pub fn of(v: &[f64]) -> Stat {
         let n = v.len().max(1) as f64;
         let mean = v.iter().sum::<f64>() / n;
@@ -100,6 +101,7 @@ impl Stat {
     }
 }
 
+/// What the baseline runs say about one process name.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct NameBaseline {
     /// Runs in which the name appeared.
@@ -176,6 +178,8 @@ pub enum Comparison {
 }
 
 impl Comparison {
+    /// Whether any figure moved beyond the baseline's spread (or the name
+    /// appeared or disappeared).
     pub fn changed(&self) -> bool {
         match self {
             Comparison::Compared { figures, .. } => figures.iter().any(|f| f.changed),

@@ -40,6 +40,7 @@ use serde::Deserialize;
 use super::units::{parse_bytes, parse_duration};
 use super::{Metric, ModelChoice, Rule, Settings};
 
+/// Why config text was refused; names the file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{path}: invalid config file: {source}")]
@@ -209,6 +210,7 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// Overwrites in `s` each setting this layer sets.
     pub fn apply(&self, s: &mut Settings) {
         fn set<T: Clone>(to: &mut T, v: &Option<T>) {
             if let Some(v) = v {

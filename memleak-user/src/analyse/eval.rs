@@ -33,6 +33,7 @@ use super::{analyse_process, LoadedProcess, ModelChoice, Rule, Settings, Verdict
 /// Cut points per recording for the time to first alert.
 pub const CUTS: usize = 20;
 
+/// The label of one case of a labelled directory (`labels.toml`).
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CaseLabel {
@@ -65,6 +66,7 @@ impl CaseLabel {
     }
 }
 
+/// The labels of a directory of cases.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct Labels {
     pub scale: Option<String>,

@@ -65,6 +65,7 @@ impl LeastSquares {
         LeastSquares::of(t.iter().copied().zip(y.iter().copied()))
     }
 
+    /// Slope of the least-squares line (y per unit of t).
     pub fn slope(&self) -> f64 {
         self.sxy / self.sxx
     }

@@ -114,11 +114,13 @@ pub struct Limit {
 }
 
 impl Limit {
+    /// No limit known: findings can be `growing`, never `leak`.
     pub const UNKNOWN: Limit = Limit {
         bytes: None,
         source: LimitSource::Unknown,
     };
 
+    /// A limit of `bytes` (0 means none: [`Limit::UNKNOWN`]).
     pub fn new(bytes: u64, source: LimitSource) -> Limit {
         if bytes == 0 {
             Limit::UNKNOWN

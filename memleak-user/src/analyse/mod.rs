@@ -93,6 +93,7 @@ impl Metric {
     /// The metrics judged by default.
     pub const ALL: [Metric; 3] = [Metric::Anon, Metric::Vm, Metric::File];
 
+    /// The name used in flags, reports and config files.
     pub fn name(self) -> &'static str {
         match self {
             Metric::Anon => "anon",
@@ -102,6 +103,7 @@ impl Metric {
         }
     }
 
+    /// The metric a user's spelling names (case-insensitive, with aliases).
     pub fn parse(s: &str) -> Option<Metric> {
         match s.trim().to_ascii_lowercase().as_str() {
             "anon" | "anonymous" => Some(Metric::Anon),
@@ -148,6 +150,7 @@ pub enum Model {
 }
 
 impl Model {
+    /// The name used in flags, reports and config files.
     pub fn name(self) -> &'static str {
         match self {
             Model::Lbr => "lbr",
@@ -173,6 +176,7 @@ pub enum ModelChoice {
 }
 
 impl ModelChoice {
+    /// Every choice, in the order `--help` lists them.
     pub const ALL: [ModelChoice; 4] = [
         ModelChoice::Lbr,
         ModelChoice::Sawtooth,
@@ -180,6 +184,7 @@ impl ModelChoice {
         ModelChoice::All,
     ];
 
+    /// The name used in flags, reports and config files.
     pub fn name(self) -> &'static str {
         match self {
             ModelChoice::Lbr => "lbr",
@@ -189,6 +194,7 @@ impl ModelChoice {
         }
     }
 
+    /// What a user's spelling names (see [`Self::name`]).
     pub fn parse(s: &str) -> Option<ModelChoice> {
         match s.trim().to_ascii_lowercase().as_str() {
             "lbr" => Some(ModelChoice::Lbr),
@@ -214,6 +220,7 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// The name used in flags, reports and config files.
     pub fn name(self) -> &'static str {
         match self {
             Verdict::NoTrend => "no_trend",
@@ -241,6 +248,7 @@ pub enum Rule {
 }
 
 impl Rule {
+    /// The name used in flags, reports and config files.
     pub fn name(self) -> &'static str {
         match self {
             Rule::Horizon => "horizon",
@@ -248,6 +256,7 @@ impl Rule {
         }
     }
 
+    /// What a user's spelling names (see [`Self::name`]).
     pub fn parse(s: &str) -> Option<Rule> {
         match s.trim().to_ascii_lowercase().as_str() {
             "horizon" => Some(Rule::Horizon),
@@ -567,10 +576,12 @@ impl Analysis {
         self.results.iter().filter(|r| r.verdict == Verdict::Leak)
     }
 
+    /// Whether any process was flagged (the `--fail-on-leak` question).
     pub fn any_leak(&self) -> bool {
         self.leaks().next().is_some()
     }
 
+    /// How many processes got `verdict`.
     pub fn count(&self, verdict: Verdict) -> usize {
         self.results.iter().filter(|r| r.verdict == verdict).count()
     }
@@ -586,6 +597,7 @@ impl Analysis {
     }
 }
 
+/// Why the analysis refused to run.
 #[derive(Debug, thiserror::Error)]
 pub enum AnalyseError {
     #[error("invalid analysis setting {0}")]
@@ -872,6 +884,7 @@ pub struct LoadedProcess {
 }
 
 impl LoadedProcess {
+    /// The series of each metric with its limit, for the first `n` samples.
     pub fn inputs(&self, n: usize) -> Vec<SeriesInput<'_>> {
         self.columns
             .iter()

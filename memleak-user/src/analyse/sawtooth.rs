@@ -25,6 +25,7 @@ pub const MIN_CYCLES: usize = 3;
 /// Fraction of the segment's range a swing must reach to be a turning point.
 pub const SWING_FRACTION: f64 = 0.2;
 
+/// A turning point of a sawtooth: a local maximum or minimum.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Turn {
     Peak,
@@ -116,6 +117,7 @@ pub struct Cycles {
     pub recent_peak: f64,
 }
 
+/// The straight line through a sawtooth's minima, and its t statistic.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MinimaFit {
     pub slope: f64,

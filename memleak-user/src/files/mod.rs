@@ -17,6 +17,7 @@ use std::path::PathBuf;
 pub use input::{read_bounded, read_text};
 pub use output::{create_output_dir, write_output};
 
+/// Why an input or output file was refused; says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum FileError {
     #[error("{path} is a symbolic link; memleak does not write through links (one planted in a shared folder would redirect the write): remove the link or choose another path")]
@@ -37,7 +38,7 @@ pub enum FileError {
     Io {
         path: PathBuf,
         action: &'static str,
-        /// Not a `#[source]`: [`explain`](crate::files::explain) already
+        /// Not a `#[source]`: [`explain`] already
         /// says what it means, the OS wording would repeat it.
         error: std::io::Error,
     },

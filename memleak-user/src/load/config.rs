@@ -9,6 +9,7 @@ use crate::files::FileError;
 /// A config file is a few lines; this bounds what a wrong path costs.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
+/// Why a config file could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigFileError {
     #[error("cannot read the config file: {0}")]

@@ -13,6 +13,7 @@ use crate::analyse::eval::{
 use crate::analyse::{AnalyseError, ModelChoice, Settings};
 use crate::store::{Recording, StoreError};
 
+/// Why `memleak eval` could not read a labelled directory.
 #[derive(Debug, thiserror::Error)]
 pub enum EvalError {
     #[error("cannot read the labels: {0}")]

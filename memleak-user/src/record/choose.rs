@@ -6,6 +6,7 @@ use crate::sample::ebpf::{EbpfHook, EbpfSampler};
 use crate::sample::procfs::ProcfsSampler;
 use crate::sample::{SampleError, Sampler, Scope};
 
+/// The sampler a user asks for (`--sampler`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum SamplerChoice {
     /// eBPF when it can load, else procfs (and say why).

@@ -17,6 +17,8 @@ struct Seen {
     read_ns: u64,
 }
 
+/// When each process's limits are read again: new processes at once,
+/// then after an exec and every so often.
 #[derive(Default)]
 pub struct LimitSchedule {
     seen: HashMap<ProcId, Seen>,

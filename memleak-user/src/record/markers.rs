@@ -48,6 +48,7 @@ pub const ENV: &str = "MEMLEAK_MARKERS";
 pub const MAX_LINE: usize = 4096;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
+/// One phase marker a test wrote: start or end of a named phase.
 pub struct Marker {
     /// ns since boot.
     pub at_ns: u64,
@@ -67,6 +68,7 @@ pub enum BadLine {
     Unknown,
 }
 
+/// Why the markers FIFO could not be created.
 #[derive(Debug, thiserror::Error)]
 pub enum MarkerError {
     #[error("cannot create a private directory for the marker FIFO in {dir}: {source} (set TMPDIR to a writable directory)")]
@@ -148,6 +150,7 @@ impl LineSplitter {
     }
 }
 
+/// The private FIFO the recorded command writes markers to.
 pub struct MarkerPipe {
     path: PathBuf,
     rx: Receiver<Marker>,
@@ -200,6 +203,7 @@ impl MarkerPipe {
         Self::create_in(&std::env::temp_dir())
     }
 
+    /// Where the FIFO is (passed to the command in `MEMLEAK_MARKERS`).
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -22,6 +22,7 @@ use crate::sysinfo;
 pub use choose::SamplerChoice;
 use spawn::Status;
 
+/// What to record, where, and how often.
 #[derive(Clone, Debug)]
 pub struct RecordOptions {
     pub output: PathBuf,
@@ -67,6 +68,7 @@ pub fn thinned_interval(base: Duration, max: Option<Duration>, elapsed: Duration
     interval
 }
 
+/// What a recording holds when it ends, and why it ended.
 #[derive(Debug)]
 pub struct RecordOutcome {
     pub path: PathBuf,
@@ -85,6 +87,7 @@ pub struct RecordOutcome {
     pub storage_error: Option<StoreError>,
 }
 
+/// Why recording could not start or go on.
 #[derive(Debug, thiserror::Error)]
 pub enum RecordError {
     #[error(transparent)]
@@ -102,6 +105,7 @@ pub enum RecordError {
 /// Heartbeat: counters are written this often even when nothing changes.
 const COUNTERS_EVERY: u64 = 10;
 
+/// Records one file with a sampler of its own (`record`, `run`).
 pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
     Recorder::open(opts)?.record(opts, None)
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// The one-line progress shown on a terminal while recording.
 pub struct Progress {
     bar: Option<ProgressBar>,
 }
@@ -34,6 +35,7 @@ impl Progress {
         Progress { bar: Some(bar) }
     }
 
+    /// Redraws the line (at most a few times a second).
     pub fn update(&mut self, elapsed: Duration, processes: usize, samples: u64) {
         if let Some(bar) = &self.bar {
             bar.set_message(format!(
@@ -43,6 +45,7 @@ impl Progress {
         }
     }
 
+    /// Clears the line so the next output starts clean.
     pub fn finish(&mut self) {
         if let Some(bar) = self.bar.take() {
             bar.finish_and_clear();

@@ -10,6 +10,7 @@ use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 
+/// Why the command could not be started; `exit_code` says how `run` exits.
 #[derive(Debug, thiserror::Error)]
 pub enum SpawnError {
     #[error("the command is empty")]
@@ -187,6 +188,7 @@ impl Gated {
 pub struct Status(pub i32);
 
 impl Status {
+    /// The shell-style status of a raw `waitpid` status.
     pub fn from_wait(status: i32) -> Status {
         if libc::WIFEXITED(status) {
             Status(libc::WEXITSTATUS(status))
@@ -196,6 +198,7 @@ impl Status {
             Status(status)
         }
     }
+    /// Exit code 0.
     pub fn success(&self) -> bool {
         self.0 == 0
     }

@@ -1,6 +1,6 @@
 //! Reports of analysis results: table, JSON, JUnit, GitHub annotations, SVG, HTML.
 //!
-//! Every renderer takes an [`Analysis`](crate::analyse::Analysis) whose
+//! Every renderer takes an [`Analysis`] whose
 //! results are already sorted by urgency (leaks first, shortest time to the
 //! limit first). Text that comes from a recording (process names, command
 //! lines, test names, meta fields such as the sampler) is untrusted: it is

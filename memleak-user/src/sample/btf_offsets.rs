@@ -11,6 +11,7 @@ use btf_rs::{Btf, Type};
 
 use super::SampleError;
 
+/// The running kernel's BTF, the source of the struct offsets.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
 
 /// Offsets (bytes) the eBPF program needs. `None` = field absent on this
@@ -41,10 +42,12 @@ pub struct KernelOffsets {
 }
 
 impl KernelOffsets {
+    /// Offsets of the running kernel, from [`VMLINUX_BTF`].
     pub fn from_sysfs() -> Result<Self, SampleError> {
         Self::from_file(Path::new(VMLINUX_BTF))
     }
 
+    /// Offsets from a BTF file (another kernel's, in tests).
     pub fn from_file(path: &Path) -> Result<Self, SampleError> {
         if !path.exists() {
             return Err(SampleError::Unsupported(format!(

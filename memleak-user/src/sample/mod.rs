@@ -39,6 +39,7 @@ pub struct Mem {
 }
 
 impl Mem {
+    /// Resident set size: anon + file + shmem (swap is not resident).
     pub fn rss(&self) -> u64 {
         self.rss_anon + self.rss_file + self.rss_shmem
     }
@@ -108,6 +109,7 @@ pub trait Sampler {
     }
 }
 
+/// Why a sampler could not start or read.
 #[derive(Debug, thiserror::Error)]
 pub enum SampleError {
     /// With what the build lacked (the build script's reason).

@@ -56,6 +56,7 @@ pub struct StatFields<'a> {
 }
 
 impl StatFields<'_> {
+    /// Kernel threads have no memory of their own and are never recorded.
     pub fn is_kernel_thread(&self) -> bool {
         self.flags & PF_KTHREAD != 0
     }

@@ -38,6 +38,7 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
+    /// Every kind, in the order reports list them.
     pub const ALL: [LimitKind; 8] = [
         LimitKind::RlimitAs,
         LimitKind::RlimitData,
@@ -78,6 +79,7 @@ impl LimitKind {
         }
     }
 
+    /// The kind a stored name stands for (see [`LimitKind::name`]).
     pub fn parse(s: &str) -> Option<LimitKind> {
         LimitKind::ALL.into_iter().find(|k| k.name() == s)
     }
@@ -102,6 +104,7 @@ pub struct Mounts {
 }
 
 impl Mounts {
+    /// Reads where cgroup v2 is mounted (from /proc/self/mountinfo).
     pub fn detect() -> Mounts {
         Mounts {
             v2: crate::sysinfo::cgroup2_mount(),

@@ -3,6 +3,7 @@
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
+/// Which processes a recording covers.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Scope {
     /// Every process on the machine.

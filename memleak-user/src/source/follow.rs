@@ -23,6 +23,7 @@ use crate::analyse::{Metric, ProcessRef};
 use crate::sample::Mem;
 use crate::store::{Recording, RunMeta, StoreError};
 
+/// Why a metrics refresh could not read `watch`'s files.
 #[derive(Debug, thiserror::Error)]
 pub enum FollowError {
     #[error("cannot list the recordings in {dir}: {source}; check that it exists and is readable")]

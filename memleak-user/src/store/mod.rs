@@ -20,6 +20,7 @@ pub use write::Writer;
 
 use std::path::PathBuf;
 
+/// Why a recording could not be written or read; says what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("{path}: no such recording; check the path (recordings are written by `memleak record` or `memleak run`)")]

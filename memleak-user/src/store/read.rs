@@ -86,9 +86,11 @@ pub struct ProcessSeries {
 }
 
 impl ProcessSeries {
+    /// Virtual size at each sample.
     pub fn vm(&self) -> impl Iterator<Item = u64> + '_ {
         self.mem.iter().map(|m| m.vm)
     }
+    /// Resident set size at each sample.
     pub fn rss(&self) -> impl Iterator<Item = u64> + '_ {
         self.mem.iter().map(|m| m.rss())
     }
@@ -234,7 +236,7 @@ fn uri_path(path: &Path) -> String {
 
 impl Recording {
     /// Opens a recording read-only: reading never changes it, not even a
-    /// crashed recorder's WAL (see [`connect`]).
+    /// crashed recorder's WAL (see `connect` in this module).
     pub fn open(path: &Path) -> Result<Recording, StoreError> {
         Recording::open_inner(path, true)
     }
@@ -315,6 +317,7 @@ impl Recording {
         Ok(rec)
     }
 
+    /// The file this recording was opened from.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -684,6 +687,7 @@ impl Recording {
         Ok(rows)
     }
 
+    /// Stored samples of all processes.
     pub fn sample_count(&self) -> Result<u64, StoreError> {
         self.conn
             .query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0))

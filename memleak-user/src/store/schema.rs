@@ -7,6 +7,7 @@ pub const FORMAT_VERSION: i64 = 1;
 /// `PRAGMA application_id`: marks the file as a memleak recording ("MLRK").
 pub const APPLICATION_ID: i64 = 0x4D4C_524B;
 
+/// The schema of a new recording (see the README's Recording format).
 pub const CREATE: &str = r#"
 CREATE TABLE IF NOT EXISTS meta (
     key   TEXT PRIMARY KEY,

@@ -79,6 +79,7 @@ impl Writer {
         Ok(w)
     }
 
+    /// The file being written.
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -87,6 +88,7 @@ impl Writer {
         StoreError::from_sqlite(&self.path, e)
     }
 
+    /// Sets one run-metadata key (in its own transaction).
     pub fn set_meta(&mut self, key: &str, value: &str) -> Result<(), StoreError> {
         self.set_metas(&[(key.to_string(), value.to_string())])
     }
@@ -110,6 +112,7 @@ impl Writer {
         tx.commit().map_err(fail)
     }
 
+    /// Stores a note the user must see (a fallback, a loss) at `t_ns`.
     pub fn note(&mut self, t_ns: u64, text: &str) -> Result<(), StoreError> {
         self.conn
             .execute(
@@ -139,6 +142,7 @@ impl Writer {
         tx.commit().map_err(fail)
     }
 
+    /// Replaces the sampler's health counters.
     pub fn set_counters(&mut self, counters: &Counters) -> Result<(), StoreError> {
         let tx = self
             .conn

@@ -6,7 +6,7 @@
 //! file starts at every rotation boundary (aligned to UTC: `1d` rotates at
 //! midnight UTC) and when the current file reaches its size limit; after
 //! each rotation only the newest `keep` of watch's own files stay (see
-//! [`crate::record::rotate`]). Each file is an ordinary recording; processes
+//! [`rotate`]). Each file is an ordinary recording; processes
 //! that live across a rotation continue in the next file (the sampler is
 //! kept and re-reports every process at the first snapshot of a file), and
 //! `memleak analyze DIR --since ... --until ...` stitches them together.
@@ -41,6 +41,7 @@ pub struct WatchOptions {
     pub duration: Option<Duration>,
 }
 
+/// Why `memleak watch` could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum WatchError {
     #[error("--keep must be at least 1")]

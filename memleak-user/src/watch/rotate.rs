@@ -9,6 +9,7 @@
 use std::os::unix::fs::{DirBuilderExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
+/// Why `watch`'s directory cannot be used or listed.
 #[derive(Debug, thiserror::Error)]
 pub enum RotateError {
     #[error(
