@@ -5,7 +5,7 @@
 //!
 //! Kernel struct offsets come from load-time globals that userspace resolves
 //! from BTF (rustc emits no CO-RE relocations), so every kernel read goes
-//! through `bpf_probe_read_kernel` at `base + OFF_*`.
+//! through `bpf_probe_read_kernel` at `base + CONFIG.off_*`.
 #![no_std]
 #![no_main]
 
@@ -19,59 +19,24 @@ use aya_ebpf::{
     programs::{PerfEventContext, RawTracePointContext, TracePointContext},
 };
 use memleak_common::{
-    globals::{ABSENT, SCOPE_ALL, SCOPE_CGROUP},
+    globals::{Config, ABSENT, SCOPE_ALL, SCOPE_CGROUP},
     proc::{ProcState, COMM_LEN, FLAG_EXECED, FLAG_EXITED, FLAG_FORKED, RSS_MEMBERS},
     stats::*,
 };
 
-// Load-time globals, set by userspace (see memleak_common::globals). They are
-// read with read_volatile so the compiler cannot fold the zero placeholders.
+/// Load-time configuration, set by userspace (see
+/// memleak_common::globals). Read with read_volatile (`config!`) so the
+/// compiler cannot fold the placeholder values.
 #[no_mangle]
-static OFF_TASK_MM: u64 = 0;
-#[no_mangle]
-static OFF_TASK_PID: u64 = 0;
-#[no_mangle]
-static OFF_TASK_FLAGS: u64 = 0;
-#[no_mangle]
-static OFF_TASK_TGID: u64 = 0;
-#[no_mangle]
-static OFF_TASK_START_BOOTTIME: u64 = 0;
-#[no_mangle]
-static OFF_TASK_REAL_PARENT: u64 = 0;
-#[no_mangle]
-static OFF_TASK_GROUP_LEADER: u64 = 0;
-#[no_mangle]
-static OFF_TASK_EXIT_CODE: u64 = 0;
-#[no_mangle]
-static OFF_TASK_COMM: u64 = 0;
-#[no_mangle]
-static OFF_MM_TOTAL_VM: u64 = 0;
-#[no_mangle]
-static OFF_MM_RSS_STAT: u64 = 0;
-#[no_mangle]
-static OFF_MM_OWNER: u64 = ABSENT;
-#[no_mangle]
-static OFF_RSS_COUNTER_VALUE: u64 = 0;
-#[no_mangle]
-static OFF_TASK_CGROUPS: u64 = ABSENT;
-#[no_mangle]
-static OFF_CSS_SET_DFL_CGRP: u64 = ABSENT;
-#[no_mangle]
-static OFF_CGROUP_KN: u64 = ABSENT;
-#[no_mangle]
-static OFF_KERNFS_NODE_ID: u64 = ABSENT;
-#[no_mangle]
-static SIZE_RSS_COUNTER: u64 = 8;
-#[no_mangle]
-static TP_EXIT_GROUP_DEAD: u64 = ABSENT;
-#[no_mangle]
-static TP_SIGNAL_DELIVER_SIG: u64 = ABSENT;
-#[no_mangle]
-static SCOPE: u64 = SCOPE_ALL;
-#[no_mangle]
-static CGROUP_ID: u64 = 0;
-#[no_mangle]
-static SELF_TGID: u64 = 0;
+static CONFIG: Config = Config::PLACEHOLDER;
+
+/// One field of [`CONFIG`].
+macro_rules! config {
+    ($field:ident) => {
+        // SAFETY: reading our own static.
+        unsafe { core::ptr::read_volatile(core::ptr::addr_of!(CONFIG.$field)) }
+    };
+}
 
 /// PF_EXITING in task_struct.flags: set once a task starts exiting. An mm
 /// torn down after its owner's exit record must not resurrect the process.
@@ -82,25 +47,52 @@ const PF_KTHREAD: u32 = 0x0020_0000;
 /// The kernel's `enum NR_MM_COUNTERS` bound, checked for the verifier.
 const MAX_MEMBER: i32 = RSS_MEMBERS as i32;
 
-#[inline(always)]
-fn g(v: &'static u64) -> u64 {
-    // SAFETY: reading our own static.
-    unsafe { core::ptr::read_volatile(v) }
-}
-
-/// Process states keyed by tgid. Sized by userspace (`set_max_entries`).
+/// Process states keyed by tgid. Sized by userspace (`map_max_entries`).
+///
+/// Concurrency. Programs write a value in place through `get_ptr_mut`,
+/// without a lock, from whichever CPU runs them: the hook (`rss_stat` in
+/// the faulting or reclaiming context, `switch_out`/`cpu_tick` on the CPU
+/// the process runs on, `refresh_tasks` on the recorder's CPU), the
+/// mmap-family exits, exec, exit and signal delivery of the process itself.
+/// Why that is safe enough:
+/// - each field is one aligned store, so no single field tears;
+/// - two writers of one process (two of its threads faulting on two CPUs)
+///   both store the kernel's current counter; the later store may carry the
+///   older value, which the next event (or the next snapshot's walk) and the
+///   exit's full re-read correct; `seq` is a plain increment, and a lost
+///   increment still moves it, which is all userspace asks of it;
+/// - userspace reads a copy with no lock and may see a half-updated value,
+///   but it removes the dirty mark before reading and every writer marks
+///   dirty after writing, so such a read is followed by another at the
+///   next snapshot;
+/// - entries are preallocated: one removed at exit can be reused by a fork
+///   while another CPU still writes through an old pointer. That takes the
+///   process's exit and an unrelated fork within one program run; the new
+///   entry then shows the dead process's counters until its next refresh.
+///   Not fixed with `BPF_F_NO_PREALLOC` (RCU-delayed reuse): kernels before
+///   6.1 refuse such maps in some tracing programs.
+///
+/// Whole-value replacement (fork, adoption, userspace seeding) goes
+/// through the map's update, which swaps entries under the bucket lock.
 #[map]
 static PROCS: HashMap<u32, ProcState> = HashMap::with_max_entries(65536, 0);
 
 /// tgids changed since userspace last looked: a snapshot reads only these.
+/// A set (the value is unused): programs on any CPU insert, userspace
+/// removes; any interleaving leaves the key present iff a change may be
+/// unread.
 #[map]
 static DIRTY: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
 
-/// Final state of each process at exit; low rate, so a ring buffer.
+/// Final state of each process at exit; low rate, so a ring buffer
+/// (multi-producer: the kernel serialises reservations across CPUs).
 #[map]
 static EXITS: RingBuf = RingBuf::with_byte_size(256 * 1024, 0);
 
-/// Health counters (see memleak_common::stats).
+/// Health counters (see memleak_common::stats). Per CPU, so each slot has
+/// one writer: the programs that share a CPU do not interrupt one another
+/// here (tracepoint and perf-event programs skip when nested, and the hooks
+/// that could nest, `rss_stat` and `cpu_tick`, are never attached together).
 #[map]
 static STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(STAT_COUNT, 0);
 
@@ -148,14 +140,16 @@ fn mark_dirty(tgid: u32) {
 
 #[inline(always)]
 fn read_rss(mm: u64, member: u64) -> i64 {
-    let off = g(&OFF_MM_RSS_STAT) + member * g(&SIZE_RSS_COUNTER) + g(&OFF_RSS_COUNTER_VALUE);
+    let off = config!(off_mm_rss_stat)
+        + member * config!(size_rss_counter)
+        + config!(off_rss_counter_value);
     read::<i64>(mm, off).unwrap_or(0)
 }
 
 /// Fills a state's memory figures from an mm (fork, exec, adoption).
 #[inline(always)]
 fn fill_from_mm(st: &mut ProcState, mm: u64) {
-    st.total_vm = read::<u64>(mm, g(&OFF_MM_TOTAL_VM)).unwrap_or(0);
+    st.total_vm = read::<u64>(mm, config!(off_mm_total_vm)).unwrap_or(0);
     let mut i = 0;
     while i < RSS_MEMBERS {
         st.rss[i] = read_rss(mm, i as u64);
@@ -171,12 +165,12 @@ fn new_state(task: u64, tgid: u32, flags: u32) -> ProcState {
         flags,
         ..ProcState::default()
     };
-    let leader = read::<u64>(task, g(&OFF_TASK_GROUP_LEADER)).unwrap_or(task);
-    st.start_ns = read::<u64>(leader, g(&OFF_TASK_START_BOOTTIME)).unwrap_or(0);
-    let parent = read::<u64>(leader, g(&OFF_TASK_REAL_PARENT)).unwrap_or(0);
-    st.ppid = read::<u32>(parent, g(&OFF_TASK_TGID)).unwrap_or(0);
-    st.comm = read::<[u8; COMM_LEN]>(leader, g(&OFF_TASK_COMM)).unwrap_or([0; COMM_LEN]);
-    if let Some(mm) = read::<u64>(task, g(&OFF_TASK_MM)) {
+    let leader = read::<u64>(task, config!(off_task_group_leader)).unwrap_or(task);
+    st.start_ns = read::<u64>(leader, config!(off_task_start_boottime)).unwrap_or(0);
+    let parent = read::<u64>(leader, config!(off_task_real_parent)).unwrap_or(0);
+    st.ppid = read::<u32>(parent, config!(off_task_tgid)).unwrap_or(0);
+    st.comm = read::<[u8; COMM_LEN]>(leader, config!(off_task_comm)).unwrap_or([0; COMM_LEN]);
+    if let Some(mm) = read::<u64>(task, config!(off_task_mm)) {
         fill_from_mm(&mut st, mm);
     }
     st.updated_ns = now();
@@ -188,11 +182,12 @@ fn new_state(task: u64, tgid: u32, flags: u32) -> ProcState {
 /// ones running in the target cgroup; tree scope only grows through fork.
 #[inline(always)]
 fn adopt_current() -> bool {
-    match g(&SCOPE) {
+    match config!(scope) {
         SCOPE_ALL => true,
         SCOPE_CGROUP => {
             // SAFETY: helper without arguments.
-            unsafe { bpf_get_current_cgroup_id() == g(&CGROUP_ID) }
+            let current = unsafe { bpf_get_current_cgroup_id() };
+            current == config!(cgroup_id)
         }
         _ => false,
     }
@@ -215,10 +210,10 @@ fn state_for(tgid: u32, task: u64, is_current: bool) -> Option<*mut ProcState> {
 /// takes (the caller checked both).
 #[inline(always)]
 fn adopt(tgid: u32, task: u64) -> Option<*mut ProcState> {
-    if u64::from(tgid) == g(&SELF_TGID) || tgid == 0 {
+    if u64::from(tgid) == config!(self_tgid) || tgid == 0 {
         return None;
     }
-    let flags = read::<u32>(task, g(&OFF_TASK_FLAGS)).unwrap_or(0);
+    let flags = read::<u32>(task, config!(off_task_flags)).unwrap_or(0);
     if flags & (PF_EXITING | PF_KTHREAD) != 0 {
         return None;
     }
@@ -257,8 +252,8 @@ pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
     // This runs on every page-fault batch of every tracked process: keep
     // kernel reads to the minimum (owner, its tgid, the one counter).
     let cur_tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
-    let (owner, tgid, is_current) = if g(&OFF_MM_OWNER) != ABSENT {
-        let owner = read::<u64>(mm, g(&OFF_MM_OWNER)).unwrap_or(0);
+    let (owner, tgid, is_current) = if config!(off_mm_owner) != ABSENT {
+        let owner = read::<u64>(mm, config!(off_mm_owner)).unwrap_or(0);
         if owner == 0 {
             // The kernel clears mm->owner when the last task leaves an mm
             // (exit, or the old image after exec); what follows is its
@@ -266,14 +261,14 @@ pub fn rss_stat(ctx: RawTracePointContext) -> i32 {
             count(STAT_TEARDOWN);
             return 0;
         }
-        let Some(tgid) = read::<u32>(owner, g(&OFF_TASK_TGID)) else {
+        let Some(tgid) = read::<u32>(owner, config!(off_task_tgid)) else {
             return 0;
         };
         // Threads share the mm, so same thread group = the current mm.
         (owner, tgid, tgid == cur_tgid)
     } else {
         let current = current_task();
-        if read::<u64>(current, g(&OFF_TASK_MM)).unwrap_or(0) != mm {
+        if read::<u64>(current, config!(off_task_mm)).unwrap_or(0) != mm {
             // Without CONFIG_MEMCG there is no mm->owner: a change made by
             // another task cannot be attributed. Counted and reported.
             count(STAT_UNATTRIBUTED);
@@ -328,7 +323,7 @@ fn refresh_current(min_gap_ns: u64) {
         }
         st.updated_ns = t;
     }
-    let Some(mm) = read::<u64>(current_task(), g(&OFF_TASK_MM)) else {
+    let Some(mm) = read::<u64>(current_task(), config!(off_task_mm)) else {
         return;
     };
     refresh_from_mm(st, mm);
@@ -350,7 +345,7 @@ fn refresh_from_mm(st: &mut ProcState, mm: u64) {
         }
         i += 1;
     }
-    if let Some(vm) = read::<u64>(mm, g(&OFF_MM_TOTAL_VM)) {
+    if let Some(vm) = read::<u64>(mm, config!(off_mm_total_vm)) {
         if vm != st.total_vm {
             st.total_vm = vm;
             changed = true;
@@ -383,18 +378,18 @@ pub fn refresh_tasks(ctx: *mut core::ffi::c_void) -> u32 {
 
 #[inline(always)]
 fn refresh_task(task: u64) {
-    let Some(tgid) = read::<u32>(task, g(&OFF_TASK_TGID)) else {
+    let Some(tgid) = read::<u32>(task, config!(off_task_tgid)) else {
         return;
     };
-    let mm = read::<u64>(task, g(&OFF_TASK_MM)).unwrap_or(0);
+    let mm = read::<u64>(task, config!(off_task_mm)).unwrap_or(0);
     if mm == 0 {
         return; // a kernel thread, or exiting (its exit record follows)
     }
-    if read::<u32>(task, g(&OFF_TASK_PID)).unwrap_or(0) != tgid {
+    if read::<u32>(task, config!(off_task_pid)).unwrap_or(0) != tgid {
         // Threads share their leader's mm, and the leader is visited too;
         // unless it has exited alone, which clears its mm.
-        let leader = read::<u64>(task, g(&OFF_TASK_GROUP_LEADER)).unwrap_or(0);
-        if read::<u64>(leader, g(&OFF_TASK_MM)).unwrap_or(0) != 0 {
+        let leader = read::<u64>(task, config!(off_task_group_leader)).unwrap_or(0);
+        if read::<u64>(leader, config!(off_task_mm)).unwrap_or(0) != 0 {
             return;
         }
     }
@@ -414,19 +409,19 @@ fn refresh_task(task: u64) {
 /// Whether `task` (not the current task) belongs to the recording's scope.
 #[inline(always)]
 fn in_scope(task: u64) -> bool {
-    match g(&SCOPE) {
+    match config!(scope) {
         SCOPE_ALL => true,
         SCOPE_CGROUP => {
             // task->cgroups->dfl_cgrp->kn->id, what bpf_get_current_cgroup_id
             // returns for the current task. Without the offsets a moved
             // process is not adopted (fork and exec inside still are).
-            if g(&OFF_KERNFS_NODE_ID) == ABSENT {
+            if config!(off_kernfs_node_id) == ABSENT {
                 return false;
             }
-            let css_set = read::<u64>(task, g(&OFF_TASK_CGROUPS)).unwrap_or(0);
-            let cgrp = read::<u64>(css_set, g(&OFF_CSS_SET_DFL_CGRP)).unwrap_or(0);
-            let kn = read::<u64>(cgrp, g(&OFF_CGROUP_KN)).unwrap_or(0);
-            read::<u64>(kn, g(&OFF_KERNFS_NODE_ID)) == Some(g(&CGROUP_ID))
+            let css_set = read::<u64>(task, config!(off_task_cgroups)).unwrap_or(0);
+            let cgrp = read::<u64>(css_set, config!(off_css_set_dfl_cgrp)).unwrap_or(0);
+            let kn = read::<u64>(cgrp, config!(off_cgroup_kn)).unwrap_or(0);
+            read::<u64>(kn, config!(off_kernfs_node_id)) == Some(config!(cgroup_id))
         }
         _ => false,
     }
@@ -447,7 +442,7 @@ fn adopt_running(tgid: u32) -> Option<*mut ProcState> {
         return None;
     }
     let task = current_task();
-    if read::<u64>(task, g(&OFF_TASK_MM)).unwrap_or(0) == 0 {
+    if read::<u64>(task, config!(off_task_mm)).unwrap_or(0) == 0 {
         return None;
     }
     adopt(tgid, task)
@@ -482,11 +477,11 @@ pub fn vm_change(_ctx: TracePointContext) -> i32 {
     };
     // SAFETY: pointer into our own map's value.
     let st = unsafe { &mut *st };
-    let Some(mm) = read::<u64>(task, g(&OFF_TASK_MM)) else {
+    let Some(mm) = read::<u64>(task, config!(off_task_mm)) else {
         return 0;
     };
     count(STAT_VM_EVENTS);
-    if let Some(vm) = read::<u64>(mm, g(&OFF_MM_TOTAL_VM)) {
+    if let Some(vm) = read::<u64>(mm, config!(off_mm_total_vm)) {
         if vm != st.total_vm {
             st.total_vm = vm;
             touch(st);
@@ -502,22 +497,22 @@ pub fn vm_change(_ctx: TracePointContext) -> i32 {
 pub fn process_fork(ctx: RawTracePointContext) -> i32 {
     let parent: u64 = ctx.arg::<u64>(0);
     let child: u64 = ctx.arg::<u64>(1);
-    let Some(ptgid) = read::<u32>(parent, g(&OFF_TASK_TGID)) else {
+    let Some(ptgid) = read::<u32>(parent, config!(off_task_tgid)) else {
         return 0;
     };
-    let Some(ctgid) = read::<u32>(child, g(&OFF_TASK_TGID)) else {
+    let Some(ctgid) = read::<u32>(child, config!(off_task_tgid)) else {
         return 0;
     };
-    if ctgid == ptgid || u64::from(ctgid) == g(&SELF_TGID) {
+    if ctgid == ptgid || u64::from(ctgid) == config!(self_tgid) {
         return 0; // a thread, or ourselves
     }
     // kthreadd forks every kernel thread; whole-system scope would
     // otherwise take each one started during the recording.
-    if read::<u32>(child, g(&OFF_TASK_FLAGS)).unwrap_or(0) & PF_KTHREAD != 0 {
+    if read::<u32>(child, config!(off_task_flags)).unwrap_or(0) & PF_KTHREAD != 0 {
         return 0;
     }
-    let tracked = PROCS.get_ptr(ptgid).is_some() || g(&SCOPE) == SCOPE_ALL || {
-        g(&SCOPE) == SCOPE_CGROUP && adopt_current()
+    let tracked = PROCS.get_ptr(ptgid).is_some() || config!(scope) == SCOPE_ALL || {
+        config!(scope) == SCOPE_CGROUP && adopt_current()
     };
     if !tracked {
         return 0;
@@ -551,7 +546,7 @@ pub fn process_exec(_ctx: TracePointContext) -> i32 {
     if let Ok(comm) = bpf_get_current_comm() {
         st.comm = comm;
     }
-    if let Some(mm) = read::<u64>(task, g(&OFF_TASK_MM)) {
+    if let Some(mm) = read::<u64>(task, config!(off_task_mm)) {
         fill_from_mm(st, mm);
     }
     st.flags |= FLAG_EXECED;
@@ -568,7 +563,7 @@ pub fn process_exit(ctx: TracePointContext) -> i32 {
     let pid_tgid = bpf_get_current_pid_tgid();
     let tgid = (pid_tgid >> 32) as u32;
     let pid = pid_tgid as u32;
-    let off = g(&TP_EXIT_GROUP_DEAD);
+    let off = config!(tp_exit_group_dead);
     let group_dead = if off != ABSENT {
         // SAFETY: offset from the tracepoint's own format file.
         unsafe { ctx.read_at::<u8>(off as usize) }.unwrap_or(0) != 0
@@ -588,13 +583,13 @@ pub fn process_exit(ctx: TracePointContext) -> i32 {
     // Kernels that fire this tracepoint before exit_mm() still have the
     // mm: its counters are the true final figures, which the `switch` hook
     // would otherwise know only as of the last switch or tick.
-    if let Some(mm) = read::<u64>(task, g(&OFF_TASK_MM)) {
+    if let Some(mm) = read::<u64>(task, config!(off_task_mm)) {
         if mm != 0 {
             fill_from_mm(st, mm);
         }
     }
     st.exit_ns = now();
-    st.exit_code = read::<i32>(task, g(&OFF_TASK_EXIT_CODE)).unwrap_or(0);
+    st.exit_code = read::<i32>(task, config!(off_task_exit_code)).unwrap_or(0);
     st.flags |= FLAG_EXITED;
     st.seq = st.seq.wrapping_add(1);
     if EXITS.output::<ProcState>(&*st, 0).is_ok() {
@@ -614,7 +609,7 @@ pub fn process_exit(ctx: TracePointContext) -> i32 {
 /// finished its work.
 #[tracepoint]
 pub fn signal_deliver(ctx: TracePointContext) -> i32 {
-    let off = g(&TP_SIGNAL_DELIVER_SIG);
+    let off = config!(tp_signal_deliver_sig);
     if off == ABSENT {
         return 0;
     }

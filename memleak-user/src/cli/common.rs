@@ -81,7 +81,7 @@ pub struct SnapshotArgs {
     /// at exit; 4-39% slower at extreme context-switch rates) or `faults`
     /// (every RSS change, exact between snapshots; page faults get 5-10%
     /// slower).
-    #[arg(long, value_enum, default_value = "snapshot", value_name = "HOOK")]
+    #[arg(long, value_enum, default_value_t, value_name = "HOOK")]
     pub ebpf_hook: EbpfHook,
 }
 

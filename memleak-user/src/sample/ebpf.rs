@@ -150,10 +150,10 @@ fn load_error(e: impl std::fmt::Display + std::fmt::Debug) -> SampleError {
 }
 
 impl EbpfSampler {
-    /// With the `faults` hook (`rss_stat`): exact, and attributing every
-    /// change at once. [`EbpfSampler::with_hook`] chooses the hook.
+    /// With the default hook ([`EbpfHook::default`], what the CLI uses
+    /// too). [`EbpfSampler::with_hook`] chooses the hook.
     pub fn new(scope: Scope, self_pid: u32, max_procs: u32) -> Result<Self, SampleError> {
-        Self::with_hook(scope, self_pid, max_procs, EbpfHook::Faults)
+        Self::with_hook(scope, self_pid, max_procs, EbpfHook::default())
     }
 
     pub fn with_hook(
@@ -204,37 +204,34 @@ impl EbpfSampler {
                 })?,
             ),
         };
-        let self_tgid = u64::from(self_pid);
         let chain = off.cgroup_id_chain.unwrap_or([gl::ABSENT; 4]);
-        let values: [(&str, u64); 23] = [
-            (gl::OFF_TASK_MM, off.task_mm),
-            (gl::OFF_TASK_PID, off.task_pid),
-            (gl::OFF_TASK_FLAGS, off.task_flags),
-            (gl::OFF_TASK_TGID, off.task_tgid),
-            (gl::OFF_TASK_START_BOOTTIME, off.task_start_boottime),
-            (gl::OFF_TASK_REAL_PARENT, off.task_real_parent),
-            (gl::OFF_TASK_GROUP_LEADER, off.task_group_leader),
-            (gl::OFF_TASK_EXIT_CODE, off.task_exit_code),
-            (gl::OFF_TASK_COMM, off.task_comm),
-            (gl::OFF_MM_TOTAL_VM, off.mm_total_vm),
-            (gl::OFF_MM_RSS_STAT, off.mm_rss_stat),
-            (gl::OFF_MM_OWNER, off.mm_owner.unwrap_or(gl::ABSENT)),
-            (gl::OFF_RSS_COUNTER_VALUE, off.rss_counter_value),
-            (gl::SIZE_RSS_COUNTER, off.rss_counter_size),
-            (gl::TP_EXIT_GROUP_DEAD, group_dead),
-            (gl::SCOPE, scope_mode),
-            (gl::CGROUP_ID, cgroup_id),
-            (gl::SELF_TGID, self_tgid),
-            (gl::TP_SIGNAL_DELIVER_SIG, signal_sig),
-            (gl::OFF_TASK_CGROUPS, chain[0]),
-            (gl::OFF_CSS_SET_DFL_CGRP, chain[1]),
-            (gl::OFF_CGROUP_KN, chain[2]),
-            (gl::OFF_KERNFS_NODE_ID, chain[3]),
-        ];
+        let config = gl::Config {
+            off_task_mm: off.task_mm,
+            off_task_pid: off.task_pid,
+            off_task_flags: off.task_flags,
+            off_task_tgid: off.task_tgid,
+            off_task_start_boottime: off.task_start_boottime,
+            off_task_real_parent: off.task_real_parent,
+            off_task_group_leader: off.task_group_leader,
+            off_task_exit_code: off.task_exit_code,
+            off_task_comm: off.task_comm,
+            off_mm_total_vm: off.mm_total_vm,
+            off_mm_rss_stat: off.mm_rss_stat,
+            off_mm_owner: off.mm_owner.unwrap_or(gl::ABSENT),
+            off_rss_counter_value: off.rss_counter_value,
+            size_rss_counter: off.rss_counter_size,
+            off_task_cgroups: chain[0],
+            off_css_set_dfl_cgrp: chain[1],
+            off_cgroup_kn: chain[2],
+            off_kernfs_node_id: chain[3],
+            tp_exit_group_dead: group_dead,
+            tp_signal_deliver_sig: signal_sig,
+            scope: scope_mode,
+            cgroup_id,
+            self_tgid: u64::from(self_pid),
+        };
         let mut loader = EbpfLoader::new();
-        for (name, value) in values.iter().filter(|(n, _)| !n.is_empty()) {
-            loader.override_global(name, value, true);
-        }
+        loader.override_global(gl::CONFIG, &config, true);
         loader.map_max_entries("PROCS", max_procs);
         loader.map_max_entries("DIRTY", max_procs);
         let mut ebpf = loader.load(EBPF_OBJECT).map_err(load_error)?;
