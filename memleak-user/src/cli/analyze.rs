@@ -298,7 +298,7 @@ pub fn run(args: AnalyzeArgs) -> Result<i32> {
 }
 
 /// Prints `text` to stdout; a closed pipe (`| head`) is not an error.
-fn emit(text: &str) -> Result<()> {
+pub(crate) fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {

@@ -13,6 +13,7 @@ pub(crate) mod common;
 pub(crate) mod completions;
 pub(crate) mod eval;
 pub(crate) mod info;
+pub(crate) mod locate;
 pub(crate) mod man;
 pub(crate) mod record;
 pub(crate) mod run;
@@ -58,6 +59,9 @@ enum Command {
     Analyze(self::analyze::AnalyzeArgs),
     /// Describe a recording: where, how, how much, and what was lost.
     Info(self::info::InfoArgs),
+    /// Sample where a running process first touches new memory, with user
+    /// stacks: which code paths grow it.
+    Locate(self::locate::LocateArgs),
     /// Score the analyser on labelled recordings (`cargo xtask corpus`):
     /// precision, recall, F1, false positives and time to first alert, per
     /// model.
@@ -147,6 +151,7 @@ pub fn main() -> ExitCode {
         Command::Record(a) => self::record::run(a),
         Command::Analyze(a) => self::analyze::run(a),
         Command::Info(a) => self::info::run(a),
+        Command::Locate(a) => self::locate::run(a),
         Command::Eval(a) => self::eval::run(a),
         Command::Baseline(a) => self::baseline::run_baseline(a),
         Command::Compare(a) => self::baseline::run_compare(a),
