@@ -321,6 +321,7 @@ pub fn analyse_and_report(
     let marked = Marked {
         processes: crate::load::phases::for_analysis(&rec, &a)?,
         tests: test_verdicts(&rec, &settings)?,
+        located: rec.located()?,
     };
     drop(rec);
     emit_analysis(&a, &marked, report)?;
