@@ -188,7 +188,7 @@ mod located_tests {
     fn version_1_recordings_still_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("v1.memleak");
-        let mut w = Writer::create(&path).unwrap();
+        let w = Writer::create(&path).unwrap();
         w.finish(1).unwrap();
         {
             let c = rusqlite::Connection::open(&path).unwrap();
