@@ -31,29 +31,61 @@ macro_rules! require_locate {
     };
 }
 
-/// Builds leaky.c with frame pointers into `dir`, or None (with the
-/// reason printed) when there is no C compiler; on CI that is a failure.
-fn build_leaky(dir: &Path) -> Option<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/leaky.c");
-    let exe = dir.join("leaky");
-    let out = Command::new("cc")
-        .args(["-O0", "-g", "-fno-omit-frame-pointer", "-o"])
+/// Builds tests/data/`source` with frame pointers into `dir` with the
+/// compiler command `compiler`, or None (with the reason printed) when that
+/// compiler is missing; on CI that is a failure.
+fn build(dir: &Path, compiler: &str, flags: &[&str], source: &str) -> Option<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(source);
+    let exe = dir.join(source.replace('.', "-"));
+    let out = Command::new(compiler)
+        .args(flags)
+        .arg("-o")
         .arg(&exe)
         .arg(&src)
         .output();
     match out {
         Ok(o) if o.status.success() => Some(exe),
         Ok(o) => panic!(
-            "cc failed on {}: {}",
+            "{compiler} failed on {}: {}",
             src.display(),
             String::from_utf8_lossy(&o.stderr)
         ),
         Err(e) => {
-            assert!(!on_ci(), "no C compiler (cc) on CI: {e}");
-            eprintln!("SKIPPED: no C compiler (cc): {e}");
+            assert!(!on_ci(), "no {compiler} on CI: {e}");
+            eprintln!("SKIPPED: no {compiler}: {e}");
             None
         }
     }
+}
+
+fn build_leaky(dir: &Path) -> Option<PathBuf> {
+    build(
+        dir,
+        "cc",
+        &["-O0", "-g", "-fno-omit-frame-pointer"],
+        "leaky.c",
+    )
+}
+
+/// Samples `pid` for 3 s with `memleak locate`; returns the text report
+/// and the JSON one.
+fn locate(dir: &Path, pid: u32) -> (String, serde_json::Value) {
+    let json = dir.join("located.json");
+    let out = Command::new(memleak_bin())
+        .args(["locate", &pid.to_string(), "-d", "3s", "-o"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let located = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    (stdout, located)
 }
 
 /// The function of the first frame of the stack with the most bytes.
@@ -96,20 +128,7 @@ fn locate_pid_puts_the_leaking_function_on_top() {
     // Started without memleak, as a suspect found in production would be.
     let child = ChildGuard(Command::new(&leaky).arg("20").spawn().unwrap());
     std::thread::sleep(Duration::from_millis(300));
-    let json = dir.path().join("located.json");
-    let out = Command::new(memleak_bin())
-        .args(["locate", &child.id().to_string(), "-d", "3s", "-o"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let located: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let (stdout, located) = locate(dir.path(), child.id());
     assert_eq!(top_function(&located), "leak_site", "{located:#}");
     // The text report names it first too, with its file and line.
     let first_frame = stdout.lines().find(|l| l.trim_start().starts_with("at "));
@@ -126,6 +145,30 @@ fn locate_pid_puts_the_leaking_function_on_top() {
     // The churning sites reuse their heap pages: far below the leak.
     let churn = bytes_of(&located, "churn_site") + bytes_of(&located, "scratch_site");
     assert!(churn * 10 < leaked, "churn {churn} vs leak {leaked}");
+}
+
+/// The same program in Rust, built with frame pointers: names come
+/// demangled, with their module path.
+#[test]
+fn locate_pid_names_the_leaking_rust_function() {
+    require_locate!();
+    let dir = tempfile::tempdir().unwrap();
+    let flags = [
+        "--edition",
+        "2021",
+        "-C",
+        "force-frame-pointers=yes",
+        "-C",
+        "opt-level=0",
+        "-g",
+    ];
+    let Some(leaky) = build(dir.path(), "rustc", &flags, "leaky.rs") else {
+        return;
+    };
+    let child = ChildGuard(Command::new(&leaky).arg("20").spawn().unwrap());
+    std::thread::sleep(Duration::from_millis(300));
+    let (_, located) = locate(dir.path(), child.id());
+    assert_eq!(top_function(&located), "leaky::leak_site", "{located:#}");
 }
 
 #[test]
@@ -166,8 +209,27 @@ fn run_locate_stores_the_stacks_and_reports_them() {
     ))
     .unwrap();
     let validator = jsonschema::validator_for(&schema).unwrap();
-    let errors: Vec<String> = validator.iter_errors(&report).map(|e| e.to_string()).collect();
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| e.to_string())
+        .collect();
     assert!(errors.is_empty(), "{errors:#?}");
+}
+
+#[test]
+fn record_locate_refuses_a_whole_system_scope() {
+    require_locate!();
+    let dir = tempfile::tempdir().unwrap();
+    let rec = dir.path().join("all.memleak");
+    let out = Command::new(memleak_bin())
+        .args(["record", "-q", "--all", "--locate", "-d", "1s", "-o"])
+        .arg(&rec)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--locate needs a command or --pid"), "{err}");
+    assert!(!rec.exists(), "no recording is left behind");
 }
 
 #[test]

@@ -11,19 +11,7 @@ use clap::Args;
 use super::common::parse_duration;
 use crate::locate::{self, Locator};
 
-/// Sample where process PID first touches new memory (page faults, with
-/// user stacks), then print the code paths that touched the most.
-///
-/// Once a process is suspect (`memleak run` or `analyze` flagged it), this
-/// says which code grows it. One page fault in PERIOD of that process (and
-/// of the threads and children it starts meanwhile) is sampled with its
-/// user stack; each sample stands for about PERIOD × 4 KiB of new memory.
-/// Nothing else on the machine is slowed. Needs root (or CAP_BPF and
-/// CAP_PERFMON). Stacks are unwound with frame pointers: build with
-/// `-fno-omit-frame-pointer` (C/C++) or `-C force-frame-pointers=yes`
-/// (Rust); JIT runtimes need a perf map (/tmp/perf-PID.map). It shows
-/// where memory is first touched, not what is kept: see "Locating growth"
-/// in the README.
+/// `memleak locate` (its help text is on the subcommand, in cli/mod.rs).
 #[derive(Args, Debug)]
 pub struct LocateArgs {
     /// The process to sample (its threads, and what it starts from now on).
