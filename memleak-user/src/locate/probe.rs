@@ -237,3 +237,41 @@ fn paranoid() -> Option<i32> {
         .parse()
         .ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("perf_event_open failed")]
+    struct Wrapped(#[source] io::Error);
+
+    #[test]
+    fn a_refusal_deep_in_the_chain_is_a_permission_error() {
+        let e = Wrapped(io::Error::from_raw_os_error(libc::EACCES));
+        match classify("opening the event", &e) {
+            LocateError::Permission(text) => {
+                assert!(text.starts_with("opening the event: perf_event_open failed"));
+                // The paranoid level is named whenever the kernel exposes it.
+                if paranoid().is_some() {
+                    assert!(text.contains("kernel.perf_event_paranoid is"), "{text}");
+                }
+            }
+            other => panic!("not a permission error: {other:?}"),
+        }
+        let e = Wrapped(io::Error::from_raw_os_error(libc::EINVAL));
+        assert!(matches!(classify("x", &e), LocateError::Ebpf(_)));
+        assert_eq!(os_error(&Wrapped(io::Error::other("no code"))), None);
+    }
+
+    #[test]
+    fn a_missing_process_has_no_threads() {
+        assert!(matches!(
+            threads(4_194_305),
+            Err(LocateError::Gone(4_194_305))
+        ));
+        assert!(threads(std::process::id())
+            .unwrap()
+            .contains(&std::process::id()));
+    }
+}
