@@ -171,6 +171,40 @@ fn locate_pid_names_the_leaking_rust_function() {
     assert_eq!(top_function(&located), "leaky::leak_site", "{located:#}");
 }
 
+/// A JIT runtime: node writes a perf map (--perf-basic-prof), so the
+/// hottest stack goes through JavaScript frames named after leaky.js (the
+/// optimiser may inline leakSite into its caller, so the test asks for the
+/// file, not the function).
+#[test]
+fn locate_names_javascript_frames_through_the_perf_map() {
+    require_locate!();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/leaky.js");
+    let child = match Command::new("node")
+        .arg("--perf-basic-prof")
+        .arg(&src)
+        .arg("20")
+        .spawn()
+    {
+        Ok(c) => ChildGuard(c),
+        // node is an optional runtime, not a build requirement: skip.
+        Err(e) => {
+            eprintln!("SKIPPED: no node: {e}");
+            return;
+        }
+    };
+    std::thread::sleep(Duration::from_millis(800));
+    let dir = tempfile::tempdir().unwrap();
+    let (_, located) = locate(dir.path(), child.id());
+    let top = &located["stacks"][0]["frames"];
+    let named_js = top.as_array().unwrap().iter().any(|f| {
+        f["function"]
+            .as_str()
+            .is_some_and(|n| n.starts_with("JS:") && n.contains("leaky.js"))
+    });
+    assert!(named_js, "{located:#}");
+    let _ = std::fs::remove_file(format!("/tmp/perf-{}.map", child.id()));
+}
+
 #[test]
 fn run_locate_stores_the_stacks_and_reports_them() {
     require_locate!();
