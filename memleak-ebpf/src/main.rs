@@ -9,6 +9,8 @@
 #![no_std]
 #![no_main]
 
+mod locate;
+
 use aya_ebpf::{
     helpers::{
         bpf_get_current_cgroup_id, bpf_get_current_comm, bpf_get_current_pid_tgid,

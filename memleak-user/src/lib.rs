@@ -12,6 +12,7 @@ mod cli;
 pub mod export;
 pub mod files;
 pub mod load;
+pub mod locate;
 pub mod record;
 pub mod report;
 pub mod sample;

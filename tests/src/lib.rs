@@ -94,6 +94,7 @@ pub fn record_command_with(
         progress: false,
         origin: "record",
         thin_to: None,
+        locate: None,
     };
     let outcome = record(&opts).expect("recording");
     assert_eq!(
@@ -126,6 +127,7 @@ pub fn ebpf_scope_options(
         progress: false,
         origin: "record",
         thin_to: None,
+        locate: None,
     }
 }
 

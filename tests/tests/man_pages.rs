@@ -19,7 +19,7 @@ fn man_writes_a_page_per_subcommand_with_exit_status_and_environment() {
         String::from_utf8_lossy(&out.stderr)
     );
     for sub in [
-        "run", "record", "analyze", "info", "eval", "compare", "diff", "watch",
+        "run", "record", "analyze", "info", "eval", "compare", "diff", "watch", "locate",
     ] {
         let page = dir.path().join(format!("memleak-{sub}.1"));
         let text = std::fs::read_to_string(&page)

@@ -129,3 +129,18 @@ fn forced_ebpf_fails_naming_the_missing_capability() {
     );
     assert!(!rec.exists(), "no recording is left behind");
 }
+
+/// `memleak locate` as nobody: a one-line error naming the missing
+/// capabilities and what to do, exit 1, before touching the target.
+#[test]
+fn locate_without_privileges_says_what_is_missing() {
+    let u = setup_or_skip!();
+    let target = std::process::id().to_string();
+    let o = as_nobody(&u.bin, &["locate", &target, "-d", "1s"]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("locate needs privileges"), "{stderr}");
+    assert!(stderr.contains("CAP_BPF"), "{stderr}");
+    assert!(stderr.contains("CAP_PERFMON"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr}");
+}

@@ -3,7 +3,8 @@
 //! `bench-results/<name>-<unix time>.{txt,json}` (gitignored).
 //!
 //! - `overhead`: wall time of a page-fault-heavy and a malloc-heavy workload
-//!   alone vs. under memleak (eBPF, procfs) and a psutil poller (1 s, 5 ms);
+//!   alone vs. under memleak (eBPF, procfs, eBPF with `--locate`) and a
+//!   psutil poller (1 s, 5 ms);
 //! - `sampler-cost`: CPU of `memleak record --all` with 100 / 1,000 / 5,000
 //!   idle and 100 busy extra processes, eBPF vs. procfs;
 //! - `size`: the same recordings' bytes per process-hour and the recorder's

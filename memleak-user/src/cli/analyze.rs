@@ -300,7 +300,7 @@ pub fn run(args: AnalyzeArgs) -> Result<i32> {
 }
 
 /// Prints `text` to stdout; a closed pipe (`| head`) is not an error.
-fn emit(text: &str) -> Result<()> {
+pub(crate) fn emit(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|_| out.flush()) {
         Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
@@ -323,6 +323,7 @@ pub fn analyse_and_report(
     let marked = Marked {
         processes: crate::load::phases::for_analysis(&rec, &a)?,
         tests: test_verdicts(&rec, &settings)?,
+        located: rec.located()?,
     };
     drop(rec);
     emit_analysis(&a, &marked, report)?;

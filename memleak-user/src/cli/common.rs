@@ -115,7 +115,33 @@ impl SnapshotArgs {
             max_procs: self.max_procs,
             ebpf_hook: self.ebpf_hook,
             progress,
+            locate: None,
         }
+    }
+}
+
+/// `--locate` on `run` and `record`.
+#[derive(Args, Debug, Clone)]
+pub struct LocateFlags {
+    /// Also sample where the command's processes (or the --pid ones) first
+    /// touch new memory, with user stacks: the report then lists the code
+    /// paths that grew them most (estimated bytes). One page fault in
+    /// --locate-period is sampled, for these processes only. Needs root
+    /// (or CAP_BPF and CAP_PERFMON) and frame pointers in the code; see
+    /// `memleak locate --help` and "Locating growth" in the README.
+    #[arg(long)]
+    pub locate: bool,
+
+    /// Page faults per --locate sample (each stands for about N x 4 KiB of
+    /// new memory).
+    #[arg(long, default_value_t = crate::locate::DEFAULT_PERIOD, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..), requires = "locate")]
+    pub locate_period: u64,
+}
+
+impl LocateFlags {
+    pub fn period(&self) -> Option<u64> {
+        self.locate.then_some(self.locate_period)
     }
 }
 

@@ -13,6 +13,7 @@ pub(crate) mod common;
 pub(crate) mod completions;
 pub(crate) mod eval;
 pub(crate) mod info;
+pub(crate) mod locate;
 pub(crate) mod man;
 pub(crate) mod record;
 pub(crate) mod run;
@@ -58,6 +59,26 @@ enum Command {
     Analyze(self::analyze::AnalyzeArgs),
     /// Describe a recording: where, how, how much, and what was lost.
     Info(self::info::InfoArgs),
+    /// Sample where a running process first touches new memory, with user
+    /// stacks: which code paths grow it.
+    ///
+    /// Once a process is suspect (`memleak run` or `analyze` flagged it),
+    /// this says which code grows it. One page fault in --period of that
+    /// process (and of the threads and children it starts meanwhile) is
+    /// sampled with its user stack; each sample stands for about
+    /// period x 4 KiB of newly touched memory, and the paths that touched
+    /// the most are printed first. Nothing else on the machine is slowed.
+    /// `run --locate` and `record --locate` do the same for what they
+    /// record and store the stacks in the recording.
+    ///
+    /// It shows where memory is first touched, not what is kept: a path
+    /// that frees to the kernel and allocates again shows too. Stacks are
+    /// unwound with frame pointers: build with -fno-omit-frame-pointer
+    /// (C/C++) or -C force-frame-pointers=yes (Rust); JIT runtimes need a
+    /// perf map (/tmp/perf-PID.map; Python needs 3.12+ with -X perf).
+    /// Needs root, or CAP_BPF and CAP_PERFMON. See "Locating growth" in
+    /// the README.
+    Locate(self::locate::LocateArgs),
     /// Score the analyser on labelled recordings (`cargo xtask corpus`):
     /// precision, recall, F1, false positives and time to first alert, per
     /// model.
@@ -147,6 +168,7 @@ pub fn main() -> ExitCode {
         Command::Record(a) => self::record::run(a),
         Command::Analyze(a) => self::analyze::run(a),
         Command::Info(a) => self::info::run(a),
+        Command::Locate(a) => self::locate::run(a),
         Command::Eval(a) => self::eval::run(a),
         Command::Baseline(a) => self::baseline::run_baseline(a),
         Command::Compare(a) => self::baseline::run_compare(a),

@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
-use super::common::{parse_duration, SamplingArgs, ScopeArgs};
+use super::common::{parse_duration, LocateFlags, SamplingArgs, ScopeArgs};
 use crate::record::{self, RecordError, RecordOutcome};
 use crate::sample::Scope;
 
@@ -22,6 +22,9 @@ pub struct RecordArgs {
 
     #[command(flatten)]
     pub sampling: SamplingArgs,
+
+    #[command(flatten)]
+    pub locate: LocateFlags,
 
     /// A command given without `--`: refused with a hint.
     #[arg(hide = true)]
@@ -41,7 +44,14 @@ pub fn run(args: RecordArgs) -> Result<i32> {
     let Some(scope) = args.scope.scope(command.is_some())? else {
         bail!("nothing to record: give a command after `--`, or --all, --cgroup PATH or --pid PID (see `memleak record --help`)");
     };
-    let outcome = match record_with("record", &args.sampling, scope, args.duration, command) {
+    let outcome = match record_with(
+        "record",
+        &args.sampling,
+        args.locate.period(),
+        scope,
+        args.duration,
+        command,
+    ) {
         Ok(o) => o,
         Err(e) => return not_started(e),
     };
@@ -116,11 +126,12 @@ pub fn data_lost(outcome: &RecordOutcome) -> &'static str {
 pub fn record_with(
     origin: &'static str,
     sampling: &SamplingArgs,
+    locate: Option<u64>,
     scope: Scope,
     duration: Option<Duration>,
     command: Option<Vec<String>>,
 ) -> Result<RecordOutcome> {
-    let opts = sampling.snapshot.record_options(
+    let mut opts = sampling.snapshot.record_options(
         origin,
         sampling.output_path(),
         scope,
@@ -128,6 +139,7 @@ pub fn record_with(
         command,
         !sampling.quiet,
     );
+    opts.locate = locate;
     let outcome =
         record::record(&opts).with_context(|| format!("recording to {}", opts.output.display()))?;
     for note in &outcome.notes {

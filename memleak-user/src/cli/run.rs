@@ -4,7 +4,7 @@ use anyhow::Result;
 use clap::Args;
 
 use super::analyze::{analyse_and_report, AnalysisArgs, ReportArgs, EXIT_LEAK};
-use super::common::SamplingArgs;
+use super::common::{LocateFlags, SamplingArgs};
 use super::record::{forgot_double_dash, not_started, record_with};
 use crate::sample::Scope;
 
@@ -15,6 +15,9 @@ use crate::sample::Scope;
 pub struct RunArgs {
     #[command(flatten)]
     pub sampling: SamplingArgs,
+
+    #[command(flatten)]
+    pub locate: LocateFlags,
 
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -48,6 +51,7 @@ pub fn run(args: RunArgs) -> Result<i32> {
     let outcome = match record_with(
         "run",
         &args.sampling,
+        args.locate.period(),
         Scope::Tree(Vec::new()),
         None,
         Some(args.command.clone()),

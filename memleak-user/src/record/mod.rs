@@ -46,6 +46,10 @@ pub struct RecordOptions {
     /// recording has run for [`THIN_AFTER_SNAPSHOTS`] snapshots at the
     /// current one, up to this interval (never below `interval`).
     pub thin_to: Option<Duration>,
+    /// `--locate`: also sample where the recorded command (or the `--pid`
+    /// processes) first touches new memory, one page fault in this many
+    /// (see [`crate::locate`]).
+    pub locate: Option<u64>,
 }
 
 /// Snapshots taken at one interval before thinning doubles it: a process
@@ -100,10 +104,18 @@ pub enum RecordError {
     Interval { min: Duration, got: Duration },
     #[error("installing the signal handler: {0}")]
     Signal(#[source] std::io::Error),
+    #[error("--locate: {0}")]
+    Locate(#[from] crate::locate::LocateError),
+    #[error("--locate needs a command or --pid: it samples processes one by one, never a whole system or cgroup")]
+    LocateScope,
 }
 
 /// Heartbeat: counters are written this often even when nothing changes.
 const COUNTERS_EVERY: u64 = 10;
+
+/// How often `--locate` names the stacks sampled since (while their
+/// processes still live to be read).
+const LOCATE_POLL_EVERY: Duration = Duration::from_secs(1);
 
 /// Records one file with a sampler of its own (`record`, `run`).
 pub fn record(opts: &RecordOptions) -> Result<RecordOutcome, RecordError> {
@@ -196,6 +208,24 @@ fn record_into(
     } = rec;
     let (scope, stop) = (&*scope, &**stop);
 
+    // Before the file and the command: a --locate that cannot work is an
+    // error the user asked to hear about, not a silent recording without.
+    let mut locator = match opts.locate {
+        Some(period) => {
+            let roots = match (&opts.command, &scope) {
+                (Some(_), _) => Vec::new(),
+                (None, Scope::Tree(roots)) => roots.clone(),
+                _ => return Err(RecordError::LocateScope),
+            };
+            let mut l = crate::locate::Locator::new(period)?;
+            for pid in roots {
+                l.attach(pid)?;
+            }
+            Some(l)
+        }
+        None => None,
+    };
+
     let mut writer = Writer::create(&opts.output)?;
     let start_ns = boottime_ns();
     write_meta(&mut writer, opts, scope, sampler.name(), reason, start_ns)?;
@@ -239,6 +269,15 @@ fn record_into(
                 discard(writer, &opts.output);
                 return Err(e.into());
             }
+            // Before exec, inherited: the program it becomes and every
+            // process it starts are sampled from their first fault.
+            if let Some(Err(e)) = locator.as_mut().map(|l| l.attach(gated.pid)) {
+                // SAFETY: our own child, held before exec.
+                unsafe { libc::kill(gated.pid as i32, libc::SIGKILL) };
+                let _ = spawn::try_wait(gated.pid);
+                discard(writer, &opts.output);
+                return Err(e.into());
+            }
             match gated.release() {
                 Ok(pid) => Some(pid),
                 Err(e) => {
@@ -266,7 +305,14 @@ fn record_into(
     let mut waiting_exit: Option<Instant> = None;
     let mut limit_schedule = limits::LimitSchedule::default();
     let mounts = crate::sample::proclimits::Mounts::detect();
+    let mut next_locate = Instant::now() + LOCATE_POLL_EVERY;
     loop {
+        if let Some(l) = locator.as_mut() {
+            if Instant::now() >= next_locate {
+                l.poll();
+                next_locate = Instant::now() + LOCATE_POLL_EVERY;
+            }
+        }
         if let Some(pid) = child {
             if status.is_none() {
                 if let Ok(Some(s)) = spawn::try_wait(pid) {
@@ -405,6 +451,18 @@ fn record_into(
             notes.push(note);
         }
         writer.set_counters(&counters)?;
+        if let Some(l) = locator.as_mut() {
+            let located = l.located();
+            if located.lost > 0 {
+                let note = format!(
+                    "--locate: {} page-fault samples could not be tied to a stack",
+                    located.lost
+                );
+                writer.note(end_ns, &note)?;
+                notes.push(note);
+            }
+            writer.write_located(&located)?;
+        }
         if let Some(s) = status {
             writer.set_meta("exit_code", &s.0.to_string())?;
         }

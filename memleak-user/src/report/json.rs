@@ -34,6 +34,10 @@ struct Report<'a> {
     /// Kept memory per marked test (absent without markers).
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     tests: &'a [TestVerdict],
+    /// Code paths that touched new memory first (`--locate`; absent
+    /// without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    located: Option<crate::report::located::JsonLocated<'a>>,
 }
 
 #[derive(Serialize)]
@@ -231,6 +235,7 @@ pub fn render_marked(a: &Analysis, marked: &Marked) -> String {
             .collect(),
         phases: &marked.processes,
         tests: &marked.tests,
+        located: (!marked.located.stacks.is_empty()).then(|| (&marked.located).into()),
     };
     // Serialising these plain structs cannot fail (string keys, no NaN).
     let mut s = serde_json::to_string_pretty(&report).unwrap_or_else(|e| {

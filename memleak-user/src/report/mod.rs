@@ -14,6 +14,7 @@ pub mod github;
 pub mod html;
 pub mod json;
 pub mod junit;
+pub mod located;
 pub mod phases;
 pub mod sparkline;
 pub mod svg;

@@ -22,6 +22,8 @@ pub struct Marked {
     pub processes: Vec<ProcessPhases>,
     /// Kept memory per test, flagged first.
     pub tests: Vec<TestVerdict>,
+    /// Code paths sampled by `--locate` (empty without it).
+    pub located: crate::locate::Located,
 }
 
 impl Marked {
@@ -46,7 +48,9 @@ pub fn render(a: &Analysis, format: Format, marked: &Marked) -> String {
     let base = super::render(a, format);
     match format {
         Format::Table => {
-            base + &render_table(&marked.processes) + &render_tests_table(&marked.tests)
+            base + &render_table(&marked.processes)
+                + &render_tests_table(&marked.tests)
+                + &crate::report::located::render_text(&marked.located)
         }
         _ => base,
     }
@@ -212,6 +216,7 @@ mod tests {
         let marked = Marked {
             processes: sample(),
             tests: Vec::new(),
+            ..Marked::default()
         };
         let j = crate::report::json::render_marked(&crate::load::tests::tiny_analysis(), &marked);
         let v: serde_json::Value = serde_json::from_str(&j).unwrap();
@@ -237,11 +242,62 @@ mod tests {
     }
 
     #[test]
+    fn located_stacks_reach_the_table_and_the_json_report() {
+        use crate::load::tests::tiny_analysis;
+        use crate::locate::{Frame, Located, LocatedStack};
+        let marked = Marked {
+            located: Located {
+                period: 97,
+                page_size: 4096,
+                lost: 0,
+                stacks: vec![LocatedStack {
+                    id: crate::sample::ProcId {
+                        pid: 42,
+                        start_ns: 9,
+                    },
+                    comm: "leaky".into(),
+                    samples: 10,
+                    bytes: 10 * 97 * 4096,
+                    frames: vec![Frame {
+                        addr: 0x401136,
+                        function: Some("leak_site".into()),
+                        location: Some("leaky.c:26".into()),
+                    }],
+                }],
+            },
+            ..Marked::default()
+        };
+        let a = tiny_analysis();
+        let table = render(&a, Format::Table, &marked);
+        assert!(table.contains("at leak_site (leaky.c:26)"), "{table}");
+        let out: serde_json::Value =
+            serde_json::from_str(&render(&a, Format::Json, &marked)).unwrap();
+        let errors = super::super::json::schema_errors(&out);
+        assert!(errors.is_empty(), "{errors:#?}");
+        assert_eq!(
+            out["located"]["stacks"][0]["frames"][0]["function"],
+            "leak_site"
+        );
+        assert_eq!(
+            out["located"]["stacks"][0]["estimated_bytes"],
+            10 * 97 * 4096
+        );
+        let mut bad = out.clone();
+        bad["located"]["stacks"][0]["samples"] = 0.into();
+        assert!(!super::super::json::schema_errors(&bad).is_empty());
+        // Without --locate there is no `located` key at all.
+        let plain: serde_json::Value =
+            serde_json::from_str(&render(&a, Format::Json, &Marked::default())).unwrap();
+        assert!(plain.get("located").is_none());
+    }
+
+    #[test]
     fn json_with_tests_validates_against_the_schema() {
         use crate::load::tests::tiny_analysis;
         let marked = Marked {
             processes: sample(),
             tests: tests(),
+            ..Marked::default()
         };
         let a = tiny_analysis();
         let out: serde_json::Value =

@@ -25,7 +25,8 @@ use super::{boottime_ns, tracefs, Counters, Exit, Mem, Observation, ProcId, Proc
 use super::{SampleError, Sampler, Scope};
 
 /// The compiled eBPF object; empty when the build had no bpf-linker.
-static EBPF_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memleak"));
+pub(crate) static EBPF_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/memleak"));
 
 /// Whether this binary carries the eBPF program.
 pub fn built_in() -> bool {
@@ -656,7 +657,7 @@ fn alive(tgid: u32, start_ns: u64) -> bool {
 }
 
 /// Start time (ns since boot) of `pid` from /proc/PID/stat field 22.
-fn start_ns_of(pid: u32) -> Option<u64> {
+pub(crate) fn start_ns_of(pid: u32) -> Option<u64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the last ')' (comm may contain anything); starttime is the
     // 22nd field overall, the 20th after comm.

@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags};
 
 use super::header::{self, Header};
-use super::schema::{APPLICATION_ID, FORMAT_VERSION};
+use super::schema::{APPLICATION_ID, FORMAT_VERSION, MIN_FORMAT_VERSION};
 use super::StoreError;
+use crate::locate::{Frame, Located, LocatedStack};
 use crate::sample::proclimits::{LimitKind, LimitRow};
 use crate::sample::{Mem, ProcId};
 
@@ -111,6 +112,8 @@ pub struct Recording {
     process_columns: &'static str,
     /// Whether the file has the `limits` table (added later), found once.
     has_limits: bool,
+    /// Whether the file has the located tables (format 2), found once.
+    has_located: bool,
     /// Every sampler tick, ns since boot, ascending.
     pub ticks: Vec<u64>,
     pub counters: Vec<(String, i64)>,
@@ -271,7 +274,7 @@ impl Recording {
         let version: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(fail)?;
-        if version != FORMAT_VERSION {
+        if !(MIN_FORMAT_VERSION..=FORMAT_VERSION).contains(&version) {
             return Err(StoreError::Version {
                 path: p,
                 found: version,
@@ -303,6 +306,7 @@ impl Recording {
             process_count: 0,
             process_columns: "",
             has_limits: false,
+            has_located: false,
             ticks: Vec::new(),
             counters: Vec::new(),
             notes: Vec::new(),
@@ -310,6 +314,8 @@ impl Recording {
         rec.load_meta()?;
         rec.process_columns = rec.process_columns()?;
         rec.has_limits = table_exists(&rec.conn, "limits").map_err(|e| rec.fail(e))?;
+        rec.has_located = table_exists(&rec.conn, "located_stacks").map_err(|e| rec.fail(e))?
+            && table_exists(&rec.conn, "located_frames").map_err(|e| rec.fail(e))?;
         rec.count_processes()?;
         if ticks {
             rec.load_ticks()?;
@@ -544,6 +550,79 @@ impl Recording {
             .into_iter()
             .filter_map(|(t, k, b)| limit_row(t, &k, b))
             .collect())
+    }
+
+    /// The code paths `--locate` sampled, most bytes first; empty for a
+    /// recording made without it (or before format 2).
+    pub fn located(&self) -> Result<Located, StoreError> {
+        if !self.has_located {
+            return Ok(Located::default());
+        }
+        let fail = |e| StoreError::from_sqlite(&self.path, e);
+        let num = |k: &str| {
+            self.meta
+                .raw
+                .iter()
+                .find(|(key, _)| key == k)
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        };
+        let mut stacks_stmt = self
+            .conn
+            .prepare(
+                "SELECT id, pid, start_ns, comm, samples, bytes FROM located_stacks ORDER BY id",
+            )
+            .map_err(fail)?;
+        let mut frames_stmt = self
+            .conn
+            .prepare(
+                "SELECT stack_id, addr, function, location FROM located_frames \
+                 ORDER BY stack_id, depth",
+            )
+            .map_err(fail)?;
+        let mut by_id: Vec<(i64, LocatedStack)> = stacks_stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    LocatedStack {
+                        id: ProcId {
+                            pid: r.get(1)?,
+                            start_ns: r.get(2)?,
+                        },
+                        comm: r.get(3)?,
+                        samples: r.get(4)?,
+                        bytes: r.get(5)?,
+                        frames: Vec::new(),
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(fail)?;
+        let frames: Vec<(i64, Frame)> = frames_stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Frame {
+                        addr: r.get::<_, i64>(1)? as u64,
+                        function: r.get(2)?,
+                        location: r.get(3)?,
+                    },
+                ))
+            })
+            .and_then(|rows| rows.collect())
+            .map_err(fail)?;
+        for (stack_id, frame) in frames {
+            if let Ok(i) = by_id.binary_search_by_key(&stack_id, |(id, _)| *id) {
+                by_id[i].1.frames.push(frame);
+            }
+        }
+        let mut stacks: Vec<LocatedStack> = by_id.into_iter().map(|(_, s)| s).collect();
+        crate::locate::rank(&mut stacks);
+        Ok(Located {
+            period: num("locate_period").unwrap_or(0),
+            page_size: num("page_size").unwrap_or(4096),
+            lost: num("locate_lost").unwrap_or(0),
+            stacks,
+        })
     }
 
     fn load_ticks(&mut self) -> Result<(), StoreError> {

@@ -2,7 +2,13 @@
 //! change; readers refuse versions they do not know.
 
 /// Stored as `PRAGMA user_version` and in `meta.format_version`.
-pub const FORMAT_VERSION: i64 = 1;
+///
+/// 2: the `located_stacks` and `located_frames` tables (`--locate`).
+pub const FORMAT_VERSION: i64 = 2;
+
+/// The oldest version this reader still opens: version 1 files lack only
+/// the located tables, which read as "nothing located".
+pub const MIN_FORMAT_VERSION: i64 = 1;
 
 /// `PRAGMA application_id`: marks the file as a memleak recording ("MLRK").
 pub const APPLICATION_ID: i64 = 0x4D4C_524B;
@@ -70,6 +76,26 @@ CREATE TABLE IF NOT EXISTS limits (
     kind    TEXT    NOT NULL,
     bytes   INTEGER,
     PRIMARY KEY (proc_id, kind, t_ns)
+) WITHOUT ROWID;
+-- Code paths where a process first touched new memory (`--locate`, format
+-- 2): one row per sampled (process, user stack), written at the end.
+-- bytes = samples x meta.locate_period x meta.page_size (an estimate).
+CREATE TABLE IF NOT EXISTS located_stacks (
+    id       INTEGER PRIMARY KEY,
+    pid      INTEGER NOT NULL,
+    start_ns INTEGER NOT NULL,  -- ns since boot, clock-tick precision
+    comm     TEXT    NOT NULL,
+    samples  INTEGER NOT NULL,
+    bytes    INTEGER NOT NULL
+);
+-- Its frames, innermost first (depth 0), named while the process lived.
+CREATE TABLE IF NOT EXISTS located_frames (
+    stack_id INTEGER NOT NULL REFERENCES located_stacks(id),
+    depth    INTEGER NOT NULL,
+    addr     INTEGER NOT NULL,
+    function TEXT,              -- NULL: could not be named
+    location TEXT,              -- file:line, or the module's file name
+    PRIMARY KEY (stack_id, depth)
 ) WITHOUT ROWID;
 -- Things the user must know about the recording (fallbacks, losses).
 CREATE TABLE IF NOT EXISTS notes (

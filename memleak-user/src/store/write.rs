@@ -9,6 +9,7 @@ use rusqlite::{params, Connection};
 
 use super::schema::{APPLICATION_ID, CREATE, FORMAT_VERSION};
 use super::StoreError;
+use crate::locate::Located;
 use crate::sample::proclimits::ProcLimits;
 use crate::sample::{Counters, Mem, Observation, ProcId};
 
@@ -362,6 +363,58 @@ impl Writer {
         self.known
             .retain(|_, k| k.exited.is_none_or(|at| now - at < 8));
         Ok(written)
+    }
+
+    /// Stores what `--locate` found (see [`crate::locate`]), in one
+    /// transaction, with the sampling settings needed to read it.
+    pub fn write_located(&mut self, located: &Located) -> Result<(), StoreError> {
+        self.set_metas(&[
+            ("locate_period".to_string(), located.period.to_string()),
+            ("locate_lost".to_string(), located.lost.to_string()),
+        ])?;
+        let path = self.path.clone();
+        let fail = |e| StoreError::from_sqlite(&path, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        {
+            let mut ins_stack = tx
+                .prepare_cached(
+                    "INSERT INTO located_stacks(pid, start_ns, comm, samples, bytes) \
+                     VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                )
+                .map_err(fail)?;
+            let mut ins_frame = tx
+                .prepare_cached(
+                    "INSERT INTO located_frames(stack_id, depth, addr, function, location) \
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(fail)?;
+            for s in &located.stacks {
+                let id: i64 = ins_stack
+                    .query_row(
+                        params![
+                            s.id.pid,
+                            s.id.start_ns as i64,
+                            s.comm,
+                            s.samples as i64,
+                            s.bytes as i64
+                        ],
+                        |r| r.get(0),
+                    )
+                    .map_err(fail)?;
+                for (depth, f) in s.frames.iter().enumerate() {
+                    ins_frame
+                        .execute(params![
+                            id,
+                            depth as i64,
+                            f.addr as i64,
+                            f.function,
+                            f.location
+                        ])
+                        .map_err(fail)?;
+                }
+            }
+        }
+        tx.commit().map_err(fail)
     }
 
     /// Records the end of the run and checkpoints the WAL into the main file

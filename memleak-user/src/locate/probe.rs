@@ -1,0 +1,277 @@
+//! The kernel half of `locate`: loads the `locate_fault` perf-event
+//! program (memleak-ebpf/src/locate.rs), opens a sampled software
+//! `page-faults` event on each thread of the target, and reads back the
+//! sampled user stacks and their counts.
+
+use std::collections::HashSet;
+use std::io;
+
+use aya::maps::{HashMap, MapData, PerCpuArray, StackTraceMap};
+use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
+use aya::programs::PerfEvent;
+use aya::{Ebpf, EbpfLoader};
+
+use super::LocateError;
+
+/// Distinct user stacks the stack table holds. A suspect's allocation
+/// paths number in the hundreds; the table costs ~1 KiB per entry, and a
+/// stack whose bucket is taken is counted as lost, not misattributed.
+const STACK_ENTRIES: u32 = 16_384;
+/// (process, stack) pairs counted: one per stack for one process, more
+/// when `run --locate` follows a command's children.
+const COUNT_ENTRIES: u32 = 65_536;
+/// The counter programs' maps come with the same object; they stay empty.
+const UNUSED_ENTRIES: u32 = 16;
+
+/// One sampled (process, stack) and how often it was seen.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Count {
+    pub tgid: u32,
+    pub stack: u32,
+    pub samples: u64,
+}
+
+pub struct FaultProbe {
+    // Keeps the program loaded and its perf events open.
+    ebpf: Ebpf,
+    stacks: StackTraceMap<MapData>,
+    counts: HashMap<MapData, u64, u64>,
+    lost: PerCpuArray<MapData, u64>,
+    /// Threads with an event of their own (inherited ones are not listed).
+    attached: HashSet<u32>,
+    /// Page faults per sample.
+    period: u64,
+}
+
+impl FaultProbe {
+    /// Loads the program; nothing is sampled until [`Self::attach_process`].
+    pub fn load(period: u64) -> Result<Self, LocateError> {
+        if !crate::sample::ebpf::built_in() {
+            return Err(LocateError::NotBuiltIn(
+                option_env!("MEMLEAK_EBPF_MISSING").unwrap_or("the eBPF object was empty"),
+            ));
+        }
+        if period == 0 {
+            return Err(LocateError::Period);
+        }
+        if !crate::sysinfo::bpf_capable() {
+            return Err(LocateError::Permission(format!(
+                "this process lacks {} (or CAP_SYS_ADMIN)",
+                crate::sysinfo::missing_bpf_caps().join(" and ")
+            )));
+        }
+        let mut loader = EbpfLoader::new();
+        loader.map_max_entries("LOCATE_STACKS", STACK_ENTRIES);
+        loader.map_max_entries("LOCATE_COUNTS", COUNT_ENTRIES);
+        for unused in ["PROCS", "DIRTY"] {
+            loader.map_max_entries(unused, UNUSED_ENTRIES);
+        }
+        let mut ebpf = loader
+            .load(crate::sample::ebpf::EBPF_OBJECT)
+            .map_err(|e| classify("loading the eBPF object", &e))?;
+        let prog: &mut PerfEvent = ebpf
+            .program_mut("locate_fault")
+            .ok_or_else(|| {
+                LocateError::Ebpf("program locate_fault missing from the eBPF object".into())
+            })?
+            .try_into()
+            .map_err(|_| LocateError::Ebpf("program locate_fault has an unexpected type".into()))?;
+        prog.load()
+            .map_err(|e| classify("loading locate_fault", &e))?;
+        let mut take = |name: &str| {
+            ebpf.take_map(name).ok_or_else(|| {
+                LocateError::Ebpf(format!("map {name} missing from the eBPF object"))
+            })
+        };
+        let stacks = StackTraceMap::try_from(take("LOCATE_STACKS")?)
+            .map_err(|e| LocateError::Ebpf(e.to_string()))?;
+        let counts = HashMap::try_from(take("LOCATE_COUNTS")?)
+            .map_err(|e| LocateError::Ebpf(e.to_string()))?;
+        let lost = PerCpuArray::try_from(take("LOCATE_LOST")?)
+            .map_err(|e| LocateError::Ebpf(e.to_string()))?;
+        let probe = FaultProbe {
+            ebpf,
+            stacks,
+            counts,
+            lost,
+            attached: HashSet::new(),
+            period,
+        };
+        Ok(probe)
+    }
+
+    /// Samples every thread of process `pid` from now on, and the threads
+    /// and processes they start later (the events are inherited). Returns
+    /// how many threads got an event.
+    pub fn attach_process(&mut self, pid: u32) -> Result<usize, LocateError> {
+        let tids = threads(pid)?;
+        let mut n = 0;
+        for tid in tids {
+            match self.attach_task(tid) {
+                Ok(()) => n += 1,
+                // A thread that ended between the listing and the open.
+                Err(LocateError::Gone(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if n == 0 {
+            return Err(LocateError::Gone(pid));
+        }
+        Ok(n)
+    }
+
+    /// One event on thread `tid`, inherited by what it starts later.
+    pub fn attach_task(&mut self, tid: u32) -> Result<(), LocateError> {
+        if self.attached.contains(&tid) {
+            return Ok(());
+        }
+        let prog: &mut PerfEvent = self
+            .ebpf
+            .program_mut("locate_fault")
+            .and_then(|p| p.try_into().ok())
+            .ok_or_else(|| LocateError::Ebpf("program locate_fault missing".into()))?;
+        prog.attach(
+            PerfEventConfig::Software(SoftwareEvent::PageFaults),
+            PerfEventScope::OneProcess {
+                pid: tid,
+                cpu: None,
+            },
+            SamplePolicy::Period(self.period),
+            // Inherited: threads and children started later are sampled
+            // too, each under its own tgid in the count map.
+            true,
+        )
+        .map_err(|e| match os_error(&e) {
+            Some(libc::ESRCH) => LocateError::Gone(tid),
+            _ => classify("opening the page-faults perf event", &e),
+        })?;
+        self.attached.insert(tid);
+        Ok(())
+    }
+
+    /// Every (process, stack) sampled so far, with its count.
+    pub fn counts(&self) -> Vec<Count> {
+        self.counts
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, samples)| Count {
+                tgid: (key >> 32) as u32,
+                stack: key as u32,
+                samples,
+            })
+            .collect()
+    }
+
+    /// The user stack with id `stack`, innermost frame first.
+    pub fn stack(&self, stack: u32) -> Option<Vec<u64>> {
+        let trace = self.stacks.get(&stack, 0).ok()?;
+        Some(trace.frames().iter().map(|f| f.ip).collect())
+    }
+
+    /// Samples lost so far: no user stack could be taken (its table bucket
+    /// was taken, or the fault came from a kernel thread), or the count map
+    /// was full.
+    pub fn lost(&self) -> u64 {
+        (0..2u32)
+            .filter_map(|i| self.lost.get(&i, 0).ok())
+            .map(|v| v.iter().sum::<u64>())
+            .sum()
+    }
+
+    pub fn period(&self) -> u64 {
+        self.period
+    }
+}
+
+/// The thread ids of process `pid`.
+fn threads(pid: u32) -> Result<Vec<u32>, LocateError> {
+    let dir = format!("/proc/{pid}/task");
+    let entries = std::fs::read_dir(&dir).map_err(|e| match e.kind() {
+        io::ErrorKind::NotFound => LocateError::Gone(pid),
+        _ => LocateError::Io {
+            path: dir,
+            source: e,
+        },
+    })?;
+    Ok(entries
+        .filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect())
+}
+
+/// The OS error code somewhere in `e`'s chain of causes.
+fn os_error(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(code) = err
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+        {
+            return Some(code);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// A permission refusal becomes [`LocateError::Permission`] (with what the
+/// perf_event_paranoid setting says), anything else [`LocateError::Ebpf`].
+fn classify(what: &str, e: &(dyn std::error::Error + 'static)) -> LocateError {
+    let text = format!("{what}: {e}");
+    match os_error(e) {
+        Some(libc::EPERM | libc::EACCES) => LocateError::Permission(match paranoid() {
+            Some(level) => format!(
+                "{text} (kernel.perf_event_paranoid is {level}; without CAP_PERFMON the kernel \
+                 refuses perf events on other processes above level 1)"
+            ),
+            None => text,
+        }),
+        _ => LocateError::Ebpf(text),
+    }
+}
+
+fn paranoid() -> Option<i32> {
+    std::fs::read_to_string("/proc/sys/kernel/perf_event_paranoid")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("perf_event_open failed")]
+    struct Wrapped(#[source] io::Error);
+
+    #[test]
+    fn a_refusal_deep_in_the_chain_is_a_permission_error() {
+        let e = Wrapped(io::Error::from_raw_os_error(libc::EACCES));
+        match classify("opening the event", &e) {
+            LocateError::Permission(text) => {
+                assert!(text.starts_with("opening the event: perf_event_open failed"));
+                // The paranoid level is named whenever the kernel exposes it.
+                if paranoid().is_some() {
+                    assert!(text.contains("kernel.perf_event_paranoid is"), "{text}");
+                }
+            }
+            other => panic!("not a permission error: {other:?}"),
+        }
+        let e = Wrapped(io::Error::from_raw_os_error(libc::EINVAL));
+        assert!(matches!(classify("x", &e), LocateError::Ebpf(_)));
+        assert_eq!(os_error(&Wrapped(io::Error::other("no code"))), None);
+    }
+
+    #[test]
+    fn a_missing_process_has_no_threads() {
+        assert!(matches!(
+            threads(4_194_305),
+            Err(LocateError::Gone(4_194_305))
+        ));
+        assert!(threads(std::process::id())
+            .unwrap()
+            .contains(&std::process::id()));
+    }
+}
