@@ -422,7 +422,14 @@ impl Client {
     /// A certificate the roots do not vouch for gets its own message (what
     /// to do differs from a refused connection).
     fn request_error(&self, e: ureq::Error) -> PrometheusError {
-        if let ureq::Error::Rustls(rustls::Error::InvalidCertificate(c)) = &e {
+        // rustls' verdict arrives either as such or inside the I/O error
+        // of the handshake, depending on where the handshake failed.
+        let tls = match &e {
+            ureq::Error::Rustls(t) => Some(t),
+            ureq::Error::Io(io) => io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>()),
+            _ => None,
+        };
+        if let Some(rustls::Error::InvalidCertificate(c)) = tls {
             return PrometheusError::Untrusted {
                 url: self.base.clone(),
                 detail: format!("{c:?}"),
@@ -587,7 +594,7 @@ pub fn analyse(
     settings: &Settings,
 ) -> Result<Analysis, PrometheusError> {
     settings.validate()?;
-    if !(step_s > 0.0) {
+    if step_s.is_nan() || step_s <= 0.0 {
         return Err(PrometheusError::Step);
     }
     // Prometheus series carry rss, not its anon/file split: what would be
