@@ -622,6 +622,7 @@ pub fn analyse(
         duration_s: end - start,
         exit_code: None,
         processes: series.len(),
+        start_unix: Some(start),
     };
     Ok(analyse_all(&series, &limits, step_s, settings, info))
 }
