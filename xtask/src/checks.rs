@@ -44,11 +44,13 @@ pub fn test() -> Result<()> {
     ensure_component(Some("nightly"), "clippy")?;
     // Tools the end-to-end tests call: xmllint validates the JUnit report;
     // prometheus scrapes `memleak watch --metrics`; python3 (with venv)
-    // runs the pytest plugin's test.
+    // runs the pytest plugin's test; chromium renders the HTML report to a
+    // screenshot (tests/tests/html_browser.rs).
     crate::apt::ensure_tools(&[
         ("xmllint", "libxml2-utils"),
         ("prometheus", "prometheus"),
         ("python3", "python3-venv"),
+        ("chromium", "chromium"),
     ])?;
 
     let msrv = msrv()?;

@@ -554,6 +554,9 @@ pub struct RecordingInfo {
     pub duration_s: f64,
     pub exit_code: Option<i32>,
     pub processes: usize,
+    /// Wall clock (Unix seconds) at time 0 of the series, when known:
+    /// plots label their axis with it.
+    pub start_unix: Option<f64>,
 }
 
 /// The analysis of a whole recording.

@@ -219,7 +219,8 @@ pub enum FormatArg {
     Junit,
     /// GitHub Actions annotations (::error / ::warning).
     Github,
-    /// index.html plus an SVG plot per flagged process, in a directory.
+    /// index.html with an inline SVG chart per flagged or growing process,
+    /// in a directory.
     Html,
 }
 
@@ -284,7 +285,7 @@ pub fn run(args: AnalyzeArgs) -> Result<i32> {
     let leak = match super::sources::analyse_source(args.file.as_deref(), &args.source, &settings)?
     {
         Some(a) => {
-            emit_analysis(&a, &Default::default(), &report)?;
+            emit_analysis(&a, &Default::default(), &Default::default(), &report)?;
             a.any_leak()
         }
         None => {
@@ -325,8 +326,14 @@ pub fn analyse_and_report(
         tests: test_verdicts(&rec, &settings)?,
         located: rec.located()?,
     };
+    // Only the HTML report draws whole series: others need not read them.
+    let charts = if report.format == FormatArg::Html {
+        crate::load::charts::for_analysis(&rec, &a)?
+    } else {
+        Default::default()
+    };
     drop(rec);
-    emit_analysis(&a, &marked, report)?;
+    emit_analysis(&a, &marked, &charts, report)?;
     Ok(a.any_leak() || marked.any_test_flagged())
 }
 
@@ -369,10 +376,12 @@ fn test_verdicts(rec: &Recording, settings: &Settings) -> Result<Vec<phases::Tes
     ))
 }
 
-/// Reports an analysis (and what its markers add, if any) as `report` says.
+/// Reports an analysis (and what its markers add, if any) as `report` says;
+/// `charts` feeds the HTML report's plots.
 pub fn emit_analysis(
     a: &crate::analyse::Analysis,
     marked: &Marked,
+    charts: &report::html::Charts,
     report: &ReportArgs,
 ) -> Result<()> {
     let format = Format::from(report.format);
@@ -381,7 +390,7 @@ pub fn emit_analysis(
             let dir = dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_HTML_DIR));
-            let index = report::html::write(a, &dir)?;
+            let index = report::html::write(a, charts, &dir)?;
             emit(&report::phases::render(a, Format::Table, marked))?;
             diag!("memleak: HTML report written to {}", index.display());
         }

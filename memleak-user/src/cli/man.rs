@@ -54,6 +54,17 @@ pub const ENVIRONMENT: &[(&str, &str)] = &[
          that takes phase markers, one line per write: begin NAME, end NAME, \
          mark TEXT. Test harnesses use it to attribute growth to tests.",
     ),
+    (
+        "MEMLEAK_PROMETHEUS_BEARER_TOKEN",
+        "analyze --prometheus: a bearer token to send, when \
+         --prometheus-bearer-token-file is not given. Never shown.",
+    ),
+    (
+        "MEMLEAK_PROMETHEUS_USERNAME, MEMLEAK_PROMETHEUS_PASSWORD",
+        "analyze --prometheus: basic-auth credentials, when \
+         --prometheus-username and --prometheus-password-file are not given. \
+         The password is never shown.",
+    ),
 ];
 
 const FILES: &[(&str, &str)] = &[

@@ -132,14 +132,33 @@ fn one_line(e: &anyhow::Error) -> String {
     out
 }
 
+/// `filter` with the HTTP client's wire-level trace cut off: ureq logs
+/// headers redacted up to debug but verbatim at trace, and those carry the
+/// Prometheus credentials (`MEMLEAK_LOG=trace` must not print them).
+/// Only a filter that lets trace through gets the cap: a directive for a
+/// target also raises it, and at `warn` ureq must stay quiet.
+fn log_filter(filter: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvFilter {
+    use tracing_subscriber::filter::LevelFilter;
+    if filter
+        .max_level_hint()
+        .is_some_and(|l| l < LevelFilter::TRACE)
+    {
+        return filter;
+    }
+    ["ureq=debug", "ureq_proto=debug", "rustls=debug"]
+        .iter()
+        .filter_map(|d| d.parse().ok())
+        .fold(filter, |f, d| f.add_directive(d))
+}
+
 /// The `memleak` command: parses the command line, dispatches, and maps
 /// errors to a one-line message and an exit code.
 pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
-        .with_env_filter(
+        .with_env_filter(log_filter(
             tracing_subscriber::EnvFilter::try_from_env("MEMLEAK_LOG")
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        ))
         .with_writer(std::io::stderr)
         // Colour only for a person at a terminal: journald and CI logs store
         // escape codes verbatim (https://no-color.org).

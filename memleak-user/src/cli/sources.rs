@@ -24,9 +24,44 @@ pub struct SourceArgs {
     pub until: Option<f64>,
 
     /// Analyse series from this Prometheus server (e.g.
-    /// http://127.0.0.1:9090) instead of a recording.
+    /// http://127.0.0.1:9090, https://prom.example:9090/prefix) instead of a
+    /// recording. HTTPS trusts the system's CA store (or --prometheus-ca-file).
+    /// Credentials: --prometheus-bearer-token-file, or --prometheus-username
+    /// with --prometheus-password-file, or the environment variables
+    /// MEMLEAK_PROMETHEUS_BEARER_TOKEN, MEMLEAK_PROMETHEUS_USERNAME and
+    /// MEMLEAK_PROMETHEUS_PASSWORD, or user:password@ in the URL. They are
+    /// never shown: reports and messages name the URL without user info.
     #[arg(long, value_name = "URL")]
     pub prometheus: Option<String>,
+
+    /// File holding a bearer token sent as `Authorization: Bearer` (with
+    /// --prometheus; like Prometheus' bearer_token_file). Default: the
+    /// MEMLEAK_PROMETHEUS_BEARER_TOKEN variable.
+    #[arg(long, requires = "prometheus", value_name = "FILE")]
+    pub prometheus_bearer_token_file: Option<PathBuf>,
+
+    /// Basic-auth user name (with --prometheus; the password comes from
+    /// --prometheus-password-file or MEMLEAK_PROMETHEUS_PASSWORD). Default:
+    /// the MEMLEAK_PROMETHEUS_USERNAME variable.
+    #[arg(long, requires = "prometheus", value_name = "USER")]
+    pub prometheus_username: Option<String>,
+
+    /// File holding the basic-auth password (with --prometheus; like
+    /// Prometheus' basic_auth.password_file). Default: the
+    /// MEMLEAK_PROMETHEUS_PASSWORD variable.
+    #[arg(long, requires = "prometheus", value_name = "FILE")]
+    pub prometheus_password_file: Option<PathBuf>,
+
+    /// PEM file of the CA(s) that signed an https:// server's certificate
+    /// (a private CA); trusted instead of the system's store, like
+    /// Prometheus' tls_config.ca_file.
+    #[arg(
+        long,
+        alias = "prometheus-ca",
+        requires = "prometheus",
+        value_name = "FILE"
+    )]
+    pub prometheus_ca_file: Option<PathBuf>,
 
     /// PromQL selecting one series per process (with --prometheus). Series
     /// whose name contains `vm` are judged as virtual size, others as rss.
@@ -87,8 +122,15 @@ pub fn analyse_source(
         }
         let until = source.until.unwrap_or_else(now_unix);
         let since = source.since.unwrap_or(until - source.range.as_secs_f64());
+        let client = prometheus::Client::new(&prometheus::Connection {
+            url: url.clone(),
+            bearer_token_file: source.prometheus_bearer_token_file.clone(),
+            username: source.prometheus_username.clone(),
+            password_file: source.prometheus_password_file.clone(),
+            ca_file: source.prometheus_ca_file.clone(),
+        })?;
         prometheus::analyse(
-            url,
+            &client,
             &source.query,
             since,
             until,

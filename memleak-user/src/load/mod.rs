@@ -5,6 +5,7 @@
 //! recording for it lives here.
 
 pub mod baseline;
+pub mod charts;
 pub mod config;
 pub mod eval;
 pub mod phases;
@@ -222,6 +223,8 @@ pub fn analyse_recording(rec: &Recording, settings: &Settings) -> Result<Analysi
             duration_s: meta.duration_s(rec.ticks.last().copied()),
             exit_code: meta.exit_code,
             processes: rec.process_count,
+            // Recordings older than the start_unix meta key read 0.
+            start_unix: Some(meta.start_unix).filter(|&t| t > 0.0),
         },
         settings,
     ))

@@ -1,40 +1,79 @@
-//! HTML report: a directory with `index.html` and one SVG plot per flagged
-//! finding, which the index shows and links.
+//! HTML report: a directory with one self-contained `index.html`: the
+//! verdict table, then a chart per flagged or growing process ([`svg`],
+//! inline SVG: no script, nothing fetched, one file to attach or mail),
+//! then the processes not judged, collapsed.
+//!
+//! [`svg`]: super::svg
 
 use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
-use super::{escape_xml as esc, plot_file_name, summary_line, write_file, ReportError};
+use super::{escape_xml as esc, summary_line, write_file, ReportError};
 use crate::analyse::units::{fmt_bytes, fmt_duration, fmt_rate};
-use crate::analyse::{Analysis, Verdict};
+use crate::analyse::{Analysis, Metric, Verdict};
+pub use crate::load::charts::{ChartSeries, Charts, MAX_CHARTS};
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}.leak{color:#b00020;font-weight:bold}\
-.growing{color:#a05a00}.why{color:#444;max-width:60em}figure{margin:1.5em 0}code{background:#f4f4f4}";
+.growing{color:#a05a00}.why{color:#444;max-width:60em}figure{margin:1.5em 0}code{background:#f4f4f4}\
+svg{max-width:100%;height:auto}";
 
-/// Writes `index.html` and the plots into `dir` (created if needed) and
-/// returns the index's path.
-pub fn write(a: &Analysis, dir: &Path) -> Result<PathBuf, ReportError> {
+/// Writes `index.html` into `dir` (created if needed) and returns its path.
+pub fn write(a: &Analysis, charts: &Charts, dir: &Path) -> Result<PathBuf, ReportError> {
     crate::files::create_output_dir(dir)?;
-    let mut plots = Vec::new();
-    for (i, r) in a.results.iter().enumerate() {
-        for f in r.findings.iter().filter(|f| f.verdict == Verdict::Leak) {
-            if let Some(svg) = super::svg::render(&r.process, f) {
-                let name = plot_file_name(&r.process, f);
-                write_file(&dir.join(&name), &svg)?;
-                plots.push((i, name));
-            }
-        }
-    }
     let index = dir.join("index.html");
-    write_file(&index, &render_index(a, &plots))?;
+    write_file(&index, &render_index(a, charts))?;
     Ok(index)
 }
 
-/// The index page; `plots` pairs a result index with its SVG file name.
-pub fn render_index(a: &Analysis, plots: &[(usize, String)]) -> String {
+/// The chart of result `i`, when it has a fit and a series to draw.
+fn chart(a: &Analysis, charts: &Charts, i: usize) -> Option<String> {
+    let r = a.results.get(i)?;
+    let f = r.top()?;
+    f.fit?;
+    let whole = charts.series.iter().find(|s| s.id == r.process.id);
+    let (t, lines): (&[f64], Vec<(Metric, &[f64])>) = match whole {
+        Some(s) => {
+            // The judged metric first, the others after it.
+            let mut lines: Vec<(Metric, &[f64])> =
+                s.columns.iter().map(|(m, v)| (*m, v.as_slice())).collect();
+            lines.sort_by_key(|(m, _)| *m != f.metric);
+            (&s.t, lines)
+        }
+        None => {
+            let plot = f.plot.as_ref()?;
+            (&plot.t, vec![(f.metric, plot.y.as_slice())])
+        }
+    };
+    super::svg::render(&super::svg::Chart {
+        process: &r.process,
+        finding: f,
+        t,
+        lines,
+        phases: &charts.phases,
+        start_unix: a.recording.start_unix,
+        horizon_s: a.settings.horizon_s,
+    })
+}
+
+/// The index page.
+pub fn render_index(a: &Analysis, charts: &Charts) -> String {
     let rec = &a.recording;
+    let plots: Vec<(usize, String)> = a
+        .results
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.verdict >= Verdict::Growing)
+        .filter_map(|(i, _)| Some((i, chart(a, charts, i)?)))
+        .take(MAX_CHARTS)
+        .collect();
+    let unplotted = a
+        .results
+        .iter()
+        .filter(|r| r.verdict >= Verdict::Growing)
+        .count()
+        .saturating_sub(plots.len());
     let mut h = String::new();
     let title = match &rec.command {
         Some(c) => format!("memleak: {c}"),
@@ -118,14 +157,12 @@ pub fn render_index(a: &Analysis, plots: &[(usize, String)]) -> String {
         h.push_str("</table>\n");
     }
     if !plots.is_empty() {
-        h.push_str("<h2>Flagged processes</h2>\n");
-        for (i, file) in plots {
+        h.push_str("<h2>Flagged and growing processes</h2>\n");
+        for (i, svg) in &plots {
             let Some(r) = a.results.get(*i) else { continue };
             let _ = writeln!(
                 h,
-                "<figure id=\"p{i}\"><a href=\"{f}\"><img src=\"{f}\" alt=\"memory of {alt} over time\" width=\"760\" height=\"340\"></a><figcaption>{cap}</figcaption></figure>",
-                f = esc(file),
-                alt = esc(&format!("{} (pid {})", r.process.comm, r.process.id.pid)),
+                "<figure id=\"p{i}\">\n{svg}<figcaption>{cap}</figcaption></figure>",
                 cap = esc(&format!(
                     "{} (pid {}): {}",
                     r.process.comm,
@@ -134,6 +171,12 @@ pub fn render_index(a: &Analysis, plots: &[(usize, String)]) -> String {
                 ))
             );
         }
+    }
+    if unplotted > 0 {
+        let _ = writeln!(
+            h,
+            "<p>{unplotted} more flagged or growing processes have no chart (the first {MAX_CHARTS} are drawn; those from sources other than a recording need a leak verdict).</p>"
+        );
     }
     if !a.skipped.is_empty() {
         // Collapsed: a machine-wide recording has thousands of short-lived
@@ -168,19 +211,31 @@ mod tests {
     use crate::load::tests::tiny_analysis;
 
     #[test]
-    fn writes_index_and_plots() {
+    fn writes_one_page_with_inline_charts() {
         let a = tiny_analysis();
         let dir = tempfile::tempdir().unwrap();
-        let index = write(&a, &dir.path().join("report")).unwrap();
-        let html = std::fs::read_to_string(&index).unwrap();
-        let svgs: Vec<_> = std::fs::read_dir(dir.path().join("report"))
+        let index = write(&a, &Charts::default(), &dir.path().join("report")).unwrap();
+        let files: Vec<_> = std::fs::read_dir(dir.path().join("report"))
             .unwrap()
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().extension().is_some_and(|x| x == "svg"))
+            .map(|e| e.file_name().into_string().unwrap())
             .collect();
-        assert_eq!(svgs.len(), 1);
-        let name = svgs[0].file_name().into_string().unwrap();
-        assert!(html.contains(&format!("<img src=\"{name}\"")), "{html}");
+        assert_eq!(
+            files,
+            vec!["index.html".to_string()],
+            "one self-contained page"
+        );
+        let html = std::fs::read_to_string(&index).unwrap();
+        // One chart (the leak; the tiny analysis has no growing process),
+        // linked from its row, and no script or remote resource.
+        assert_eq!(html.matches("<svg ").count(), 1, "{html}");
+        assert!(html.contains("<a href=\"#p0\">"), "{html}");
+        assert!(!html.contains("<script") && !html.contains("https://"));
+        assert_eq!(
+            html.matches("http://").count(),
+            html.matches("xmlns=\"http://www.w3.org/2000/svg\"").count(),
+            "nothing to fetch"
+        );
         assert!(html.contains("leaky&lt;&amp;&gt;"));
         assert!(!html.contains("leaky<&>"));
         assert!(html.contains("too short to judge"));
@@ -191,5 +246,21 @@ mod tests {
         let item = html.find("too short to judge").unwrap();
         let end = html.find("</details>").unwrap();
         assert!(details < item && item < end, "{html}");
+        // The whole series, when given, replaces the analysed stretch.
+        let r = &a.results[0];
+        let charts = Charts {
+            series: vec![ChartSeries {
+                id: r.process.id,
+                t: vec![0.0, 1.0, 2.0, 3.0],
+                columns: vec![
+                    (Metric::Rss, vec![9e9, 9e9, 9e9, 9e9]),
+                    (r.top().unwrap().metric, vec![1.0, 2.0, 3.0, 4.0]),
+                ],
+            }],
+            phases: Vec::new(),
+        };
+        let with = render_index(&a, &charts);
+        assert!(with.contains("rss</title></polyline>"), "{with}");
+        assert!(with.contains("(judged)"));
     }
 }

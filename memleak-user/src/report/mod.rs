@@ -22,7 +22,7 @@ pub mod table;
 
 use std::path::Path;
 
-use crate::analyse::{Analysis, Finding, ProcessRef};
+use crate::analyse::{Analysis, ProcessRef};
 
 /// Output formats.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,7 +35,8 @@ pub enum Format {
     Junit,
     /// GitHub Actions workflow commands (`::error`, `::warning`).
     Github,
-    /// A directory with index.html and one SVG plot per flagged process.
+    /// A directory with index.html: the table and an inline SVG chart per
+    /// flagged or growing process.
     Html,
 }
 
@@ -52,7 +53,7 @@ pub fn render(analysis: &Analysis, format: Format) -> String {
         Format::Json => json::render(analysis),
         Format::Junit => junit::render(analysis),
         Format::Github => github::render(analysis),
-        Format::Html => html::render_index(analysis, &[]),
+        Format::Html => html::render_index(analysis, &html::Charts::default()),
     }
 }
 
@@ -88,28 +89,11 @@ pub fn escape_xml(s: &str) -> String {
     out
 }
 
-/// Replaces control characters (terminal escape sequences, newlines) with
-/// U+FFFD so recorded names cannot move the cursor or forge log lines.
-pub fn printable(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { '\u{fffd}' } else { c })
-        .collect()
-}
+pub use crate::diag::printable;
 
 /// `name (pid 123)`, printable.
 pub fn process_label(p: &ProcessRef) -> String {
     format!("{} (pid {})", printable(&p.comm), p.id.pid)
-}
-
-/// A file name for the plot of one finding: only `[a-z0-9.-]`.
-pub fn plot_file_name(p: &ProcessRef, f: &Finding) -> String {
-    format!(
-        "leak-{}-{}-{}-{}.svg",
-        p.id.pid,
-        p.id.start_ns,
-        f.metric.name(),
-        f.model.name()
-    )
 }
 
 /// One-line summary: "2 processes analysed: 1 leak flagged, 0 growing, 1 skipped (too_short: 1)".

@@ -225,6 +225,7 @@ pub fn analyse_loaded(l: &Loaded, settings: &Settings) -> Analysis {
         duration_s: (l.end_unix - l.t0_unix).max(0.0),
         exit_code: None,
         processes: l.processes,
+        start_unix: Some(l.t0_unix),
     };
     analyse_all(&l.series, &l.limits, l.interval_s, settings, info)
 }
