@@ -58,6 +58,10 @@ pub struct Args {
     /// conditions), to compare memleak's own samplers quickly.
     #[arg(long)]
     no_alternatives: bool,
+    /// Overhead: only these workloads (comma-separated: faults, malloc,
+    /// switches, python; default: all).
+    #[arg(long, value_delimiter = ',', value_name = "NAMES")]
+    workloads: Vec<String>,
 }
 
 /// Paths of what the benchmarks run.
@@ -130,6 +134,7 @@ pub fn bench(args: &Args) -> Result<()> {
             &bins,
             args.repeats.max(1),
             !args.no_alternatives,
+            &args.workloads,
             &mut report,
         )?;
     }

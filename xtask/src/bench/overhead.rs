@@ -245,7 +245,16 @@ fn remove_with_prefix(dir: &std::path::Path, prefix: &str) {
 
 /// `alternatives`: also measure valgrind, heaptrack and memray (slow; off
 /// for a quick comparison of memleak's own samplers).
-pub fn run(bins: &Bins, repeats: usize, alternatives: bool, report: &mut Report) -> Result<()> {
+pub fn run(
+    bins: &Bins,
+    repeats: usize,
+    alternatives: bool,
+    only: &[String],
+    report: &mut Report,
+) -> Result<()> {
+    if let Some(bad) = only.iter().find(|o| !WORKLOADS.iter().any(|w| w.key == o.as_str())) {
+        anyhow::bail!("--workloads: no workload `{bad}` (faults, malloc, switches, python)");
+    }
     let dir = scratch(&bins.target, "overhead")?;
     report.line("## Sampler overhead on the monitored work");
     report.line(&format!(
@@ -272,7 +281,10 @@ pub fn run(bins: &Bins, repeats: usize, alternatives: bool, report: &mut Report)
             .collect()
     };
     let mut json = serde_json::Map::new();
-    for w in &WORKLOADS {
+    for w in WORKLOADS
+        .iter()
+        .filter(|w| only.is_empty() || only.iter().any(|o| o == w.key))
+    {
         report.line("");
         report.line(&format!("### {} — {}", w.key, w.about));
         let mut times: Vec<Vec<f64>> = vec![Vec::new(); Cond::ALL.len()];
