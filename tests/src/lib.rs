@@ -303,3 +303,18 @@ pub fn nobody_sandbox() -> Result<NobodySandbox, String> {
         out,
     })
 }
+
+/// Runs `cmd` to the end and returns its output, failing the test with the
+/// command's stderr when it did not succeed.
+pub fn output_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} exited with {}:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}

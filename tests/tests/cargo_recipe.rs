@@ -9,7 +9,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use memleak_tests::{memleak_bin, on_ci};
+use memleak_tests::{memleak_bin, on_ci, output_ok};
 use serde_json::Value;
 
 const CARGO_TOML: &str = r#"[package]
@@ -113,16 +113,11 @@ fn cargo_test_and_nextest_under_memleak_name_the_leaking_test() {
     std::fs::write(krate.join("src/lib.rs"), "").unwrap();
     std::fs::write(krate.join("tests/leak.rs"), TEST_RS).unwrap();
     // Build outside the recording (the recipe's first step).
-    let built = Command::new("cargo")
-        .args(["test", "--no-run", "-q"])
-        .current_dir(&krate)
-        .env("CARGO_TARGET_DIR", krate.join("target"))
-        .output()
-        .unwrap();
-    assert!(
-        built.status.success(),
-        "{}",
-        String::from_utf8_lossy(&built.stderr)
+    output_ok(
+        Command::new("cargo")
+            .args(["test", "--no-run", "-q"])
+            .current_dir(&krate)
+            .env("CARGO_TARGET_DIR", krate.join("target")),
     );
 
     // cargo test: one process for all tests; markers say which one grew.

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use memleak::sample::{Mem, Observation, ProcId, ProcMeta};
 use memleak::store::Writer;
-use memleak_tests::{memleak_bin, on_ci, target_dir, MIB};
+use memleak_tests::{memleak_bin, on_ci, output_ok, target_dir, MIB};
 
 const WIDTH: u32 = 1100;
 const HEIGHT: u32 = 2000;
@@ -167,17 +167,12 @@ fn html_report_renders_charts_in_chromium() {
     let rec = tmp.path().join("suite.memleak");
     recording(&rec);
     let dir = tmp.path().join("report");
-    let out = Command::new(memleak_bin())
-        .arg("analyze")
-        .arg(&rec)
-        .args(["--format", "html", "--report"])
-        .arg(&dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new(memleak_bin())
+            .arg("analyze")
+            .arg(&rec)
+            .args(["--format", "html", "--report"])
+            .arg(&dir),
     );
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     // What the page must say before a browser draws it.

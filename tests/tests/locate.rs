@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use memleak_tests::{memleak_bin, on_ci, ChildGuard};
+use memleak_tests::{memleak_bin, on_ci, output_ok, ChildGuard};
 
 /// Why locate cannot run here (a feature probe: load the program), or
 /// None. Skips print the reason; MEMLEAK_REQUIRE_EBPF=1 (root under
@@ -213,18 +213,13 @@ fn run_locate_stores_the_stacks_and_reports_them() {
         return;
     };
     let rec = dir.path().join("r.memleak");
-    let out = Command::new(memleak_bin())
-        .args(["run", "-q", "--locate", "--format", "json", "-o"])
-        .arg(&rec)
-        .arg("--")
-        .arg(&leaky)
-        .arg("3")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(memleak_bin())
+            .args(["run", "-q", "--locate", "--format", "json", "-o"])
+            .arg(&rec)
+            .arg("--")
+            .arg(&leaky)
+            .arg("3"),
     );
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
     assert_eq!(top_function(&report["located"]), "leak_site", "{report:#}");

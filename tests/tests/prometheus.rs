@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use memleak_tests::{memleak_bin, workload, ChildGuard};
+use memleak_tests::{memleak_bin, output_ok, workload, ChildGuard};
 use serde_json::Value;
 
 fn find_bin(name: &str) -> Option<PathBuf> {
@@ -351,17 +351,12 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
 
     // The same analysis on the series stored in Prometheus.
     let report = tmp.path().join("prom.json");
-    let out = Command::new(&memleak)
-        .args(["analyze", "--prometheus", &prom_url])
-        .args(["--query", "memleak_process_rss_bytes", "--range", "2m"])
-        .args(["--step", "1s", "--format", "json", "--report"])
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = output_ok(
+        Command::new(&memleak)
+            .args(["analyze", "--prometheus", &prom_url])
+            .args(["--query", "memleak_process_rss_bytes", "--range", "2m"])
+            .args(["--step", "1s", "--format", "json", "--report"])
+            .arg(&report),
     );
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
     let verdict_of = |pid: &str| {
@@ -397,17 +392,12 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
 
     // And on the rotated recordings, over a time range.
     let report = tmp.path().join("dir.json");
-    let out = Command::new(&memleak)
-        .arg("analyze")
-        .arg(&dir)
-        .args(["--since", "5m", "--format", "json", "--report"])
-        .arg(&report)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    output_ok(
+        Command::new(&memleak)
+            .arg("analyze")
+            .arg(&dir)
+            .args(["--since", "5m", "--format", "json", "--report"])
+            .arg(&report),
     );
     assert!(flagged(&report, "memleak-workloa").contains(&"leak".to_string()));
     // A range before anything was recorded holds nothing.

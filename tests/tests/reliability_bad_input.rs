@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use memleak_tests::memleak_bin;
+use memleak_tests::{memleak_bin, output_ok};
 
 /// A real recording of a short command, written by the procfs sampler so the
 /// test needs no privileges.
@@ -153,16 +153,7 @@ fn bad_recordings_give_one_clear_error_line() {
         }
     }
     // And the good file still works, so the failures above are the files'.
-    let ok = Command::new(memleak_bin())
-        .arg("info")
-        .arg(&good)
-        .output()
-        .unwrap();
-    assert!(
-        ok.status.success(),
-        "{}",
-        String::from_utf8_lossy(&ok.stderr)
-    );
+    output_ok(Command::new(memleak_bin()).arg("info").arg(&good));
 }
 
 #[test]
