@@ -252,7 +252,10 @@ pub fn run(
     only: &[String],
     report: &mut Report,
 ) -> Result<()> {
-    if let Some(bad) = only.iter().find(|o| !WORKLOADS.iter().any(|w| w.key == o.as_str())) {
+    if let Some(bad) = only
+        .iter()
+        .find(|o| !WORKLOADS.iter().any(|w| w.key == o.as_str()))
+    {
         anyhow::bail!("--workloads: no workload `{bad}` (faults, malloc, switches, python)");
     }
     let dir = scratch(&bins.target, "overhead")?;
