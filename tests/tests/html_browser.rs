@@ -1,7 +1,8 @@
 //! The HTML report as a person sees it: a recording with a leak, a slower
 //! grower and marked phases is analysed to HTML, Debian's Chromium renders
 //! the page headless to a PNG, and the picture must show the charts: the
-//! series (blue), the fit and its projection (red), the phase bands, not a
+//! series (blue), the fit and its projection (red), the phase bands, and
+//! the flame graph of the located stacks (`--locate`, warm colours), not a
 //! blank or broken page.
 //!
 //! Needs `chromium` (Debian package `chromium`; `cargo xtask test`
@@ -13,12 +14,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use memleak::locate::{Frame, Located, LocatedStack};
 use memleak::sample::{Mem, Observation, ProcId, ProcMeta};
 use memleak::store::Writer;
 use memleak_tests::{memleak_bin, on_ci, output_ok, target_dir, MIB};
 
 const WIDTH: u32 = 1100;
-const HEIGHT: u32 = 2000;
+const HEIGHT: u32 = 2600;
 /// 2025-12-01 09:00:00 UTC.
 const START_UNIX: u64 = 1_764_579_600;
 const S: u64 = 1_000_000_000;
@@ -39,7 +41,8 @@ fn chromium() -> Option<PathBuf> {
 
 /// Ten minutes at 1 s: `leaky` grows 2 MiB/s after a flat minute (a leak:
 /// 8 GiB of RAM within the hour), `slowpoke` 0.25 MiB/s (growing, beyond
-/// the horizon), `steady` holds 300 MiB; five marked tests.
+/// the horizon), `steady` holds 300 MiB; five marked tests; and the stacks
+/// `--locate` would have found in `leaky` and `slowpoke`.
 fn recording(path: &Path) {
     let mut w = Writer::create(path).unwrap();
     for (k, v) in [
@@ -109,7 +112,66 @@ fn recording(path: &Path) {
             .collect();
         w.write_snapshot(t, &obs).unwrap();
     }
+    w.write_located(&located()).unwrap();
     w.finish(S + 600 * S).unwrap();
+}
+
+/// Located stacks as `--locate` stores them: `leaky`'s cache fill keeps
+/// most, a churning path and `slowpoke`'s upload less, one hostile name.
+fn located() -> Located {
+    let frame = |function: &str, line: u32| Frame {
+        addr: 0x40_1000 + u64::from(line),
+        function: Some(function.to_string()),
+        location: Some(format!("app.c:{line}")),
+    };
+    let unit = 97 * 4096;
+    // Innermost first, as recorded.
+    let stack = |pid: u32, comm: &str, samples: u64, path: &[(&str, u32)]| LocatedStack {
+        id: ProcId {
+            pid,
+            start_ns: S / 2,
+        },
+        comm: comm.to_string(),
+        samples,
+        bytes: samples * unit,
+        frames: path.iter().rev().map(|(f, l)| frame(f, *l)).collect(),
+    };
+    let main = [("_start", 1), ("__libc_start_main", 2), ("main", 40)];
+    let with = |tail: &[(&'static str, u32)]| -> Vec<(&'static str, u32)> {
+        main.iter().chain(tail).copied().collect()
+    };
+    Located {
+        period: 97,
+        page_size: 4096,
+        lost: 0,
+        stacks: vec![
+            stack(
+                4242,
+                "leaky",
+                3000,
+                &with(&[("serve", 12), ("cache_fill", 30), ("leak_site", 26)]),
+            ),
+            stack(
+                4242,
+                "leaky",
+                700,
+                &with(&[("serve", 12), ("parse_request", 50), ("churn_buffer", 60)]),
+            ),
+            stack(
+                4242,
+                "leaky",
+                300,
+                &with(&[("load_config", 70), ("<script>alert(1)</script>", 71)]),
+            ),
+            stack(
+                4243,
+                "slowpoke",
+                900,
+                &with(&[("upload", 80), ("grow_queue", 81)]),
+            ),
+            stack(4243, "slowpoke", 1, &with(&[("rarely_called", 90)])),
+        ],
+    }
 }
 
 /// Runs `cmd`, killing it after `limit`.
@@ -176,7 +238,13 @@ fn html_report_renders_charts_in_chromium() {
     );
     let html = std::fs::read_to_string(dir.join("index.html")).unwrap();
     // What the page must say before a browser draws it.
-    assert_eq!(html.matches("<svg ").count(), 2, "leaky and slowpoke");
+    assert_eq!(
+        html.matches("<svg ").count(),
+        3,
+        "leaky, slowpoke, the flame graph"
+    );
+    assert_eq!(html.matches("<svg class=\"flame\"").count(), 1);
+    assert!(!html.contains("<script"), "escaped frame names");
     assert!(html.contains("1 leak flagged, 1 growing"), "{html}");
     for want in [
         "test_cache_fill",
@@ -184,6 +252,9 @@ fn html_report_renders_charts_in_chromium() {
         "time (UTC), 2025-12-01",
         "limit reached",
         "horizon 60 min",
+        "Where new memory was first touched",
+        "<title>leak_site (app.c:26): ",
+        "<code>leak_site (app.c:26)</code> ← <code>cache_fill (app.c:30)</code>",
     ] {
         assert!(html.contains(want), "the page lacks {want:?}");
     }
@@ -225,8 +296,16 @@ fn html_report_renders_charts_in_chromium() {
     let red = count([0xd6, 0x27, 0x28], 40);
     // Phase bands: #dfe7f7 at 75% over white.
     let band = count([0xe7, 0xed, 0xf9], 8);
+    // The flame graph's frames, in the warm palette.
+    let flame: usize = memleak::report::flamegraph::PALETTE
+        .iter()
+        .map(|c| {
+            let rgb = u32::from_str_radix(&c[1..], 16).unwrap().to_be_bytes();
+            count([rgb[1], rgb[2], rgb[3]], 6)
+        })
+        .sum();
     let why = format!(
-        "non-white {non_white}, blue {blue}, red {red}, band {band} of {} pixels; see {}",
+        "non-white {non_white}, blue {blue}, red {red}, band {band}, flame {flame} of {} pixels; see {}",
         px.len(),
         keep.display()
     );
@@ -234,4 +313,6 @@ fn html_report_renders_charts_in_chromium() {
     assert!(blue > 1500, "the series lines are missing: {why}");
     assert!(red > 500, "the fit and projection are missing: {why}");
     assert!(band > 20_000, "the phase bands are missing: {why}");
+    // 880 px wide, 6 to 8 frames high at 16 px: ~60,000 px less the text.
+    assert!(flame > 30_000, "the flame graph is missing: {why}");
 }

@@ -243,6 +243,30 @@ fn run_locate_stores_the_stacks_and_reports_them() {
         .map(|e| e.to_string())
         .collect();
     assert!(errors.is_empty(), "{errors:#?}");
+
+    // `info` says what was located; the HTML report draws it.
+    let info = Command::new(memleak_bin())
+        .arg("info")
+        .arg(&rec)
+        .output()
+        .unwrap();
+    let info = String::from_utf8_lossy(&info.stdout);
+    let line = info
+        .lines()
+        .find(|l| l.starts_with("located "))
+        .unwrap_or_else(|| panic!("no located line: {info}"));
+    assert!(line.contains("top: leak_site in "), "{line}");
+    let html_dir = dir.path().join("html");
+    let out = Command::new(memleak_bin())
+        .args(["analyze", "--format", "html", "--report"])
+        .arg(&html_dir)
+        .arg(&rec)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let html = std::fs::read_to_string(html_dir.join("index.html")).unwrap();
+    assert_eq!(html.matches("<svg class=\"flame\"").count(), 1);
+    assert!(html.contains("<title>leak_site (leaky.c:"), "{html}");
 }
 
 #[test]

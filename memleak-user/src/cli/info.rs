@@ -18,6 +18,36 @@ pub struct InfoArgs {
     pub processes: bool,
 }
 
+/// What `--locate` stored, in a line: how many stacks, in how many
+/// processes, and the top one's innermost named function; None without
+/// located stacks.
+fn located_line(l: &crate::locate::Located) -> Option<String> {
+    let top = l.stacks.first()?;
+    let total: u64 = l.stacks.iter().map(|s| s.bytes).sum();
+    let mut procs: Vec<_> = l.stacks.iter().map(|s| s.id).collect();
+    procs.sort();
+    procs.dedup();
+    let pr = crate::report::printable;
+    Some(format!(
+        "{} stacks in {} process{}, {} estimated (1 page fault in {}); top: {} in {} (pid {}), {} ({:.1}%){}",
+        l.stacks.len(),
+        procs.len(),
+        if procs.len() == 1 { "" } else { "es" },
+        bytes(total as f64),
+        l.period,
+        pr(top.top_function().unwrap_or("an unnamed function")),
+        pr(&top.comm),
+        top.id.pid,
+        bytes(top.bytes as f64),
+        100.0 * top.bytes as f64 / total.max(1) as f64,
+        if l.lost > 0 {
+            format!("; {} samples lost", l.lost)
+        } else {
+            String::new()
+        }
+    ))
+}
+
 pub fn run(args: InfoArgs) -> Result<i32> {
     let rec = Recording::open(&args.file)?;
     let m = &rec.meta;
@@ -61,6 +91,9 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         let phases = markers.iter().filter(|(_, k, _)| k == "begin").count();
         println!("markers     {} ({phases} phases begun)", markers.len());
     }
+    if let Some(line) = located_line(&rec.located()?) {
+        println!("located     {line}");
+    }
     println!(
         "limits      MemTotal {}, swap {}, cgroup memory.max {}, RLIMIT_AS {}",
         bytes(m.mem_total as f64),
@@ -89,4 +122,24 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         super::summary::print(&rec)?;
     }
     Ok(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::flamegraph::tests::{located, stack};
+
+    #[test]
+    fn located_line_names_the_top_function() {
+        assert_eq!(located_line(&Default::default()), None);
+        let mut l = located(vec![
+            stack(7, 30, &["main", "leak_site"]),
+            stack(8, 10, &["main", "churn\u{1b}[2J"]),
+        ]);
+        l.lost = 2;
+        let line = located_line(&l).unwrap();
+        assert!(line.starts_with("2 stacks in 2 processes"), "{line}");
+        assert!(line.contains("top: leak_site in leaky (pid 7)"), "{line}");
+        assert!(line.contains("(75.0%); 2 samples lost"), "{line}");
+    }
 }

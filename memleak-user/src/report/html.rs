@@ -1,7 +1,11 @@
 //! HTML report: a directory with one self-contained `index.html`: the
 //! verdict table, then a chart per flagged or growing process ([`svg`],
 //! inline SVG: no script, nothing fetched, one file to attach or mail),
-//! then the processes not judged, collapsed.
+//! then, with `--locate`, a flame graph of where new memory was first
+//! touched and the top stacks ([`flamegraph`]), then the processes not
+//! judged, collapsed.
+//!
+//! [`flamegraph`]: super::flamegraph
 //!
 //! [`svg`]: super::svg
 
@@ -12,18 +16,24 @@ use super::{escape_xml as esc, summary_line, write_file, ReportError};
 use crate::analyse::units::{fmt_bytes, fmt_duration, fmt_rate};
 use crate::analyse::{Analysis, Metric, Verdict};
 pub use crate::load::charts::{ChartSeries, Charts, MAX_CHARTS};
+use crate::locate::Located;
 
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}.leak{color:#b00020;font-weight:bold}\
 .growing{color:#a05a00}.why{color:#444;max-width:60em}figure{margin:1.5em 0}code{background:#f4f4f4}\
-svg{max-width:100%;height:auto}";
+svg{max-width:100%;height:auto}table.stacks code{background:none;font-size:90%}";
 
 /// Writes `index.html` into `dir` (created if needed) and returns its path.
-pub fn write(a: &Analysis, charts: &Charts, dir: &Path) -> Result<PathBuf, ReportError> {
+pub fn write(
+    a: &Analysis,
+    charts: &Charts,
+    located: &Located,
+    dir: &Path,
+) -> Result<PathBuf, ReportError> {
     crate::files::create_output_dir(dir)?;
     let index = dir.join("index.html");
-    write_file(&index, &render_index(a, charts))?;
+    write_file(&index, &render_index(a, charts, located))?;
     Ok(index)
 }
 
@@ -57,8 +67,11 @@ fn chart(a: &Analysis, charts: &Charts, i: usize) -> Option<String> {
     })
 }
 
-/// The index page.
-pub fn render_index(a: &Analysis, charts: &Charts) -> String {
+/// The index page; `located` (the stacks of `--locate`, often none) adds
+/// the flame graph section ([`flamegraph`]).
+///
+/// [`flamegraph`]: super::flamegraph
+pub fn render_index(a: &Analysis, charts: &Charts, located: &Located) -> String {
     let rec = &a.recording;
     let plots: Vec<(usize, String)> = a
         .results
@@ -178,6 +191,7 @@ pub fn render_index(a: &Analysis, charts: &Charts) -> String {
             "<p>{unplotted} more flagged or growing processes have no chart (the first {MAX_CHARTS} are drawn; those from sources other than a recording need a leak verdict).</p>"
         );
     }
+    h.push_str(&super::flamegraph::render_section(located));
     if !a.skipped.is_empty() {
         // Collapsed: a machine-wide recording has thousands of short-lived
         // processes, and the list would bury the findings above.
@@ -214,7 +228,13 @@ mod tests {
     fn writes_one_page_with_inline_charts() {
         let a = tiny_analysis();
         let dir = tempfile::tempdir().unwrap();
-        let index = write(&a, &Charts::default(), &dir.path().join("report")).unwrap();
+        let index = write(
+            &a,
+            &Charts::default(),
+            &Located::default(),
+            &dir.path().join("report"),
+        )
+        .unwrap();
         let files: Vec<_> = std::fs::read_dir(dir.path().join("report"))
             .unwrap()
             .filter_map(|e| e.ok())
@@ -259,8 +279,32 @@ mod tests {
             }],
             phases: Vec::new(),
         };
-        let with = render_index(&a, &charts);
+        let with = render_index(&a, &charts, &Located::default());
         assert!(with.contains("rss</title></polyline>"), "{with}");
         assert!(with.contains("(judged)"));
+        assert!(!with.contains("class=\"flame\""), "nothing located");
+    }
+
+    #[test]
+    fn located_stacks_add_a_flame_graph_and_the_top_stacks() {
+        use crate::report::flamegraph::tests::{located, stack};
+        let a = tiny_analysis();
+        let l = located(vec![
+            stack(7, 30, &["main", "leak_site"]),
+            stack(7, 3, &["main", "churn"]),
+        ]);
+        let html = render_index(&a, &Charts::default(), &l);
+        assert_eq!(html.matches("<svg class=\"flame\"").count(), 1, "{html}");
+        assert!(html.contains("Where new memory was first touched"));
+        assert!(html.contains("<table class=\"stacks\">"));
+        assert!(
+            html.contains("<code>leak_site (leaky.c:1)</code> ← <code>main (leaky.c:1)</code>"),
+            "{html}"
+        );
+        // After the charts, before the list of processes not judged.
+        let flame = html.find("class=\"flame\"").unwrap();
+        assert!(html.find("<figure id=\"p0\">").unwrap() < flame);
+        assert!(flame < html.find("<details>").unwrap());
+        assert!(!html.contains("<script"));
     }
 }

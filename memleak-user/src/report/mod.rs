@@ -10,6 +10,7 @@
 
 pub mod baseline;
 pub mod eval;
+pub mod flamegraph;
 pub mod github;
 pub mod html;
 pub mod json;
@@ -53,7 +54,7 @@ pub fn render(analysis: &Analysis, format: Format) -> String {
         Format::Json => json::render(analysis),
         Format::Junit => junit::render(analysis),
         Format::Github => github::render(analysis),
-        Format::Html => html::render_index(analysis, &html::Charts::default()),
+        Format::Html => html::render_index(analysis, &html::Charts::default(), &Default::default()),
     }
 }
 
