@@ -179,10 +179,13 @@ fn locate_pid_names_the_leaking_rust_function() {
 fn locate_names_javascript_frames_through_the_perf_map() {
     require_locate!();
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/leaky.js");
+    // node drops isolate-*.log files in its working directory.
+    let dir = tempfile::tempdir().unwrap();
     let child = match Command::new("node")
         .arg("--perf-basic-prof")
         .arg(&src)
         .arg("20")
+        .current_dir(dir.path())
         .spawn()
     {
         Ok(c) => ChildGuard(c),
@@ -192,8 +195,12 @@ fn locate_names_javascript_frames_through_the_perf_map() {
             return;
         }
     };
-    std::thread::sleep(Duration::from_millis(800));
-    let dir = tempfile::tempdir().unwrap();
+    // The perf map exists once node has compiled its first functions.
+    let map = PathBuf::from(format!("/tmp/perf-{}.map", child.id()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !map.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let (_, located) = locate(dir.path(), child.id());
     let top = &located["stacks"][0]["frames"];
     let named_js = top.as_array().unwrap().iter().any(|f| {
