@@ -15,7 +15,7 @@ use aya_ebpf::{
         bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
     },
     macros::{map, perf_event, raw_tracepoint, tracepoint},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, Queue, RingBuf},
     programs::{PerfEventContext, RawTracePointContext, TracePointContext},
 };
 use memleak_common::{
@@ -81,8 +81,26 @@ static PROCS: HashMap<u32, ProcState> = HashMap::with_max_entries(65536, 0);
 /// A set (the value is unused): programs on any CPU insert, userspace
 /// removes; any interleaving leaves the key present iff a change may be
 /// unread.
+///
+/// Userspace does not list this map (a listing visits every bucket, so it
+/// cost as much empty as full): it pops [`DIRTY_QUEUE`] instead. The key
+/// that wins the insert pushes its tgid there, so each key has exactly one
+/// queue entry: keys are never removed except by userspace after popping,
+/// or by the pusher itself when its push fails.
 #[map]
 static DIRTY: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
+
+/// The keys of [`DIRTY`], one entry each (see there). Sized like it by
+/// userspace, so a push fails only if that invariant breaks; a failed push
+/// is counted as `dirty_map_full` and userspace's full pass then finds the
+/// change through its `seq`.
+#[map]
+static DIRTY_QUEUE: Queue<u32> = Queue::with_max_entries(65536, 0);
+
+/// `bpf_map_update_elem` flag: insert only if absent.
+const BPF_NOEXIST: u64 = 1;
+/// The insert lost to another CPU's (negated errno).
+const EEXIST: i32 = 17;
 
 /// Final state of each process at exit; low rate, so a ring buffer
 /// (multi-producer: the kernel serialises reservations across CPUs).
@@ -133,8 +151,21 @@ fn now() -> u64 {
 
 #[inline(always)]
 fn mark_dirty(tgid: u32) {
-    if DIRTY.get_ptr(tgid).is_none() && DIRTY.insert(tgid, 1u8, 0).is_err() {
-        count(STAT_DIRTY_FULL);
+    if DIRTY.get_ptr(tgid).is_some() {
+        return;
+    }
+    match DIRTY.insert(tgid, 1u8, BPF_NOEXIST) {
+        Ok(()) => {
+            if DIRTY_QUEUE.push(tgid, 0).is_err() {
+                // Nothing would ever pop this key: drop it, so a later
+                // change tries again. This change waits for the full pass,
+                // which the counter triggers.
+                let _ = DIRTY.remove(tgid);
+                count(STAT_DIRTY_FULL);
+            }
+        }
+        Err(e) if e == -EEXIST => {} // marked on another CPU meanwhile
+        Err(_) => count(STAT_DIRTY_FULL),
     }
 }
 
@@ -593,8 +624,9 @@ pub fn process_exit(ctx: TracePointContext) -> i32 {
     st.flags |= FLAG_EXITED;
     st.seq = st.seq.wrapping_add(1);
     if EXITS.output::<ProcState>(&*st, 0).is_ok() {
+        // A dirty mark stays: its queue entry is popped and finds no
+        // state (or a new process with this pid, which is then read).
         let _ = PROCS.remove(tgid);
-        let _ = DIRTY.remove(tgid);
     } else {
         // Userspace finds the exited entry through the dirty set instead.
         count(STAT_EXITS_LOST);
