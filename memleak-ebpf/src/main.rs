@@ -4,8 +4,10 @@
 //! pace. Nothing is pushed per event except one record per process exit.
 //!
 //! Kernel struct offsets come from load-time globals that userspace resolves
-//! from BTF (rustc emits no CO-RE relocations), so every kernel read goes
-//! through `bpf_probe_read_kernel` at `base + CONFIG.off_*`.
+//! from BTF (rustc emits no CO-RE relocations), so kernel reads go through
+//! `bpf_probe_read_kernel` at `base + CONFIG.off_*`; the task iterator,
+//! whose pointers the verifier knows by type, loads at those offsets
+//! directly (see `load`).
 #![no_std]
 #![no_main]
 
@@ -407,26 +409,67 @@ pub fn refresh_tasks(ctx: *mut core::ffi::c_void) -> u32 {
     0
 }
 
+/// A field of a kernel object the verifier knows by its BTF type: a plain
+/// load, which it turns into a fault-safe one (a bad pointer reads 0)
+/// without the cost of a `bpf_probe_read_kernel` call. The offset must be
+/// a constant to the verifier: `CONFIG` is frozen read-only data, so its
+/// fields are.
+///
+/// Only for the task iterator, whose task pointer is BTF-typed, and the
+/// pointers loaded from it; the other programs get untyped pointers.
+#[inline(always)]
+fn load<T: Copy>(base: u64, off: u64) -> T {
+    // SAFETY: the verifier checks the access against the kernel's BTF.
+    unsafe { core::ptr::read_volatile((base + off) as *const T) }
+}
+
+/// One RSS counter of a BTF-typed mm (see [`load`]).
+#[inline(always)]
+fn load_rss(mm: u64, member: u64) -> i64 {
+    load::<i64>(
+        mm,
+        config!(off_mm_rss_stat)
+            + member * config!(size_rss_counter)
+            + config!(off_rss_counter_value),
+    )
+}
+
 #[inline(always)]
 fn refresh_task(task: u64) {
-    let Some(tgid) = read::<u32>(task, config!(off_task_tgid)) else {
-        return;
-    };
-    let mm = read::<u64>(task, config!(off_task_mm)).unwrap_or(0);
+    // Plain loads (see `load`): the walk visits every task on the
+    // machine at every snapshot, threads and untracked ones included.
+    let mm: u64 = load(task, config!(off_task_mm));
     if mm == 0 {
         return; // a kernel thread, or exiting (its exit record follows)
     }
-    if read::<u32>(task, config!(off_task_pid)).unwrap_or(0) != tgid {
+    let tgid: u32 = load(task, config!(off_task_tgid));
+    if load::<u32>(task, config!(off_task_pid)) != tgid {
         // Threads share their leader's mm, and the leader is visited too;
         // unless it has exited alone, which clears its mm.
-        let leader = read::<u64>(task, config!(off_task_group_leader)).unwrap_or(0);
-        if read::<u64>(leader, config!(off_task_mm)).unwrap_or(0) != 0 {
+        let leader: u64 = load(task, config!(off_task_group_leader));
+        if load::<u64>(leader, config!(off_task_mm)) != 0 {
             return;
         }
     }
     match PROCS.get_ptr_mut(tgid) {
-        // SAFETY: pointer into our own map's value.
-        Some(st) => refresh_from_mm(unsafe { &mut *st }, mm),
+        Some(st) => {
+            // SAFETY: pointer into our own map's value.
+            let st = unsafe { &mut *st };
+            // Unrolled by hand: each offset must be a constant.
+            let rss = [
+                load_rss(mm, 0),
+                load_rss(mm, 1),
+                load_rss(mm, 2),
+                load_rss(mm, 3),
+            ];
+            let vm: u64 = load(mm, config!(off_mm_total_vm));
+            if rss != st.rss || vm != st.total_vm {
+                st.rss = rss;
+                st.total_vm = vm;
+                count(STAT_RSS_EVENTS);
+                touch(st);
+            }
+        }
         None => {
             // A process in scope that no fork or exec announced (moved into
             // the cgroup, or missed while the map was full).
