@@ -463,7 +463,13 @@ fn refresh_task(task: u64) {
                 load_rss(mm, 3),
             ];
             let vm: u64 = load(mm, config!(off_mm_total_vm));
-            if rss != st.rss || vm != st.total_vm {
+            // Not `rss != st.rss`: that is a call to a memcmp subprogram.
+            let moved = (rss[0] ^ st.rss[0])
+                | (rss[1] ^ st.rss[1])
+                | (rss[2] ^ st.rss[2])
+                | (rss[3] ^ st.rss[3])
+                | (vm ^ st.total_vm) as i64;
+            if moved != 0 {
                 st.rss = rss;
                 st.total_vm = vm;
                 count(STAT_RSS_EVENTS);

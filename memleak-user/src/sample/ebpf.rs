@@ -72,7 +72,7 @@ pub const DEFAULT_MAX_PROCS: u32 = 65_536;
 pub const MIN_MAX_PROCS: u32 = 16;
 
 /// Largest `--max-procs`: the kernel's pid_max ceiling (2^22); each slot
-/// costs two map entries of kernel memory.
+/// costs two map entries of kernel memory and a 4-byte queue slot.
 pub const MAX_MAX_PROCS: u32 = 1 << 22;
 
 /// `--max-procs`, checked while parsing so a bad value is a usage error
