@@ -8,7 +8,9 @@ pub const STAT_RSS_EVENTS: u32 = 0;
 pub const STAT_VM_EVENTS: u32 = 1;
 /// A new process could not be inserted: the process map is full.
 pub const STAT_PROCS_FULL: u32 = 2;
-/// A change could not be marked dirty: the dirty map is full.
+/// A change could not be marked dirty: the dirty map or its queue is
+/// full. Userspace runs its full pass when this rises, so the change is
+/// read late, not lost.
 pub const STAT_DIRTY_FULL: u32 = 3;
 /// An exit record could not be queued: the exit ring buffer is full.
 pub const STAT_EXITS_LOST: u32 = 4;

@@ -4,8 +4,10 @@
 //! pace. Nothing is pushed per event except one record per process exit.
 //!
 //! Kernel struct offsets come from load-time globals that userspace resolves
-//! from BTF (rustc emits no CO-RE relocations), so every kernel read goes
-//! through `bpf_probe_read_kernel` at `base + CONFIG.off_*`.
+//! from BTF (rustc emits no CO-RE relocations), so kernel reads go through
+//! `bpf_probe_read_kernel` at `base + CONFIG.off_*`; the task iterator,
+//! whose pointers the verifier knows by type, loads at those offsets
+//! directly (see `load`).
 #![no_std]
 #![no_main]
 
@@ -17,7 +19,7 @@ use aya_ebpf::{
         bpf_get_current_task, bpf_ktime_get_boot_ns, bpf_probe_read_kernel,
     },
     macros::{map, perf_event, raw_tracepoint, tracepoint},
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, Queue, RingBuf},
     programs::{PerfEventContext, RawTracePointContext, TracePointContext},
 };
 use memleak_common::{
@@ -83,8 +85,26 @@ static PROCS: HashMap<u32, ProcState> = HashMap::with_max_entries(65536, 0);
 /// A set (the value is unused): programs on any CPU insert, userspace
 /// removes; any interleaving leaves the key present iff a change may be
 /// unread.
+///
+/// Userspace does not list this map (a listing visits every bucket, so it
+/// cost as much empty as full): it pops [`DIRTY_QUEUE`] instead. The key
+/// that wins the insert pushes its tgid there, so each key has exactly one
+/// queue entry: keys are never removed except by userspace after popping,
+/// or by the pusher itself when its push fails.
 #[map]
 static DIRTY: HashMap<u32, u8> = HashMap::with_max_entries(65536, 0);
+
+/// The keys of [`DIRTY`], one entry each (see there). Sized like it by
+/// userspace, so a push fails only if that invariant breaks; a failed push
+/// is counted as `dirty_map_full` and userspace's full pass then finds the
+/// change through its `seq`.
+#[map]
+static DIRTY_QUEUE: Queue<u32> = Queue::with_max_entries(65536, 0);
+
+/// `bpf_map_update_elem` flag: insert only if absent.
+const BPF_NOEXIST: u64 = 1;
+/// The insert lost to another CPU's (negated errno).
+const EEXIST: i32 = 17;
 
 /// Final state of each process at exit; low rate, so a ring buffer
 /// (multi-producer: the kernel serialises reservations across CPUs).
@@ -135,8 +155,21 @@ fn now() -> u64 {
 
 #[inline(always)]
 fn mark_dirty(tgid: u32) {
-    if DIRTY.get_ptr(tgid).is_none() && DIRTY.insert(tgid, 1u8, 0).is_err() {
-        count(STAT_DIRTY_FULL);
+    if DIRTY.get_ptr(tgid).is_some() {
+        return;
+    }
+    match DIRTY.insert(tgid, 1u8, BPF_NOEXIST) {
+        Ok(()) => {
+            if DIRTY_QUEUE.push(tgid, 0).is_err() {
+                // Nothing would ever pop this key: drop it, so a later
+                // change tries again. This change waits for the full pass,
+                // which the counter triggers.
+                let _ = DIRTY.remove(tgid);
+                count(STAT_DIRTY_FULL);
+            }
+        }
+        Err(e) if e == -EEXIST => {} // marked on another CPU meanwhile
+        Err(_) => count(STAT_DIRTY_FULL),
     }
 }
 
@@ -378,26 +411,73 @@ pub fn refresh_tasks(ctx: *mut core::ffi::c_void) -> u32 {
     0
 }
 
+/// A field of a kernel object the verifier knows by its BTF type: a plain
+/// load, which it turns into a fault-safe one (a bad pointer reads 0)
+/// without the cost of a `bpf_probe_read_kernel` call. The offset must be
+/// a constant to the verifier: `CONFIG` is frozen read-only data, so its
+/// fields are.
+///
+/// Only for the task iterator, whose task pointer is BTF-typed, and the
+/// pointers loaded from it; the other programs get untyped pointers.
+#[inline(always)]
+fn load<T: Copy>(base: u64, off: u64) -> T {
+    // SAFETY: the verifier checks the access against the kernel's BTF.
+    unsafe { core::ptr::read_volatile((base + off) as *const T) }
+}
+
+/// One RSS counter of a BTF-typed mm (see [`load`]).
+#[inline(always)]
+fn load_rss(mm: u64, member: u64) -> i64 {
+    load::<i64>(
+        mm,
+        config!(off_mm_rss_stat)
+            + member * config!(size_rss_counter)
+            + config!(off_rss_counter_value),
+    )
+}
+
 #[inline(always)]
 fn refresh_task(task: u64) {
-    let Some(tgid) = read::<u32>(task, config!(off_task_tgid)) else {
-        return;
-    };
-    let mm = read::<u64>(task, config!(off_task_mm)).unwrap_or(0);
+    // Plain loads (see `load`): the walk visits every task on the
+    // machine at every snapshot, threads and untracked ones included.
+    let mm: u64 = load(task, config!(off_task_mm));
     if mm == 0 {
         return; // a kernel thread, or exiting (its exit record follows)
     }
-    if read::<u32>(task, config!(off_task_pid)).unwrap_or(0) != tgid {
+    let tgid: u32 = load(task, config!(off_task_tgid));
+    if load::<u32>(task, config!(off_task_pid)) != tgid {
         // Threads share their leader's mm, and the leader is visited too;
         // unless it has exited alone, which clears its mm.
-        let leader = read::<u64>(task, config!(off_task_group_leader)).unwrap_or(0);
-        if read::<u64>(leader, config!(off_task_mm)).unwrap_or(0) != 0 {
+        let leader: u64 = load(task, config!(off_task_group_leader));
+        if load::<u64>(leader, config!(off_task_mm)) != 0 {
             return;
         }
     }
     match PROCS.get_ptr_mut(tgid) {
-        // SAFETY: pointer into our own map's value.
-        Some(st) => refresh_from_mm(unsafe { &mut *st }, mm),
+        Some(st) => {
+            // SAFETY: pointer into our own map's value.
+            let st = unsafe { &mut *st };
+            // Unrolled by hand: each offset must be a constant.
+            let rss = [
+                load_rss(mm, 0),
+                load_rss(mm, 1),
+                load_rss(mm, 2),
+                load_rss(mm, 3),
+            ];
+            let vm: u64 = load(mm, config!(off_mm_total_vm));
+            // Not `rss != st.rss`: that is a call to a memcmp subprogram.
+            let moved = (rss[0] ^ st.rss[0])
+                | (rss[1] ^ st.rss[1])
+                | (rss[2] ^ st.rss[2])
+                | (rss[3] ^ st.rss[3])
+                | (vm ^ st.total_vm) as i64;
+            if moved != 0 {
+                st.rss = rss;
+                st.total_vm = vm;
+                count(STAT_RSS_EVENTS);
+                touch(st);
+            }
+        }
         None => {
             // A process in scope that no fork or exec announced (moved into
             // the cgroup, or missed while the map was full).
@@ -595,8 +675,9 @@ pub fn process_exit(ctx: TracePointContext) -> i32 {
     st.flags |= FLAG_EXITED;
     st.seq = st.seq.wrapping_add(1);
     if EXITS.output::<ProcState>(&*st, 0).is_ok() {
+        // A dirty mark stays: its queue entry is popped and finds no
+        // state (or a new process with this pid, which is then read).
         let _ = PROCS.remove(tgid);
-        let _ = DIRTY.remove(tgid);
     } else {
         // Userspace finds the exited entry through the dirty set instead.
         count(STAT_EXITS_LOST);

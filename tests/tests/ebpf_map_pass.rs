@@ -49,3 +49,101 @@ fn process_map_entries_count_every_tracked_process() {
         "every tracked child is in the map count"
     );
 }
+
+/// A dirty queue far smaller than the changing processes: the marks that
+/// find it full are counted (`dirty_map_full`) and the full pass they
+/// trigger still reports every process's growth.
+#[test]
+fn full_dirty_queue_falls_back_to_the_full_pass() {
+    require_ebpf!();
+    const KIDS: usize = 64;
+    const PAGES: usize = 64;
+    let mut kids = Vec::new();
+    // The children grow once the sampler is loaded: when this pipe closes.
+    let mut go = [0i32; 2];
+    // SAFETY: a two-int array for pipe(2).
+    assert_eq!(unsafe { libc::pipe(go.as_mut_ptr()) }, 0);
+    for _ in 0..KIDS {
+        // SAFETY: the child only makes system calls and touches its own
+        // mapping (no allocation after fork).
+        let pid = unsafe { libc::fork() };
+        if pid == 0 {
+            unsafe {
+                libc::close(go[1]);
+                let mut b = 0u8;
+                libc::read(go[0], (&mut b as *mut u8).cast(), 1);
+                let len = PAGES * 4096;
+                let p = libc::mmap(
+                    std::ptr::null_mut(),
+                    len,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+                    -1,
+                    0,
+                ) as *mut u8;
+                let nap = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 50_000_000,
+                };
+                for i in 0..PAGES {
+                    libc::nanosleep(&nap, std::ptr::null_mut());
+                    if !p.is_null() && p as isize != -1 {
+                        p.add(i * 4096).write_volatile(1);
+                    }
+                }
+                loop {
+                    libc::pause();
+                }
+            }
+        }
+        assert!(pid > 0, "fork: {}", std::io::Error::last_os_error());
+        kids.push(pid as u32);
+    }
+    let loaded = EbpfSampler::with_dirty_queue(
+        Scope::Tree(kids.clone()),
+        std::process::id(),
+        8192,
+        EbpfHook::default(),
+        4,
+    );
+    // SAFETY: our end of the pipe; the children's reads return.
+    unsafe { libc::close(go[1]) };
+    let result = loaded.map(|mut s| {
+        // Per child: anon RSS at its first and last observation.
+        let mut seen: std::collections::HashMap<u32, (u64, u64)> = Default::default();
+        let until = std::time::Instant::now() + std::time::Duration::from_millis(5500);
+        while std::time::Instant::now() < until {
+            for o in s.snapshot().expect("snapshot") {
+                let e = seen
+                    .entry(o.id.pid)
+                    .or_insert((o.mem.rss_anon, o.mem.rss_anon));
+                e.1 = o.mem.rss_anon;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(250));
+        }
+        let full = s
+            .counters()
+            .iter()
+            .find(|(n, _)| *n == "dirty_map_full")
+            .map_or(0, |(_, v)| *v);
+        (seen, full)
+    });
+    for &k in &kids {
+        // SAFETY: our own children.
+        unsafe { libc::kill(k as i32, libc::SIGKILL) };
+    }
+    for &k in &kids {
+        // SAFETY: our own children.
+        unsafe { libc::waitpid(k as i32, std::ptr::null_mut(), 0) };
+    }
+    let (seen, full) = result.expect("load");
+    assert!(full > 0, "a 4-entry queue overflowed: counted");
+    for &k in &kids {
+        let (first, last) = seen.get(&k).copied().unwrap_or_default();
+        // Each child touched PAGES pages over 3.2 s, all before the end.
+        assert!(
+            last >= first + (PAGES as u64 / 2) * 4096,
+            "child {k}: anon RSS {first} -> {last}: growth reported despite the full queue"
+        );
+    }
+}

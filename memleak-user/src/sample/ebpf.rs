@@ -9,13 +9,13 @@
 use std::collections::HashMap as StdHashMap;
 use std::time::{Duration, Instant};
 
-use aya::maps::{HashMap, MapData, PerCpuArray, RingBuf};
+use aya::maps::{HashMap, MapData, PerCpuArray, Queue, RingBuf};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::{Iter, PerfEvent, RawTracePoint, TracePoint};
 use aya::{Ebpf, EbpfLoader};
 use memleak_common::globals as gl;
 use memleak_common::proc::{ProcState, FLAG_SEEDED, RSS_ANON, RSS_FILE, RSS_SHMEM, RSS_SWAP};
-use memleak_common::stats::{STAT_COUNT, STAT_NAMES, STAT_PROCS_FULL};
+use memleak_common::stats::{STAT_COUNT, STAT_DIRTY_FULL, STAT_NAMES, STAT_PROCS_FULL};
 
 use super::btf_offsets::KernelOffsets;
 use super::map_batch;
@@ -73,7 +73,7 @@ pub const DEFAULT_MAX_PROCS: u32 = 65_536;
 pub const MIN_MAX_PROCS: u32 = 16;
 
 /// Largest `--max-procs`: the kernel's pid_max ceiling (2^22); each slot
-/// costs two map entries of kernel memory.
+/// costs two map entries of kernel memory and a 4-byte queue slot.
 pub const MAX_MAX_PROCS: u32 = 1 << 22;
 
 /// `--max-procs`, checked while parsing so a bad value is a usage error
@@ -108,6 +108,9 @@ pub struct EbpfSampler {
     refresh: bool,
     procs: HashMap<MapData, u32, ProcState>,
     dirty: HashMap<MapData, u32, u8>,
+    /// The keys of `dirty`, one entry each: popped instead of listing
+    /// `dirty` (a listing walks all its buckets, however few keys).
+    dirty_queue: Queue<MapData, u32>,
     exits: RingBuf<MapData>,
     stats: PerCpuArray<MapData, u64>,
     page_size: u64,
@@ -121,6 +124,12 @@ pub struct EbpfSampler {
     /// `procs_map_full` at the last full pass: when it rises, the map is
     /// full, so dead entries are evicted at once instead of up to 30 s later.
     procs_full_seen: u64,
+    /// `dirty_map_full` (with `dirty_lost`) at the last full pass: when it
+    /// rises, a change went unmarked and only the full pass finds it.
+    dirty_full_seen: u64,
+    /// Marks userspace could not queue (seeding, `track`), counted into
+    /// `dirty_map_full`.
+    dirty_lost: u64,
     /// Run the full pass at the next snapshot and report every entry in
     /// it (see [`Sampler::resync`]).
     resync: bool,
@@ -162,6 +171,20 @@ impl EbpfSampler {
         self_pid: u32,
         max_procs: u32,
         hook: EbpfHook,
+    ) -> Result<Self, SampleError> {
+        Self::with_dirty_queue(scope, self_pid, max_procs, hook, max_procs)
+    }
+
+    /// [`EbpfSampler::with_hook`] with a dirty queue of `queue_entries`
+    /// instead of `max_procs`: tests make it too small to check that a full
+    /// queue loses nothing.
+    #[doc(hidden)]
+    pub fn with_dirty_queue(
+        scope: Scope,
+        self_pid: u32,
+        max_procs: u32,
+        hook: EbpfHook,
+        queue_entries: u32,
     ) -> Result<Self, SampleError> {
         if !built_in() {
             return Err(SampleError::NotBuiltIn(
@@ -235,6 +258,7 @@ impl EbpfSampler {
         loader.override_global(gl::CONFIG, &config, true);
         loader.map_max_entries("PROCS", max_procs);
         loader.map_max_entries("DIRTY", max_procs);
+        loader.map_max_entries("DIRTY_QUEUE", queue_entries.max(1));
         let mut ebpf = loader.load(EBPF_OBJECT).map_err(load_error)?;
 
         let mut limitations = Vec::new();
@@ -334,6 +358,7 @@ impl EbpfSampler {
         };
         let procs = HashMap::try_from(take(&mut ebpf, "PROCS")?).map_err(load_error)?;
         let dirty = HashMap::try_from(take(&mut ebpf, "DIRTY")?).map_err(load_error)?;
+        let dirty_queue = Queue::try_from(take(&mut ebpf, "DIRTY_QUEUE")?).map_err(load_error)?;
         let exits = RingBuf::try_from(take(&mut ebpf, "EXITS")?).map_err(load_error)?;
         let stats = PerCpuArray::try_from(take(&mut ebpf, "STATS")?).map_err(load_error)?;
 
@@ -342,6 +367,7 @@ impl EbpfSampler {
             refresh: hook == EbpfHook::Snapshot,
             procs,
             dirty,
+            dirty_queue,
             exits,
             stats,
             page_size,
@@ -350,6 +376,8 @@ impl EbpfSampler {
             cmdlines: StdHashMap::new(),
             last_full_scan: Instant::now(),
             procs_full_seen: 0,
+            dirty_full_seen: 0,
+            dirty_lost: 0,
             resync: false,
             evicted: 0,
             seed_full: 0,
@@ -388,7 +416,7 @@ impl EbpfSampler {
                     self.seed_full += 1;
                     continue;
                 }
-                let _ = self.dirty.insert(o.id.pid, 1, 0);
+                self.mark_dirty(o.id.pid);
             }
         }
         Ok(())
@@ -491,8 +519,26 @@ impl EbpfSampler {
         }
     }
 
+    /// Marks a process dirty like the program does (see `mark_dirty`
+    /// there): the insert that wins queues the tgid.
+    fn mark_dirty(&mut self, tgid: u32) {
+        const BPF_NOEXIST: u64 = 1;
+        if self.dirty.insert(tgid, 1, BPF_NOEXIST).is_ok()
+            && self.dirty_queue.push(tgid, 0).is_err()
+        {
+            let _ = self.dirty.remove(&tgid);
+            self.dirty_lost += 1;
+        }
+    }
+
     fn drain_dirty(&mut self, out: &mut Vec<Observation>, exits: &mut Vec<Observation>) {
-        let keys: Vec<u32> = self.dirty.keys().filter_map(Result::ok).collect();
+        // Pop first, then read: a program marking a process again after
+        // its key is removed pushes it again, for the next snapshot. The
+        // queue is bounded by the keys, so this ends.
+        let mut keys = Vec::new();
+        while let Ok(tgid) = self.dirty_queue.pop(0) {
+            keys.push(tgid);
+        }
         for tgid in keys {
             // Remove first: a change after this point marks it dirty again.
             let _ = self.dirty.remove(&tgid);
@@ -519,8 +565,8 @@ impl EbpfSampler {
     /// Stops tracking a process that left the scope: no exit is recorded
     /// (it did not exit), its series just ends.
     fn drop_out_of_scope(&mut self, st: &ProcState) {
+        // Its dirty mark (if any) stays: the queue entry removes it.
         let _ = self.procs.remove(&st.tgid);
-        let _ = self.dirty.remove(&st.tgid);
         self.seen.remove(&st.tgid);
         self.cmdlines.remove(&ProcId {
             pid: st.tgid,
@@ -722,12 +768,16 @@ impl Sampler for EbpfSampler {
         // A full map: evict the dead now (at most once a second) rather
         // than at the next periodic pass.
         let procs_full = self.stat(STAT_PROCS_FULL);
+        // An unmarked change (full dirty map or queue) is found only here.
+        let dirty_full = self.stat(STAT_DIRTY_FULL) + self.dirty_lost;
         let since = self.last_full_scan.elapsed();
         if self.resync
             || since >= FULL_SCAN_EVERY
-            || (procs_full > self.procs_full_seen && since >= Duration::from_secs(1))
+            || ((procs_full > self.procs_full_seen || dirty_full > self.dirty_full_seen)
+                && since >= Duration::from_secs(1))
         {
             self.procs_full_seen = procs_full;
+            self.dirty_full_seen = dirty_full;
             self.last_full_scan = Instant::now();
             self.resync = false;
             self.full_scan(&mut out, &mut exits);
@@ -755,7 +805,7 @@ impl Sampler for EbpfSampler {
         self.procs
             .insert(pid, st, 0)
             .map_err(|e| SampleError::Ebpf(format!("tracking pid {pid}: {e}")))?;
-        let _ = self.dirty.insert(pid, 1, 0);
+        self.mark_dirty(pid);
         Ok(())
     }
 
@@ -767,10 +817,10 @@ impl Sampler for EbpfSampler {
                 .get(&i, 0)
                 .map(|v| v.iter().sum::<u64>())
                 .unwrap_or(0);
-            let sum = if i == STAT_PROCS_FULL {
-                sum + self.seed_full
-            } else {
-                sum
+            let sum = match i {
+                STAT_PROCS_FULL => sum + self.seed_full,
+                STAT_DIRTY_FULL => sum + self.dirty_lost,
+                _ => sum,
             };
             c.push((STAT_NAMES[i as usize], sum));
         }
