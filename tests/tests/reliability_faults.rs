@@ -74,6 +74,42 @@ fn sigterm_stops_cleanly_and_keeps_the_recording() {
     stops_cleanly_on(libc::SIGTERM);
 }
 
+/// Between snapshots the recorder sleeps on the signal pipe: a stop during
+/// a 60 s interval ends the recording at once, not at the next snapshot.
+#[test]
+fn a_stop_signal_wakes_a_recorder_in_a_long_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("long.memleak");
+    let mut child = Command::new(memleak_bin())
+        .args([
+            "record",
+            "-q",
+            "--sampler",
+            "procfs",
+            "--interval",
+            "60s",
+            "-o",
+        ])
+        .arg(&out)
+        .args(["--", "sleep", "120"])
+        .spawn()
+        .expect("start memleak");
+    wait_for_child_named(child.id(), "sleep");
+    std::thread::sleep(Duration::from_millis(300));
+    let signalled = std::time::Instant::now();
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    let took = signalled.elapsed();
+    assert_eq!(status.code(), Some(128 + libc::SIGTERM));
+    assert!(
+        took < Duration::from_secs(20),
+        "stopped {took:?} after the signal: it slept through its 60 s interval"
+    );
+    let rec = Recording::open(&out).unwrap();
+    assert!(rec.meta.end_ns.is_some(), "a clean end is written");
+}
+
 #[test]
 fn command_exit_status_and_crash_are_recorded() {
     require_ebpf!();

@@ -11,6 +11,9 @@ pub mod naming;
 pub mod progress;
 pub mod spawn;
 
+use std::io::Read;
+use std::os::fd::AsRawFd;
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -132,6 +135,11 @@ pub struct Recorder {
     scope: Scope,
     /// Set by SIGINT/SIGTERM.
     stop: Arc<AtomicBool>,
+    /// Readable once SIGINT/SIGTERM arrived: what the loop sleeps on.
+    wake: UnixStream,
+    /// The signal handlers above, removed when the recorder is dropped (a
+    /// library caller may record many times in one process).
+    handlers: Vec<signal_hook::SigId>,
     /// Recordings written so far: every one after the first starts with a
     /// [`crate::sample::Sampler::resync`].
     files: u32,
@@ -141,8 +149,18 @@ impl Recorder {
     /// Installs the stop signals and opens the sampler `opts` asks for.
     pub fn open(opts: &RecordOptions) -> Result<Self, RecordError> {
         let stop = Arc::new(AtomicBool::new(false));
+        // The flag says a stop was asked for; the pipe wakes the sleeping
+        // loop at once, so it need not poll the flag between snapshots.
+        let (wake, waker) = UnixStream::pair().map_err(RecordError::Signal)?;
+        wake.set_nonblocking(true).map_err(RecordError::Signal)?;
+        let mut handlers = Vec::new();
         for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RecordError::Signal)?;
+            handlers.push(
+                signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RecordError::Signal)?,
+            );
+            let w = waker.try_clone().map_err(RecordError::Signal)?;
+            handlers
+                .push(signal_hook::low_level::pipe::register(sig, w).map_err(RecordError::Signal)?);
         }
         let scope = match (&opts.command, &opts.scope) {
             (Some(_), Scope::Tree(roots)) => Scope::Tree(roots.clone()),
@@ -167,6 +185,8 @@ impl Recorder {
             reason,
             scope,
             stop,
+            wake,
+            handlers,
             files: 0,
         })
     }
@@ -194,6 +214,14 @@ impl Recorder {
     }
 }
 
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        for id in self.handlers.drain(..) {
+            signal_hook::low_level::unregister(id);
+        }
+    }
+}
+
 fn record_into(
     rec: &mut Recorder,
     opts: &RecordOptions,
@@ -204,9 +232,10 @@ fn record_into(
         reason,
         scope,
         stop,
+        wake,
         ..
     } = rec;
-    let (scope, stop) = (&*scope, &**stop);
+    let (scope, stop, wake) = (&*scope, &**stop, &*wake);
 
     // Before the file and the command: a --locate that cannot work is an
     // error the user asked to hear about, not a silent recording without.
@@ -388,7 +417,7 @@ fn record_into(
         next += interval;
         let now = Instant::now();
         if next > now {
-            sleep_unless_stopped(next - now, stop);
+            sleep_unless_stopped(next - now, stop, wake);
         } else {
             // Fell behind (slow disk, huge snapshot): do not try to catch up.
             next = now;
@@ -651,15 +680,34 @@ pub fn shell_join(argv: &[String]) -> String {
         .join(" ")
 }
 
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool) {
-    // Short slices so Ctrl-C is answered quickly even at long intervals.
+/// Sleeps for `d`, or less when a stop signal arrives: one wait on the
+/// signal pipe, not a poll of the flag every few milliseconds (which alone
+/// cost ~0.03% of a core at a 1 s interval).
+fn sleep_unless_stopped(d: Duration, stop: &AtomicBool, wake: &UnixStream) {
     let end = Instant::now() + d;
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if now >= end {
             break;
         }
-        std::thread::sleep((end - now).min(Duration::from_millis(50)));
+        let ms = (end - now).as_millis().clamp(1, i32::MAX as u128) as i32;
+        let mut fd = libc::pollfd {
+            fd: wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one pollfd we own, for the duration of the call.
+        let r = unsafe { libc::poll(&mut fd, 1, ms) };
+        if r > 0 {
+            // Drain: the flag, not the bytes, says what happened.
+            let mut buf = [0u8; 64];
+            while let Ok(n) = (&*wake).read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+            }
+        }
+        // r == 0: the time is up (checked above); r < 0: EINTR, look again.
     }
 }
 
