@@ -289,23 +289,23 @@ fn record_into(
     let child = match &opts.command {
         Some(argv) => {
             let gated = spawn::spawn_gated(argv, &child_env)?;
-            if let Err(e) = sampler.track(gated.pid) {
+            // Track it (and attach --locate) before exec, so the program it
+            // becomes and every process it starts are seen from the start.
+            let held = sampler
+                .track(gated.pid)
+                .map_err(RecordError::from)
+                .and_then(|()| match locator.as_mut() {
+                    Some(l) => l.attach(gated.pid).map(drop).map_err(RecordError::from),
+                    None => Ok(()),
+                });
+            if let Err(e) = held {
                 // Let it run anyway? No: a recording that misses the command
                 // would report "no leak" falsely. Kill it and say why.
                 // SAFETY: our own child, held before exec.
                 unsafe { libc::kill(gated.pid as i32, libc::SIGKILL) };
                 let _ = spawn::try_wait(gated.pid);
                 discard(writer, &opts.output);
-                return Err(e.into());
-            }
-            // Before exec, inherited: the program it becomes and every
-            // process it starts are sampled from their first fault.
-            if let Some(Err(e)) = locator.as_mut().map(|l| l.attach(gated.pid)) {
-                // SAFETY: our own child, held before exec.
-                unsafe { libc::kill(gated.pid as i32, libc::SIGKILL) };
-                let _ = spawn::try_wait(gated.pid);
-                discard(writer, &opts.output);
-                return Err(e.into());
+                return Err(e);
             }
             match gated.release() {
                 Ok(pid) => Some(pid),
@@ -328,10 +328,8 @@ fn record_into(
     let mut last_interval = opts.interval;
     let mut storage_error = None;
     let mut next = Instant::now();
-    // Whether the command's final (exit) record was written, and since when
-    // the loop waits for it.
+    // Whether the command's final (exit) record was written.
     let mut exit_seen = false;
-    let mut waiting_exit: Option<Instant> = None;
     let mut limit_schedule = limits::LimitSchedule::default();
     let mounts = crate::sample::proclimits::Mounts::detect();
     let mut next_locate = Instant::now() + LOCATE_POLL_EVERY;
@@ -393,16 +391,6 @@ fn record_into(
             }
         }
         progress.update(started.elapsed(), writer.process_count(), samples);
-        if done
-            && status.is_some()
-            && !exit_seen
-            && Instant::now() < exit_deadline(&mut waiting_exit)
-        {
-            // The command was reaped, so its exit is in the sampler (or its
-            // /proc entry is gone): the next snapshot has its final record.
-            std::thread::sleep(EXIT_POLL);
-            continue;
-        }
         if done {
             break;
         }
@@ -426,24 +414,27 @@ fn record_into(
     progress.finish();
     let interrupted = stop.load(Ordering::Relaxed);
 
-    // Stopped by a signal or a storage error while the command still runs:
-    // pass a stop request on (Ctrl-C reached it already through the process
-    // group; SIGTERM sent to us alone did not), then wait so `run` can still
-    // return the command's exit code.
-    if let (Some(pid), None) = (child, status) {
-        if let (Some(e), false) = (&storage_error, interrupted) {
-            // Say so now, not only when the command ends (maybe hours later).
-            diag!(
-                "memleak: warning: {e}; the command (pid {pid}) keeps running, unrecorded, until it ends"
-            );
+    if let Some(pid) = child {
+        // Stopped by a signal or a storage error while the command still
+        // runs: pass a stop request on (Ctrl-C reached it already through
+        // the process group; SIGTERM sent to us alone did not), then wait so
+        // `run` can still return the command's exit code.
+        if status.is_none() {
+            if let (Some(e), false) = (&storage_error, interrupted) {
+                // Say so now, not only when the command ends (maybe hours later).
+                diag!(
+                    "memleak: warning: {e}; the command (pid {pid}) keeps running, unrecorded, until it ends"
+                );
+            }
+            if interrupted {
+                // SAFETY: signalling our own child.
+                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            }
+            status = wait_blocking(pid);
         }
-        if interrupted {
-            // SAFETY: signalling our own child.
-            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-        }
-        status = wait_blocking(pid);
-        // The command's own exit happened after the last snapshot: take
-        // snapshots until its final record is in.
+        // The command has been reaped, so its exit is in the sampler (or its
+        // /proc entry is gone): take snapshots until its final record is in.
+        let deadline = Instant::now() + EXIT_WAIT;
         while storage_error.is_none() && !exit_seen {
             let obs = sampler.snapshot()?;
             exit_seen = has_exit(&obs, pid);
@@ -453,12 +444,10 @@ fn record_into(
                 Ok(n) => samples += n as u64,
                 Err(e) => storage_error = Some(e),
             }
-            if Instant::now() >= exit_deadline(&mut waiting_exit) {
+            if exit_seen || Instant::now() >= deadline {
                 break;
             }
-            if !exit_seen {
-                std::thread::sleep(EXIT_POLL);
-            }
+            std::thread::sleep(EXIT_POLL);
         }
     }
     let processes = writer.process_count();
@@ -521,11 +510,6 @@ fn record_into(
 /// sampler that lost the event.
 const EXIT_POLL: Duration = Duration::from_millis(2);
 const EXIT_WAIT: Duration = Duration::from_secs(1);
-
-/// The end of the wait for an exit record, starting it at the first call.
-fn exit_deadline(since: &mut Option<Instant>) -> Instant {
-    *since.get_or_insert_with(Instant::now) + EXIT_WAIT
-}
 
 /// Whether a snapshot holds the final record of `pid`.
 fn has_exit(obs: &[crate::sample::Observation], pid: u32) -> bool {
