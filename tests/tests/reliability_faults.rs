@@ -17,13 +17,22 @@ fn meta<'a>(rec: &'a Recording, key: &str) -> Option<&'a str> {
         .map(|(_, v)| v.as_str())
 }
 
-fn record(out: &Path, extra: &[&str], cmd: &[&str]) -> Output {
-    Command::new(memleak_bin())
-        .args(["record", "-q", "--interval", "100ms", "-o"])
+/// `memleak record -q OPTS -o OUT -- CMD`, ready to run or spawn.
+fn recorder(out: &Path, opts: &[&str], cmd: &[&str]) -> Command {
+    let mut c = Command::new(memleak_bin());
+    c.args(["record", "-q"])
+        .args(opts)
+        .arg("-o")
         .arg(out)
-        .args(extra)
         .arg("--")
-        .args(cmd)
+        .args(cmd);
+    c
+}
+
+fn record(out: &Path, extra: &[&str], cmd: &[&str]) -> Output {
+    let mut opts = vec!["--interval", "100ms"];
+    opts.extend_from_slice(extra);
+    recorder(out, &opts, cmd)
         .output()
         .expect("run memleak record")
 }
@@ -34,10 +43,7 @@ fn record(out: &Path, extra: &[&str], cmd: &[&str]) -> Output {
 fn stops_cleanly_on(signal: i32) {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join(format!("signal{signal}.memleak"));
-    let mut child = Command::new(memleak_bin())
-        .args(["record", "-q", "--interval", "100ms", "-o"])
-        .arg(&out)
-        .args(["--", "sleep", "30"])
+    let mut child = recorder(&out, &["--interval", "100ms"], &["sleep", "30"])
         .spawn()
         .expect("start memleak");
     // Signal a recording in progress, not one still loading its sampler.
@@ -80,20 +86,13 @@ fn sigterm_stops_cleanly_and_keeps_the_recording() {
 fn a_stop_signal_wakes_a_recorder_in_a_long_interval() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("long.memleak");
-    let mut child = Command::new(memleak_bin())
-        .args([
-            "record",
-            "-q",
-            "--sampler",
-            "procfs",
-            "--interval",
-            "60s",
-            "-o",
-        ])
-        .arg(&out)
-        .args(["--", "sleep", "120"])
-        .spawn()
-        .expect("start memleak");
+    let mut child = recorder(
+        &out,
+        &["--sampler", "procfs", "--interval", "60s"],
+        &["sleep", "120"],
+    )
+    .spawn()
+    .expect("start memleak");
     wait_for_child_named(child.id(), "sleep");
     std::thread::sleep(Duration::from_millis(300));
     let signalled = std::time::Instant::now();
@@ -172,21 +171,14 @@ fn command_killed_from_outside_is_recorded() {
     require_ebpf!();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("killed-cmd.memleak");
-    let child = Command::new(memleak_bin())
-        .args([
-            "record",
-            "-q",
-            "--sampler",
-            "ebpf",
-            "--interval",
-            "100ms",
-            "-o",
-        ])
-        .arg(&out)
-        .args(["--", "sleep", "30"])
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("start memleak");
+    let child = recorder(
+        &out,
+        &["--sampler", "ebpf", "--interval", "100ms"],
+        &["sleep", "30"],
+    )
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .expect("start memleak");
     let sleep_pid = wait_for_child_named(child.id(), "sleep");
     std::thread::sleep(Duration::from_millis(300));
     // SAFETY: killing a process we started (through memleak).
@@ -247,10 +239,7 @@ fn disk_full_stops_with_a_clear_error_and_keeps_the_recording() {
     // Thousands of short processes: each is a new row, so the file grows
     // well past 300 KiB.
     let script = "i=0; while [ $i -lt 4000 ]; do /bin/true; i=$((i+1)); done";
-    let o = Command::new(memleak_bin())
-        .args(["record", "-q", "--interval", "20ms", "-o"])
-        .arg(&out)
-        .args(["--", "sh", "-c", script])
+    let o = recorder(&out, &["--interval", "20ms"], &["sh", "-c", script])
         .output()
         .expect("run memleak");
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -365,10 +354,7 @@ fn disk_full_summary_counts_only_what_the_file_holds_and_says_data_was_lost() {
     let _unmount = Unmount(&mnt);
     let out = mnt.join("tiny.memleak");
     let script = "i=0; while [ $i -lt 4000 ]; do /bin/true; i=$((i+1)); done";
-    let o = Command::new(memleak_bin())
-        .args(["record", "-q", "--interval", "20ms", "-o"])
-        .arg(&out)
-        .args(["--", "sh", "-c", script])
+    let o = recorder(&out, &["--interval", "20ms"], &["sh", "-c", script])
         .output()
         .expect("run memleak");
     let stderr = String::from_utf8_lossy(&o.stderr);
@@ -481,20 +467,13 @@ fn running(pid: u32) -> bool {
 fn sigkill_of_the_recorder_kills_the_command() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("killed-recorder.memleak");
-    let mut child = Command::new(memleak_bin())
-        .args([
-            "record",
-            "-q",
-            "--sampler",
-            "procfs",
-            "--interval",
-            "100ms",
-            "-o",
-        ])
-        .arg(&out)
-        .args(["--", "sleep", "30"])
-        .spawn()
-        .expect("start memleak");
+    let mut child = recorder(
+        &out,
+        &["--sampler", "procfs", "--interval", "100ms"],
+        &["sleep", "30"],
+    )
+    .spawn()
+    .expect("start memleak");
     let sleep_pid = wait_for_child_named(child.id(), "sleep");
     child.kill().unwrap();
     child.wait().unwrap();
