@@ -57,10 +57,15 @@ fn main() {
         ..
     } = clap::Parser::parse();
     let every = change_every as usize;
-    if out.exists() {
+    // A cached file of an older format would measure the old reader.
+    let cached_version = rusqlite::Connection::open(&out)
+        .and_then(|c| c.pragma_query_value(None, "user_version", |r| r.get::<_, i64>(0)))
+        .ok();
+    if out.exists() && cached_version == Some(memleak::store::FORMAT_VERSION) {
         println!("RESULT {{\"cached\": true}}");
         return;
     }
+    let _ = std::fs::remove_file(&out);
     let tmp = out.with_extension("partial");
     let _ = std::fs::remove_file(&tmp);
     let started = Instant::now();

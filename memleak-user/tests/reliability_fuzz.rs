@@ -16,8 +16,10 @@ use memleak::store::{Recording, StoreError, Writer};
 use proptest::prelude::*;
 
 /// A small recording with every table filled: processes that grow, exec,
-/// exit; markers, notes, counters.
-fn build_recording(path: &Path) {
+/// exit; markers, notes, counters. `finish`ed, its samples are folded into
+/// chunks; otherwise it is what a killed recorder leaves (checkpointed into
+/// one file), with the live processes' samples still rows.
+fn build_recording(path: &Path, finish: bool) {
     let mut w = Writer::create(path).unwrap();
     w.set_meta("host", "fuzz").unwrap();
     w.set_meta("sampler", "ebpf").unwrap();
@@ -66,7 +68,15 @@ fn build_recording(path: &Path) {
     }
     w.set_counters(&vec![("rss_events", 1234), ("procs_map_full", 0)])
         .unwrap();
-    w.finish(5_000_000_000).unwrap();
+    if finish {
+        w.finish(5_000_000_000).unwrap();
+    } else {
+        drop(w);
+        rusqlite::Connection::open(path)
+            .unwrap()
+            .pragma_update(None, "wal_checkpoint", "TRUNCATE")
+            .unwrap();
+    }
 }
 
 fn valid_recording() -> &'static [u8] {
@@ -74,7 +84,17 @@ fn valid_recording() -> &'static [u8] {
     BYTES.get_or_init(|| {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("valid.memleak");
-        build_recording(&p);
+        build_recording(&p, true);
+        std::fs::read(&p).unwrap()
+    })
+}
+
+fn unfinished_recording() -> &'static [u8] {
+    static BYTES: OnceLock<Vec<u8>> = OnceLock::new();
+    BYTES.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("unfinished.memleak");
+        build_recording(&p, false);
         std::fs::read(&p).unwrap()
     })
 }
@@ -129,7 +149,7 @@ fn a_negative_time_is_a_damaged_recording_not_a_panic() {
         "UPDATE ticks SET t_ns = -1 WHERE rowid IN (SELECT rowid FROM ticks LIMIT 1 OFFSET 5)",
         "UPDATE processes SET start_ns = -1 WHERE rowid IN (SELECT rowid FROM processes LIMIT 1)",
     ] {
-        let p = scratch(dir.path(), valid_recording());
+        let p = scratch(dir.path(), unfinished_recording());
         let changed = rusqlite::Connection::open(&p)
             .unwrap()
             .execute(sql, [])
@@ -139,6 +159,55 @@ fn a_negative_time_is_a_damaged_recording_not_a_panic() {
         assert!(matches!(e, StoreError::Corrupt { .. }), "{sql}: {e}");
         check_error_message(&e, &p);
     }
+}
+
+/// Folded samples (format 3 chunks) that were tampered with are damage,
+/// named as such, whichever field was hit.
+#[test]
+fn damaged_sample_chunks_are_reported_as_damage() {
+    let dir = tempfile::tempdir().unwrap();
+    for sql in [
+        "UPDATE sample_chunks SET data = x'01ff' WHERE proc_id = 1",
+        "UPDATE sample_chunks SET data = x'07' || substr(data, 2) WHERE proc_id = 1",
+        "UPDATE sample_chunks SET data = substr(data, 1, length(data) - 1) WHERE proc_id = 1",
+        "UPDATE sample_chunks SET n = n + 1 WHERE proc_id = 1",
+        "UPDATE sample_chunks SET n = -3 WHERE proc_id = 1",
+        "UPDATE sample_chunks SET t_first = -1 WHERE proc_id = 1",
+        "UPDATE sample_chunks SET data = 'text' WHERE proc_id = 1",
+        "DROP TABLE sample_chunks",
+    ] {
+        let p = scratch(dir.path(), valid_recording());
+        rusqlite::Connection::open(&p)
+            .unwrap()
+            .execute_batch(sql)
+            .unwrap();
+        let e = read_everything(&p).expect_err(sql);
+        assert!(matches!(e, StoreError::Corrupt { .. }), "{sql}: {e}");
+        check_error_message(&e, &p);
+    }
+}
+
+/// What a killed recorder leaves (samples partly rows, partly chunks)
+/// reads back the same series as the finished file.
+#[test]
+fn folded_and_unfolded_samples_read_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let series = |bytes: &[u8], name: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        let rec = Recording::open(&p).unwrap();
+        let mut all = Vec::new();
+        for proc in rec.processes().unwrap() {
+            all.push(rec.raw_samples(&proc).unwrap());
+        }
+        (all, rec.sample_count().unwrap())
+    };
+    let (finished, n1) = series(valid_recording(), "finished.memleak");
+    let (killed, n2) = series(unfinished_recording(), "killed.memleak");
+    assert_eq!(finished, killed);
+    assert_eq!(n1, n2);
+    assert_eq!(finished[0].len(), 40, "the growing process changed at every snapshot");
+    assert_eq!(n1, finished.iter().map(Vec::len).sum::<usize>() as u64);
 }
 
 #[test]
@@ -159,7 +228,7 @@ fn the_valid_recording_reads_back() {
 #[test]
 fn out_of_range_values_are_reported_as_damage() {
     let dir = tempfile::tempdir().unwrap();
-    let p = scratch(dir.path(), valid_recording());
+    let p = scratch(dir.path(), unfinished_recording());
     let c = rusqlite::Connection::open(&p).unwrap();
     c.execute("UPDATE samples SET rss_anon = -5 WHERE proc_id = 1", [])
         .unwrap();

@@ -23,6 +23,14 @@ use crate::analyse::{
 use crate::sample::proclimits::{LimitKind, LimitRow};
 use crate::store::{Recording, StoreError, Streamed};
 
+/// What a worker concluded about one process, for [`Collector::add`].
+type Judged = (
+    ProcessRef,
+    f64,
+    ProcessEnd,
+    Result<crate::analyse::Judged, crate::analyse::SkipReason>,
+);
+
 /// Why a recording could not be analysed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
@@ -163,20 +171,33 @@ pub fn rule_for(rec: &Recording, settings: &Settings) -> Rule {
 }
 
 /// Analyses every process of a recording, reading it in one pass. The
-/// pure analysis runs on a second thread while the next processes are
-/// read, so reading and judging overlap on a machine with two cores.
+/// pure analysis runs on one worker thread per core while the next
+/// processes are read, so reading and judging overlap; results are
+/// collected in file order, so the report does not depend on which worker
+/// finished first.
 pub fn analyse_recording(rec: &Recording, settings: &Settings) -> Result<Analysis, LoadError> {
     settings.validate()?;
     let meta = &rec.meta;
     let interval_s = meta.interval_ns as f64 / 1e9;
     let rule = rule_for(rec, settings);
-    // A few processes in flight: enough to keep both threads busy, small
-    // enough that memory stays that of a handful of series.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<(ProcessRef, LoadedProcess)>(8);
+    let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // A few processes in flight per worker: enough to keep every core
+    // busy, small enough that memory stays that of a handful of series.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, ProcessRef, LoadedProcess)>(4 * workers);
+    // Each worker holds the receiver: if every one of them panics, it is
+    // dropped and the reader's sends fail instead of blocking for ever.
+    let rx = std::sync::Arc::new(std::sync::Mutex::new(rx));
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<(usize, Judged)>();
     let collector = std::thread::scope(|scope| {
-        let judge = scope.spawn(move || {
-            let mut c = Collector::default();
-            for (process, loaded) in rx {
+        for _ in 0..workers {
+            let done_tx = done_tx.clone();
+            let rx = std::sync::Arc::clone(&rx);
+            scope.spawn(move || loop {
+                // The lock is held only to take the next process.
+                let next = rx.lock().map(|r| r.recv());
+                let Ok(Ok((seq, process, loaded))) = next else {
+                    break;
+                };
                 let observed_s = match (loaded.t.first(), loaded.t.last()) {
                     (Some(a), Some(b)) => b - a,
                     _ => 0.0,
@@ -184,10 +205,25 @@ pub fn analyse_recording(rec: &Recording, settings: &Settings) -> Result<Analysi
                 let inputs = loaded.inputs(loaded.t.len());
                 let outcome =
                     analyse_process(&loaded.t, &inputs, loaded.end, interval_s, rule, settings);
-                c.add(process, observed_s, loaded.end, outcome);
+                let _ = done_tx.send((seq, (process, observed_s, loaded.end, outcome)));
+            });
+        }
+        drop((done_tx, rx));
+        let collect = scope.spawn(move || {
+            let mut c = Collector::default();
+            // Results that arrived before an earlier process's.
+            let mut early = std::collections::BTreeMap::new();
+            let mut want = 0;
+            for (seq, judged) in done_rx {
+                early.insert(seq, judged);
+                while let Some((process, observed_s, end, outcome)) = early.remove(&want) {
+                    c.add(process, observed_s, end, outcome);
+                    want += 1;
+                }
             }
             c
         });
+        let mut seq = 0;
         let read = for_each_process(
             rec,
             settings,
@@ -200,13 +236,14 @@ pub fn analyse_recording(rec: &Recording, settings: &Settings) -> Result<Analysi
                     cmdline: p.cmdline.clone(),
                     exit_code: p.exit_code,
                 };
-                // The judge only stops early by panicking, which join
+                // A worker only stops early by panicking, which join
                 // reports below.
-                let _ = tx.send((process, loaded));
+                let _ = tx.send((seq, process, loaded));
+                seq += 1;
             },
         );
         drop(tx);
-        let collector = judge
+        let collector = collect
             .join()
             .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
         read.map(|()| collector)

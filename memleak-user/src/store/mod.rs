@@ -8,6 +8,7 @@
 //! not change" (tick present, no sample: value held) from "not observed"
 //! (no tick: a gap).
 
+mod chunk;
 mod header;
 mod read;
 mod schema;
@@ -211,5 +212,95 @@ mod located_tests {
             Recording::open(&path),
             Err(StoreError::Version { found, .. }) if found == FORMAT_VERSION + 1
         ));
+    }
+}
+
+#[cfg(test)]
+mod fold_tests {
+    use super::*;
+    use crate::sample::{Exit, Mem, Observation, ProcId, ProcMeta};
+
+    fn obs(pid: u32, at_ns: u64, rss: u64, exit: bool) -> Observation {
+        Observation {
+            id: ProcId {
+                pid,
+                start_ns: 1_000,
+            },
+            at_ns,
+            mem: Mem {
+                vm: rss * 4,
+                rss_anon: rss,
+                rss_file: 4096,
+                rss_shmem: 0,
+                swap: 0,
+            },
+            meta: ProcMeta {
+                ppid: 1,
+                comm: "p".into(),
+                cmdline: None,
+            },
+            exit: exit.then_some(Exit {
+                at_ns,
+                code: Some(0),
+                stop_signal: None,
+            }),
+        }
+    }
+
+    /// A long-lived process's samples are folded as the recorder goes; a
+    /// reader of the live file (the watch refresher) sees every sample
+    /// whether it is a row or in a chunk, and so does `samples_after`
+    /// across a fold.
+    #[test]
+    fn live_file_reads_the_same_across_folds() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.memleak");
+        let mut w = Writer::create(&path).unwrap();
+        let n = chunk::CHUNK_SAMPLES as u64 * 2 + 17;
+        let t = |i: u64| 10_000_000_000 + i * 1_000_000_000;
+        for i in 0..n {
+            let mut o = vec![obs(1, t(i), (100 + i) * 4096, false)];
+            // A short-lived one that exits: folded at once.
+            if i < 5 {
+                o.push(obs(2, t(i), (7 + i) * 4096, i == 4));
+            }
+            w.write_snapshot(t(i), &o).unwrap();
+        }
+        let rec = Recording::open(&path).unwrap();
+        let procs = rec.processes().unwrap();
+        let raw = rec.raw_samples(&procs[0]).unwrap();
+        assert_eq!(raw.len() as u64, n);
+        assert!(raw.iter().enumerate().all(|(i, s)| s.0 == t(i as u64)
+            && s.1.rss_anon == (100 + i as u64) * 4096));
+        assert_eq!(rec.raw_samples(&procs[1]).unwrap().len(), 5);
+        assert_eq!(rec.sample_count().unwrap(), n + 5);
+        let rows: i64 = rusqlite::Connection::open(&path)
+            .unwrap()
+            .query_row("SELECT count(*) FROM samples", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(rows, 17, "only the samples since the last fold are rows");
+        // Just before the first fold's end: later samples are in a chunk
+        // and in the rows; `held` adds the value held at the cut.
+        let cut = t(chunk::CHUNK_SAMPLES as u64 - 3);
+        let after = rec.samples_after(cut, false).unwrap();
+        assert_eq!(after.len() as u64, n - chunk::CHUNK_SAMPLES as u64 + 2);
+        assert!(after.iter().all(|s| s.0 == procs[0].row && s.1 > cut));
+        let held = rec.samples_after(cut, true).unwrap();
+        assert_eq!(held.len(), after.len() + 2, "one held value per process");
+        assert_eq!(held[0].1, cut);
+        let streamed: Vec<_> = {
+            let mut v = Vec::new();
+            rec.for_each_process(|s| {
+                v.push(s.raw);
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+            v
+        };
+        assert_eq!(streamed[0], raw);
+        drop(rec);
+        w.finish(t(n)).unwrap();
+        let rec = Recording::open(&path).unwrap();
+        assert_eq!(rec.raw_samples(&procs[0]).unwrap(), raw);
     }
 }

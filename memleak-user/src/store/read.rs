@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::{params, Connection, OpenFlags};
 
 use super::header::{self, Header};
+use super::chunk;
 use super::schema::{APPLICATION_ID, FORMAT_VERSION, MIN_FORMAT_VERSION};
 use super::StoreError;
 use crate::locate::{Frame, Located, LocatedStack};
@@ -114,6 +115,8 @@ pub struct Recording {
     has_limits: bool,
     /// Whether the file has the located tables (format 2), found once.
     has_located: bool,
+    /// Whether the file has `sample_chunks` (format 3), found once.
+    has_chunks: bool,
     /// Every sampler tick, ns since boot, ascending.
     pub ticks: Vec<u64>,
     pub counters: Vec<(String, i64)>,
@@ -307,6 +310,7 @@ impl Recording {
             process_columns: "",
             has_limits: false,
             has_located: false,
+            has_chunks: false,
             ticks: Vec::new(),
             counters: Vec::new(),
             notes: Vec::new(),
@@ -316,6 +320,15 @@ impl Recording {
         rec.has_limits = table_exists(&rec.conn, "limits").map_err(|e| rec.fail(e))?;
         rec.has_located = table_exists(&rec.conn, "located_stacks").map_err(|e| rec.fail(e))?
             && table_exists(&rec.conn, "located_frames").map_err(|e| rec.fail(e))?;
+        rec.has_chunks = table_exists(&rec.conn, "sample_chunks").map_err(|e| rec.fail(e))?;
+        if version >= 3 && !rec.has_chunks {
+            // Its folded samples are gone: reading only the rows left
+            // would show a series that is not what was recorded.
+            return Err(StoreError::Corrupt {
+                path: rec.path,
+                why: "table `sample_chunks` is missing".into(),
+            });
+        }
         rec.count_processes()?;
         if ticks {
             rec.load_ticks()?;
@@ -463,6 +476,14 @@ impl Recording {
                  FROM samples ORDER BY proc_id, t_ns",
             )
             .map_err(fail)?;
+        let mut chunks_stmt = self
+            .conn
+            .prepare(if self.has_chunks {
+                "SELECT proc_id, t_first, n, data FROM sample_chunks ORDER BY proc_id, t_first"
+            } else {
+                "SELECT 0, 0, 0, x'' WHERE 0"
+            })
+            .map_err(fail)?;
         let has_limits = self.has_limits;
         let mut limits_stmt = self
             .conn
@@ -474,6 +495,7 @@ impl Recording {
             .map_err(fail)?;
         let mut procs = procs_stmt.query([]).map_err(fail)?;
         let mut samples = samples_stmt.query([]).map_err(fail)?;
+        let mut chunks = chunks_stmt.query([]).map_err(fail)?;
         let mut limits = limits_stmt.query([]).map_err(fail)?;
         // The rows after the current process's, read one ahead.
         let mut next_sample = samples
@@ -488,11 +510,24 @@ impl Recording {
             .map(limits_table_row)
             .transpose()
             .map_err(fail)?;
+        let mut chunk = chunks.next().map_err(fail)?;
         while let Some(row) = procs.next().map_err(fail)? {
             let info = process_row(row).map_err(fail)?;
             let mut raw = Vec::new();
-            // Rows of processes the table does not list (a damaged file)
-            // are passed over, as the per-process query would.
+            // Its chunks first (the older samples), then its rows. Rows of
+            // processes the table does not list (a damaged file) are
+            // passed over, as the per-process query would.
+            while let Some(c) = chunk {
+                let id = int_col(c, 0).map_err(fail)?;
+                if id > info.row {
+                    break;
+                }
+                if id == info.row {
+                    self.decode_chunk(c, &mut raw)?;
+                }
+                chunk = chunks.next().map_err(fail)?;
+            }
+            let folded = raw.len();
             while let Some((id, t, m)) = next_sample {
                 if id > info.row {
                     break;
@@ -506,6 +541,9 @@ impl Recording {
                     .map(sample_row)
                     .transpose()
                     .map_err(fail)?;
+            }
+            if folded > 0 {
+                time_order(&mut raw);
             }
             let mut own_limits = Vec::new();
             while let Some((id, t, ref k, b)) = next_limit {
@@ -529,6 +567,27 @@ impl Recording {
             })?;
         }
         Ok(())
+    }
+
+    /// Appends the samples of a `sample_chunks` row (`proc_id, t_first, n,
+    /// data`) to `out`.
+    fn decode_chunk(
+        &self,
+        r: &rusqlite::Row<'_>,
+        out: &mut Vec<(u64, Mem)>,
+    ) -> Result<(), StoreError> {
+        let fail = |e| StoreError::from_sqlite(&self.path, e);
+        let t_first = int_col(r, 1).map_err(fail)?;
+        let n = int_col(r, 2).map_err(fail)?;
+        let data = (|| Ok::<_, rusqlite::Error>(r.get_ref(3)?.as_blob()?))().map_err(fail)?;
+        let corrupt = |why: &str| StoreError::Corrupt {
+            path: self.path.clone(),
+            why: format!("a sample chunk is damaged: {why}"),
+        };
+        let (Ok(t_first), Ok(n)) = (u64::try_from(t_first), usize::try_from(n)) else {
+            return Err(corrupt("negative time or count"));
+        };
+        chunk::decode_into(data, t_first, n, out).map_err(|chunk::BadChunk(why)| corrupt(why))
     }
 
     /// The limits rows of one process, in time order.
@@ -641,29 +700,38 @@ impl Recording {
 
     /// The raw samples of one process (only the changes), ns since boot.
     pub fn raw_samples(&self, proc: &ProcessInfo) -> Result<Vec<(u64, Mem)>, StoreError> {
+        let fail = |e| StoreError::from_sqlite(&self.path, e);
+        let mut raw = Vec::new();
+        if self.has_chunks {
+            let mut stmt = self
+                .conn
+                .prepare_cached(
+                    "SELECT proc_id, t_first, n, data FROM sample_chunks
+                     WHERE proc_id = ?1 ORDER BY t_first",
+                )
+                .map_err(fail)?;
+            let mut rows = stmt.query(params![proc.row]).map_err(fail)?;
+            while let Some(r) = rows.next().map_err(fail)? {
+                self.decode_chunk(r, &mut raw)?;
+            }
+        }
+        let folded = raw.len();
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT t_ns, vm, rss_anon, rss_file, rss_shmem, swap
+                "SELECT proc_id, t_ns, vm, rss_anon, rss_file, rss_shmem, swap
                  FROM samples WHERE proc_id = ?1 ORDER BY t_ns",
             )
-            .map_err(|e| self.fail(e))?;
+            .map_err(fail)?;
         let rows = stmt
-            .query_map(params![proc.row], |r| {
-                Ok((
-                    r.get::<_, u64>(0)?,
-                    Mem {
-                        vm: bytes_col(r, 1)?,
-                        rss_anon: bytes_col(r, 2)?,
-                        rss_file: bytes_col(r, 3)?,
-                        rss_shmem: bytes_col(r, 4)?,
-                        swap: bytes_col(r, 5)?,
-                    },
-                ))
-            })
-            .and_then(|rows| rows.collect())
-            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
-        Ok(rows)
+            .query_map(params![proc.row], sample_row)
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
+            .map_err(fail)?;
+        raw.extend(rows.into_iter().map(|(_, t, m)| (t, m)));
+        if folded > 0 {
+            time_order(&mut raw);
+        }
+        Ok(raw)
     }
 
     /// One process's series on the sampler's ticks (see [`ProcessSeries`]).
@@ -748,6 +816,8 @@ impl Recording {
         after_ns: u64,
         held: bool,
     ) -> Result<Vec<(i64, u64, Mem)>, StoreError> {
+        let fail = |e| StoreError::from_sqlite(&self.path, e);
+        let after = after_ns.min(i64::MAX as u64) as i64;
         let sql = if held {
             "SELECT s.proc_id, s.t_ns, s.vm, s.rss_anon, s.rss_file, s.rss_shmem, s.swap
              FROM processes p CROSS JOIN samples s ON s.proc_id = p.id AND s.t_ns >= coalesce(
@@ -758,19 +828,67 @@ impl Recording {
              FROM processes p CROSS JOIN samples s ON s.proc_id = p.id AND s.t_ns > ?1
              ORDER BY s.proc_id, s.t_ns"
         };
-        let mut stmt = self.conn.prepare_cached(sql).map_err(|e| self.fail(e))?;
-        let rows = stmt
-            .query_map(params![after_ns.min(i64::MAX as u64) as i64], sample_row)
+        let mut stmt = self.conn.prepare_cached(sql).map_err(fail)?;
+        let mut out: Vec<(i64, u64, Mem)> = stmt
+            .query_map(params![after], sample_row)
             .and_then(|rows| rows.collect())
-            .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
-        Ok(rows)
+            .map_err(fail)?;
+        if !self.has_chunks {
+            return Ok(out);
+        }
+        // Samples folded since the caller's last read are in chunks: each
+        // process's chunk holding `after_ns` (the one starting last at or
+        // before it) and the ones after. Chunks never overlap, so this
+        // seeks per process like the rows query.
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT c.proc_id, c.t_first, c.n, c.data
+                 FROM processes p CROSS JOIN sample_chunks c ON c.proc_id = p.id
+                 AND c.t_first >= coalesce((SELECT max(x.t_first) FROM sample_chunks x
+                     WHERE x.proc_id = p.id AND x.t_first <= ?1), ?1)
+                 ORDER BY c.proc_id, c.t_first",
+            )
+            .map_err(fail)?;
+        let mut rows = stmt.query(params![after]).map_err(fail)?;
+        let mut folded = Vec::new();
+        let mut buf = Vec::new();
+        while let Some(r) = rows.next().map_err(fail)? {
+            let id = int_col(r, 0).map_err(fail)?;
+            buf.clear();
+            self.decode_chunk(r, &mut buf)?;
+            folded.extend(buf.iter().map(|&(t, m)| (id, t, m)));
+        }
+        if folded.is_empty() {
+            return Ok(out);
+        }
+        out.extend(folded);
+        out.sort_by_key(|&(id, t, _)| (id, t));
+        out.dedup_by_key(|&mut (id, t, _)| (id, t));
+        // Keep what the rows query would have: the samples after `after_ns`
+        // and, with `held`, each process's last one at or before it.
+        let after = after_ns;
+        let mut kept = Vec::with_capacity(out.len());
+        for (i, s) in out.iter().enumerate() {
+            let next_same = out.get(i + 1).filter(|n| n.0 == s.0);
+            let keep = s.1 > after || (held && next_same.is_none_or(|n| n.1 > after));
+            if keep {
+                kept.push(*s);
+            }
+        }
+        Ok(kept)
     }
 
     /// Stored samples of all processes.
     pub fn sample_count(&self) -> Result<u64, StoreError> {
+        let sql = if self.has_chunks {
+            "SELECT (SELECT count(*) FROM samples) + (SELECT coalesce(sum(n), 0) FROM sample_chunks)"
+        } else {
+            "SELECT count(*) FROM samples"
+        };
         self.conn
-            .query_row("SELECT count(*) FROM samples", [], |r| r.get::<_, i64>(0))
-            .map(|n| n as u64)
+            .query_row(sql, [], |r| r.get::<_, i64>(0))
+            .map(|n| n.max(0) as u64)
             .map_err(|e| self.fail(e))
     }
 }
@@ -800,6 +918,11 @@ fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessInfo> {
         exit_code: r.get(7)?,
         stop_signal: r.get(8)?,
     })
+}
+
+/// An integer column, without `get`'s conversion machinery.
+fn int_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<i64> {
+    Ok(r.get_ref(i)?.as_i64()?)
 }
 
 /// (proc_id, t_ns, memory) of a `samples` row.
@@ -856,6 +979,19 @@ fn bytes_col(r: &rusqlite::Row<'_>, i: usize) -> rusqlite::Result<u64> {
     } else {
         Err(rusqlite::Error::IntegralValueOutOfRange(i, v))
     }
+}
+
+/// Puts a process's samples from chunks and rows in time order; for an
+/// instant stored twice (a row dated before the last fold), the row wins.
+fn time_order(raw: &mut Vec<(u64, Mem)>) {
+    if raw.windows(2).all(|w| w[0].0 < w[1].0) {
+        return;
+    }
+    // Stable, so of equal times the later-appended row comes last.
+    raw.sort_by_key(|s| s.0);
+    raw.reverse();
+    raw.dedup_by_key(|s| s.0);
+    raw.reverse();
 }
 
 /// Merges a process's change samples with the ticks it lived through,

@@ -4,10 +4,14 @@
 /// Stored as `PRAGMA user_version` and in `meta.format_version`.
 ///
 /// 2: the `located_stacks` and `located_frames` tables (`--locate`).
-pub const FORMAT_VERSION: i64 = 2;
+/// 3: `sample_chunks`: samples folded into compact blobs (see
+///    `store::chunk`). An older reader would see only the rows not yet
+///    folded, so the bump makes it refuse the file instead.
+pub const FORMAT_VERSION: i64 = 3;
 
 /// The oldest version this reader still opens: version 1 files lack only
-/// the located tables, which read as "nothing located".
+/// the located tables, which read as "nothing located"; versions 1 and 2
+/// lack `sample_chunks`, and hold every sample as a row.
 pub const MIN_FORMAT_VERSION: i64 = 1;
 
 /// `PRAGMA application_id`: marks the file as a memleak recording ("MLRK").
@@ -43,6 +47,17 @@ CREATE TABLE IF NOT EXISTS samples (
     rss_shmem  INTEGER NOT NULL,
     swap       INTEGER NOT NULL,
     PRIMARY KEY (proc_id, t_ns)
+) WITHOUT ROWID;
+-- Samples folded by the writer (format 3): runs of one process's samples,
+-- oldest first, that no longer have rows in `samples`. A process's series
+-- is its chunks followed by its rows. `data` is `store::chunk`'s encoding.
+CREATE TABLE IF NOT EXISTS sample_chunks (
+    proc_id  INTEGER NOT NULL REFERENCES processes(id),
+    t_first  INTEGER NOT NULL,  -- ns since boot, first sample
+    t_last   INTEGER NOT NULL,  -- ns since boot, last sample
+    n        INTEGER NOT NULL,  -- samples in data
+    data     BLOB    NOT NULL,
+    PRIMARY KEY (proc_id, t_first)
 ) WITHOUT ROWID;
 -- Every instant the sampler looked (ns since boot).
 CREATE TABLE IF NOT EXISTS ticks (

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection};
 
+use super::chunk::{self, CHUNK_SAMPLES};
 use super::schema::{APPLICATION_ID, CREATE, FORMAT_VERSION};
 use super::StoreError;
 use crate::locate::Located;
@@ -26,6 +27,8 @@ struct Known {
     exited: Option<u64>,
     /// Limits last stored for it (see [`Writer::write_snapshot_with_limits`]).
     limits: ProcLimits,
+    /// Its sample rows not yet folded into a chunk (see [`super::chunk`]).
+    unfolded: usize,
 }
 
 /// Writes snapshots into a recording, one transaction per snapshot.
@@ -261,6 +264,7 @@ impl Writer {
                                 cmdline: o.meta.cmdline.clone(),
                                 exited: None,
                                 limits: ProcLimits::new(),
+                                unfolded: 0,
                             })
                         }
                     };
@@ -298,6 +302,7 @@ impl Writer {
                             ])
                             .map_err(fail)?;
                         known.last = Some(o.mem);
+                        known.unfolded += 1;
                         written += 1;
                     }
                     if let Some(exit) = o.exit {
@@ -310,6 +315,12 @@ impl Writer {
                             ])
                             .map_err(fail)?;
                         known.exited = Some(self.snapshots);
+                    }
+                    // In the snapshot's transaction: a crash leaves either
+                    // the rows or the chunk, never both or neither.
+                    if known.unfolded >= CHUNK_SAMPLES || (o.exit.is_some() && known.unfolded > 0) {
+                        fold(&tx, known.row).map_err(fail)?;
+                        known.unfolded = 0;
                     }
                 }
             }
@@ -420,10 +431,75 @@ impl Writer {
     /// Records the end of the run and checkpoints the WAL into the main file
     /// so the recording is a single self-contained file.
     pub fn finish(mut self, end_ns: u64) -> Result<(), StoreError> {
+        // Fold what is left, so a finished file reads at chunk speed.
+        let path = self.path.clone();
+        let fail = |e| StoreError::from_sqlite(&path, e);
+        let tx = self.conn.transaction().map_err(fail)?;
+        for k in self.known.values_mut().filter(|k| k.unfolded > 0) {
+            fold(&tx, k.row).map_err(fail)?;
+            k.unfolded = 0;
+        }
+        tx.commit().map_err(fail)?;
         self.set_meta("end_ns", &end_ns.to_string())?;
         self.conn
             .pragma_update(None, "wal_checkpoint", "TRUNCATE")
             .map_err(|e| StoreError::from_sqlite(&self.path, e))?;
         Ok(())
     }
+}
+
+/// Moves a process's sample rows into one chunk (see [`super::chunk`]).
+/// Runs inside the caller's transaction.
+fn fold(tx: &rusqlite::Transaction<'_>, row: i64) -> rusqlite::Result<()> {
+    let samples: Vec<(u64, Mem)> = tx
+        .prepare_cached(
+            "SELECT t_ns, vm, rss_anon, rss_file, rss_shmem, swap
+             FROM samples WHERE proc_id = ?1 ORDER BY t_ns",
+        )?
+        .query_map([row], |r| {
+            let b = |i| r.get::<_, i64>(i).map(|v| v as u64);
+            Ok((
+                b(0)?,
+                Mem {
+                    vm: b(1)?,
+                    rss_anon: b(2)?,
+                    rss_file: b(3)?,
+                    rss_shmem: b(4)?,
+                    swap: b(5)?,
+                },
+            ))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    let (Some(first), Some(last)) = (samples.first(), samples.last()) else {
+        return Ok(());
+    };
+    // A chunk already starting among these instants (a late exit record
+    // dated before the last fold) would collide: the rows stay rows.
+    let collides: i64 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM sample_chunks WHERE proc_id = ?1 AND t_first BETWEEN ?2 AND ?3",
+        )?
+        .query_row(params![row, first.0 as i64, last.0 as i64], |r| r.get(0))?;
+    if collides > 0 {
+        return Ok(());
+    }
+    let mut ins = tx.prepare_cached(
+        "INSERT INTO sample_chunks(proc_id, t_first, t_last, n, data)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut at = 0;
+    for (n, blob) in chunk::encode(&samples) {
+        let part = &samples[at..at + n];
+        at += n;
+        ins.execute(params![
+            row,
+            part[0].0 as i64,
+            part[n - 1].0 as i64,
+            n as i64,
+            blob
+        ])?;
+    }
+    tx.prepare_cached("DELETE FROM samples WHERE proc_id = ?1")?
+        .execute([row])?;
+    Ok(())
 }
