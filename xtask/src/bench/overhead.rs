@@ -159,6 +159,20 @@ fn run_once(
     dir: &std::path::Path,
     i: usize,
 ) -> Result<(f64, f64)> {
+    run_once_counting(bins, w, cond, dir, i, None)
+}
+
+/// [`run_once`], also returning, for a memleak condition, the kernel time
+/// of its eBPF programs that run in the context of the task that triggers
+/// them (all but the task iterator, which runs in the recorder's read).
+fn run_once_counting(
+    bins: &Bins,
+    w: &Workload,
+    cond: Cond,
+    dir: &std::path::Path,
+    i: usize,
+    mut in_context_ns: Option<&mut u64>,
+) -> Result<(f64, f64)> {
     let argv = workload_argv(bins, w);
     let mut work = Command::new(&argv[0]);
     work.args(&argv[1..]);
@@ -188,6 +202,9 @@ fn run_once(
                 .arg("--")
                 .args(&argv);
             let r = work_s(&run_measured(&mut cmd)?.2);
+            if let Some(ns) = in_context_ns.as_deref_mut() {
+                *ns = in_context_bpf_ns(bins, &out)?;
+            }
             let _ = std::fs::remove_file(&out);
             r
         }
@@ -228,6 +245,50 @@ fn run_once(
             let r = work_s(&run_measured(&mut cmd)?.2);
             let _ = std::fs::remove_file(&out);
             r
+        }
+    }
+}
+
+/// The sum of the recording's `bpf_run_ns_*` counters but the task
+/// iterator's (see `PROGRAM_TIME_COUNTERS` in the eBPF sampler).
+fn in_context_bpf_ns(bins: &Bins, file: &std::path::Path) -> Result<u64> {
+    let out = crate::run::output(
+        Command::new(&bins.memleak).arg("info").arg(file),
+        "read the errors above",
+    )?;
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix("counters"))
+        .unwrap_or_default();
+    Ok(line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| k.starts_with("bpf_run_ns_") && *k != "bpf_run_ns_refresh_tasks")
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum())
+}
+
+/// Turns the kernel's eBPF run-time statistics on while held (they cost
+/// two clock reads per program run, so the timed rounds run without them),
+/// and restores the previous setting.
+struct BpfStats(Option<String>);
+
+impl BpfStats {
+    const SYSCTL: &'static str = "/proc/sys/kernel/bpf_stats_enabled";
+
+    fn on() -> BpfStats {
+        let old = std::fs::read_to_string(Self::SYSCTL).ok();
+        if std::fs::write(Self::SYSCTL, "1").is_err() {
+            return BpfStats(None);
+        }
+        BpfStats(old)
+    }
+}
+
+impl Drop for BpfStats {
+    fn drop(&mut self) {
+        if let Some(old) = &self.0 {
+            let _ = std::fs::write(Self::SYSCTL, old.trim());
         }
     }
 }
@@ -361,6 +422,36 @@ pub fn run(
                     "cpu_ratio": cr.json(), "raw_s": times[ci], "raw_cpu_s": cpus[ci]}),
             );
         }
+        // What the eBPF programs take from the work itself, measured by
+        // the kernel rather than inferred from a wall-time ratio that
+        // moves ±10% between rounds on a shared VM.
+        let stats = BpfStats::on();
+        if stats.0.is_some() {
+            report.line(&format!(
+                "{:<38} {:>26}",
+                "eBPF programs in the work's context",
+                "% of the work's CPU time"
+            ));
+            let mut bj = serde_json::Map::new();
+            // Not --locate: its page-fault program is another object.
+            for c in [Cond::EbpfSnapshot, Cond::EbpfSwitch, Cond::Ebpf] {
+                if !c.applies(w) {
+                    continue;
+                }
+                let mut ns = 0;
+                let (_, cpu) = run_once_counting(bins, w, c, &dir, repeats, Some(&mut ns))?;
+                let pct = ns as f64 / 1e9 / cpu * 100.0;
+                report.line(&format!("{:<38} {:>25.3}%", c.name(), pct));
+                bj.insert(
+                    c.key().to_string(),
+                    serde_json::json!({"in_context_ns": ns, "work_cpu_s": cpu, "percent": pct}),
+                );
+            }
+            wj.insert("bpf_run_time".into(), serde_json::Value::Object(bj));
+        } else {
+            report.line("(eBPF run time not measured: cannot write kernel.bpf_stats_enabled)");
+        }
+        drop(stats);
         json.insert(w.key.to_string(), serde_json::Value::Object(wj));
     }
     report.line("");
