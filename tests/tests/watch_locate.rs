@@ -191,7 +191,9 @@ fn watch_locate_attaches_to_the_flagged_leak_and_stores_its_stacks() {
 
 /// Without --metrics, --locate runs the refresh analysis itself; a
 /// session still live when watch ends (here, --duration) is stored in the
-/// last file.
+/// last file. With the procfs sampler the recording knows start times at
+/// clock-tick precision only (eBPF: to the ns): the identity check takes
+/// both.
 #[test]
 fn watch_locate_without_metrics_stores_live_sessions_at_the_end() {
     require_locate!();
@@ -201,10 +203,24 @@ fn watch_locate_without_metrics_stores_live_sessions_at_the_end() {
     };
     let dir = tmp.path().join("w");
     let w = workloads(&leaky);
-    let out = watch_command(&dir, &w, &["--locate", "--locate-for", "10m", "-d", "15s"])
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
+    // Flagged ~5 s in (20 points at 200 ms); 20 s leave room for a loaded
+    // machine, and the session, 10 min long, is still live at the end.
+    let out = watch_command(
+        &dir,
+        &w,
+        &[
+            "--sampler",
+            "procfs",
+            "--locate",
+            "--locate-for",
+            "10m",
+            "-d",
+            "20s",
+        ],
+    )
+    .stderr(Stdio::piped())
+    .output()
+    .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(out.status.success(), "{stderr}");
     assert_located_the_leak_only(&dir, &w, &stderr);

@@ -103,6 +103,16 @@ impl SessionRequests {
     pub fn stats(&self) -> &SessionStats {
         &self.stats
     }
+
+    /// A requester with no recorder behind it (tests of the requester's
+    /// side, where loading the probe may not be possible).
+    #[cfg(test)]
+    pub(crate) fn detached() -> SessionRequests {
+        SessionRequests {
+            tx: sync_channel(1).0,
+            stats: Arc::default(),
+        }
+    }
 }
 
 /// The recorder's side: the live sessions (see the module documentation).

@@ -144,8 +144,8 @@ fn refresh(follower: &mut Follower, job: &Job) -> Result<String, FollowError> {
 /// probe's cost on processes the analysis says need no one, and keep the
 /// real leak waiting when it comes. `memleak locate PID` is there for a
 /// growing process someone wants to look at.
-pub fn suspects(a: &Analysis) -> impl Iterator<Item = &ProcessResult> {
-    a.results.iter().filter(|r| {
+pub fn suspects(results: &[ProcessResult]) -> impl Iterator<Item = &ProcessResult> {
+    results.iter().filter(|r| {
         r.verdict == Verdict::Leak && r.end == crate::analyse::life::ProcessEnd::Running
     })
 }
@@ -153,7 +153,7 @@ pub fn suspects(a: &Analysis) -> impl Iterator<Item = &ProcessResult> {
 /// Asks for a session for each of [`suspects`]; the recorder drops those
 /// already located in the current file, gone, or past `--locate-max`.
 fn request(locate: &SessionRequests, a: &Analysis) {
-    for r in suspects(a) {
+    for r in suspects(&a.results) {
         locate.request(LocateRequest {
             id: r.process.id,
             comm: r.process.comm.clone(),
@@ -233,5 +233,53 @@ impl Drop for LocateOnly {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::analyse::life::ProcessEnd;
+    use crate::analyse::ProcessRef;
+    use crate::sample::ProcId;
+
+    fn result(pid: u32, verdict: Verdict, end: ProcessEnd) -> ProcessResult {
+        ProcessResult {
+            process: ProcessRef {
+                id: ProcId { pid, start_ns: 7 },
+                ppid: 1,
+                comm: format!("p{pid}"),
+                cmdline: None,
+                exit_code: None,
+            },
+            verdict,
+            findings: Vec::new(),
+            observed_s: 60.0,
+            end,
+            released_at_exit: None,
+        }
+    }
+
+    #[test]
+    fn only_running_leaks_are_located_most_urgent_first() {
+        let results = [
+            result(1, Verdict::Leak, ProcessEnd::Running),
+            result(2, Verdict::Growing, ProcessEnd::Running),
+            result(3, Verdict::Leak, ProcessEnd::Exited(0)),
+            result(4, Verdict::NoTrend, ProcessEnd::Running),
+            result(5, Verdict::Leak, ProcessEnd::Running),
+        ];
+        let pids: Vec<u32> = suspects(&results).map(|r| r.process.id.pid).collect();
+        assert_eq!(pids, [1, 5]);
+    }
+
+    #[test]
+    fn session_counters_are_in_the_exposition() {
+        let requests = SessionRequests::detached();
+        let mut text = String::new();
+        session_metrics(&mut text, &requests);
+        assert!(text.contains("# TYPE memleak_located_sessions_total counter\n"));
+        assert!(text.contains("\nmemleak_located_sessions_total 0\n"));
+        assert!(text.contains("\nmemleak_located_sessions_active 0\n"));
     }
 }
