@@ -52,6 +52,8 @@ pub struct SessionLimits {
 pub struct LocateRequest {
     pub id: ProcId,
     pub comm: String,
+    /// Why it is asked for, for the log line (`flagged as a leak`).
+    pub why: String,
 }
 
 /// Counters of the sessions, shared with the requester (the metrics).
@@ -228,9 +230,10 @@ impl Sessions {
             }
         };
         diag!(
-            "memleak: locating pid {} ({}): flagged as a leak; sampling 1 page fault in {} for {} s",
+            "memleak: locating pid {} ({}): {}; sampling 1 page fault in {} for {} s",
             id.pid,
             crate::diag::printable(&req.comm),
+            crate::diag::printable(&req.why),
             self.limits.period,
             self.limits.duration.as_secs_f64()
         );
@@ -350,6 +353,95 @@ mod tests {
         }));
     }
 
+    /// The session rules on real processes (idle `sleep`s: attached, but
+    /// nothing to sample): the maximum, one session per process per file,
+    /// a gone process. Needs the probe; skipped with the reason without.
+    #[test]
+    fn sessions_keep_to_the_maximum_and_to_one_per_process_per_file() {
+        let limits = SessionLimits {
+            period: 97,
+            duration: Duration::from_secs(3600),
+            max: 2,
+        };
+        let (mut sessions, requests) = match Sessions::new(limits) {
+            Ok(s) => s,
+            Err(e) => {
+                if std::env::var_os("MEMLEAK_REQUIRE_EBPF").is_some_and(|v| v == "1") {
+                    panic!("locate required (MEMLEAK_REQUIRE_EBPF=1) but unavailable: {e}");
+                }
+                eprintln!("SKIPPED: locate unavailable: {e}");
+                return;
+            }
+        };
+        let mut kids: Vec<std::process::Child> = (0..3)
+            .map(|_| {
+                std::process::Command::new("sleep")
+                    .arg("60")
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let ids: Vec<ProcId> = kids
+            .iter()
+            .map(|k| ProcId {
+                pid: k.id(),
+                start_ns: crate::sample::ebpf::start_ns_of(k.id()).unwrap(),
+            })
+            .collect();
+        let ask = |id: ProcId| {
+            assert!(requests.request(LocateRequest {
+                id,
+                comm: "sleep".into(),
+                why: "asked by the test".into(),
+            }))
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = Writer::create(&dir.path().join("r.memleak")).unwrap();
+        let stats = requests.stats();
+
+        // Three asked, two at most; the same one twice is one session.
+        for &id in &ids {
+            ask(id);
+        }
+        ask(ids[0]);
+        sessions.tick(&mut w).unwrap();
+        assert_eq!((stats.started(), stats.active()), (2, 2));
+        // A reused pid (same pid, another start) is not attached.
+        ask(ProcId {
+            pid: ids[2].pid,
+            start_ns: ids[2].start_ns + 10_000_000_000,
+        });
+        sessions.tick(&mut w).unwrap();
+        assert_eq!(stats.started(), 2);
+
+        // The first exits: its session ends and is stored; the third
+        // gets the free place.
+        kids[0].kill().unwrap();
+        kids[0].wait().unwrap();
+        sessions.tick(&mut w).unwrap();
+        assert_eq!((stats.finished(), stats.active()), (1, 1));
+        ask(ids[2]);
+        sessions.tick(&mut w).unwrap();
+        assert_eq!((stats.started(), stats.active()), (3, 2));
+
+        // Ended at the last file; asked again in the same file: not
+        // attached; in the next file: attached again.
+        sessions.end_all(&mut w).unwrap();
+        assert_eq!((stats.finished(), stats.active()), (3, 0));
+        ask(ids[1]);
+        sessions.tick(&mut w).unwrap();
+        assert_eq!(stats.started(), 3);
+        sessions.new_file();
+        ask(ids[1]);
+        sessions.tick(&mut w).unwrap();
+        assert_eq!((stats.started(), stats.active()), (4, 1));
+        sessions.end_all(&mut w).unwrap();
+        for k in &mut kids {
+            let _ = k.kill();
+            let _ = k.wait();
+        }
+    }
+
     #[test]
     fn requests_never_block_and_are_dropped_past_the_queue() {
         let (tx, rx) = sync_channel(2);
@@ -360,6 +452,7 @@ mod tests {
         let req = |pid| LocateRequest {
             id: ProcId { pid, start_ns: 0 },
             comm: "x".into(),
+            why: String::new(),
         };
         assert!(r.request(req(1)));
         assert!(r.request(req(2)));

@@ -157,6 +157,7 @@ fn request(locate: &SessionRequests, a: &Analysis) {
         locate.request(LocateRequest {
             id: r.process.id,
             comm: r.process.comm.clone(),
+            why: "flagged as a leak".into(),
         });
     }
 }
