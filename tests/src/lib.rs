@@ -318,3 +318,73 @@ pub fn output_ok(cmd: &mut std::process::Command) -> std::process::Output {
     );
     out
 }
+
+/// Why `memleak locate` cannot run here (a feature probe: load its
+/// program), or None.
+pub fn locate_unavailable() -> Option<String> {
+    match memleak::locate::Locator::new(memleak::locate::DEFAULT_PERIOD) {
+        Ok(_) => None,
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// Skips the calling test with a printed reason when locate is
+/// unavailable; MEMLEAK_REQUIRE_EBPF=1 (root under `cargo xtask test`)
+/// turns the skip into a failure, like [`require_ebpf!`].
+#[macro_export]
+macro_rules! require_locate {
+    () => {
+        if let Some(why) = $crate::locate_unavailable() {
+            if std::env::var_os("MEMLEAK_REQUIRE_EBPF").is_some_and(|v| v == "1") {
+                panic!("locate required (MEMLEAK_REQUIRE_EBPF=1) but unavailable: {why}");
+            }
+            eprintln!("SKIPPED: locate unavailable: {why}");
+            return;
+        }
+    };
+}
+
+/// Builds tests/data/`source` with the compiler command `compiler` and
+/// `flags` into `dir`, or None (with the reason printed) when that compiler
+/// is missing; on CI that is a failure.
+pub fn build_test_program(
+    dir: &Path,
+    compiler: &str,
+    flags: &[&str],
+    source: &str,
+) -> Option<PathBuf> {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("data")
+        .join(source);
+    let exe = dir.join(source.replace('.', "-"));
+    let out = std::process::Command::new(compiler)
+        .args(flags)
+        .arg("-o")
+        .arg(&exe)
+        .arg(&src)
+        .output();
+    match out {
+        Ok(o) if o.status.success() => Some(exe),
+        Ok(o) => panic!(
+            "{compiler} failed on {}: {}",
+            src.display(),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => {
+            assert!(!on_ci(), "no {compiler} on CI: {e}");
+            eprintln!("SKIPPED: no {compiler}: {e}");
+            None
+        }
+    }
+}
+
+/// tests/data/leaky.c (three allocation sites, `leak_site` keeps its
+/// memory, 25 MiB/s), built with frame pointers so every frame unwinds.
+pub fn build_leaky(dir: &Path) -> Option<PathBuf> {
+    build_test_program(
+        dir,
+        "cc",
+        &["-O0", "-g", "-fno-omit-frame-pointer"],
+        "leaky.c",
+    )
+}

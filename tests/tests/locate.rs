@@ -7,67 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use memleak_tests::{memleak_bin, on_ci, output_ok, ChildGuard};
-
-/// Why locate cannot run here (a feature probe: load the program), or
-/// None. Skips print the reason; MEMLEAK_REQUIRE_EBPF=1 (root under
-/// `cargo xtask test`) turns them into failures.
-fn locate_unavailable() -> Option<String> {
-    match memleak::locate::Locator::new(memleak::locate::DEFAULT_PERIOD) {
-        Ok(_) => None,
-        Err(e) => Some(e.to_string()),
-    }
-}
-
-macro_rules! require_locate {
-    () => {
-        if let Some(why) = locate_unavailable() {
-            if std::env::var_os("MEMLEAK_REQUIRE_EBPF").is_some_and(|v| v == "1") {
-                panic!("locate required (MEMLEAK_REQUIRE_EBPF=1) but unavailable: {why}");
-            }
-            eprintln!("SKIPPED: locate unavailable: {why}");
-            return;
-        }
-    };
-}
-
-/// Builds tests/data/`source` with frame pointers into `dir` with the
-/// compiler command `compiler`, or None (with the reason printed) when that
-/// compiler is missing; on CI that is a failure.
-fn build(dir: &Path, compiler: &str, flags: &[&str], source: &str) -> Option<PathBuf> {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("data")
-        .join(source);
-    let exe = dir.join(source.replace('.', "-"));
-    let out = Command::new(compiler)
-        .args(flags)
-        .arg("-o")
-        .arg(&exe)
-        .arg(&src)
-        .output();
-    match out {
-        Ok(o) if o.status.success() => Some(exe),
-        Ok(o) => panic!(
-            "{compiler} failed on {}: {}",
-            src.display(),
-            String::from_utf8_lossy(&o.stderr)
-        ),
-        Err(e) => {
-            assert!(!on_ci(), "no {compiler} on CI: {e}");
-            eprintln!("SKIPPED: no {compiler}: {e}");
-            None
-        }
-    }
-}
-
-fn build_leaky(dir: &Path) -> Option<PathBuf> {
-    build(
-        dir,
-        "cc",
-        &["-O0", "-g", "-fno-omit-frame-pointer"],
-        "leaky.c",
-    )
-}
+use memleak_tests::{
+    build_leaky, build_test_program as build, memleak_bin, output_ok, require_locate, ChildGuard,
+};
 
 /// Samples `pid` for 3 s with `memleak locate`; returns the text report
 /// and the JSON one.

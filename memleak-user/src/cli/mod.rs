@@ -69,7 +69,8 @@ enum Command {
     /// period x 4 KiB of newly touched memory, and the paths that touched
     /// the most are printed first. Nothing else on the machine is slowed.
     /// `run --locate` and `record --locate` do the same for what they
-    /// record and store the stacks in the recording.
+    /// record and store the stacks in the recording; `watch --locate` does
+    /// it for each process its analysis flags, for a bounded time.
     ///
     /// It shows where memory is first touched, not what is kept: a path
     /// that frees to the kernel and allocates again shows too. Stacks are
@@ -97,7 +98,8 @@ enum Command {
     /// Exit code 3 when something changed and --fail-on-change is given.
     Diff(self::baseline::DiffArgs),
     /// Record continuously into rotated files (nightly/whole-system
-    /// monitoring), optionally serving Prometheus metrics.
+    /// monitoring), optionally serving Prometheus metrics and locating
+    /// (--locate) where each flagged process grows.
     Watch(self::watch::WatchArgs),
     /// Write man pages for memleak and each subcommand (memleak.1,
     /// memleak-run.1, ...) into DIR, for packagers.

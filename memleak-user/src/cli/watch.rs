@@ -10,6 +10,7 @@ use super::analyze::AnalysisArgs;
 use super::common::{parse_duration, ScopeArgs, SnapshotArgs};
 use crate::analyse::units::parse_bytes;
 use crate::export::metrics;
+use crate::record::sessions::{SessionLimits, Sessions};
 use crate::watch::refresh::{self, MetricsOptions};
 use crate::watch::{self, WatchOptions};
 
@@ -60,14 +61,39 @@ pub struct WatchArgs {
     #[arg(long)]
     pub metrics_pid_label: bool,
 
-    /// How often the metrics are recomputed (read + analyse).
+    /// How often the metrics are recomputed (read + analyse); with
+    /// --locate, also how often flagged processes are looked for.
     #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
     pub refresh: Duration,
 
-    /// The analyser behind the leak-suspect metrics looks at this much of
-    /// the recent past.
+    /// The analyser behind the leak-suspect metrics (and --locate) looks
+    /// at this much of the recent past.
     #[arg(long, default_value = "15m", value_parser = parse_duration, value_name = "DURATION")]
     pub window: Duration,
+
+    /// When a refresh flags a process as a leak, sample where it first
+    /// touches new memory (the page-fault probe of `memleak locate`, one
+    /// fault in PERIOD, default 97) for --locate-for, and store its stacks
+    /// in the current recording (`memleak info`/`analyze` show them). Only
+    /// leak verdicts, not `growing` ones; a process is located once per
+    /// file. Runs the refresh analysis even without --metrics. Needs root
+    /// (or CAP_BPF and CAP_PERFMON) and frame pointers in the code.
+    #[arg(long, value_name = "PERIOD", num_args = 0..=1, require_equals = true,
+          default_missing_value = "97",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub locate: Option<u64>,
+
+    /// How long one --locate session samples its process (it ends sooner
+    /// when the process exits).
+    #[arg(long, default_value = "60s", value_parser = parse_duration,
+          value_name = "DURATION", requires = "locate")]
+    pub locate_for: Duration,
+
+    /// At most this many --locate sessions at once; a process flagged past
+    /// that waits for a later refresh.
+    #[arg(long, default_value_t = 4, value_name = "N", requires = "locate",
+          value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub locate_max: u64,
 
     #[command(flatten)]
     pub analysis: AnalysisArgs,
@@ -90,6 +116,20 @@ pub fn run(args: WatchArgs) -> Result<i32> {
         duration: args.duration,
     };
     opts.check()?;
+    // Before anything starts: a --locate that cannot work is an error the
+    // user asked to hear about, not a watch that silently never locates.
+    let (sessions, requests) = match args.locate {
+        Some(period) => {
+            let limits = SessionLimits {
+                period,
+                duration: args.locate_for,
+                max: args.locate_max as usize,
+            };
+            let (s, r) = Sessions::new(limits).context("--locate")?;
+            (Some(s), Some(r))
+        }
+        None => (None, None),
+    };
     // Held until the end: dropping it stops the endpoint and its refresher.
     let _metrics = match &args.metrics {
         Some(addr) => Some(
@@ -98,16 +138,28 @@ pub fn run(args: WatchArgs) -> Result<i32> {
                 dir: args.dir.clone(),
                 every: args.refresh,
                 window: args.window,
-                settings,
+                settings: settings.clone(),
                 render: metrics::Options {
                     max_series: args.metrics_max_series.max(1),
                     pid_label: args.metrics_pid_label,
                 },
+                locate: requests.clone(),
             })
             .with_context(|| format!("serving metrics on {addr}"))?,
         ),
         None => None,
     };
-    watch::run(&opts)?;
+    // --locate without --metrics: the same analysis, with no endpoint.
+    let _locate_only = match (&args.metrics, requests) {
+        (None, Some(r)) => Some(refresh::locate_only(
+            args.dir.clone(),
+            args.refresh,
+            args.window,
+            settings,
+            r,
+        )),
+        _ => None,
+    };
+    watch::run(&opts, sessions)?;
     Ok(0)
 }

@@ -9,6 +9,7 @@ pub mod limits;
 pub mod markers;
 pub mod naming;
 pub mod progress;
+pub mod sessions;
 pub mod spawn;
 
 use std::io::Read;
@@ -143,6 +144,10 @@ pub struct Recorder {
     /// Recordings written so far: every one after the first starts with a
     /// [`crate::sample::Sampler::resync`].
     files: u32,
+    /// `watch --locate`: sessions started on request, kept across files.
+    sessions: Option<sessions::Sessions>,
+    /// The next recording is the last: live sessions end into it.
+    last_file: bool,
 }
 
 impl Recorder {
@@ -188,7 +193,23 @@ impl Recorder {
             wake,
             handlers,
             files: 0,
+            sessions: None,
+            last_file: false,
         })
+    }
+
+    /// Runs `sessions` (`watch --locate`) beside the sampling, in every
+    /// recording from now on (see [`sessions`]).
+    pub fn with_sessions(mut self, sessions: sessions::Sessions) -> Self {
+        self.sessions = Some(sessions);
+        self
+    }
+
+    /// Marks the next recording as the last one: the locate sessions still
+    /// live when it ends are stored in it, not carried to a next file.
+    /// (A stop signal does the same for the recording it interrupts.)
+    pub fn last_file(&mut self) {
+        self.last_file = true;
     }
 
     /// True once SIGINT or SIGTERM arrived.
@@ -233,9 +254,14 @@ fn record_into(
         scope,
         stop,
         wake,
+        sessions,
+        last_file,
         ..
     } = rec;
-    let (scope, stop, wake) = (&*scope, &**stop, &*wake);
+    let (scope, stop, wake, last_file) = (&*scope, &**stop, &*wake, *last_file);
+    if let Some(s) = sessions.as_mut() {
+        s.new_file();
+    }
 
     // Before the file and the command: a --locate that cannot work is an
     // error the user asked to hear about, not a silent recording without.
@@ -334,11 +360,17 @@ fn record_into(
     let mounts = crate::sample::proclimits::Mounts::detect();
     let mut next_locate = Instant::now() + LOCATE_POLL_EVERY;
     loop {
-        if let Some(l) = locator.as_mut() {
-            if Instant::now() >= next_locate {
+        if Instant::now() >= next_locate {
+            if let Some(l) = locator.as_mut() {
                 l.poll();
-                next_locate = Instant::now() + LOCATE_POLL_EVERY;
             }
+            if let Some(s) = sessions.as_mut() {
+                if let Err(e) = s.tick(&mut writer) {
+                    storage_error = Some(e);
+                    break;
+                }
+            }
+            next_locate = Instant::now() + LOCATE_POLL_EVERY;
         }
         if let Some(pid) = child {
             if status.is_none() {
@@ -480,6 +512,9 @@ fn record_into(
                 notes.push(note);
             }
             writer.write_located(&located)?;
+        }
+        if let Some(s) = sessions.as_mut().filter(|_| interrupted || last_file) {
+            s.end_all(&mut writer)?;
         }
         if let Some(s) = status {
             writer.set_meta("exit_code", &s.0.to_string())?;

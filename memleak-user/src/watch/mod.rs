@@ -13,6 +13,12 @@
 //!
 //! It sits above the data flow it drives: record → store for the files,
 //! store → analyse → export for the metrics ([`refresh`]).
+//!
+//! With `--locate`, the refresher's analysis also asks the recorder to
+//! locate every process it flags as a leak (see
+//! [`crate::record::sessions`]): the recorder attaches the page-fault probe
+//! to that process for a bounded time and stores the stacks in the file
+//! current when the session ends.
 
 pub mod refresh;
 pub mod rotate;
@@ -24,6 +30,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::record::naming::file_name;
+use crate::record::sessions::Sessions;
 use crate::record::{RecordError, RecordOptions, Recorder};
 use crate::source::now_unix;
 use rotate::RotateError;
@@ -84,8 +91,10 @@ pub fn until_boundary(now: f64, every: f64) -> f64 {
 }
 
 /// Runs the rotation loop until a signal or `opts.duration`. The caller
-/// starts the metrics endpoint (if any) first and keeps it alive meanwhile.
-pub fn run(opts: &WatchOptions) -> Result<(), WatchError> {
+/// starts the metrics endpoint (if any) first and keeps it alive meanwhile;
+/// with `--locate`, it gives the recorder's side of the sessions its
+/// refresher asks for.
+pub fn run(opts: &WatchOptions, sessions: Option<Sessions>) -> Result<(), WatchError> {
     opts.check()?;
     rotate::prepare_dir(&opts.dir)?;
     let first = next_file(&opts.dir);
@@ -93,6 +102,9 @@ pub fn run(opts: &WatchOptions) -> Result<(), WatchError> {
         path: first.clone(),
         source,
     })?;
+    if let Some(s) = sessions {
+        recorder = recorder.with_sessions(s);
+    }
     let started = Instant::now();
     while !recorder.stopped() {
         let now = now_unix();
@@ -101,6 +113,9 @@ pub fn run(opts: &WatchOptions) -> Result<(), WatchError> {
             let left = total.saturating_sub(started.elapsed());
             if left.is_zero() {
                 break;
+            }
+            if left <= chunk {
+                recorder.last_file();
             }
             chunk = chunk.min(left);
         }
