@@ -73,15 +73,19 @@ pub struct WatchArgs {
 
     /// When a refresh flags a process as a leak, sample where it first
     /// touches new memory (the page-fault probe of `memleak locate`, one
-    /// fault in PERIOD, default 97) for --locate-for, and store its stacks
+    /// fault in --locate-period) for --locate-for, and store its stacks
     /// in the current recording (`memleak info`/`analyze` show them). Only
     /// leak verdicts, not `growing` ones; a process is located once per
     /// file. Runs the refresh analysis even without --metrics. Needs root
     /// (or CAP_BPF and CAP_PERFMON) and frame pointers in the code.
-    #[arg(long, value_name = "PERIOD", num_args = 0..=1, require_equals = true,
-          default_missing_value = "97",
-          value_parser = clap::value_parser!(u64).range(1..))]
-    pub locate: Option<u64>,
+    #[arg(long)]
+    pub locate: bool,
+
+    /// Page faults per --locate sample (each stands for about N x 4 KiB of
+    /// new memory); spelled as on `run` and `record`.
+    #[arg(long, default_value_t = crate::locate::DEFAULT_PERIOD, value_name = "N",
+          value_parser = clap::value_parser!(u64).range(1..), requires = "locate")]
+    pub locate_period: u64,
 
     /// How long one --locate session samples its process (it ends sooner
     /// when the process exits).
@@ -118,7 +122,7 @@ pub fn run(args: WatchArgs) -> Result<i32> {
     opts.check()?;
     // Before anything starts: a --locate that cannot work is an error the
     // user asked to hear about, not a watch that silently never locates.
-    let (sessions, requests) = match args.locate {
+    let (sessions, requests) = match args.locate.then_some(args.locate_period) {
         Some(period) => {
             let limits = SessionLimits {
                 period,

@@ -42,8 +42,8 @@ pub fn run(bins: &Bins, repeats: usize, big_file: bool, report: &mut Report) -> 
          per process), pinned to one core (taskset -c 1); only the analysis is timed. Peak = \
          VmHWM of the bench process. Whole process: `memleak analyze FILE --format json` on a \
          synthetic recording written through the store Writer (every process changes at every \
-         1 s snapshot: the worst case), pinned to one core and on both (reader and analyser \
-         overlap); wall time and peak RSS (wait4).",
+         1 s snapshot: the worst case), pinned to one core and on both (the reader and one \
+         judging worker per core overlap); wall time and peak RSS (wait4).",
     );
     let mut json = serde_json::Map::new();
     for (procs, reps) in [(1000usize, repeats.max(3)), (10_000, 2)] {
@@ -74,7 +74,7 @@ pub fn run(bins: &Bins, repeats: usize, big_file: bool, report: &mut Report) -> 
         )?;
         let bytes = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
         // Pinned to one core: the CPU the analysis needs. On both cores:
-        // what a user waits, with the reader and the analyser overlapping.
+        // what a user waits, with the reader and the workers overlapping.
         let n = if procs > 1000 { 1 } else { repeats.max(3) };
         let mut per = serde_json::Map::new();
         for (key, pin) in [("one_core", true), ("two_cores", false)] {
