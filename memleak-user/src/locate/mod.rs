@@ -29,7 +29,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use crate::sample::ProcId;
-use probe::FaultProbe;
+use probe::{Count, CountsTap, FaultProbe};
 use symbols::Symbols;
 
 /// Default page faults per sample. A prime, so a loop that touches a fixed
@@ -103,6 +103,51 @@ impl LocatedStack {
     }
 }
 
+/// Which phase (test) each sample was taken in.
+///
+/// The kernel counts samples per (process, stack) from the start. The
+/// recorder cuts at each phase marker: the samples counted since the
+/// previous cut were taken while the phases open before this marker were,
+/// and are charged to the phase open on the sampling process (or to none).
+#[derive(Debug, Default)]
+pub struct Charges {
+    /// Samples per (process, stack) at the previous cut.
+    charged: HashMap<(u32, u32), u64>,
+    /// Samples per phase name and (process, stack).
+    by_phase: HashMap<String, HashMap<(u32, u32), u64>>,
+}
+
+impl Charges {
+    /// Charges what `counts` (cumulative) added since the previous cut to
+    /// `phase_of(process)`; samples outside every phase (`None`) are only
+    /// marked as seen.
+    pub fn cut(&mut self, counts: &[Count], phase_of: &dyn Fn(u32) -> Option<String>) {
+        for c in counts {
+            let key = (c.tgid, c.stack);
+            let before = self.charged.entry(key).or_insert(0);
+            // Counts only grow; a read older than the last cut adds nothing.
+            let new = c.samples.saturating_sub(*before);
+            if new == 0 {
+                continue;
+            }
+            *before = c.samples;
+            if let Some(phase) = phase_of(c.tgid) {
+                *self
+                    .by_phase
+                    .entry(phase)
+                    .or_default()
+                    .entry(key)
+                    .or_insert(0) += new;
+            }
+        }
+    }
+
+    /// Samples per (process, stack) charged to each phase so far.
+    pub fn phases(&self) -> impl Iterator<Item = (&str, &HashMap<(u32, u32), u64>)> {
+        self.by_phase.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
 /// A resolved (process, stack): resolved once, while the process lives.
 struct Resolved {
     id: ProcId,
@@ -118,6 +163,8 @@ pub struct Locator {
     resolved: HashMap<(u32, u32), Resolved>,
     /// (process, stack) sampled but whose stack had left the table.
     unresolved: u64,
+    /// Samples charged to phases (see [`Locator::cut`]).
+    charges: Charges,
 }
 
 impl Locator {
@@ -129,7 +176,26 @@ impl Locator {
             page_size: crate::sysinfo::page_size(),
             resolved: HashMap::new(),
             unresolved: 0,
+            charges: Charges::default(),
         })
+    }
+
+    /// A reader of the sample counts for another thread (see
+    /// [`CountsTap`]); None when the map could not be shared.
+    pub fn tap(&self) -> Option<CountsTap> {
+        self.probe.tap()
+    }
+
+    /// Charges the samples counted since the previous cut to the phase
+    /// (test) `phase_of` names for the sampling process (see [`Charges`]).
+    pub fn cut(&mut self, counts: &[Count], phase_of: &dyn Fn(u32) -> Option<String>) {
+        self.charges.cut(counts, phase_of);
+    }
+
+    /// [`Locator::cut`] with the counts as they are now.
+    pub fn cut_now(&mut self, phase_of: &dyn Fn(u32) -> Option<String>) {
+        let counts = self.probe.counts();
+        self.cut(&counts, phase_of);
     }
 
     /// Samples every thread of `pid`, and what they start from now on.
@@ -222,18 +288,125 @@ pub struct Located {
     pub page_size: u64,
     /// Samples the kernel side could not record.
     pub lost: u64,
+    /// Over the whole run, most bytes first.
+    pub stacks: Vec<LocatedStack>,
+    /// The part of `stacks` sampled while each marked phase (test) was
+    /// open, most bytes first; empty without phase markers. What was
+    /// sampled outside every phase is in `stacks` only.
+    pub phases: Vec<PhaseStacks>,
+}
+
+impl Located {
+    /// The stacks of phase `name`, if anything was sampled during it.
+    pub fn phase(&self, name: &str) -> Option<&PhaseStacks> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+}
+
+/// The stacks sampled while one phase (test) was open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhaseStacks {
+    /// The phase's name, as the test's verdict names it (without the
+    /// marker's `pid=N` prefix).
+    pub name: String,
     /// Most bytes first.
     pub stacks: Vec<LocatedStack>,
+}
+
+impl PhaseStacks {
+    pub fn bytes(&self) -> u64 {
+        self.stacks.iter().map(|s| s.bytes).sum()
+    }
+
+    pub fn samples(&self) -> u64 {
+        self.stacks.iter().map(|s| s.samples).sum()
+    }
+}
+
+/// Phases most bytes first, ties by name.
+pub fn rank_phases(phases: &mut [PhaseStacks]) {
+    for p in phases.iter_mut() {
+        rank(&mut p.stacks);
+    }
+    phases.sort_by(|a, b| b.bytes().cmp(&a.bytes()).then_with(|| a.name.cmp(&b.name)));
 }
 
 impl Locator {
     /// Everything found so far (see [`Locator::stacks`]).
     pub fn located(&mut self) -> Located {
+        let stacks = self.stacks();
+        let unit = self.probe.period() * self.page_size;
+        let mut phases: Vec<PhaseStacks> = self
+            .charges
+            .phases()
+            .map(|(name, counts)| PhaseStacks {
+                name: name.to_string(),
+                stacks: counts
+                    .iter()
+                    .filter_map(|(key, &samples)| {
+                        let r = self.resolved.get(key)?;
+                        Some(LocatedStack {
+                            id: r.id,
+                            comm: r.comm.clone(),
+                            samples,
+                            bytes: samples.saturating_mul(unit),
+                            frames: r.frames.clone(),
+                        })
+                    })
+                    .collect(),
+            })
+            .filter(|p| !p.stacks.is_empty())
+            .collect();
+        rank_phases(&mut phases);
         Located {
             period: self.probe.period(),
             page_size: self.page_size,
             lost: self.probe.lost() + self.unresolved,
-            stacks: self.stacks(),
+            stacks,
+            phases,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(tgid: u32, stack: u32, samples: u64) -> Count {
+        Count {
+            tgid,
+            stack,
+            samples,
+        }
+    }
+
+    #[test]
+    fn samples_go_to_the_phase_open_on_their_process() {
+        let mut c = Charges::default();
+        // Before any phase: seen, charged to nothing.
+        c.cut(&[count(1, 7, 3)], &|_| None);
+        // Process 1 runs test a, process 2 test b (xdist workers).
+        let open = |tgid: u32| Some(if tgid == 1 { "a" } else { "b" }.to_string());
+        c.cut(&[count(1, 7, 10), count(2, 7, 4), count(1, 8, 1)], &open);
+        // A stale read (older than the last cut) adds nothing.
+        c.cut(&[count(1, 7, 9)], &open);
+        c.cut(&[count(1, 7, 12)], &|_| Some("c".into()));
+        let mut got: Vec<(String, Vec<((u32, u32), u64)>)> = c
+            .phases()
+            .map(|(n, m)| {
+                let mut v: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+                v.sort();
+                (n.to_string(), v)
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), vec![((1, 7), 7), ((1, 8), 1)]),
+                ("b".into(), vec![((2, 7), 4)]),
+                ("c".into(), vec![((1, 7), 2)]),
+            ]
+        );
     }
 }

@@ -5,8 +5,9 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 
-use aya::maps::{HashMap, MapData, PerCpuArray, StackTraceMap};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::PerfEvent;
 use aya::{Ebpf, EbpfLoader};
@@ -37,10 +38,37 @@ pub struct FaultProbe {
     stacks: StackTraceMap<MapData>,
     counts: HashMap<MapData, u64, u64>,
     lost: PerCpuArray<MapData, u64>,
+    /// A second descriptor of the count map, for [`FaultProbe::tap`].
+    counts_fd: Option<OwnedFd>,
     /// Threads with an event of their own (inherited ones are not listed).
     attached: HashSet<u32>,
     /// Page faults per sample.
     period: u64,
+}
+
+/// Reads the counts of a [`FaultProbe`] from another thread: the recorder's
+/// marker thread takes them the moment a test begins or ends, so samples
+/// are charged to the test that was running (see `record::markers`).
+pub struct CountsTap {
+    counts: HashMap<MapData, u64, u64>,
+}
+
+impl CountsTap {
+    /// Every (process, stack) sampled so far, with its cumulative count.
+    pub fn counts(&self) -> Vec<Count> {
+        read_counts(&self.counts)
+    }
+}
+
+fn read_counts(map: &HashMap<MapData, u64, u64>) -> Vec<Count> {
+    map.iter()
+        .filter_map(Result::ok)
+        .map(|(key, samples)| Count {
+            tgid: (key >> 32) as u32,
+            stack: key as u32,
+            samples,
+        })
+        .collect()
 }
 
 impl FaultProbe {
@@ -85,8 +113,12 @@ impl FaultProbe {
         };
         let stacks = StackTraceMap::try_from(take("LOCATE_STACKS")?)
             .map_err(|e| LocateError::Ebpf(e.to_string()))?;
-        let counts = HashMap::try_from(take("LOCATE_COUNTS")?)
-            .map_err(|e| LocateError::Ebpf(e.to_string()))?;
+        let counts_map = take("LOCATE_COUNTS")?;
+        let counts_fd = match &counts_map {
+            Map::HashMap(data) => data.fd().as_fd().try_clone_to_owned().ok(),
+            _ => None,
+        };
+        let counts = HashMap::try_from(counts_map).map_err(|e| LocateError::Ebpf(e.to_string()))?;
         let lost = PerCpuArray::try_from(take("LOCATE_LOST")?)
             .map_err(|e| LocateError::Ebpf(e.to_string()))?;
         let probe = FaultProbe {
@@ -94,6 +126,7 @@ impl FaultProbe {
             stacks,
             counts,
             lost,
+            counts_fd,
             attached: HashSet::new(),
             period,
         };
@@ -151,15 +184,16 @@ impl FaultProbe {
 
     /// Every (process, stack) sampled so far, with its count.
     pub fn counts(&self) -> Vec<Count> {
-        self.counts
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(key, samples)| Count {
-                tgid: (key >> 32) as u32,
-                stack: key as u32,
-                samples,
-            })
-            .collect()
+        read_counts(&self.counts)
+    }
+
+    /// A reader of the counts for another thread (None if the map's
+    /// descriptor could not be duplicated).
+    pub fn tap(&self) -> Option<CountsTap> {
+        let fd = self.counts_fd.as_ref()?.try_clone().ok()?;
+        let data = MapData::from_fd(fd).ok()?;
+        let counts = HashMap::try_from(Map::HashMap(data)).ok()?;
+        Some(CountsTap { counts })
     }
 
     /// The user stack with id `stack`, innermost frame first.
