@@ -24,12 +24,15 @@ pub mod probe;
 
 pub mod symbols;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::sample::ProcId;
-use probe::{Count, CountsTap, FaultProbe};
+use probe::{Count, FaultProbe, ProbeTap};
 use symbols::Symbols;
 
 /// Default page faults per sample. A prime, so a loop that touches a fixed
@@ -52,6 +55,8 @@ pub enum LocateError {
     Gone(u32),
     #[error("eBPF error: {0}")]
     Ebpf(String),
+    #[error("cannot start the stack-naming thread: {0}")]
+    Thread(#[source] std::io::Error),
     #[error("reading {path}: {source}")]
     Io {
         path: String,
@@ -155,14 +160,31 @@ struct Resolved {
     frames: Vec<Frame>,
 }
 
-/// Samples one process (and what it starts) and keeps its stacks named.
-pub struct Locator {
-    probe: FaultProbe,
-    symbols: Symbols,
-    page_size: u64,
+/// The stacks named so far, shared with the resolver thread.
+#[derive(Default)]
+struct Names {
     resolved: HashMap<(u32, u32), Resolved>,
     /// (process, stack) sampled but whose stack had left the table.
-    unresolved: u64,
+    failed: HashSet<(u32, u32)>,
+}
+
+/// How often the resolver thread names the stacks sampled since.
+const RESOLVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Samples one process (and what it starts) and keeps its stacks named.
+///
+/// Naming (blazesym: ELF, DWARF, perf maps) takes a thread of its own: the
+/// first stacks of a process cost up to a second to name (parsing the
+/// debug info of the program and its libraries), and the recorder that
+/// owns the locator must keep sampling on time meanwhile (a test's kept
+/// memory is read from the ticks around its markers).
+pub struct Locator {
+    probe: FaultProbe,
+    page_size: u64,
+    names: Arc<Mutex<Names>>,
+    /// Asks the resolver thread for a pass now; `Some` to be told when it
+    /// is done. Dropped with the locator, which ends the thread.
+    resolver: Sender<Option<Sender<()>>>,
     /// Samples charged to phases (see [`Locator::cut`]).
     charges: Charges,
 }
@@ -170,19 +192,54 @@ pub struct Locator {
 impl Locator {
     /// Loads the program; [`Locator::attach`] starts the sampling.
     pub fn new(period: u64) -> Result<Self, LocateError> {
+        let probe = FaultProbe::load(period)?;
+        let tap = probe
+            .tap()
+            .ok_or_else(|| LocateError::Ebpf("cannot share the locate maps".into()))?;
+        let names = Arc::new(Mutex::new(Names::default()));
+        let shared = Arc::clone(&names);
+        let (resolver, asks) = channel::<Option<Sender<()>>>();
+        std::thread::Builder::new()
+            .name("memleak-locate".into())
+            .spawn(move || {
+                let symbols = Symbols::new();
+                loop {
+                    let done = match asks.recv_timeout(RESOLVE_EVERY) {
+                        Ok(done) => done,
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    };
+                    resolve_new(&tap, &symbols, &shared);
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
+            })
+            .map_err(LocateError::Thread)?;
         Ok(Locator {
-            probe: FaultProbe::load(period)?,
-            symbols: Symbols::new(),
+            probe,
             page_size: crate::sysinfo::page_size(),
-            resolved: HashMap::new(),
-            unresolved: 0,
+            names,
+            resolver,
             charges: Charges::default(),
         })
     }
 
+    fn names(&self) -> MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Names the stacks sampled so far, and returns once done.
+    fn resolve_now(&self) {
+        let (done, wait) = channel();
+        if self.resolver.send(Some(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
     /// A reader of the sample counts for another thread (see
-    /// [`CountsTap`]); None when the map could not be shared.
-    pub fn tap(&self) -> Option<CountsTap> {
+    /// [`ProbeTap`]); None when the maps could not be shared.
+    pub fn tap(&self) -> Option<ProbeTap> {
         self.probe.tap()
     }
 
@@ -212,48 +269,25 @@ impl Locator {
         self.probe.lost()
     }
 
-    /// Names the stacks sampled since the last call. Call it regularly
-    /// (every second or so) while the processes live: a process that exits
-    /// takes the meaning of its addresses with it.
+    /// Asks for the stacks sampled since the last pass to be named now,
+    /// without waiting (the resolver thread also names them every
+    /// second by itself). Call it regularly while the processes live: a
+    /// process that exits takes the meaning of its addresses with it.
     pub fn poll(&mut self) {
-        for c in self.probe.counts() {
-            let key = (c.tgid, c.stack);
-            if self.resolved.contains_key(&key) {
-                continue;
-            }
-            let Some(stack) = self.probe.stack(c.stack) else {
-                self.unresolved += 1;
-                continue;
-            };
-            let start_ns = crate::sample::ebpf::start_ns_of(c.tgid).unwrap_or(0);
-            let comm = std::fs::read_to_string(format!("/proc/{}/comm", c.tgid))
-                .map(|s| s.trim_end().to_string())
-                .unwrap_or_default();
-            let frames = self.symbols.frames(c.tgid, &stack);
-            self.resolved.insert(
-                key,
-                Resolved {
-                    id: ProcId {
-                        pid: c.tgid,
-                        start_ns,
-                    },
-                    comm,
-                    frames,
-                },
-            );
-        }
+        let _ = self.resolver.send(None);
     }
 
     /// Every stack sampled so far, most bytes first. Polls once more.
     pub fn stacks(&mut self) -> Vec<LocatedStack> {
-        self.poll();
+        self.resolve_now();
         let unit = self.probe.period() * self.page_size;
+        let names = self.names();
         let mut out: Vec<LocatedStack> = self
             .probe
             .counts()
             .into_iter()
             .filter_map(|c| {
-                let r = self.resolved.get(&(c.tgid, c.stack))?;
+                let r = names.resolved.get(&(c.tgid, c.stack))?;
                 Some(LocatedStack {
                     id: r.id,
                     comm: r.comm.clone(),
@@ -265,6 +299,42 @@ impl Locator {
             .collect();
         rank(&mut out);
         out
+    }
+}
+
+/// One pass of the resolver thread: names the (process, stack) pairs
+/// sampled and not named yet, while their processes still live.
+fn resolve_new(tap: &ProbeTap, symbols: &Symbols, names: &Mutex<Names>) {
+    let lock = || names.lock().unwrap_or_else(|e| e.into_inner());
+    for c in tap.counts() {
+        let key = (c.tgid, c.stack);
+        {
+            let n = lock();
+            if n.resolved.contains_key(&key) || n.failed.contains(&key) {
+                continue;
+            }
+        }
+        let Some(stack) = tap.stack(c.stack) else {
+            lock().failed.insert(key);
+            continue;
+        };
+        // Named without the lock held: this is the slow part.
+        let start_ns = crate::sample::ebpf::start_ns_of(c.tgid).unwrap_or(0);
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", c.tgid))
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default();
+        let frames = symbols.frames(c.tgid, &stack);
+        lock().resolved.insert(
+            key,
+            Resolved {
+                id: ProcId {
+                    pid: c.tgid,
+                    start_ns,
+                },
+                comm,
+                frames,
+            },
+        );
     }
 }
 
@@ -336,6 +406,7 @@ impl Locator {
     pub fn located(&mut self) -> Located {
         let stacks = self.stacks();
         let unit = self.probe.period() * self.page_size;
+        let names = self.names();
         let mut phases: Vec<PhaseStacks> = self
             .charges
             .phases()
@@ -344,7 +415,7 @@ impl Locator {
                 stacks: counts
                     .iter()
                     .filter_map(|(key, &samples)| {
-                        let r = self.resolved.get(key)?;
+                        let r = names.resolved.get(key)?;
                         Some(LocatedStack {
                             id: r.id,
                             comm: r.comm.clone(),
@@ -361,7 +432,7 @@ impl Locator {
         Located {
             period: self.probe.period(),
             page_size: self.page_size,
-            lost: self.probe.lost() + self.unresolved,
+            lost: self.probe.lost() + names.failed.len() as u64,
             stacks,
             phases,
         }

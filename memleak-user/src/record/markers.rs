@@ -65,7 +65,7 @@ pub struct Marker {
 }
 
 /// Read by the reader thread as markers arrive, before it passes them on
-/// (`--locate`: the sample counts, see [`crate::locate::probe::CountsTap`]).
+/// (`--locate`: the sample counts, see [`crate::locate::probe::ProbeTap`]).
 pub type Tap = Box<dyn FnMut() -> Vec<Count> + Send>;
 
 /// Why a marker line was skipped.
