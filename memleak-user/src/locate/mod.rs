@@ -306,7 +306,11 @@ impl Locator {
 /// sampled and not named yet, while their processes still live.
 fn resolve_new(tap: &ProbeTap, symbols: &Symbols, names: &Mutex<Names>) {
     let lock = || names.lock().unwrap_or_else(|e| e.into_inner());
-    for c in tap.counts() {
+    let mut counts = tap.counts();
+    // The heaviest first: when a process exits during the pass, the
+    // stacks left unnamed are the ones that matter least.
+    counts.sort_by(|a, b| b.samples.cmp(&a.samples));
+    for c in counts {
         let key = (c.tgid, c.stack);
         {
             let n = lock();

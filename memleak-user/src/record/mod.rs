@@ -582,6 +582,11 @@ fn store_markers(
             }
             open.apply(&m.kind, &m.name);
         }
+        if !got.is_empty() {
+            // Name the test's stacks now, not up to a second later: a
+            // test process may exit right after its last test.
+            l.poll();
+        }
     }
     let rows: Vec<(u64, &str, &str)> = got
         .iter()
