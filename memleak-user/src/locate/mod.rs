@@ -309,7 +309,7 @@ fn resolve_new(tap: &ProbeTap, symbols: &Symbols, names: &Mutex<Names>) {
     let mut counts = tap.counts();
     // The heaviest first: when a process exits during the pass, the
     // stacks left unnamed are the ones that matter least.
-    counts.sort_by(|a, b| b.samples.cmp(&a.samples));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.samples));
     for c in counts {
         let key = (c.tgid, c.stack);
         {
@@ -466,7 +466,8 @@ mod tests {
         // A stale read (older than the last cut) adds nothing.
         c.cut(&[count(1, 7, 9)], &open);
         c.cut(&[count(1, 7, 12)], &|_| Some("c".into()));
-        let mut got: Vec<(String, Vec<((u32, u32), u64)>)> = c
+        type Charged = Vec<((u32, u32), u64)>;
+        let mut got: Vec<(String, Charged)> = c
             .phases()
             .map(|(n, m)| {
                 let mut v: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();

@@ -570,12 +570,12 @@ fn read_limits(
 fn store_markers(
     w: &mut Writer,
     pipe: Option<&markers::MarkerPipe>,
-    mut locator: Option<&mut crate::locate::Locator>,
+    locator: Option<&mut crate::locate::Locator>,
     open: &mut markers::OpenPhases,
 ) -> Result<(), StoreError> {
     let Some(pipe) = pipe else { return Ok(()) };
     let got = pipe.drain();
-    if let Some(l) = locator.as_deref_mut() {
+    if let Some(l) = locator {
         for m in &got {
             if let Some(counts) = &m.located {
                 l.cut(counts, &|tgid| open.of(tgid));
