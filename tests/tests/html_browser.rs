@@ -171,6 +171,7 @@ fn located() -> Located {
             ),
             stack(4243, "slowpoke", 1, &with(&[("rarely_called", 90)])),
         ],
+        phases: Vec::new(),
     }
 }
 

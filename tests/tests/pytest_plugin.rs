@@ -218,6 +218,24 @@ fn pytest_memleak_flags_the_leak_and_names_the_test() {
         ]),
         "session_exit_code and parse_size",
     );
+    // --memleak-locate's per-test lines from a JSON report: the plugin's
+    // flagged tests first, then memleak's; the top named frame; a test
+    // without stacks says so.
+    run(
+        Command::new(&python).args([
+            "-c",
+            "from pytest_memleak.plugin import where_tests_grew as w\n\
+             f = lambda fn, loc: {'addr': 1, 'function': fn, 'location': loc}\n\
+             st = {'pid': 7, 'comm': 'python', 'samples': 9, 'frames': [f(None, 'libc.so.6'), f('leak', 'x.c:3')]}\n\
+             r = {'tests': [{'name': 'b', 'flagged': True}, {'name': 'c', 'flagged': False}],\n\
+                  'located': {'phases': [{'name': 'a', 'samples': 10, 'estimated_bytes': 1 << 20, 'stacks': [st]}]}}\n\
+             got = w(r, ['a'])\n\
+             assert got[0] == 'LEAK a: 1.0 MiB of new memory first touched; 90% at leak (x.c:3) in python (pid 7)', got\n\
+             assert got[1].startswith('LEAK b: no page fault sampled'), got\n\
+             assert len(got) == 2 and w({}, []) == []\n",
+        ]),
+        "where_tests_grew",
+    );
 
     // Without the leaky test: exit 0, nothing flagged.
     let out = Command::new(&python)
@@ -585,5 +603,153 @@ fn ini_keys_mirror_every_flag_and_the_command_line_wins() {
     assert!(
         text.contains("LEAK test_quick.py::test_keeps_40_mib"),
         "{text}"
+    );
+}
+
+/// A suite whose one leaking test leaks in C (tests/data/leaky_ext.c,
+/// loaded with ctypes), between a test that churns in C and one that does
+/// nothing; the library's path comes in `LEAKY_EXT`.
+const LOCATE_SUITE: &str = r#"
+import ctypes, os, time
+
+_lib = ctypes.CDLL(os.environ["LEAKY_EXT"])
+
+def test_churns_in_c():
+    _lib.churn_in_c(16)
+    time.sleep(0.3)
+
+def test_leaks_in_c():
+    # 4 MiB kept every 20 ms: 80 MiB in 0.4 s, every page touched.
+    for _ in range(20):
+        _lib.leak_in_c(4)
+        time.sleep(0.02)
+
+def test_idles():
+    time.sleep(0.3)
+"#;
+
+/// `pytest --memleak --memleak-locate`: the plugin's per-test report and
+/// memleak's (table and JSON) name the C function that leaked as the top
+/// of the leaking test's stacks; the other tests' stacks do not hold it.
+#[test]
+fn memleak_locate_names_the_function_a_leaking_test_leaked_in() {
+    // --locate loads eBPF programs too: the eBPF feature probe stands for it.
+    require_ebpf!();
+    let Some(python) = venv() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let project = tmp.path();
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("data/leaky_ext.c");
+    let lib = project.join("libleaky_ext.so");
+    let cc = Command::new("cc")
+        .args([
+            "-shared",
+            "-fPIC",
+            "-O0",
+            "-g",
+            "-fno-omit-frame-pointer",
+            "-o",
+        ])
+        .arg(&lib)
+        .arg(&src)
+        .output();
+    match cc {
+        Ok(o) if o.status.success() => {}
+        Ok(o) => panic!("cc failed: {}", String::from_utf8_lossy(&o.stderr)),
+        Err(e) => {
+            assert!(!on_ci(), "no cc on CI: {e}");
+            eprintln!("SKIPPED: no cc: {e}");
+            return;
+        }
+    }
+    std::fs::write(project.join("test_ext.py"), LOCATE_SUITE).unwrap();
+    let report = project.join("memleak.json");
+    let out = Command::new(&python)
+        .args(["-m", "pytest", "-p", "no:cacheprovider", "--memleak"])
+        .arg("--memleak-locate")
+        .arg(format!("--memleak-bin={}", memleak_bin().display()))
+        .arg(format!(
+            "--memleak-args=--format json --report {}",
+            report.display()
+        ))
+        .env("LEAKY_EXT", &lib)
+        .current_dir(project)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let ctx = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(1), "{ctx}");
+    assert!(
+        stdout.contains("FAILED test_ext.py::test_leaks_in_c - memory leak"),
+        "{ctx}"
+    );
+    let leaky = "test_ext.py::test_leaks_in_c";
+
+    // The plugin's per-test report, after memleak's.
+    let section = stdout
+        .split("memleak: where the leaking tests first touched new memory")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no per-test stacks from the plugin: {ctx}"));
+    let line = section
+        .lines()
+        .find(|l| l.starts_with(&format!("LEAK {leaky}:")))
+        .unwrap_or_else(|| panic!("the leaking test is not listed: {ctx}"));
+    assert!(
+        line.contains(" at leak_in_c (leaky_ext.c:"),
+        "{line}\n{ctx}"
+    );
+    assert!(
+        !section.contains("test_churns_in_c") && !section.contains("test_idles"),
+        "{ctx}"
+    );
+
+    // memleak's table names it too.
+    assert!(
+        stdout.contains("where the flagged tests first touched new memory"),
+        "{ctx}"
+    );
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.trim_start().starts_with(leaky) && l.contains("at leak_in_c (leaky_ext.c:")),
+        "{ctx}"
+    );
+
+    // And the JSON report has every test's stacks, separately.
+    let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    assert_eq!(flagged_tests(&v), [leaky], "{v}");
+    let phases = v["located"]["phases"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no located.phases: {v}"));
+    let functions = |name: &str| -> Vec<String> {
+        phases
+            .iter()
+            .filter(|p| p["name"] == name)
+            .flat_map(|p| p["stacks"].as_array().unwrap().iter())
+            .flat_map(|s| s["frames"].as_array().unwrap().iter())
+            .filter_map(|f| f["function"].as_str().map(String::from))
+            .collect()
+    };
+    let leak = phases
+        .iter()
+        .find(|p| p["name"] == leaky)
+        .unwrap_or_else(|| panic!("no stacks for {leaky}: {phases:#?}"));
+    let top = leak["stacks"][0]["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find_map(|f| f["function"].as_str())
+        .unwrap_or_default();
+    assert_eq!(top, "leak_in_c", "{leak:#}");
+    // 80 MiB kept: the estimate is within a factor of two.
+    let bytes = leak["estimated_bytes"].as_u64().unwrap();
+    assert!((40 << 20..=200 << 20).contains(&bytes), "{bytes} {leak:#}");
+    for other in ["test_ext.py::test_churns_in_c", "test_ext.py::test_idles"] {
+        let f = functions(other);
+        assert!(!f.iter().any(|f| f == "leak_in_c"), "{other}: {f:?}");
+    }
+    // The churning test's own function is charged to it, not to the leak.
+    assert!(
+        !functions(leaky).iter().any(|f| f == "churn_in_c"),
+        "{phases:#?}"
     );
 }

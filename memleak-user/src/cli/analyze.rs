@@ -390,7 +390,7 @@ pub fn emit_analysis(
             let dir = dir
                 .clone()
                 .unwrap_or_else(|| PathBuf::from(DEFAULT_HTML_DIR));
-            let index = report::html::write(a, charts, &marked.located, &dir)?;
+            let index = report::html::write(a, charts, marked, &dir)?;
             emit(&report::phases::render(a, Format::Table, marked))?;
             diag!("memleak: HTML report written to {}", index.display());
         }

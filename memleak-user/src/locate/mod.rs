@@ -24,12 +24,15 @@ pub mod probe;
 
 pub mod symbols;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::sample::ProcId;
-use probe::FaultProbe;
+use probe::{Count, FaultProbe, ProbeTap};
 use symbols::Symbols;
 
 /// Default page faults per sample. A prime, so a loop that touches a fixed
@@ -52,6 +55,8 @@ pub enum LocateError {
     Gone(u32),
     #[error("eBPF error: {0}")]
     Ebpf(String),
+    #[error("cannot start the stack-naming thread: {0}")]
+    Thread(#[source] std::io::Error),
     #[error("reading {path}: {source}")]
     Io {
         path: String,
@@ -103,6 +108,51 @@ impl LocatedStack {
     }
 }
 
+/// Which phase (test) each sample was taken in.
+///
+/// The kernel counts samples per (process, stack) from the start. The
+/// recorder cuts at each phase marker: the samples counted since the
+/// previous cut were taken while the phases open before this marker were,
+/// and are charged to the phase open on the sampling process (or to none).
+#[derive(Debug, Default)]
+pub struct Charges {
+    /// Samples per (process, stack) at the previous cut.
+    charged: HashMap<(u32, u32), u64>,
+    /// Samples per phase name and (process, stack).
+    by_phase: HashMap<String, HashMap<(u32, u32), u64>>,
+}
+
+impl Charges {
+    /// Charges what `counts` (cumulative) added since the previous cut to
+    /// `phase_of(process)`; samples outside every phase (`None`) are only
+    /// marked as seen.
+    pub fn cut(&mut self, counts: &[Count], phase_of: &dyn Fn(u32) -> Option<String>) {
+        for c in counts {
+            let key = (c.tgid, c.stack);
+            let before = self.charged.entry(key).or_insert(0);
+            // Counts only grow; a read older than the last cut adds nothing.
+            let new = c.samples.saturating_sub(*before);
+            if new == 0 {
+                continue;
+            }
+            *before = c.samples;
+            if let Some(phase) = phase_of(c.tgid) {
+                *self
+                    .by_phase
+                    .entry(phase)
+                    .or_default()
+                    .entry(key)
+                    .or_insert(0) += new;
+            }
+        }
+    }
+
+    /// Samples per (process, stack) charged to each phase so far.
+    pub fn phases(&self) -> impl Iterator<Item = (&str, &HashMap<(u32, u32), u64>)> {
+        self.by_phase.iter().map(|(k, v)| (k.as_str(), v))
+    }
+}
+
 /// A resolved (process, stack): resolved once, while the process lives.
 struct Resolved {
     id: ProcId,
@@ -110,26 +160,99 @@ struct Resolved {
     frames: Vec<Frame>,
 }
 
-/// Samples one process (and what it starts) and keeps its stacks named.
-pub struct Locator {
-    probe: FaultProbe,
-    symbols: Symbols,
-    page_size: u64,
+/// The stacks named so far, shared with the resolver thread.
+#[derive(Default)]
+struct Names {
     resolved: HashMap<(u32, u32), Resolved>,
     /// (process, stack) sampled but whose stack had left the table.
-    unresolved: u64,
+    failed: HashSet<(u32, u32)>,
+}
+
+/// How often the resolver thread names the stacks sampled since.
+const RESOLVE_EVERY: Duration = Duration::from_secs(1);
+
+/// Samples one process (and what it starts) and keeps its stacks named.
+///
+/// Naming (blazesym: ELF, DWARF, perf maps) takes a thread of its own: the
+/// first stacks of a process cost up to a second to name (parsing the
+/// debug info of the program and its libraries), and the recorder that
+/// owns the locator must keep sampling on time meanwhile (a test's kept
+/// memory is read from the ticks around its markers).
+pub struct Locator {
+    probe: FaultProbe,
+    page_size: u64,
+    names: Arc<Mutex<Names>>,
+    /// Asks the resolver thread for a pass now; `Some` to be told when it
+    /// is done. Dropped with the locator, which ends the thread.
+    resolver: Sender<Option<Sender<()>>>,
+    /// Samples charged to phases (see [`Locator::cut`]).
+    charges: Charges,
 }
 
 impl Locator {
     /// Loads the program; [`Locator::attach`] starts the sampling.
     pub fn new(period: u64) -> Result<Self, LocateError> {
+        let probe = FaultProbe::load(period)?;
+        let tap = probe
+            .tap()
+            .ok_or_else(|| LocateError::Ebpf("cannot share the locate maps".into()))?;
+        let names = Arc::new(Mutex::new(Names::default()));
+        let shared = Arc::clone(&names);
+        let (resolver, asks) = channel::<Option<Sender<()>>>();
+        std::thread::Builder::new()
+            .name("memleak-locate".into())
+            .spawn(move || {
+                let symbols = Symbols::new();
+                loop {
+                    let done = match asks.recv_timeout(RESOLVE_EVERY) {
+                        Ok(done) => done,
+                        Err(RecvTimeoutError::Timeout) => None,
+                        Err(RecvTimeoutError::Disconnected) => return,
+                    };
+                    resolve_new(&tap, &symbols, &shared);
+                    if let Some(done) = done {
+                        let _ = done.send(());
+                    }
+                }
+            })
+            .map_err(LocateError::Thread)?;
         Ok(Locator {
-            probe: FaultProbe::load(period)?,
-            symbols: Symbols::new(),
+            probe,
             page_size: crate::sysinfo::page_size(),
-            resolved: HashMap::new(),
-            unresolved: 0,
+            names,
+            resolver,
+            charges: Charges::default(),
         })
+    }
+
+    fn names(&self) -> MutexGuard<'_, Names> {
+        self.names.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Names the stacks sampled so far, and returns once done.
+    fn resolve_now(&self) {
+        let (done, wait) = channel();
+        if self.resolver.send(Some(done)).is_ok() {
+            let _ = wait.recv();
+        }
+    }
+
+    /// A reader of the sample counts for another thread (see
+    /// [`ProbeTap`]); None when the maps could not be shared.
+    pub fn tap(&self) -> Option<ProbeTap> {
+        self.probe.tap()
+    }
+
+    /// Charges the samples counted since the previous cut to the phase
+    /// (test) `phase_of` names for the sampling process (see [`Charges`]).
+    pub fn cut(&mut self, counts: &[Count], phase_of: &dyn Fn(u32) -> Option<String>) {
+        self.charges.cut(counts, phase_of);
+    }
+
+    /// [`Locator::cut`] with the counts as they are now.
+    pub fn cut_now(&mut self, phase_of: &dyn Fn(u32) -> Option<String>) {
+        let counts = self.probe.counts();
+        self.cut(&counts, phase_of);
     }
 
     /// Samples every thread of `pid`, and what they start from now on.
@@ -146,48 +269,25 @@ impl Locator {
         self.probe.lost()
     }
 
-    /// Names the stacks sampled since the last call. Call it regularly
-    /// (every second or so) while the processes live: a process that exits
-    /// takes the meaning of its addresses with it.
+    /// Asks for the stacks sampled since the last pass to be named now,
+    /// without waiting (the resolver thread also names them every
+    /// second by itself). Call it regularly while the processes live: a
+    /// process that exits takes the meaning of its addresses with it.
     pub fn poll(&mut self) {
-        for c in self.probe.counts() {
-            let key = (c.tgid, c.stack);
-            if self.resolved.contains_key(&key) {
-                continue;
-            }
-            let Some(stack) = self.probe.stack(c.stack) else {
-                self.unresolved += 1;
-                continue;
-            };
-            let start_ns = crate::sample::ebpf::start_ns_of(c.tgid).unwrap_or(0);
-            let comm = std::fs::read_to_string(format!("/proc/{}/comm", c.tgid))
-                .map(|s| s.trim_end().to_string())
-                .unwrap_or_default();
-            let frames = self.symbols.frames(c.tgid, &stack);
-            self.resolved.insert(
-                key,
-                Resolved {
-                    id: ProcId {
-                        pid: c.tgid,
-                        start_ns,
-                    },
-                    comm,
-                    frames,
-                },
-            );
-        }
+        let _ = self.resolver.send(None);
     }
 
     /// Every stack sampled so far, most bytes first. Polls once more.
     pub fn stacks(&mut self) -> Vec<LocatedStack> {
-        self.poll();
+        self.resolve_now();
         let unit = self.probe.period() * self.page_size;
+        let names = self.names();
         let mut out: Vec<LocatedStack> = self
             .probe
             .counts()
             .into_iter()
             .filter_map(|c| {
-                let r = self.resolved.get(&(c.tgid, c.stack))?;
+                let r = names.resolved.get(&(c.tgid, c.stack))?;
                 Some(LocatedStack {
                     id: r.id,
                     comm: r.comm.clone(),
@@ -199,6 +299,46 @@ impl Locator {
             .collect();
         rank(&mut out);
         out
+    }
+}
+
+/// One pass of the resolver thread: names the (process, stack) pairs
+/// sampled and not named yet, while their processes still live.
+fn resolve_new(tap: &ProbeTap, symbols: &Symbols, names: &Mutex<Names>) {
+    let lock = || names.lock().unwrap_or_else(|e| e.into_inner());
+    let mut counts = tap.counts();
+    // The heaviest first: when a process exits during the pass, the
+    // stacks left unnamed are the ones that matter least.
+    counts.sort_by_key(|c| std::cmp::Reverse(c.samples));
+    for c in counts {
+        let key = (c.tgid, c.stack);
+        {
+            let n = lock();
+            if n.resolved.contains_key(&key) || n.failed.contains(&key) {
+                continue;
+            }
+        }
+        let Some(stack) = tap.stack(c.stack) else {
+            lock().failed.insert(key);
+            continue;
+        };
+        // Named without the lock held: this is the slow part.
+        let start_ns = crate::sample::ebpf::start_ns_of(c.tgid).unwrap_or(0);
+        let comm = std::fs::read_to_string(format!("/proc/{}/comm", c.tgid))
+            .map(|s| s.trim_end().to_string())
+            .unwrap_or_default();
+        let frames = symbols.frames(c.tgid, &stack);
+        lock().resolved.insert(
+            key,
+            Resolved {
+                id: ProcId {
+                    pid: c.tgid,
+                    start_ns,
+                },
+                comm,
+                frames,
+            },
+        );
     }
 }
 
@@ -222,18 +362,127 @@ pub struct Located {
     pub page_size: u64,
     /// Samples the kernel side could not record.
     pub lost: u64,
+    /// Over the whole run, most bytes first.
+    pub stacks: Vec<LocatedStack>,
+    /// The part of `stacks` sampled while each marked phase (test) was
+    /// open, most bytes first; empty without phase markers. What was
+    /// sampled outside every phase is in `stacks` only.
+    pub phases: Vec<PhaseStacks>,
+}
+
+impl Located {
+    /// The stacks of phase `name`, if anything was sampled during it.
+    pub fn phase(&self, name: &str) -> Option<&PhaseStacks> {
+        self.phases.iter().find(|p| p.name == name)
+    }
+}
+
+/// The stacks sampled while one phase (test) was open.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PhaseStacks {
+    /// The phase's name, as the test's verdict names it (without the
+    /// marker's `pid=N` prefix).
+    pub name: String,
     /// Most bytes first.
     pub stacks: Vec<LocatedStack>,
+}
+
+impl PhaseStacks {
+    pub fn bytes(&self) -> u64 {
+        self.stacks.iter().map(|s| s.bytes).sum()
+    }
+
+    pub fn samples(&self) -> u64 {
+        self.stacks.iter().map(|s| s.samples).sum()
+    }
+}
+
+/// Phases most bytes first, ties by name.
+pub fn rank_phases(phases: &mut [PhaseStacks]) {
+    for p in phases.iter_mut() {
+        rank(&mut p.stacks);
+    }
+    phases.sort_by(|a, b| b.bytes().cmp(&a.bytes()).then_with(|| a.name.cmp(&b.name)));
 }
 
 impl Locator {
     /// Everything found so far (see [`Locator::stacks`]).
     pub fn located(&mut self) -> Located {
+        let stacks = self.stacks();
+        let unit = self.probe.period() * self.page_size;
+        let names = self.names();
+        let mut phases: Vec<PhaseStacks> = self
+            .charges
+            .phases()
+            .map(|(name, counts)| PhaseStacks {
+                name: name.to_string(),
+                stacks: counts
+                    .iter()
+                    .filter_map(|(key, &samples)| {
+                        let r = names.resolved.get(key)?;
+                        Some(LocatedStack {
+                            id: r.id,
+                            comm: r.comm.clone(),
+                            samples,
+                            bytes: samples.saturating_mul(unit),
+                            frames: r.frames.clone(),
+                        })
+                    })
+                    .collect(),
+            })
+            .filter(|p| !p.stacks.is_empty())
+            .collect();
+        rank_phases(&mut phases);
         Located {
             period: self.probe.period(),
             page_size: self.page_size,
-            lost: self.probe.lost() + self.unresolved,
-            stacks: self.stacks(),
+            lost: self.probe.lost() + names.failed.len() as u64,
+            stacks,
+            phases,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn count(tgid: u32, stack: u32, samples: u64) -> Count {
+        Count {
+            tgid,
+            stack,
+            samples,
+        }
+    }
+
+    #[test]
+    fn samples_go_to_the_phase_open_on_their_process() {
+        let mut c = Charges::default();
+        // Before any phase: seen, charged to nothing.
+        c.cut(&[count(1, 7, 3)], &|_| None);
+        // Process 1 runs test a, process 2 test b (xdist workers).
+        let open = |tgid: u32| Some(if tgid == 1 { "a" } else { "b" }.to_string());
+        c.cut(&[count(1, 7, 10), count(2, 7, 4), count(1, 8, 1)], &open);
+        // A stale read (older than the last cut) adds nothing.
+        c.cut(&[count(1, 7, 9)], &open);
+        c.cut(&[count(1, 7, 12)], &|_| Some("c".into()));
+        type Charged = Vec<((u32, u32), u64)>;
+        let mut got: Vec<(String, Charged)> = c
+            .phases()
+            .map(|(n, m)| {
+                let mut v: Vec<_> = m.iter().map(|(k, v)| (*k, *v)).collect();
+                v.sort();
+                (n.to_string(), v)
+            })
+            .collect();
+        got.sort();
+        assert_eq!(
+            got,
+            vec![
+                ("a".into(), vec![((1, 7), 7), ((1, 8), 1)]),
+                ("b".into(), vec![((2, 7), 4)]),
+                ("c".into(), vec![((1, 7), 2)]),
+            ]
+        );
     }
 }

@@ -5,8 +5,9 @@
 
 use std::collections::HashSet;
 use std::io;
+use std::os::fd::{AsFd, OwnedFd};
 
-use aya::maps::{HashMap, MapData, PerCpuArray, StackTraceMap};
+use aya::maps::{HashMap, Map, MapData, PerCpuArray, StackTraceMap};
 use aya::programs::perf_event::{PerfEventConfig, PerfEventScope, SamplePolicy, SoftwareEvent};
 use aya::programs::PerfEvent;
 use aya::{Ebpf, EbpfLoader};
@@ -37,10 +38,61 @@ pub struct FaultProbe {
     stacks: StackTraceMap<MapData>,
     counts: HashMap<MapData, u64, u64>,
     lost: PerCpuArray<MapData, u64>,
+    /// Second descriptors of the count and stack maps, for
+    /// [`FaultProbe::tap`].
+    counts_fd: Option<OwnedFd>,
+    stacks_fd: Option<OwnedFd>,
     /// Threads with an event of their own (inherited ones are not listed).
     attached: HashSet<u32>,
     /// Page faults per sample.
     period: u64,
+}
+
+/// Reads the maps of a [`FaultProbe`] from another thread: the recorder's
+/// marker thread takes the counts the moment a test begins or ends, so
+/// samples are charged to the test that was running (see
+/// `record::markers`), and the locator's resolver thread names the stacks
+/// (see [`super::Locator`]).
+pub struct ProbeTap {
+    counts: HashMap<MapData, u64, u64>,
+    stacks: StackTraceMap<MapData>,
+}
+
+impl ProbeTap {
+    /// Every (process, stack) sampled so far, with its cumulative count.
+    pub fn counts(&self) -> Vec<Count> {
+        read_counts(&self.counts)
+    }
+
+    /// The user stack with id `stack`, innermost frame first.
+    pub fn stack(&self, stack: u32) -> Option<Vec<u64>> {
+        read_stack(&self.stacks, stack)
+    }
+}
+
+fn read_stack(map: &StackTraceMap<MapData>, stack: u32) -> Option<Vec<u64>> {
+    let trace = map.get(&stack, 0).ok()?;
+    Some(trace.frames().iter().map(|f| f.ip).collect())
+}
+
+/// A second descriptor of map `m`, or None.
+fn dup_fd(m: &Map) -> Option<OwnedFd> {
+    let data = match m {
+        Map::HashMap(d) | Map::StackTraceMap(d) => d,
+        _ => return None,
+    };
+    data.fd().as_fd().try_clone_to_owned().ok()
+}
+
+fn read_counts(map: &HashMap<MapData, u64, u64>) -> Vec<Count> {
+    map.iter()
+        .filter_map(Result::ok)
+        .map(|(key, samples)| Count {
+            tgid: (key >> 32) as u32,
+            stack: key as u32,
+            samples,
+        })
+        .collect()
 }
 
 impl FaultProbe {
@@ -83,10 +135,13 @@ impl FaultProbe {
                 LocateError::Ebpf(format!("map {name} missing from the eBPF object"))
             })
         };
-        let stacks = StackTraceMap::try_from(take("LOCATE_STACKS")?)
-            .map_err(|e| LocateError::Ebpf(e.to_string()))?;
-        let counts = HashMap::try_from(take("LOCATE_COUNTS")?)
-            .map_err(|e| LocateError::Ebpf(e.to_string()))?;
+        let stacks_map = take("LOCATE_STACKS")?;
+        let stacks_fd = dup_fd(&stacks_map);
+        let stacks =
+            StackTraceMap::try_from(stacks_map).map_err(|e| LocateError::Ebpf(e.to_string()))?;
+        let counts_map = take("LOCATE_COUNTS")?;
+        let counts_fd = dup_fd(&counts_map);
+        let counts = HashMap::try_from(counts_map).map_err(|e| LocateError::Ebpf(e.to_string()))?;
         let lost = PerCpuArray::try_from(take("LOCATE_LOST")?)
             .map_err(|e| LocateError::Ebpf(e.to_string()))?;
         let probe = FaultProbe {
@@ -94,6 +149,8 @@ impl FaultProbe {
             stacks,
             counts,
             lost,
+            counts_fd,
+            stacks_fd,
             attached: HashSet::new(),
             period,
         };
@@ -151,21 +208,21 @@ impl FaultProbe {
 
     /// Every (process, stack) sampled so far, with its count.
     pub fn counts(&self) -> Vec<Count> {
-        self.counts
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(key, samples)| Count {
-                tgid: (key >> 32) as u32,
-                stack: key as u32,
-                samples,
-            })
-            .collect()
+        read_counts(&self.counts)
+    }
+
+    /// A reader of the maps for another thread (None if their descriptors
+    /// could not be duplicated).
+    pub fn tap(&self) -> Option<ProbeTap> {
+        let data = |fd: &Option<OwnedFd>| MapData::from_fd(fd.as_ref()?.try_clone().ok()?).ok();
+        let counts = HashMap::try_from(Map::HashMap(data(&self.counts_fd)?)).ok()?;
+        let stacks = StackTraceMap::try_from(Map::StackTraceMap(data(&self.stacks_fd)?)).ok()?;
+        Some(ProbeTap { counts, stacks })
     }
 
     /// The user stack with id `stack`, innermost frame first.
     pub fn stack(&self, stack: u32) -> Option<Vec<u64>> {
-        let trace = self.stacks.get(&stack, 0).ok()?;
-        Some(trace.frames().iter().map(|f| f.ip).collect())
+        read_stack(&self.stacks, stack)
     }
 
     /// Samples lost so far: no user stack could be taken (its table bucket

@@ -30,6 +30,7 @@
 //! other user can predict, pre-create or open it, and it disappears with
 //! the recorder.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::Read;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -38,6 +39,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
+use crate::locate::probe::Count;
 use crate::sample::boottime_ns;
 
 /// Name of the environment variable that carries the FIFO path.
@@ -55,7 +57,16 @@ pub struct Marker {
     /// "begin", "end" or "mark".
     pub kind: String,
     pub name: String,
+    /// With `--locate`: the cumulative page-fault sample counts read the
+    /// moment this marker arrived (see [`MarkerPipe::create_with_tap`]).
+    /// Set on the first marker of each read only: the markers of one read
+    /// arrived together, so nothing was sampled between them.
+    pub located: Option<Vec<Count>>,
 }
+
+/// Read by the reader thread as markers arrive, before it passes them on
+/// (`--locate`: the sample counts, see [`crate::locate::probe::ProbeTap`]).
+pub type Tap = Box<dyn FnMut() -> Vec<Count> + Send>;
 
 /// Why a marker line was skipped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -168,6 +179,18 @@ impl MarkerPipe {
     /// may mark) in a new private directory under `parent` and starts the
     /// reader thread.
     pub fn create_in(parent: &Path) -> Result<MarkerPipe, MarkerError> {
+        Self::create_in_with_tap(parent, None)
+    }
+
+    /// [`MarkerPipe::create`], and `tap` is read as each batch of markers
+    /// arrives (see [`Marker::located`]): in the reader thread, so the
+    /// reading is as close to the marker as it gets, whatever the
+    /// recorder's sampling interval.
+    pub fn create_with_tap(tap: Option<Tap>) -> Result<MarkerPipe, MarkerError> {
+        Self::create_in_with_tap(&std::env::temp_dir(), tap)
+    }
+
+    fn create_in_with_tap(parent: &Path, tap: Option<Tap>) -> Result<MarkerPipe, MarkerError> {
         let dir = tempfile::Builder::new()
             .prefix("memleak-markers-")
             .permissions(std::fs::Permissions::from_mode(0o700))
@@ -187,7 +210,7 @@ impl MarkerPipe {
         let counter = Arc::clone(&skipped);
         std::thread::Builder::new()
             .name("memleak-markers".into())
-            .spawn(move || read_until_closed(reader, tx, &counter))
+            .spawn(move || read_until_closed(reader, tx, &counter, tap))
             .map_err(MarkerError::Thread)?;
         Ok(MarkerPipe {
             path,
@@ -228,6 +251,73 @@ impl Drop for MarkerPipe {
     }
 }
 
+/// `pid=N NAME` split into the sender and the name, as
+/// `analyse::phases::split_pid` reads stored marker names (the analysis is
+/// not below the recorder, so the rule is repeated; a test keeps the two
+/// in step).
+pub fn split_sender(name: &str) -> (Option<u32>, &str) {
+    let Some(rest) = name.strip_prefix("pid=") else {
+        return (None, name);
+    };
+    let Some((num, tail)) = rest.split_once(char::is_whitespace) else {
+        return (None, name);
+    };
+    match num.parse::<u32>() {
+        Ok(pid) if !tail.trim().is_empty() => (Some(pid), tail.trim()),
+        _ => (None, name),
+    }
+}
+
+/// The phases open at a point of the marker stream: which test a process
+/// was running, to charge its `--locate` samples to (see
+/// [`crate::locate::Charges`]).
+#[derive(Debug, Default)]
+pub struct OpenPhases {
+    /// (sender, name), in begin order.
+    open: Vec<(Option<u32>, String)>,
+    /// Every process that named itself in a marker.
+    senders: HashSet<u32>,
+}
+
+impl OpenPhases {
+    /// Follows one marker (`begin`/`end`; `mark` is not a phase).
+    pub fn apply(&mut self, kind: &str, raw: &str) {
+        let (pid, name) = split_sender(raw);
+        match kind {
+            "begin" => {
+                self.senders.extend(pid);
+                self.open.push((pid, name.to_string()));
+            }
+            "end" => {
+                if let Some(i) = self.open.iter().rposition(|(p, n)| *p == pid && n == name) {
+                    self.open.remove(i);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// The phase process `tgid` is in: the latest one it opened itself; for
+    /// a process that never sent a marker (a test's subprocess), the latest
+    /// unnamed phase, else the only open phase if there is just one.
+    pub fn of(&self, tgid: u32) -> Option<String> {
+        let latest = |pid: Option<u32>| {
+            self.open
+                .iter()
+                .rev()
+                .find(|(p, _)| *p == pid)
+                .map(|(_, n)| n.clone())
+        };
+        if self.senders.contains(&tgid) {
+            return latest(Some(tgid));
+        }
+        latest(None).or_else(|| match self.open.as_slice() {
+            [(_, only)] => Some(only.clone()),
+            _ => None,
+        })
+    }
+}
+
 /// Makes the FIFO at `path` (which must not exist) and opens its read end
 /// (blocking) and our own write end.
 fn open_fifo(path: &Path) -> std::io::Result<(File, File)> {
@@ -258,7 +348,12 @@ fn open_fifo(path: &Path) -> std::io::Result<(File, File)> {
 /// The reader thread: forwards markers until every writer has closed the
 /// FIFO. It keeps reading after the recorder stops listening (a daemonised
 /// child may still write), so no writer ever blocks on a full pipe.
-fn read_until_closed(mut reader: File, tx: Sender<Marker>, skipped: &AtomicU64) {
+fn read_until_closed(
+    mut reader: File,
+    tx: Sender<Marker>,
+    skipped: &AtomicU64,
+    mut tap: Option<Tap>,
+) {
     let mut splitter = LineSplitter::default();
     let mut chunk = vec![0u8; 64 * 1024];
     let mut listening = true;
@@ -273,9 +368,21 @@ fn read_until_closed(mut reader: File, tx: Sender<Marker>, skipped: &AtomicU64) 
             }
         };
         let at_ns = boottime_ns();
+        let mut first = true;
         splitter.push(&chunk[..n], |line| match line.and_then(parse_line) {
             Ok(Some((kind, name))) => {
-                listening = listening && tx.send(Marker { at_ns, kind, name }).is_ok();
+                let located = match (first && listening, tap.as_mut()) {
+                    (true, Some(t)) => Some(t()),
+                    _ => None,
+                };
+                first = false;
+                let m = Marker {
+                    at_ns,
+                    kind,
+                    name,
+                    located,
+                };
+                listening = listening && tx.send(m).is_ok();
             }
             Ok(None) => {}
             Err(why) => {
@@ -306,6 +413,78 @@ mod tests {
         assert_eq!(parse_line(b"begin \xff\xfe"), Err(BadLine::NotUtf8));
         assert_eq!(parse_line(b""), Ok(None));
         assert_eq!(parse_line(b"  \n"), Ok(None));
+    }
+
+    #[test]
+    fn senders_split_as_the_analysis_reads_them() {
+        for name in [
+            "pid=42 t.py::x",
+            "pid=42  a b ",
+            "pid=42",
+            "pid=x y",
+            "t",
+            "pid= t",
+        ] {
+            assert_eq!(
+                split_sender(name),
+                crate::analyse::phases::split_pid(name),
+                "{name}"
+            );
+        }
+    }
+
+    #[test]
+    fn open_phases_follow_each_sender() {
+        let mut o = OpenPhases::default();
+        assert_eq!(o.of(1), None);
+        o.apply("begin", "pid=1 a");
+        // A subprocess of the only running test belongs to it.
+        assert_eq!((o.of(1), o.of(99)), (Some("a".into()), Some("a".into())));
+        o.apply("begin", "pid=2 b");
+        assert_eq!(o.of(2), Some("b".into()));
+        assert_eq!(o.of(99), None, "two tests run: a subprocess is nobody's");
+        o.apply("end", "pid=1 a");
+        o.apply("mark", "x");
+        // Worker 1 is between tests: its samples belong to no test.
+        assert_eq!((o.of(1), o.of(2)), (None, Some("b".into())));
+        o.apply("begin", "suite");
+        assert_eq!(o.of(99), Some("suite".into()));
+        o.apply("end", "suite");
+        o.apply("end", "pid=2 b");
+        assert_eq!((o.of(1), o.of(2), o.of(99)), (None, None, None));
+    }
+
+    #[test]
+    fn the_tap_is_read_once_per_batch_of_markers() {
+        let dir = tempfile::tempdir().unwrap();
+        let reads = Arc::new(AtomicU64::new(0));
+        let r = Arc::clone(&reads);
+        let tap: Tap = Box::new(move || {
+            let n = r.fetch_add(1, Ordering::Relaxed) + 1;
+            vec![Count {
+                tgid: 1,
+                stack: 2,
+                samples: n,
+            }]
+        });
+        let pipe = MarkerPipe::create_in_with_tap(dir.path(), Some(tap)).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .open(pipe.path())
+            .unwrap();
+        f.write_all(b"end pid=1 a\nbegin pid=1 b\n").unwrap();
+        let mut got = Vec::new();
+        for _ in 0..200 {
+            got.extend(pipe.drain());
+            if got.len() >= 2 {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(got[0].located.is_some(), "{got:?}");
+        let taps = got.iter().filter(|m| m.located.is_some()).count() as u64;
+        assert_eq!(taps, reads.load(Ordering::Relaxed));
     }
 
     #[test]

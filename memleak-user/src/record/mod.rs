@@ -296,8 +296,14 @@ fn record_into(
     // Start the command only once the sampler is ready, and track it before
     // it execs so nothing it does escapes the recording.
     // Phase markers: only for a command we start (it inherits the path).
+    // With --locate, the marker thread reads the sample counts as each
+    // marker arrives, so samples are charged to the test that was running.
+    let tap = locator.as_ref().and_then(|l| l.tap()).map(|t| {
+        let tap: markers::Tap = Box::new(move || t.counts());
+        tap
+    });
     let marker_pipe = match &opts.command {
-        Some(_) => match markers::MarkerPipe::create() {
+        Some(_) => match markers::MarkerPipe::create_with_tap(tap) {
             Ok(p) => Some(p),
             Err(e) => {
                 let note = format!("phase markers disabled: {e}");
@@ -359,6 +365,7 @@ fn record_into(
     let mut limit_schedule = limits::LimitSchedule::default();
     let mounts = crate::sample::proclimits::Mounts::detect();
     let mut next_locate = Instant::now() + LOCATE_POLL_EVERY;
+    let mut open_phases = markers::OpenPhases::default();
     loop {
         if Instant::now() >= next_locate {
             if let Some(l) = locator.as_mut() {
@@ -383,7 +390,12 @@ fn record_into(
             || rotate.is_some_and(|r| r.load(Ordering::Relaxed))
             || status.is_some()
             || opts.duration.is_some_and(|d| started.elapsed() >= d);
-        if let Err(e) = store_markers(&mut writer, marker_pipe.as_ref()) {
+        if let Err(e) = store_markers(
+            &mut writer,
+            marker_pipe.as_ref(),
+            locator.as_mut(),
+            &mut open_phases,
+        ) {
             storage_error = Some(e);
             break;
         }
@@ -470,8 +482,13 @@ fn record_into(
         while storage_error.is_none() && !exit_seen {
             let obs = sampler.snapshot()?;
             exit_seen = has_exit(&obs, pid);
-            match store_markers(&mut writer, marker_pipe.as_ref())
-                .and_then(|()| writer.write_snapshot(boottime_ns(), &obs))
+            match store_markers(
+                &mut writer,
+                marker_pipe.as_ref(),
+                locator.as_mut(),
+                &mut open_phases,
+            )
+            .and_then(|()| writer.write_snapshot(boottime_ns(), &obs))
             {
                 Ok(n) => samples += n as u64,
                 Err(e) => storage_error = Some(e),
@@ -502,6 +519,9 @@ fn record_into(
         }
         writer.set_counters(&counters)?;
         if let Some(l) = locator.as_mut() {
+            // What was sampled since the last marker: to the phases still
+            // open (a test that never ended), else to none.
+            l.cut_now(&|tgid| open_phases.of(tgid));
             let located = l.located();
             if located.lost > 0 {
                 let note = format!(
@@ -580,9 +600,29 @@ fn read_limits(
         .collect()
 }
 
-fn store_markers(w: &mut Writer, pipe: Option<&markers::MarkerPipe>) -> Result<(), StoreError> {
+/// Stores the markers received since the last call; with `--locate`,
+/// charges the samples taken before each marker to the phases open then.
+fn store_markers(
+    w: &mut Writer,
+    pipe: Option<&markers::MarkerPipe>,
+    locator: Option<&mut crate::locate::Locator>,
+    open: &mut markers::OpenPhases,
+) -> Result<(), StoreError> {
     let Some(pipe) = pipe else { return Ok(()) };
     let got = pipe.drain();
+    if let Some(l) = locator {
+        for m in &got {
+            if let Some(counts) = &m.located {
+                l.cut(counts, &|tgid| open.of(tgid));
+            }
+            open.apply(&m.kind, &m.name);
+        }
+        if !got.is_empty() {
+            // Name the test's stacks now, not up to a second later: a
+            // test process may exit right after its last test.
+            l.poll();
+        }
+    }
     let rows: Vec<(u64, &str, &str)> = got
         .iter()
         .map(|m| (m.at_ns, m.kind.as_str(), m.name.as_str()))

@@ -352,6 +352,35 @@ pub fn render_section(l: &Located) -> String {
     h
 }
 
+/// The per-test part of the HTML section: for each of `tests` (the
+/// flagged ones) with located samples, the function on top of its stacks.
+/// "" when none has any.
+pub fn render_test_tops(l: &Located, tests: &[&str]) -> String {
+    let rows: Vec<_> = tests
+        .iter()
+        .filter_map(|t| l.phase(t))
+        .filter_map(|p| super::located::phase_top(p).map(|top| (p, top)))
+        .take(TABLE_STACKS)
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut h = String::from("<h3 id=\"located-tests\">Flagged tests: where each first touched new memory</h3>\n<table class=\"stacks\">\n<tr><th>Test</th><th>Estimated</th><th>Top stack's share</th><th>Process</th><th>Top function</th></tr>\n");
+    for (p, (top, frame)) in rows {
+        let _ = writeln!(
+            h,
+            "<tr><td><code>{}</code></td><td class=\"n\">{}</td><td class=\"n\">{:.0}%</td><td>{}</td><td><code>{}</code></td></tr>",
+            esc(&p.name),
+            esc(&fmt_bytes(p.bytes() as f64)),
+            100.0 * top.samples as f64 / p.samples().max(1) as f64,
+            esc(&process_name(top)),
+            esc(&frame.label())
+        );
+    }
+    h.push_str("</table>\n");
+    h
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -384,6 +413,7 @@ pub(crate) mod tests {
             page_size: 4096,
             lost: 0,
             stacks,
+            phases: Vec::new(),
         }
     }
 

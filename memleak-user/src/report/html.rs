@@ -28,12 +28,18 @@ svg{max-width:100%;height:auto}table.stacks code{background:none;font-size:90%}"
 pub fn write(
     a: &Analysis,
     charts: &Charts,
-    located: &Located,
+    marked: &super::phases::Marked,
     dir: &Path,
 ) -> Result<PathBuf, ReportError> {
     crate::files::create_output_dir(dir)?;
     let index = dir.join("index.html");
-    write_file(&index, &render_index(a, charts, located))?;
+    let flagged: Vec<&str> = marked
+        .tests
+        .iter()
+        .filter(|t| t.flagged)
+        .map(|t| t.name.as_str())
+        .collect();
+    write_file(&index, &render_index(a, charts, &marked.located, &flagged))?;
     Ok(index)
 }
 
@@ -68,10 +74,16 @@ fn chart(a: &Analysis, charts: &Charts, i: usize) -> Option<String> {
 }
 
 /// The index page; `located` (the stacks of `--locate`, often none) adds
-/// the flame graph section ([`flamegraph`]).
+/// the flame graph section ([`flamegraph`]), and the top function of each
+/// of `flagged_tests` that has stacks of its own.
 ///
 /// [`flamegraph`]: super::flamegraph
-pub fn render_index(a: &Analysis, charts: &Charts, located: &Located) -> String {
+pub fn render_index(
+    a: &Analysis,
+    charts: &Charts,
+    located: &Located,
+    flagged_tests: &[&str],
+) -> String {
     let rec = &a.recording;
     let plots: Vec<(usize, String)> = a
         .results
@@ -192,6 +204,7 @@ pub fn render_index(a: &Analysis, charts: &Charts, located: &Located) -> String 
         );
     }
     h.push_str(&super::flamegraph::render_section(located));
+    h.push_str(&super::flamegraph::render_test_tops(located, flagged_tests));
     if !a.skipped.is_empty() {
         // Collapsed: a machine-wide recording has thousands of short-lived
         // processes, and the list would bury the findings above.
@@ -231,7 +244,7 @@ mod tests {
         let index = write(
             &a,
             &Charts::default(),
-            &Located::default(),
+            &crate::report::phases::Marked::default(),
             &dir.path().join("report"),
         )
         .unwrap();
@@ -279,7 +292,7 @@ mod tests {
             }],
             phases: Vec::new(),
         };
-        let with = render_index(&a, &charts, &Located::default());
+        let with = render_index(&a, &charts, &Located::default(), &[]);
         assert!(with.contains("rss</title></polyline>"), "{with}");
         assert!(with.contains("(judged)"));
         assert!(!with.contains("class=\"flame\""), "nothing located");
@@ -293,7 +306,18 @@ mod tests {
             stack(7, 30, &["main", "leak_site"]),
             stack(7, 3, &["main", "churn"]),
         ]);
-        let html = render_index(&a, &Charts::default(), &l);
+        let mut l = l;
+        l.phases = vec![crate::locate::PhaseStacks {
+            name: "t.py::test_<leak>".into(),
+            stacks: vec![stack(7, 30, &["main", "leak_site"])],
+        }];
+        let html = render_index(&a, &Charts::default(), &l, &["t.py::test_<leak>"]);
+        assert!(
+            html.contains("<tr><td><code>t.py::test_&lt;leak&gt;</code></td>")
+                && html.contains("<td><code>leak_site (leaky.c:1)</code></td></tr>"),
+            "{html}"
+        );
+        assert!(!render_index(&a, &Charts::default(), &l, &[]).contains("located-tests"));
         assert_eq!(html.matches("<svg class=\"flame\"").count(), 1, "{html}");
         assert!(html.contains("Where new memory was first touched"));
         assert!(html.contains("<table class=\"stacks\">"));

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::analyse::units::fmt_bytes;
-use crate::locate::{Frame, Located, LocatedStack};
+use crate::locate::{Frame, Located, LocatedStack, PhaseStacks};
 use crate::report::printable;
 
 /// Stacks shown in the text report.
@@ -62,6 +62,60 @@ pub fn render_text(l: &Located) -> String {
     out
 }
 
+/// Flagged tests shown with their top stack in the text report (all
+/// phases are in JSON).
+const TEXT_TESTS: usize = 20;
+
+/// The stack that touched the most new memory during a phase, and its
+/// innermost named frame (the function to look at; the first frame when
+/// none is named).
+pub fn phase_top(p: &PhaseStacks) -> Option<(&LocatedStack, &Frame)> {
+    let top = p.stacks.first()?;
+    let frame = top
+        .frames
+        .iter()
+        .find(|f| f.function.is_some())
+        .or(top.frames.first())?;
+    Some((top, frame))
+}
+
+/// The text section of per-test stacks: for each of `tests` (the flagged
+/// ones) that has located samples, its top stack's function and share. ""
+/// when none has any.
+pub fn render_test_tops(l: &Located, tests: &[&str]) -> String {
+    let rows: Vec<(&str, &PhaseStacks)> = tests
+        .iter()
+        .filter_map(|t| l.phase(t).map(|p| (*t, p)))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut out =
+        String::from("memleak: where the flagged tests first touched new memory (--locate):\n");
+    for (name, p) in rows.iter().take(TEXT_TESTS) {
+        let Some((top, frame)) = phase_top(p) else {
+            continue;
+        };
+        out.push_str(&format!(
+            "  {}  {} in {} samples, {:.0}% at {}, {} (pid {})\n",
+            printable(name),
+            fmt_bytes(p.bytes() as f64),
+            p.samples(),
+            100.0 * top.samples as f64 / p.samples().max(1) as f64,
+            printable(&frame.label()),
+            printable(&top.comm),
+            top.id.pid
+        ));
+    }
+    if rows.len() > TEXT_TESTS {
+        out.push_str(&format!(
+            "  ... {} more (see --format json)\n",
+            rows.len() - TEXT_TESTS
+        ));
+    }
+    out
+}
+
 /// The JSON form of one stack (schema: `located` in report.schema.json).
 #[derive(Serialize)]
 pub struct JsonStack<'a> {
@@ -94,6 +148,30 @@ pub struct JsonLocated<'a> {
     pub page_size: u64,
     pub lost_samples: u64,
     pub stacks: Vec<JsonStack<'a>>,
+    /// Per marked phase (test): the part of `stacks` sampled while it was
+    /// open. Left out when the recording has no phases.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub phases: Vec<JsonPhase<'a>>,
+}
+
+/// One phase of [`JsonLocated::phases`].
+#[derive(Serialize)]
+pub struct JsonPhase<'a> {
+    pub name: &'a str,
+    pub samples: u64,
+    pub estimated_bytes: u64,
+    pub stacks: Vec<JsonStack<'a>>,
+}
+
+impl<'a> From<&'a PhaseStacks> for JsonPhase<'a> {
+    fn from(p: &'a PhaseStacks) -> Self {
+        JsonPhase {
+            name: &p.name,
+            samples: p.samples(),
+            estimated_bytes: p.bytes(),
+            stacks: p.stacks.iter().map(JsonStack::from).collect(),
+        }
+    }
 }
 
 impl<'a> From<&'a Located> for JsonLocated<'a> {
@@ -103,6 +181,7 @@ impl<'a> From<&'a Located> for JsonLocated<'a> {
             page_size: l.page_size,
             lost_samples: l.lost,
             stacks: l.stacks.iter().map(JsonStack::from).collect(),
+            phases: l.phases.iter().map(JsonPhase::from).collect(),
         }
     }
 }
@@ -150,6 +229,7 @@ mod tests {
             page_size: 4096,
             lost: 2,
             stacks,
+            phases: Vec::new(),
         };
         let text = render_text(&l);
         let leak = text.find("at leak_site (leaky.c:12)").expect("leak frame");
@@ -174,13 +254,64 @@ mod tests {
             page_size: 4096,
             lost: 0,
             stacks: vec![stack(7, 2, "leak_site")],
+            phases: Vec::new(),
         };
         let v: serde_json::Value = serde_json::from_str(&render_json(&l)).unwrap();
+        assert!(v.get("phases").is_none(), "no phases, no key: {v}");
         assert_eq!(v["stacks"][0]["estimated_bytes"], 2 * 97 * 4096);
         assert_eq!(v["stacks"][0]["frames"][0]["function"], "leak_site");
         assert_eq!(
             v["stacks"][0]["frames"][1]["function"],
             serde_json::Value::Null
         );
+    }
+
+    #[test]
+    fn flagged_tests_get_their_top_function_and_json_every_phase() {
+        let mut leak = stack(7, 30, "leak_site");
+        leak.frames.insert(
+            0,
+            Frame {
+                addr: 0x3000,
+                function: None,
+                location: Some("libc.so.6".into()),
+            },
+        );
+        let l = Located {
+            period: 97,
+            page_size: 4096,
+            lost: 0,
+            stacks: vec![leak.clone(), stack(7, 4, "churn")],
+            phases: vec![
+                PhaseStacks {
+                    name: "t.py::test_leak".into(),
+                    stacks: vec![leak, stack(7, 10, "churn")],
+                },
+                PhaseStacks {
+                    name: "t.py::test_fine".into(),
+                    stacks: vec![stack(7, 4, "churn")],
+                },
+            ],
+        };
+        let text = render_test_tops(&l, &["t.py::test_leak", "t.py::not_sampled"]);
+        assert!(
+            text.contains("t.py::test_leak")
+                && text.contains("40 samples, 75% at leak_site (leaky.c:12), leaky")
+                && text.contains("(pid 7)"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("test_fine") && !text.contains("not_sampled"),
+            "{text}"
+        );
+        assert_eq!(render_test_tops(&l, &["t.py::test_none"]), "");
+        let v: serde_json::Value = serde_json::from_str(&render_json(&l)).unwrap();
+        assert_eq!(v["phases"][0]["name"], "t.py::test_leak");
+        assert_eq!(v["phases"][0]["samples"], 40);
+        assert_eq!(
+            v["phases"][0]["stacks"][0]["frames"][1]["function"],
+            "leak_site"
+        );
+        assert_eq!(v["phases"][1]["estimated_bytes"], 4 * 97 * 4096);
     }
 }

@@ -54,7 +54,9 @@ pub fn render(analysis: &Analysis, format: Format) -> String {
         Format::Json => json::render(analysis),
         Format::Junit => junit::render(analysis),
         Format::Github => github::render(analysis),
-        Format::Html => html::render_index(analysis, &html::Charts::default(), &Default::default()),
+        Format::Html => {
+            html::render_index(analysis, &html::Charts::default(), &Default::default(), &[])
+        }
     }
 }
 

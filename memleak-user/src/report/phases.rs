@@ -48,8 +48,15 @@ pub fn render(a: &Analysis, format: Format, marked: &Marked) -> String {
     let base = super::render(a, format);
     match format {
         Format::Table => {
+            let flagged: Vec<&str> = marked
+                .tests
+                .iter()
+                .filter(|t| t.flagged)
+                .map(|t| t.name.as_str())
+                .collect();
             base + &render_table(&marked.processes)
                 + &render_tests_table(&marked.tests)
+                + &crate::report::located::render_test_tops(&marked.located, &flagged)
                 + &crate::report::located::render_text(&marked.located)
         }
         _ => base,
@@ -244,24 +251,35 @@ mod tests {
     #[test]
     fn located_stacks_reach_the_table_and_the_json_report() {
         use crate::load::tests::tiny_analysis;
-        use crate::locate::{Frame, Located, LocatedStack};
+        use crate::locate::{Frame, Located, LocatedStack, PhaseStacks};
+        let stack = LocatedStack {
+            id: crate::sample::ProcId {
+                pid: 42,
+                start_ns: 9,
+            },
+            comm: "leaky".into(),
+            samples: 10,
+            bytes: 10 * 97 * 4096,
+            frames: vec![Frame {
+                addr: 0x401136,
+                function: Some("leak_site".into()),
+                location: Some("leaky.c:26".into()),
+            }],
+        };
         let marked = Marked {
+            tests: tests(),
             located: Located {
                 period: 97,
                 page_size: 4096,
                 lost: 0,
-                stacks: vec![LocatedStack {
-                    id: crate::sample::ProcId {
-                        pid: 42,
-                        start_ns: 9,
-                    },
-                    comm: "leaky".into(),
-                    samples: 10,
-                    bytes: 10 * 97 * 4096,
-                    frames: vec![Frame {
-                        addr: 0x401136,
-                        function: Some("leak_site".into()),
-                        location: Some("leaky.c:26".into()),
+                stacks: vec![stack.clone()],
+                // The flagged test touched 8 of the 10 samples.
+                phases: vec![PhaseStacks {
+                    name: "test_a.py::test_leaky".into(),
+                    stacks: vec![LocatedStack {
+                        samples: 8,
+                        bytes: 8 * 97 * 4096,
+                        ..stack
                     }],
                 }],
             },
@@ -270,6 +288,11 @@ mod tests {
         let a = tiny_analysis();
         let table = render(&a, Format::Table, &marked);
         assert!(table.contains("at leak_site (leaky.c:26)"), "{table}");
+        assert!(
+            table.contains("where the flagged tests first touched new memory")
+                && table.contains("test_a.py::test_leaky  3.0 MiB in 8 samples, 100% at leak_site"),
+            "{table}"
+        );
         let out: serde_json::Value =
             serde_json::from_str(&render(&a, Format::Json, &marked)).unwrap();
         let errors = super::super::json::schema_errors(&out);
@@ -282,6 +305,14 @@ mod tests {
             out["located"]["stacks"][0]["estimated_bytes"],
             10 * 97 * 4096
         );
+        assert_eq!(out["located"]["phases"][0]["name"], "test_a.py::test_leaky");
+        assert_eq!(
+            out["located"]["phases"][0]["stacks"][0]["frames"][0]["function"],
+            "leak_site"
+        );
+        let mut bad = out.clone();
+        bad["located"]["phases"][0]["stacks"][0]["samples"] = 0.into();
+        assert!(!super::super::json::schema_errors(&bad).is_empty());
         let mut bad = out.clone();
         bad["located"]["stacks"][0]["samples"] = 0.into();
         assert!(!super::super::json::schema_errors(&bad).is_empty());

@@ -138,7 +138,7 @@ fn mount_point(path: &std::path::Path) -> Option<String> {
 #[cfg(test)]
 mod located_tests {
     use super::*;
-    use crate::locate::{Frame, Located, LocatedStack};
+    use crate::locate::{Frame, Located, LocatedStack, PhaseStacks};
     use crate::sample::ProcId;
 
     fn located() -> Located {
@@ -155,14 +155,84 @@ mod located_tests {
             comm: "leaky".into(),
             samples,
             bytes: samples * 97 * 4096,
-            frames: vec![frame(0x401136, Some(top)), frame(0x7fff_0000_1234, None)],
+            // Distinct stacks have distinct addresses.
+            frames: vec![
+                frame(
+                    if top == "leak_site" {
+                        0x401136
+                    } else {
+                        0x401200
+                    },
+                    Some(top),
+                ),
+                frame(0x7fff_0000_1234, None),
+            ],
         };
         Located {
             period: 97,
             page_size: 4096,
             lost: 3,
             stacks: vec![stack(5, "churn_site"), stack(50, "leak_site")],
+            phases: Vec::new(),
         }
+    }
+
+    /// [`located`] split by test: `test_leak` touched 40 of leak_site's 50
+    /// samples, `test_fine` 3 of churn_site's 5 and 2 of leak_site's; the
+    /// rest was sampled outside every test.
+    fn located_by_test() -> Located {
+        let mut l = located();
+        let part = |i: usize, samples: u64| LocatedStack {
+            samples,
+            bytes: samples * 97 * 4096,
+            ..l.stacks[i].clone()
+        };
+        l.phases = vec![
+            PhaseStacks {
+                name: "t.py::test_leak".into(),
+                stacks: vec![part(1, 40)],
+            },
+            PhaseStacks {
+                name: "t.py::test_fine".into(),
+                stacks: vec![part(0, 3), part(1, 2)],
+            },
+        ];
+        crate::locate::rank_phases(&mut l.phases);
+        l
+    }
+
+    #[test]
+    fn per_test_stacks_round_trip_beside_the_whole_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.memleak");
+        let mut w = Writer::create(&path).unwrap();
+        let written = located_by_test();
+        w.write_located(&written).unwrap();
+        w.finish(1).unwrap();
+        let got = Recording::open(&path).unwrap().located().unwrap();
+        let mut want = written.clone();
+        crate::locate::rank(&mut want.stacks);
+        assert_eq!(got, want);
+        // The whole run is unchanged by the split.
+        assert_eq!(got.stacks[0].samples, 50);
+        let leak = got.phase("t.py::test_leak").expect("test_leak's stacks");
+        assert_eq!(leak.stacks.len(), 1);
+        assert_eq!(leak.stacks[0].top_function(), Some("leak_site"));
+        assert_eq!(leak.bytes(), 40 * 97 * 4096);
+        let fine = got.phase("t.py::test_fine").unwrap();
+        assert_eq!(fine.stacks[0].top_function(), Some("churn_site"));
+        assert_eq!(fine.samples(), 5);
+        // Most bytes first.
+        assert_eq!(got.phases[0].name, "t.py::test_leak");
+
+        // A file from before the split (no located_phases table) reads its
+        // whole-run stacks, and no phases.
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("DROP TABLE located_phases;").unwrap();
+        drop(c);
+        let old = Recording::open(&path).unwrap().located().unwrap();
+        assert_eq!(old.stacks, want.stacks);
+        assert!(old.phases.is_empty());
     }
 
     #[test]
@@ -195,7 +265,7 @@ mod located_tests {
         {
             let c = rusqlite::Connection::open(&path).unwrap();
             c.execute_batch(
-                "DROP TABLE located_frames; DROP TABLE located_stacks; \
+                "DROP TABLE located_phases; DROP TABLE located_frames; DROP TABLE located_stacks; \
                  UPDATE meta SET value = '1' WHERE key = 'format_version'; \
                  PRAGMA user_version = 1;",
             )

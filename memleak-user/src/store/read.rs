@@ -9,7 +9,7 @@ use super::header::{self, Header};
 use super::chunk;
 use super::schema::{APPLICATION_ID, FORMAT_VERSION, MIN_FORMAT_VERSION};
 use super::StoreError;
-use crate::locate::{Frame, Located, LocatedStack};
+use crate::locate::{Frame, Located, LocatedStack, PhaseStacks};
 use crate::sample::proclimits::{LimitKind, LimitRow};
 use crate::sample::{Mem, ProcId};
 
@@ -117,6 +117,8 @@ pub struct Recording {
     has_located: bool,
     /// Whether the file has `sample_chunks` (format 3), found once.
     has_chunks: bool,
+    /// Whether it has `located_phases` (added later), found once.
+    has_located_phases: bool,
     /// Every sampler tick, ns since boot, ascending.
     pub ticks: Vec<u64>,
     pub counters: Vec<(String, i64)>,
@@ -311,6 +313,7 @@ impl Recording {
             has_limits: false,
             has_located: false,
             has_chunks: false,
+            has_located_phases: false,
             ticks: Vec::new(),
             counters: Vec::new(),
             notes: Vec::new(),
@@ -329,6 +332,8 @@ impl Recording {
                 why: "table `sample_chunks` is missing".into(),
             });
         }
+        rec.has_located_phases = rec.has_located
+            && table_exists(&rec.conn, "located_phases").map_err(|e| rec.fail(e))?;
         rec.count_processes()?;
         if ticks {
             rec.load_ticks()?;
@@ -674,6 +679,40 @@ impl Recording {
                 by_id[i].1.frames.push(frame);
             }
         }
+        let phases = if self.has_located_phases {
+            let mut stmt = self
+                .conn
+                .prepare(
+                    "SELECT stack_id, phase, samples, bytes FROM located_phases ORDER BY phase",
+                )
+                .map_err(fail)?;
+            let rows: Vec<(i64, String, u64, u64)> = stmt
+                .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                .and_then(|rows| rows.collect())
+                .map_err(fail)?;
+            let mut phases: Vec<PhaseStacks> = Vec::new();
+            for (stack_id, phase, samples, bytes) in rows {
+                let Ok(i) = by_id.binary_search_by_key(&stack_id, |(id, _)| *id) else {
+                    continue;
+                };
+                let stack = LocatedStack {
+                    samples,
+                    bytes,
+                    ..by_id[i].1.clone()
+                };
+                match phases.last_mut() {
+                    Some(p) if p.name == phase => p.stacks.push(stack),
+                    _ => phases.push(PhaseStacks {
+                        name: phase,
+                        stacks: vec![stack],
+                    }),
+                }
+            }
+            crate::locate::rank_phases(&mut phases);
+            phases
+        } else {
+            Vec::new()
+        };
         let mut stacks: Vec<LocatedStack> = by_id.into_iter().map(|(_, s)| s).collect();
         crate::locate::rank(&mut stacks);
         Ok(Located {
@@ -681,6 +720,7 @@ impl Recording {
             page_size: num("page_size").unwrap_or(4096),
             lost: num("locate_lost").unwrap_or(0),
             stacks,
+            phases,
         })
     }
 

@@ -112,6 +112,21 @@ CREATE TABLE IF NOT EXISTS located_frames (
     location TEXT,              -- file:line, or the module's file name
     PRIMARY KEY (stack_id, depth)
 ) WITHOUT ROWID;
+-- The part of each located stack sampled while a marked phase (test) was
+-- open on the sampling process (see locate::Charges): one row per (stack,
+-- phase) with samples in it; what was sampled outside every phase is the
+-- stack's total minus these. `phase` is the marker's name without its
+-- `pid=N` prefix, as test verdicts name tests. Added without a format bump,
+-- like `limits`: older readers ignore the table and still read whole-run
+-- totals from located_stacks; this reader treats a file without it as "no
+-- per-phase split recorded".
+CREATE TABLE IF NOT EXISTS located_phases (
+    stack_id INTEGER NOT NULL REFERENCES located_stacks(id),
+    phase    TEXT    NOT NULL,
+    samples  INTEGER NOT NULL,
+    bytes    INTEGER NOT NULL,
+    PRIMARY KEY (stack_id, phase)
+) WITHOUT ROWID;
 -- Things the user must know about the recording (fallbacks, losses).
 CREATE TABLE IF NOT EXISTS notes (
     t_ns INTEGER NOT NULL,

@@ -399,6 +399,16 @@ impl Writer {
                      VALUES (?1, ?2, ?3, ?4, ?5)",
                 )
                 .map_err(fail)?;
+            let mut ins_phase = tx
+                .prepare_cached(
+                    "INSERT INTO located_phases(stack_id, phase, samples, bytes) \
+                     VALUES (?1, ?2, ?3, ?4) \
+                     ON CONFLICT(stack_id, phase) DO UPDATE SET \
+                     samples = samples + excluded.samples, bytes = bytes + excluded.bytes",
+                )
+                .map_err(fail)?;
+            // Row id of each stored (process, stack), for its phase rows.
+            let mut ids: HashMap<(ProcId, Vec<u64>), i64> = HashMap::new();
             for s in &located.stacks {
                 let id: i64 = ins_stack
                     .query_row(
@@ -421,6 +431,17 @@ impl Writer {
                             f.function,
                             f.location
                         ])
+                        .map_err(fail)?;
+                }
+                ids.insert((s.id, s.frames.iter().map(|f| f.addr).collect()), id);
+            }
+            for p in &located.phases {
+                for s in &p.stacks {
+                    let key = (s.id, s.frames.iter().map(|f| f.addr).collect());
+                    // A phase's stacks are part of the whole run's.
+                    let Some(id) = ids.get(&key) else { continue };
+                    ins_phase
+                        .execute(params![id, p.name, s.samples as i64, s.bytes as i64])
                         .map_err(fail)?;
                 }
             }

@@ -12,7 +12,11 @@ process that ran it (each pytest-xdist worker sends its own markers). It is
 optional in the protocol; this writer always sends it.
 """
 
+import fcntl
 import os
+import struct
+import termios
+import time
 
 ENV = "MEMLEAK_MARKERS"
 # Lines up to PIPE_BUF bytes are written atomically.
@@ -53,6 +57,28 @@ class Markers:
 
     def end(self, name):
         self._send("end", name)
+
+    def wait_read(self, timeout=0.05):
+        """Waits (at most `timeout` seconds) until memleak has read every
+        marker sent so far.
+
+        With --locate, memleak reads its page-fault sample counts the
+        moment a marker arrives: what was sampled before goes to the test
+        that was running. A test that starts before memleak read the
+        previous one's end marker would lend its first samples to it.
+        """
+        if self.fd is None:
+            return
+        deadline = time.monotonic() + timeout
+        buf = bytearray(4)
+        while True:
+            try:
+                fcntl.ioctl(self.fd, termios.FIONREAD, buf)
+            except OSError:
+                return
+            if struct.unpack("i", bytes(buf))[0] == 0 or time.monotonic() >= deadline:
+                return
+            time.sleep(0.0002)
 
     def mark(self, text):
         self._send("mark", text, pid=False)

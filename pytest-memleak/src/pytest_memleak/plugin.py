@@ -23,6 +23,7 @@ garbage collection, minus what was held before it started.
 
 import ctypes
 import gc
+import json
 import os
 import re
 import shlex
@@ -41,12 +42,22 @@ from .markers import ENV, Markers
 _INNER = "PYTEST_MEMLEAK_INNER"
 # File where the inner session writes its exit status for the outer one.
 _STATUS = "PYTEST_MEMLEAK_STATUS"
+# File where the inner session lists the tests it flagged (one node id a
+# line), so the outer one can show where they grew (--memleak-locate).
+_FLAGGED = "PYTEST_MEMLEAK_FLAGGED"
 # memleak's exit code when it flagged a leak (--fail-on-leak).
 _MEMLEAK_EXIT_LEAK = 3
 # memleak's exit code for a usage error (a bad --memleak-args).
 _MEMLEAK_EXIT_USAGE = 2
 # memleak's sampling interval (seconds), passed down to the inner session.
 _INTERVAL = "PYTEST_MEMLEAK_INTERVAL_S"
+# Set in the inner session with --memleak-locate.
+_LOCATE = "PYTEST_MEMLEAK_LOCATE"
+# With --memleak-locate, how long a process that ran tests stays after its
+# last one (seconds): memleak names the sampled stacks while the process
+# lives, and naming the first stacks of a library (reading its symbols and
+# debug info) takes up to about a second.
+_LOCATE_HOLD_S = 2.0
 # Session recordings kept in pytest's cache; older ones are deleted.
 _KEEP_IN_CACHE = 5
 # memleak's default interval, when the recording was started elsewhere
@@ -162,6 +173,7 @@ _INI = [
     ("memleak_no_fail", "bool", "like --memleak-no-fail: report leaks without failing"),
     ("memleak_kept", None, "like --memleak-kept: the per-test kept-memory threshold"),
     ("memleak_dir", None, "like --memleak-dir: where recordings go"),
+    ("memleak_locate", "bool", "like --memleak-locate: sample where tests touch new memory"),
 ]
 
 
@@ -212,6 +224,14 @@ def pytest_addoption(parser):
         metavar="DIR",
         help="folder for the session's recording (default: pytest's cache, "
         ".pytest_cache/d/memleak, which keeps the newest %d)" % _KEEP_IN_CACHE,
+    )
+    group.addoption(
+        "--memleak-locate",
+        action="store_true",
+        default=None,
+        help="with --memleak: also sample where new memory is first touched, with "
+        "stacks (`memleak run --locate`), and name the function on top of each "
+        "leaking test's stacks",
     )
     for name, kind, text in _INI:
         parser.addini(name, text, type=kind, default=False if kind == "bool" else "")
@@ -303,6 +323,90 @@ def _prune(folder, keep):
                 pass
 
 
+def _output_arg(args):
+    """The value of -o/--output in memleak's arguments, or None."""
+    for k, a in enumerate(args):
+        if a in ("-o", "--output"):
+            return args[k + 1] if k + 1 < len(args) else None
+        if a.startswith("--output="):
+            return a.split("=", 1)[1]
+        if a.startswith("-o") and not a.startswith("--"):
+            return a[2:]
+    return None
+
+
+def top_frame(stack):
+    """'function (file:line)' of a located stack's innermost named frame
+    (the first frame's address or module when none is named)."""
+    frames = stack.get("frames") or []
+    named = [f for f in frames if f.get("function")]
+    f = named[0] if named else (frames[0] if frames else None)
+    if f is None:
+        return "?"
+    what = f.get("function") or "%#x" % f.get("addr", 0)
+    return "%s (%s)" % (what, f["location"]) if f.get("location") else what
+
+
+def where_tests_grew(report, flagged):
+    """Lines naming the top located stack of each flagged test.
+
+    `report` is memleak's JSON report; `flagged` the node ids the plugin
+    failed. Tests memleak flagged are added after them.
+    """
+    names = list(flagged)
+    for t in report.get("tests") or []:
+        if t.get("flagged") and t.get("name") not in names:
+            names.append(t["name"])
+    located = report.get("located") or {}
+    phases = {p["name"]: p for p in located.get("phases") or []}
+    lines = []
+    for name in names:
+        p = phases.get(name)
+        if not p or not p.get("stacks"):
+            lines.append(
+                "LEAK %s: no page fault sampled during it (it touched little new "
+                "memory, or in a process memleak did not locate)" % name
+            )
+            continue
+        top = p["stacks"][0]
+        share = 100.0 * top["samples"] / max(1, p["samples"])
+        who = "%s (pid %d)" % (top["comm"], top["pid"]) if top["comm"] else "pid %d" % top["pid"]
+        lines.append(
+            "LEAK %s: %s of new memory first touched; %.0f%% at %s in %s"
+            % (name, fmt_size(p["estimated_bytes"]), share, top_frame(top), who)
+        )
+    return lines
+
+
+def _report_where_tests_grew(config, recording, flagged_path):
+    """Outer session, --memleak-locate: memleak's JSON report of the
+    recording, then the top stack of each leaking test."""
+    flagged = []
+    try:
+        with open(flagged_path) as f:
+            flagged = [line.strip() for line in f if line.strip()]
+    except OSError:
+        pass
+    argv = [_memleak_bin(config), "analyze", recording, "--format", "json"]
+    kept = _kept_threshold(config)
+    if kept is not None:
+        argv += ["--test-kept", str(kept)]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True)
+        report = json.loads(out.stdout)
+    except (OSError, ValueError) as e:
+        sys.stderr.write("pytest-memleak: cannot read the located stacks: %s\n" % e)
+        return
+    lines = where_tests_grew(report, flagged)
+    if not lines:
+        return
+    title = " memleak: where the leaking tests first touched new memory "
+    sys.stdout.write("%s\n" % title.center(79, "="))
+    for line in lines:
+        sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def _interval_arg(args):
     """The value of -i/--interval in memleak's arguments, or None."""
     for k, a in enumerate(args):
@@ -335,6 +439,14 @@ def let_the_recorder_look():
     time.sleep(0.001)
 
 
+def wait_for_locate(markers):
+    """With --memleak-locate: returns once memleak has read the marker just
+    sent (at most 50 ms), so the samples of the next test are not charged
+    to this one."""
+    if os.environ.get(_LOCATE):
+        markers.wait_read()
+
+
 def hold_still_for_the_recorder():
     """Lets memleak sample this process once more before it exits.
 
@@ -347,7 +459,10 @@ def hold_still_for_the_recorder():
     within one interval of its exit, so a tick up to 4 intervals late counts.
     """
     interval = parse_interval(os.environ.get(_INTERVAL, "")) or _DEFAULT_INTERVAL_S
-    time.sleep(5 * interval)
+    hold = 5 * interval
+    if os.environ.get(_LOCATE):
+        hold = max(hold, _LOCATE_HOLD_S)
+    time.sleep(hold)
 
 
 def session_exit_code(memleak_code, inner_code):
@@ -398,11 +513,23 @@ def pytest_cmdline_main(config):
     kept = _kept_threshold(config)
     if kept is not None:
         argv += ["--test-kept", str(kept)]
+    locate = bool(_opt(config, "memleak_locate"))
+    if locate and "--locate" not in user:
+        argv.append("--locate")
     argv += user
+    if recording is None:
+        recording = _output_arg(user)
     argv += ["--", sys.executable, "-m", "pytest"] + list(config.invocation_params.args)
     fd, status_path = tempfile.mkstemp(prefix="pytest-memleak-", suffix=".status")
     os.close(fd)
-    env = dict(os.environ, **{_INNER: "1", _STATUS: status_path, _INTERVAL: interval})
+    fd, flagged_path = tempfile.mkstemp(prefix="pytest-memleak-", suffix=".flagged")
+    os.close(fd)
+    env = dict(
+        os.environ,
+        **{_INNER: "1", _STATUS: status_path, _FLAGGED: flagged_path, _INTERVAL: interval}
+    )
+    if locate:
+        env[_LOCATE] = "1"
     sys.stdout.flush()
     sys.stderr.flush()
     try:
@@ -416,11 +543,14 @@ def pytest_cmdline_main(config):
                 inner = int(f.read().strip())
         except (OSError, ValueError):
             pass
+        if locate and recording is not None and os.path.exists(recording):
+            _report_where_tests_grew(config, recording, flagged_path)
     finally:
-        try:
-            os.unlink(status_path)
-        except OSError:
-            pass
+        for path in (status_path, flagged_path):
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
     result = session_exit_code(code, inner)
     if recording is not None and os.path.exists(recording):
         sys.stderr.write("pytest-memleak: recording: %s\n" % recording)
@@ -441,6 +571,15 @@ def pytest_sessionfinish(session):
                 f.write("%d\n" % int(session.exitstatus))
         except OSError:
             pass
+        check = session.config.pluginmanager.get_plugin("memleak-kept")
+        flagged_path = os.environ.get(_FLAGGED)
+        if flagged_path and check is not None:
+            try:
+                with open(flagged_path, "w") as f:
+                    for nodeid, _, _ in check.flagged:
+                        f.write(nodeid + "\n")
+            except OSError:
+                pass
 
 
 class _MarkerPlugin:
@@ -453,6 +592,7 @@ class _MarkerPlugin:
     @pytest.hookimpl(hookwrapper=True)
     def pytest_runtest_protocol(self, item, nextitem):
         self.markers.begin(item.nodeid)
+        wait_for_locate(self.markers)
         try:
             yield
         finally:
@@ -461,6 +601,7 @@ class _MarkerPlugin:
             settle()
             let_the_recorder_look()
             self.markers.end(item.nodeid)
+            wait_for_locate(self.markers)
             self.ran = True
 
     def pytest_unconfigure(self, config):
@@ -506,12 +647,14 @@ class _KeptCheck:
         before = anon_bytes()
         if self.markers is not None:
             self.markers.begin(item.nodeid)
+            wait_for_locate(self.markers)
         reports = runtestprotocol(item, nextitem=nextitem, log=False)
         settle()
         after = anon_bytes()
         if self.markers is not None:
             let_the_recorder_look()
             self.markers.end(item.nodeid)
+            wait_for_locate(self.markers)
         if before is not None and after is not None:
             self.judge(item, reports, before, after - before)
         for rep in reports:
