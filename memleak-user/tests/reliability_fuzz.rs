@@ -206,7 +206,11 @@ fn folded_and_unfolded_samples_read_the_same() {
     let (killed, n2) = series(unfinished_recording(), "killed.memleak");
     assert_eq!(finished, killed);
     assert_eq!(n1, n2);
-    assert_eq!(finished[0].len(), 40, "the growing process changed at every snapshot");
+    assert_eq!(
+        finished[0].len(),
+        40,
+        "the growing process changed at every snapshot"
+    );
     assert_eq!(n1, finished.iter().map(Vec::len).sum::<usize>() as u64);
 }
 

@@ -139,7 +139,10 @@ pub fn decode_into(
         rest = &rest[used..];
         Ok(v)
     };
-    let (mut t, mut dt) = (i64::try_from(t_first).map_err(|_| BadChunk("time out of range"))?, 0i64);
+    let (mut t, mut dt) = (
+        i64::try_from(t_first).map_err(|_| BadChunk("time out of range"))?,
+        0i64,
+    );
     let mut cur = [0i64; 5];
     out.reserve(n);
     for i in 0..n {
@@ -151,7 +154,9 @@ pub fn decode_into(
         }
         t = t.checked_add(dt).ok_or(BadChunk("time out of range"))?;
         for c in &mut cur {
-            *c = c.checked_add(next()?).ok_or(BadChunk("value out of range"))?;
+            *c = c
+                .checked_add(next()?)
+                .ok_or(BadChunk("value out of range"))?;
             if !(0..=MAX_VALUE).contains(c) {
                 return Err(BadChunk("memory figure out of range"));
             }

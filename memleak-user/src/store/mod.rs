@@ -340,8 +340,10 @@ mod fold_tests {
         let procs = rec.processes().unwrap();
         let raw = rec.raw_samples(&procs[0]).unwrap();
         assert_eq!(raw.len() as u64, n);
-        assert!(raw.iter().enumerate().all(|(i, s)| s.0 == t(i as u64)
-            && s.1.rss_anon == (100 + i as u64) * 4096));
+        assert!(raw
+            .iter()
+            .enumerate()
+            .all(|(i, s)| s.0 == t(i as u64) && s.1.rss_anon == (100 + i as u64) * 4096));
         assert_eq!(rec.raw_samples(&procs[1]).unwrap().len(), 5);
         assert_eq!(rec.sample_count().unwrap(), n + 5);
         let rows: i64 = rusqlite::Connection::open(&path)

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use rusqlite::{params, Connection, OpenFlags};
 
-use super::header::{self, Header};
 use super::chunk;
+use super::header::{self, Header};
 use super::schema::{APPLICATION_ID, FORMAT_VERSION, MIN_FORMAT_VERSION};
 use super::StoreError;
 use crate::locate::{Frame, Located, LocatedStack, PhaseStacks};

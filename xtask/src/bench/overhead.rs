@@ -429,8 +429,7 @@ pub fn run(
         if stats.0.is_some() {
             report.line(&format!(
                 "{:<38} {:>26}",
-                "eBPF programs in the work's context",
-                "% of the work's CPU time"
+                "eBPF programs in the work's context", "% of the work's CPU time"
             ));
             let mut bj = serde_json::Map::new();
             // Not --locate: its page-fault program is another object.
