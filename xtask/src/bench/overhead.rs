@@ -171,7 +171,7 @@ fn run_once_counting(
     cond: Cond,
     dir: &std::path::Path,
     i: usize,
-    mut in_context_ns: Option<&mut u64>,
+    in_context_ns: Option<&mut u64>,
 ) -> Result<(f64, f64)> {
     let argv = workload_argv(bins, w);
     let mut work = Command::new(&argv[0]);
@@ -202,7 +202,7 @@ fn run_once_counting(
                 .arg("--")
                 .args(&argv);
             let r = work_s(&run_measured(&mut cmd)?.2);
-            if let Some(ns) = in_context_ns.as_deref_mut() {
+            if let Some(ns) = in_context_ns {
                 *ns = in_context_bpf_ns(bins, &out)?;
             }
             let _ = std::fs::remove_file(&out);
