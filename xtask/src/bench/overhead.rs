@@ -22,6 +22,7 @@ enum Cond {
     Valgrind,
     Heaptrack,
     Memray,
+    Uprobes,
 }
 
 /// Rounds of the tools that instrument every allocation: at 10×–100× a
@@ -30,7 +31,7 @@ enum Cond {
 const HEAVY_ROUNDS: usize = 3;
 
 impl Cond {
-    const ALL: [Cond; 12] = [
+    const ALL: [Cond; 13] = [
         Cond::Alone,
         Cond::AloneAgain,
         Cond::Ebpf,
@@ -43,6 +44,7 @@ impl Cond {
         Cond::Valgrind,
         Cond::Heaptrack,
         Cond::Memray,
+        Cond::Uprobes,
     ];
     fn name(self) -> &'static str {
         match self {
@@ -58,6 +60,7 @@ impl Cond {
             Cond::Valgrind => "valgrind --leak-check=full",
             Cond::Heaptrack => "heaptrack",
             Cond::Memray => "memray run",
+            Cond::Uprobes => "uprobes on malloc+free (bpftrace)",
         }
     }
     fn key(self) -> &'static str {
@@ -74,10 +77,14 @@ impl Cond {
             Cond::Valgrind => "valgrind",
             Cond::Heaptrack => "heaptrack",
             Cond::Memray => "memray",
+            Cond::Uprobes => "uprobes_malloc_free",
         }
     }
     fn heavy(self) -> bool {
-        matches!(self, Cond::Valgrind | Cond::Heaptrack | Cond::Memray)
+        matches!(
+            self,
+            Cond::Valgrind | Cond::Heaptrack | Cond::Memray | Cond::Uprobes
+        )
     }
     /// Whether the condition means anything for `w`: memray profiles
     /// Python only.
@@ -87,6 +94,9 @@ impl Cond {
             // The suspect's cost of `--locate` (goal: at most 1.10x) is a
             // per-fault cost: the fault- and malloc-heavy workloads show it.
             Cond::EbpfLocate => matches!(w.key, "faults" | "malloc"),
+            // The other mechanism issue 16 proposed for `locate` (bcc
+            // memleak's): its cost is per allocator call.
+            Cond::Uprobes => w.key == "malloc",
             _ => true,
         }
     }
@@ -236,6 +246,24 @@ fn run_once_counting(
             remove_with_prefix(dir, &format!("{}-heaptrack-{i}", w.key));
             r
         }
+        Cond::Uprobes => {
+            // What an allocator mode would attach: a user stack per
+            // malloc, a count per free, for the workload's pid only (the
+            // trap is taken by every caller of these libc functions).
+            let libc = libc_of(&argv[0])?;
+            let script = format!(
+                "uprobe:{libc}:malloc /pid == cpid/ {{ @stacks[ustack] = count(); }} \
+                 uprobe:{libc}:free /pid == cpid/ {{ @frees = count(); }}"
+            );
+            let cmd_line = argv
+                .iter()
+                .map(|a| a.to_string_lossy().into_owned())
+                .collect::<Vec<_>>()
+                .join(" ");
+            let mut cmd = Command::new("bpftrace");
+            cmd.args(["-q", "-o", "/dev/null", "-e", &script, "-c", &cmd_line]);
+            work_s(&run_measured(&mut cmd)?.2)
+        }
         Cond::Memray => {
             let out = dir.join(format!("{}-memray-{i}.bin", w.key));
             let mut cmd = Command::new("python3");
@@ -247,6 +275,16 @@ fn run_once_counting(
             r
         }
     }
+}
+
+/// The libc a program is linked with (from ldd), for uprobes on it.
+fn libc_of(program: &std::ffi::OsStr) -> Result<String> {
+    let out = crate::run::output(Command::new("ldd").arg(program), "is ldd installed?")?;
+    out.lines()
+        .filter(|l| l.contains("libc.so"))
+        .find_map(|l| l.split_whitespace().find(|w| w.starts_with('/')))
+        .map(str::to_string)
+        .with_context(|| format!("no libc in `ldd {}`", program.to_string_lossy()))
 }
 
 /// The sum of the recording's `bpf_run_ns_*` counters but the task
@@ -333,13 +371,14 @@ pub fn run(
             report.line(&format!("({} not measured: {why})", c.name()));
         }
         report.line(&format!(
-            "valgrind, heaptrack and memray (what a user would otherwise reach for) run the \
+            "valgrind, heaptrack and memray (what a user would otherwise reach for), and uprobes on \
+             malloc/free (the allocator mode locate could have used), run the \
              first {HEAVY_ROUNDS} rounds only."
         ));
         missing
     } else {
-        report.line("valgrind, heaptrack and memray not measured (--no-alternatives).");
-        [Cond::Valgrind, Cond::Heaptrack, Cond::Memray]
+        report.line("valgrind, heaptrack, memray and uprobes not measured (--no-alternatives).");
+        [Cond::Valgrind, Cond::Heaptrack, Cond::Memray, Cond::Uprobes]
             .into_iter()
             .map(|c| (c, "--no-alternatives".to_string()))
             .collect()
@@ -467,7 +506,11 @@ pub fn run(
 fn heavy_tools_missing() -> Vec<(Cond, String)> {
     let have = |cmd: &mut Command| cmd.output().is_ok_and(|o| o.status.success());
     let mut missing = Vec::new();
-    for (c, tool) in [(Cond::Valgrind, "valgrind"), (Cond::Heaptrack, "heaptrack")] {
+    for (c, tool) in [
+        (Cond::Valgrind, "valgrind"),
+        (Cond::Heaptrack, "heaptrack"),
+        (Cond::Uprobes, "bpftrace"),
+    ] {
         if have(Command::new(tool).arg("--version")) {
             continue;
         }
