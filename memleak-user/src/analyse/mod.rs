@@ -413,6 +413,42 @@ pub struct Plot {
     pub y: Vec<f64>,
 }
 
+/// Buckets a [`Plot`] keeps (two points each): a chart or a sparkline is
+/// at most a few hundred pixels wide, and every leak finding keeps its
+/// plot until the report is written, so a machine with thousands of
+/// leaking processes must not keep thousands of whole series.
+pub const PLOT_BUCKETS: usize = 128;
+
+impl Plot {
+    /// The series, reduced to each bucket's lowest and highest point in
+    /// time order (first and last kept): a sawtooth keeps its teeth and a
+    /// spike its peak, which every-k-th sampling would lose.
+    pub fn of(t: &[f64], y: &[f64]) -> Plot {
+        let n = t.len().min(y.len());
+        if n <= 2 * PLOT_BUCKETS {
+            return Plot {
+                t: t[..n].to_vec(),
+                y: y[..n].to_vec(),
+            };
+        }
+        let mut keep = Vec::with_capacity(2 * PLOT_BUCKETS + 2);
+        keep.push(0);
+        for b in 0..PLOT_BUCKETS {
+            let (lo, hi) = (b * n / PLOT_BUCKETS, (b + 1) * n / PLOT_BUCKETS);
+            let by_value = |a: &usize, b: &usize| y[*a].total_cmp(&y[*b]);
+            let min = (lo..hi).min_by(by_value).unwrap_or(lo);
+            let max = (lo..hi).max_by(by_value).unwrap_or(lo);
+            keep.extend([min.min(max), min.max(max)]);
+        }
+        keep.push(n - 1);
+        keep.dedup();
+        Plot {
+            t: keep.iter().map(|&i| t[i]).collect(),
+            y: keep.iter().map(|&i| y[i]).collect(),
+        }
+    }
+}
+
 /// What one model concluded about one metric of one process.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Finding {
@@ -764,10 +800,7 @@ fn lbr_finding(
     finding.fit = Some(fit);
     finding.why = why;
     if verdict == Verdict::Leak {
-        finding.plot = Some(Plot {
-            t: t.to_vec(),
-            y: y.to_vec(),
-        });
+        finding.plot = Some(Plot::of(t, y));
     }
     finding
 }
@@ -860,10 +893,7 @@ pub fn analyse_process(
         life::apply(f, end, released_at_exit, rule, settings);
         if f.verdict == Verdict::Leak && f.plot.is_none() {
             if let Some(i) = cut.iter().find(|i| i.metric == f.metric) {
-                f.plot = Some(Plot {
-                    t: t[..n].to_vec(),
-                    y: i.values.to_vec(),
-                });
+                f.plot = Some(Plot::of(&t[..n], &i.values));
             }
         }
     }

@@ -111,10 +111,7 @@ impl Ctx<'_> {
 
     fn with_plot(&self, mut f: Finding) -> Finding {
         if f.verdict == Verdict::Leak {
-            f.plot = Some(Plot {
-                t: self.t.to_vec(),
-                y: self.y.to_vec(),
-            });
+            f.plot = Some(Plot::of(self.t, self.y));
         }
         f
     }

@@ -298,3 +298,23 @@ fn settings_are_validated() {
         assert!(s.validate().is_err(), "{s:?}");
     }
 }
+
+/// A leak's plot is bounded whatever the series' length, and keeps what a
+/// chart must show: the first and last points, every tooth's peak level and
+/// the lowest point, in time order.
+#[test]
+fn plots_are_bounded_and_keep_peaks() {
+    let n = 10_000;
+    let t: Vec<f64> = (0..n).map(f64::from).collect();
+    // Teeth of 37 points rising 1 per point on a slope of 0.01.
+    let y: Vec<f64> = (0..n).map(|i| f64::from(i % 37) + 0.01 * f64::from(i)).collect();
+    let p = Plot::of(&t, &y);
+    assert!(p.t.len() <= 2 * PLOT_BUCKETS + 2, "{}", p.t.len());
+    assert_eq!((p.t[0], p.t[p.t.len() - 1]), (0.0, f64::from(n - 1)));
+    assert!(p.t.windows(2).all(|w| w[0] < w[1]));
+    let max = y.iter().copied().fold(f64::MIN, f64::max);
+    assert!(p.y.contains(&max), "the highest point is kept");
+    assert!(p.y.contains(&0.0), "the lowest point is kept");
+    // Short series are kept whole.
+    assert_eq!(Plot::of(&t[..100], &y[..100]).y, y[..100].to_vec());
+}
