@@ -893,7 +893,7 @@ pub fn analyse_process(
         life::apply(f, end, released_at_exit, rule, settings);
         if f.verdict == Verdict::Leak && f.plot.is_none() {
             if let Some(i) = cut.iter().find(|i| i.metric == f.metric) {
-                f.plot = Some(Plot::of(&t[..n], &i.values));
+                f.plot = Some(Plot::of(&t[..n], i.values));
             }
         }
     }

@@ -307,7 +307,9 @@ fn plots_are_bounded_and_keep_peaks() {
     let n = 10_000;
     let t: Vec<f64> = (0..n).map(f64::from).collect();
     // Teeth of 37 points rising 1 per point on a slope of 0.01.
-    let y: Vec<f64> = (0..n).map(|i| f64::from(i % 37) + 0.01 * f64::from(i)).collect();
+    let y: Vec<f64> = (0..n)
+        .map(|i| f64::from(i % 37) + 0.01 * f64::from(i))
+        .collect();
     let p = Plot::of(&t, &y);
     assert!(p.t.len() <= 2 * PLOT_BUCKETS + 2, "{}", p.t.len());
     assert_eq!((p.t[0], p.t[p.t.len() - 1]), (0.0, f64::from(n - 1)));

@@ -76,7 +76,7 @@ pub struct SnapshotArgs {
     /// What refreshes the eBPF counters: `snapshot` (default: every
     /// tracked process is re-read in the kernel at each snapshot, running
     /// or asleep, and at exit; nothing runs per fault or context switch;
-    /// the recorder pays ~0.2% of a core per 1,000 processes at 1 s),
+    /// the recorder pays ~0.1% of a core per 1,000 processes at 1 s),
     /// `switch` (when a process leaves the CPU, at 4 Hz while it runs, and
     /// at exit; 4-39% slower at extreme context-switch rates) or `faults`
     /// (every RSS change, exact between snapshots; page faults get 5-10%
