@@ -13,6 +13,7 @@ pub mod export;
 pub mod files;
 pub mod load;
 pub mod locate;
+pub mod marker_name;
 pub mod record;
 pub mod report;
 pub mod sample;

@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 const LAYERS: &[(&str, u32)] = &[
     ("diag", 0),
     ("files", 0),
+    ("marker_name", 0),
     ("sysinfo", 0),
     ("sample", 1),
     ("locate", 2),

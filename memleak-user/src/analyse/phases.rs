@@ -24,6 +24,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 
 use super::Metric;
+use crate::marker_name::split_sender;
 use crate::sample::Mem;
 
 /// A `begin`..`end` interval, seconds since the recording's start.
@@ -35,24 +36,6 @@ pub struct Phase {
     pub start_s: f64,
     /// `None`: never ended (the harness died, or the recording stopped first).
     pub end_s: Option<f64>,
-}
-
-/// Splits the optional `pid=N ` prefix off a stored marker name. The
-/// recorder stores everything after the kind as the name, so the prefix is
-/// parsed here: recordings made before it existed read the same, and a
-/// name that merely looks like `pid=x` (no digits, nothing after) stays a
-/// name.
-pub fn split_pid(name: &str) -> (Option<u32>, &str) {
-    let Some(rest) = name.strip_prefix("pid=") else {
-        return (None, name);
-    };
-    let Some((num, tail)) = rest.split_once(char::is_whitespace) else {
-        return (None, name);
-    };
-    match num.parse::<u32>() {
-        Ok(pid) if !tail.trim().is_empty() => (Some(pid), tail.trim()),
-        _ => (None, name),
-    }
 }
 
 /// How much one phase saw a process grow.
@@ -87,7 +70,7 @@ pub struct ProcessPhases {
 pub fn phases_from_markers(markers: &[(f64, String, String)]) -> Vec<Phase> {
     let mut out: Vec<Phase> = Vec::new();
     for (t, kind, raw) in markers {
-        let (pid, name) = split_pid(raw);
+        let (pid, name) = split_sender(raw);
         match kind.as_str() {
             "begin" => out.push(Phase {
                 name: name.to_string(),
@@ -433,11 +416,7 @@ mod tests {
 
     #[test]
     fn marker_names_may_carry_the_sender_pid() {
-        assert_eq!(split_pid("pid=42 t.py::x"), (Some(42), "t.py::x"));
-        assert_eq!(split_pid("pid=42  a b "), (Some(42), "a b"));
-        assert_eq!(split_pid("t.py::x"), (None, "t.py::x"));
-        assert_eq!(split_pid("pid=42"), (None, "pid=42"));
-        assert_eq!(split_pid("pid=x y"), (None, "pid=x y"));
+        // The prefix rule itself: marker_name's tests.
         // Two workers running a test of the same name: ends pair per sender.
         let p = phases_from_markers(&[
             m(1.0, "begin", "pid=1 t"),

@@ -40,6 +40,7 @@ use std::sync::mpsc::{channel, Receiver, Sender};
 use std::sync::Arc;
 
 use crate::locate::probe::Count;
+use crate::marker_name::split_sender;
 use crate::sample::boottime_ns;
 
 /// Name of the environment variable that carries the FIFO path.
@@ -251,23 +252,6 @@ impl Drop for MarkerPipe {
     }
 }
 
-/// `pid=N NAME` split into the sender and the name, as
-/// `analyse::phases::split_pid` reads stored marker names (the analysis is
-/// not below the recorder, so the rule is repeated; a test keeps the two
-/// in step).
-pub fn split_sender(name: &str) -> (Option<u32>, &str) {
-    let Some(rest) = name.strip_prefix("pid=") else {
-        return (None, name);
-    };
-    let Some((num, tail)) = rest.split_once(char::is_whitespace) else {
-        return (None, name);
-    };
-    match num.parse::<u32>() {
-        Ok(pid) if !tail.trim().is_empty() => (Some(pid), tail.trim()),
-        _ => (None, name),
-    }
-}
-
 /// The phases open at a point of the marker stream: which test a process
 /// was running, to charge its `--locate` samples to (see
 /// [`crate::locate::Charges`]).
@@ -413,24 +397,6 @@ mod tests {
         assert_eq!(parse_line(b"begin \xff\xfe"), Err(BadLine::NotUtf8));
         assert_eq!(parse_line(b""), Ok(None));
         assert_eq!(parse_line(b"  \n"), Ok(None));
-    }
-
-    #[test]
-    fn senders_split_as_the_analysis_reads_them() {
-        for name in [
-            "pid=42 t.py::x",
-            "pid=42  a b ",
-            "pid=42",
-            "pid=x y",
-            "t",
-            "pid= t",
-        ] {
-            assert_eq!(
-                split_sender(name),
-                crate::analyse::phases::split_pid(name),
-                "{name}"
-            );
-        }
     }
 
     #[test]
