@@ -278,6 +278,21 @@ pub struct NobodySandbox {
     pub out: PathBuf,
 }
 
+impl NobodySandbox {
+    /// `setpriv` running the sandbox's memleak as nobody (uid and gid
+    /// 65534, no groups) from `/`, with `options` for setpriv itself
+    /// (capability sets); add memleak's arguments.
+    pub fn command(&self, options: &[String]) -> std::process::Command {
+        let mut cmd = std::process::Command::new("setpriv");
+        cmd.args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
+            .args(options)
+            .arg("--")
+            .arg(&self.bin)
+            .current_dir("/");
+        cmd
+    }
+}
+
 /// A [`NobodySandbox`], or why one cannot be made here (not root, so no
 /// switching user; no `setpriv`).
 pub fn nobody_sandbox() -> Result<NobodySandbox, String> {

@@ -9,7 +9,7 @@
 //! eBPF-capable kernel; skipped with the reason otherwise.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use memleak_tests::require_ebpf;
 use memleak_tests::NobodySandbox;
@@ -50,18 +50,16 @@ fn record_with(s: &NobodySandbox, caps: &[String], name: &str) -> (Output, PathB
         .chain(caps.iter().map(|c| format!("+{}", setpriv_name(c))))
         .collect::<Vec<_>>()
         .join(",");
-    let out = Command::new("setpriv")
-        .args(["--reuid", "65534", "--regid", "65534", "--clear-groups"])
-        .arg("--no-new-privs")
-        .arg(format!("--inh-caps={set}"))
-        .arg(format!("--ambient-caps={set}"))
-        .arg(format!("--bounding-set={set}"))
-        .arg("--")
-        .arg(&s.bin)
+    let out = s
+        .command(&[
+            "--no-new-privs".to_string(),
+            format!("--inh-caps={set}"),
+            format!("--ambient-caps={set}"),
+            format!("--bounding-set={set}"),
+        ])
         .args(["record", "-q", "--sampler", "auto", "-i", "50ms", "-o"])
         .arg(&rec)
         .args(["--", "sh", "-c", "sleep 0.2"])
-        .current_dir("/")
         .output()
         .expect("run setpriv");
     (out, rec)

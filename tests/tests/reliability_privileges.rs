@@ -4,26 +4,12 @@
 //! Runs memleak as `nobody` through `setpriv`; skipped (with the reason)
 //! when not root or when setpriv is missing.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use memleak_tests::memleak_bin;
 
-fn as_nobody(bin: &Path, args: &[&str]) -> Output {
-    Command::new("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "--",
-        ])
-        .arg(bin)
-        .args(args)
-        .current_dir("/")
-        .output()
-        .expect("run setpriv")
+fn as_nobody(u: &memleak_tests::NobodySandbox, args: &[&str]) -> Output {
+    u.command(&[]).args(args).output().expect("run setpriv")
 }
 
 macro_rules! setup_or_skip {
@@ -43,7 +29,7 @@ fn auto_falls_back_to_procfs_with_one_line_saying_why() {
     let u = setup_or_skip!();
     let rec = u.out.join("auto.memleak");
     let o = as_nobody(
-        &u.bin,
+        &u,
         &[
             "record",
             "-q",
@@ -97,7 +83,7 @@ fn forced_ebpf_fails_naming_the_missing_capability() {
     let u = setup_or_skip!();
     let rec = u.out.join("ebpf.memleak");
     let o = as_nobody(
-        &u.bin,
+        &u,
         &[
             "record",
             "-q",
@@ -136,7 +122,7 @@ fn forced_ebpf_fails_naming_the_missing_capability() {
 fn locate_without_privileges_says_what_is_missing() {
     let u = setup_or_skip!();
     let target = std::process::id().to_string();
-    let o = as_nobody(&u.bin, &["locate", &target, "-d", "1s"]);
+    let o = as_nobody(&u, &["locate", &target, "-d", "1s"]);
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("locate needs privileges"), "{stderr}");

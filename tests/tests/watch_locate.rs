@@ -238,20 +238,11 @@ fn watch_locate_without_privileges_says_why_and_writes_nothing() {
         }
     };
     let dir = sandbox.out.join("w");
-    let out = Command::new("setpriv")
-        .args([
-            "--reuid",
-            "65534",
-            "--regid",
-            "65534",
-            "--clear-groups",
-            "--",
-        ])
-        .arg(&sandbox.bin)
+    let out = sandbox
+        .command(&[])
         .args(["watch", "--sampler", "procfs", "--pid", "1", "-d", "2s"])
         .args(["--locate", "--dir"])
         .arg(&dir)
-        .current_dir("/")
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
