@@ -122,11 +122,20 @@ pub fn prepare(
     }
     // Clean.
     let mut keep: Vec<usize> = Vec::with_capacity(n);
-    let mut last_t = f64::NEG_INFINITY;
-    for i in 0..n {
-        if t[i].is_finite() && t[i] > last_t && columns.iter().all(|c| c[i].is_finite()) {
-            keep.push(i);
-            last_t = t[i];
+    // Column by column, the usual all-clean input is recognised in loops
+    // the compiler vectorises; point by point only when something is off.
+    let clean = t[..n].iter().all(|x| x.is_finite())
+        && t[..n].windows(2).all(|w| w[1] > w[0])
+        && columns.iter().all(|c| c[..n].iter().all(|v| v.is_finite()));
+    if clean {
+        keep.extend(0..n);
+    } else {
+        let mut last_t = f64::NEG_INFINITY;
+        for i in 0..n {
+            if t[i].is_finite() && t[i] > last_t && columns.iter().all(|c| c[i].is_finite()) {
+                keep.push(i);
+                last_t = t[i];
+            }
         }
     }
     let (Some(&first), Some(&last)) = (keep.first(), keep.last()) else {
@@ -162,10 +171,20 @@ pub fn prepare(
         let grid: Vec<f64> = (0..points)
             .map(|k| end - (points - 1 - k) as f64 * step)
             .collect();
+        // The usual case: every point kept and the samples already on the
+        // grid (the store densifies onto the sampler's ticks). Resampling
+        // would return each value unchanged (weight 0 on the next point),
+        // so the values are copied as they are.
+        let kept = &keep[r.clone()];
+        let contiguous = kept[kept.len() - 1] - kept[0] + 1 == kept.len();
+        let on_grid = ts.len() == grid.len() && ts.iter().zip(&grid).all(|(a, b)| a == b);
         let cols = columns
             .iter()
             .map(|c| {
-                let ys: Vec<f64> = keep[r.clone()].iter().map(|&i| c[i]).collect();
+                if contiguous && on_grid {
+                    return c[kept[0]..=kept[kept.len() - 1]].to_vec();
+                }
+                let ys: Vec<f64> = kept.iter().map(|&i| c[i]).collect();
                 resample(ts, &ys, &grid)
             })
             .collect();
@@ -233,6 +252,27 @@ mod tests {
         assert_eq!(segs[0].t.last(), Some(&99.0));
         assert_eq!(segs[1].t.len(), 100);
         assert_eq!(segs[1].columns[0], segs[1].t);
+    }
+
+    /// Samples already on the grid are copied; the copy is what resampling
+    /// gives. Off the grid, or with a point dropped, they are resampled.
+    #[test]
+    fn prepare_copies_samples_on_the_grid() {
+        let mut s = settings();
+        s.warmup_fraction = 0.0;
+        let t: Vec<f64> = (0..300).map(f64::from).collect();
+        let y: Vec<f64> = (0..300).map(|i| f64::from((i * 7919) % 4099)).collect();
+        let seg = &prepare(&t, &[&y], 1.0, &s).unwrap()[0];
+        assert_eq!(seg.columns[0], y);
+        assert_eq!(seg.columns[0], resample(&t, &y, &seg.t));
+        let jittered: Vec<f64> = t.iter().map(|&x| x + 0.01 * (x % 3.0)).collect();
+        let seg = &prepare(&jittered, &[&y], 1.0, &s).unwrap()[0];
+        assert_eq!(seg.columns[0], resample(&jittered, &y, &seg.t));
+        assert_ne!(seg.columns[0], y);
+        let mut holed = y.clone();
+        holed[150] = f64::NAN;
+        let seg = &prepare(&t, &[&holed], 1.0, &s).unwrap()[0];
+        assert_eq!(seg.columns[0][150], (y[149] + y[151]) / 2.0);
     }
 
     #[test]
