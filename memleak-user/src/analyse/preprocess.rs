@@ -124,9 +124,10 @@ pub fn prepare(
     let mut keep: Vec<usize> = Vec::with_capacity(n);
     // Column by column, the usual all-clean input is recognised in loops
     // the compiler vectorises; point by point only when something is off.
-    let clean = t[..n].iter().all(|x| x.is_finite())
-        && t[..n].windows(2).all(|w| w[1] > w[0])
-        && columns.iter().all(|c| c[..n].iter().all(|v| v.is_finite()));
+    let all_finite = |v: &[f64]| !v.iter().fold(false, |bad, x| bad | !x.is_finite());
+    let clean = all_finite(&t[..n])
+        && !t[..n].windows(2).fold(false, |bad, w| bad | (w[1] <= w[0]))
+        && columns.iter().all(|c| all_finite(&c[..n]));
     if clean {
         keep.extend(0..n);
     } else {
