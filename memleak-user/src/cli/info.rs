@@ -16,6 +16,15 @@ pub struct InfoArgs {
     /// Also list every process with its memory at start, end and peak.
     #[arg(short, long)]
     pub processes: bool,
+
+    /// Instead of the summary, print the samples of the process(es) with
+    /// this PID as CSV on stdout: one row per recorded sample (a sample is
+    /// stored only when a figure changed; the value holds until the next
+    /// row), figures in bytes. Since recording format 3 most samples are
+    /// stored in compact chunks that `sqlite3` cannot read; this decodes
+    /// them. A reused PID prints each process, told apart by `start_ns`.
+    #[arg(long, value_name = "PID", conflicts_with = "processes")]
+    pub series: Option<u32>,
 }
 
 /// What `--locate` stored, in a line: how many stacks, in how many
@@ -50,6 +59,9 @@ fn located_line(l: &crate::locate::Located) -> Option<String> {
 
 pub fn run(args: InfoArgs) -> Result<i32> {
     let rec = Recording::open(&args.file)?;
+    if let Some(pid) = args.series {
+        return print_series(&rec, &args.file, pid);
+    }
     let m = &rec.meta;
     let last_tick = rec.ticks.last().copied();
     println!("recording   {}", args.file.display());
@@ -121,6 +133,43 @@ pub fn run(args: InfoArgs) -> Result<i32> {
         println!();
         super::summary::print(&rec)?;
     }
+    Ok(0)
+}
+
+/// Columns of `--series`, in order.
+const SERIES_HEADER: &str = "pid,start_ns,t_ns,t_s,vm,rss_anon,rss_file,rss_shmem,swap";
+
+/// `info --series PID`: every recorded sample of the processes with `pid`.
+fn print_series(rec: &Recording, file: &std::path::Path, pid: u32) -> Result<i32> {
+    use std::io::Write;
+    let procs = rec.processes_with_pid(pid)?;
+    if procs.is_empty() {
+        anyhow::bail!(
+            "{} holds no process with PID {pid}; `memleak info -p {}` lists the ones it holds",
+            file.display(),
+            file.display()
+        );
+    }
+    let start = rec.meta.start_ns;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    writeln!(out, "{SERIES_HEADER}")?;
+    for p in &procs {
+        for (t, m) in rec.raw_samples(p)? {
+            writeln!(
+                out,
+                "{},{},{t},{:.3},{},{},{},{},{}",
+                p.id.pid,
+                p.id.start_ns,
+                t.saturating_sub(start) as f64 / 1e9,
+                m.vm,
+                m.rss_anon,
+                m.rss_file,
+                m.rss_shmem,
+                m.swap
+            )?;
+        }
+    }
+    out.flush()?;
     Ok(0)
 }
 

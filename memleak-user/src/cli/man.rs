@@ -71,7 +71,9 @@ const FILES: &[(&str, &str)] = &[
     (
         "*.memleak",
         "A recording: one SQLite database (WAL mode, created mode 0600). \
-         memleak info FILE describes it; sqlite3 opens it for ad-hoc queries.",
+         memleak info FILE describes it, and memleak info FILE --series PID \
+         prints a process's samples as CSV; sqlite3 opens it for ad-hoc \
+         queries (most samples are in compact chunks there).",
     ),
     (
         "./memleak.toml",
