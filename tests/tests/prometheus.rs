@@ -95,6 +95,7 @@ fn exposition() -> String {
             ("procfs_scan_us".into(), 10),
         ],
         processes: 3,
+        located: Default::default(),
     };
     let a = range::analyse_loaded(&loaded, &Settings::default());
     let text = render(&loaded, &a, &Options::default(), Refresh::default(), &|p| {

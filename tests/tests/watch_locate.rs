@@ -146,6 +146,22 @@ fn assert_located_the_leak_only(dir: &Path, w: &Workloads, stderr: &str) {
     let first = &report["located"]["stacks"][0];
     assert_eq!(first["pid"], leak, "{:#}", report["located"]);
     assert_eq!(first["frames"][0]["function"], "leak_site");
+
+    // And the directory over a time range, as an operator reads a watch.
+    let out = Command::new(memleak_bin())
+        .args(["analyze", "--format", "json", "--since", "1h"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "JSON report of the directory: {e}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let first = &report["located"]["stacks"][0];
+    assert_eq!(first["pid"], leak, "{:#}", report["located"]);
+    assert_eq!(first["frames"][0]["function"], "leak_site");
 }
 
 #[test]

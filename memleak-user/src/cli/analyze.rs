@@ -284,8 +284,12 @@ pub fn run(args: AnalyzeArgs) -> Result<i32> {
     let settings = args.analysis.settings()?;
     let leak = match super::sources::analyse_source(args.file.as_deref(), &args.source, &settings)?
     {
-        Some(a) => {
-            emit_analysis(&a, &Default::default(), &Default::default(), &report)?;
+        Some((a, located)) => {
+            let marked = Marked {
+                located,
+                ..Default::default()
+            };
+            emit_analysis(&a, &marked, &Default::default(), &report)?;
             a.any_leak()
         }
         None => {

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 
 use crate::analyse::{Analysis, Settings};
+use crate::locate::Located;
 use crate::source::{now_unix, prometheus, range};
 
 /// Where `memleak analyze` reads series from, besides one recording.
@@ -109,13 +110,14 @@ fn parse_time_at(s: &str, now: f64) -> Result<f64, String> {
 }
 
 /// `memleak analyze` over a directory with a time range, or over a
-/// Prometheus server; `None` when `file` is a plain recording without a
-/// range (the ordinary path).
+/// Prometheus server, with the code paths the files located (none from
+/// Prometheus); `None` when `file` is a plain recording without a range
+/// (the ordinary path).
 pub fn analyse_source(
     file: Option<&Path>,
     source: &SourceArgs,
     settings: &Settings,
-) -> Result<Option<Analysis>> {
+) -> Result<Option<(Analysis, Located)>> {
     let a = if let Some(url) = &source.prometheus {
         if file.is_some() {
             bail!("give either a recording or --prometheus, not both");
@@ -129,7 +131,7 @@ pub fn analyse_source(
             password_file: source.prometheus_password_file.clone(),
             ca_file: source.prometheus_ca_file.clone(),
         })?;
-        prometheus::analyse(
+        let a = prometheus::analyse(
             &client,
             &source.query,
             since,
@@ -137,7 +139,8 @@ pub fn analyse_source(
             source.step.as_secs_f64(),
             settings.limit_bytes,
             settings,
-        )?
+        )?;
+        (a, Located::default())
     } else {
         let Some(path) = file else {
             bail!("no recording given");

@@ -66,7 +66,7 @@ pub enum LocateError {
 }
 
 /// One frame of a sampled stack.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
 pub struct Frame {
     /// The address as sampled (a return address for all but the innermost).
     pub addr: u64,
@@ -375,6 +375,53 @@ impl Located {
     pub fn phase(&self, name: &str) -> Option<&PhaseStacks> {
         self.phases.iter().find(|p| p.name == name)
     }
+
+    /// Adds what another recording located (the next file of a `watch`
+    /// directory): the same code path of the same process adds up, so a
+    /// session that ran across a rotation counts once.
+    pub fn absorb(&mut self, other: Located) {
+        if other.stacks.is_empty() && other.phases.is_empty() && other.lost == 0 {
+            // A file without --locate says nothing, not "period 0".
+            return;
+        }
+        if self.period == 0 {
+            (self.period, self.page_size) = (other.period, other.page_size);
+        }
+        self.lost += other.lost;
+        merge_stacks(&mut self.stacks, other.stacks);
+        for p in other.phases {
+            match self.phases.iter_mut().find(|q| q.name == p.name) {
+                Some(q) => merge_stacks(&mut q.stacks, p.stacks),
+                None => self.phases.push(p),
+            }
+        }
+        self.phases.sort_by_key(|p| std::cmp::Reverse(p.bytes()));
+    }
+}
+
+/// Adds `more` to `into` by (process, frames); most bytes first after.
+fn merge_stacks(into: &mut Vec<LocatedStack>, more: Vec<LocatedStack>) {
+    let mut at: HashMap<(ProcId, Vec<Frame>), usize> = into
+        .iter()
+        .enumerate()
+        .map(|(i, s)| ((s.id, s.frames.clone()), i))
+        .collect();
+    for s in more {
+        match at.get(&(s.id, s.frames.clone())) {
+            Some(&i) => {
+                let t = &mut into[i];
+                t.samples += s.samples;
+                t.bytes += s.bytes;
+                // The later name: exec may have renamed the process.
+                t.comm = s.comm;
+            }
+            None => {
+                at.insert((s.id, s.frames.clone()), into.len());
+                into.push(s);
+            }
+        }
+    }
+    into.sort_by_key(|s| std::cmp::Reverse(s.bytes));
 }
 
 /// The stacks sampled while one phase (test) was open.
@@ -453,6 +500,67 @@ mod tests {
             stack,
             samples,
         }
+    }
+
+    fn stack(pid: u32, bytes: u64, top: &str) -> LocatedStack {
+        LocatedStack {
+            id: ProcId { pid, start_ns: 5 },
+            comm: "p".into(),
+            samples: bytes / 10,
+            bytes,
+            frames: vec![Frame {
+                addr: 1,
+                function: Some(top.into()),
+                location: None,
+            }],
+        }
+    }
+
+    /// Two files of one watch: the same path of the same process adds up
+    /// (a session across a rotation), others stay apart, most bytes first.
+    #[test]
+    fn absorbing_a_later_file_adds_the_same_paths() {
+        let mut a = Located {
+            period: 97,
+            page_size: 4096,
+            lost: 1,
+            stacks: vec![stack(7, 100, "leak_site"), stack(8, 60, "churn")],
+            phases: vec![PhaseStacks {
+                name: "t1".into(),
+                stacks: vec![stack(7, 10, "leak_site")],
+            }],
+        };
+        a.absorb(Located {
+            period: 97,
+            page_size: 4096,
+            lost: 2,
+            stacks: vec![stack(8, 50, "churn"), stack(7, 30, "other")],
+            phases: vec![PhaseStacks {
+                name: "t2".into(),
+                stacks: vec![stack(7, 40, "leak_site")],
+            }],
+        });
+        let got: Vec<(u32, u64, Option<&str>)> = a
+            .stacks
+            .iter()
+            .map(|s| (s.id.pid, s.bytes, s.top_function()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (8, 110, Some("churn")),
+                (7, 100, Some("leak_site")),
+                (7, 30, Some("other")),
+            ]
+        );
+        assert_eq!(a.stacks[0].samples, 11);
+        assert_eq!(a.lost, 3);
+        let names: Vec<&str> = a.phases.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["t2", "t1"]);
+        // Into nothing: the other file's period is taken.
+        let mut empty = Located::default();
+        empty.absorb(a.clone());
+        assert_eq!(empty, a);
     }
 
     #[test]

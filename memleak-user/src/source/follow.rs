@@ -418,6 +418,8 @@ impl Follower {
             sampler: newest.meta.sampler.clone(),
             counters: newest.counters.clone(),
             processes,
+            // The refresh judges; it does not report code paths.
+            located: Default::default(),
         })
     }
 }

@@ -51,6 +51,9 @@ pub struct Loaded {
     /// Sampler health counters of the newest file.
     pub counters: Vec<(String, i64)>,
     pub processes: usize,
+    /// What `watch --locate` (or `record --locate`) stored in the files
+    /// used, added up.
+    pub located: crate::locate::Located,
 }
 
 struct Piece {
@@ -83,6 +86,7 @@ pub fn load(
     let mut first_t = f64::INFINITY;
     let mut last_t = f64::NEG_INFINITY;
     let mut errors = Vec::new();
+    let mut located = crate::locate::Located::default();
     for path in files {
         let rec = match Recording::open(path) {
             Ok(r) => r,
@@ -130,6 +134,7 @@ pub fn load(
             }
             Ok::<(), crate::store::StoreError>(())
         })?;
+        located.absorb(rec.located()?);
         counters = rec.counters.clone();
         last_meta = Some(rec.meta.clone());
         used.push(path.clone());
@@ -184,19 +189,22 @@ pub fn load(
         sampler: meta.sampler.clone(),
         counters,
         processes,
+        located,
     })
 }
 
-/// Loads and analyses `files` over `[since, until]`.
+/// Loads and analyses `files` over `[since, until]`; also returns the
+/// code paths located in those files.
 pub fn analyse_files(
     files: &[PathBuf],
     since: Option<f64>,
     until: Option<f64>,
     settings: &Settings,
-) -> Result<Analysis> {
+) -> Result<(Analysis, crate::locate::Located)> {
     settings.validate()?;
     let l = load(files, since, until, &settings.metrics)?;
-    Ok(analyse_loaded(&l, settings))
+    let a = analyse_loaded(&l, settings);
+    Ok((a, l.located))
 }
 
 /// Analyses what [`load`] returned.

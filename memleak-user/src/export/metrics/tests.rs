@@ -54,6 +54,7 @@ fn loaded(counters: Vec<(String, i64)>) -> Loaded {
         sampler: "procfs".into(),
         counters,
         processes: 10,
+        located: Default::default(),
     }
 }
 
