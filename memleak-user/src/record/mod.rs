@@ -217,6 +217,13 @@ impl Recorder {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// `watch --locate` sessions sampling now, whose stacks no file holds
+    /// yet: a stop that arrives between two files still needs a file for
+    /// them.
+    pub fn live_sessions(&self) -> usize {
+        self.sessions.as_ref().map_or(0, |s| s.live())
+    }
+
     /// Records into `opts.output` until the command ends, `opts.duration`
     /// passes, a signal arrives, or `rotate` is set (`memleak watch` sets it
     /// when the file reaches its size limit; not an interruption). The

@@ -186,6 +186,11 @@ impl Sessions {
         Ok(())
     }
 
+    /// Sessions sampling now (their stacks are not in any file yet).
+    pub(crate) fn live(&self) -> usize {
+        self.live.len()
+    }
+
     /// Ends every live session into `w` (the last file).
     pub(crate) fn end_all(&mut self, w: &mut Writer) -> Result<(), StoreError> {
         while let Some(s) = self.live.pop() {

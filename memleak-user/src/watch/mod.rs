@@ -106,7 +106,11 @@ pub fn run(opts: &WatchOptions, sessions: Option<Sessions>) -> Result<(), WatchE
         recorder = recorder.with_sessions(s);
     }
     let started = Instant::now();
-    while !recorder.stopped() {
+    // A stop that lands between two files, while --locate sessions are
+    // live, still opens the next file: the recorder sees the stop at its
+    // first snapshot and ends those sessions into it, instead of dropping
+    // what they sampled.
+    while !recorder.stopped() || recorder.live_sessions() > 0 {
         let now = now_unix();
         let mut chunk = Duration::from_secs_f64(until_boundary(now, opts.rotate.as_secs_f64()));
         if let Some(total) = opts.duration {
