@@ -1,4 +1,6 @@
-//! Facts about the machine recorded with each run (host, kernel, memory limits).
+//! Facts about the machine recorded with each run (host, kernel, memory
+//! limits), and what this process may do there (capabilities, and whether a
+//! failed call was refused for lack of privilege).
 //!
 //! Every function that reads the system has a pure parsing half taking `&str`
 //! (`parse_*`), so the parsing is tested on sample text.
@@ -347,9 +349,49 @@ pub fn caps_allow_bpf(cap_eff: u64) -> bool {
     (has(CAP_BPF) && has(CAP_PERFMON)) || has(CAP_SYS_ADMIN)
 }
 
+/// The OS error code nearest the top of `e`'s chain of sources: aya and
+/// perf errors wrap the `io::Error` of the refused system call.
+pub fn errno_in(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(code) = err
+            .downcast_ref::<io::Error>()
+            .and_then(io::Error::raw_os_error)
+        {
+            return Some(code);
+        }
+        cur = err.source();
+    }
+    None
+}
+
+/// Whether the kernel refused a call of `e`'s chain for lack of privilege
+/// (EPERM or EACCES): the one rule by which the eBPF sampler and locate
+/// tell "grant privileges" from "this kernel cannot".
+pub fn refused_permission(e: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(errno_in(e), Some(libc::EPERM | libc::EACCES))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("loading the program")]
+    struct Wrapped(#[source] io::Error);
+
+    #[test]
+    fn a_refusal_deep_in_the_chain_is_a_permission_error() {
+        let refused = Wrapped(io::Error::from_raw_os_error(libc::EACCES));
+        assert_eq!(errno_in(&refused), Some(libc::EACCES));
+        assert!(refused_permission(&refused));
+        assert!(refused_permission(&io::Error::from_raw_os_error(
+            libc::EPERM
+        )));
+        let unsupported = Wrapped(io::Error::from_raw_os_error(libc::EINVAL));
+        assert!(!refused_permission(&unsupported));
+        assert_eq!(errno_in(&Wrapped(io::Error::other("no code"))), None);
+    }
 
     #[test]
     fn meminfo_parses_kb_lines() {

@@ -198,7 +198,7 @@ impl FaultProbe {
             // too, each under its own tgid in the count map.
             true,
         )
-        .map_err(|e| match os_error(&e) {
+        .map_err(|e| match crate::sysinfo::errno_in(&e) {
             Some(libc::ESRCH) => LocateError::Gone(tid),
             _ => classify("opening the page-faults perf event", &e),
         })?;
@@ -256,35 +256,20 @@ fn threads(pid: u32) -> Result<Vec<u32>, LocateError> {
         .collect())
 }
 
-/// The OS error code somewhere in `e`'s chain of causes.
-fn os_error(e: &(dyn std::error::Error + 'static)) -> Option<i32> {
-    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(err) = cur {
-        if let Some(code) = err
-            .downcast_ref::<io::Error>()
-            .and_then(io::Error::raw_os_error)
-        {
-            return Some(code);
-        }
-        cur = err.source();
-    }
-    None
-}
-
 /// A permission refusal becomes [`LocateError::Permission`] (with what the
 /// perf_event_paranoid setting says), anything else [`LocateError::Ebpf`].
 fn classify(what: &str, e: &(dyn std::error::Error + 'static)) -> LocateError {
     let text = format!("{what}: {e}");
-    match os_error(e) {
-        Some(libc::EPERM | libc::EACCES) => LocateError::Permission(match paranoid() {
-            Some(level) => format!(
-                "{text} (kernel.perf_event_paranoid is {level}; without CAP_PERFMON the kernel \
-                 refuses perf events on other processes above level 1)"
-            ),
-            None => text,
-        }),
-        _ => LocateError::Ebpf(text),
+    if !crate::sysinfo::refused_permission(e) {
+        return LocateError::Ebpf(text);
     }
+    LocateError::Permission(match paranoid() {
+        Some(level) => format!(
+            "{text} (kernel.perf_event_paranoid is {level}; without CAP_PERFMON the kernel \
+             refuses perf events on other processes above level 1)"
+        ),
+        None => text,
+    })
 }
 
 fn paranoid() -> Option<i32> {
@@ -318,7 +303,6 @@ mod tests {
         }
         let e = Wrapped(io::Error::from_raw_os_error(libc::EINVAL));
         assert!(matches!(classify("x", &e), LocateError::Ebpf(_)));
-        assert_eq!(os_error(&Wrapped(io::Error::other("no code"))), None);
     }
 
     #[test]

@@ -163,13 +163,12 @@ pub struct EbpfSampler {
     limitations: Vec<String>,
 }
 
-fn load_error(e: impl std::fmt::Display + std::fmt::Debug) -> SampleError {
+/// A refusal for lack of privilege ([`crate::sysinfo::refused_permission`],
+/// the rule locate uses too) is [`SampleError::Permission`], which says
+/// what to grant; anything else is [`SampleError::Ebpf`].
+fn load_error<E: std::error::Error + 'static>(e: E) -> SampleError {
     let msg = e.to_string();
-    let lower = format!("{e:?}").to_lowercase();
-    if lower.contains("permission")
-        || lower.contains("eperm")
-        || lower.contains("operation not permitted")
-    {
+    if crate::sysinfo::refused_permission(&e) {
         SampleError::Permission(msg)
     } else {
         SampleError::Ebpf(msg)
