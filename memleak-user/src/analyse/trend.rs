@@ -116,9 +116,6 @@ pub fn erfc(x: f64) -> f64 {
 /// each, instead of two per comparison in `f64::total_cmp`), in a buffer
 /// reused across calls on the thread. The result is the same number.
 pub fn theil_sen(t: &[f64], y: &[f64]) -> Option<f64> {
-    thread_local! {
-        static KEYS: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     let n = t.len().min(y.len());
     KEYS.with_borrow_mut(|keys| {
         keys.clear();
@@ -131,18 +128,30 @@ pub fn theil_sen(t: &[f64], y: &[f64]) -> Option<f64> {
                 }
             }
         }
-        if keys.is_empty() {
-            return None;
-        }
-        let (len, mid) = (keys.len(), keys.len() / 2);
-        let (lower, m, _) = keys.select_nth_unstable(mid);
-        let m = from_order_key(*m);
-        if len % 2 == 1 {
-            return Some(m);
-        }
-        let below = lower.iter().copied().max().map(from_order_key)?;
-        Some((below + m) / 2.0)
+        median_key(keys)
     })
+}
+
+thread_local! {
+    /// The slope keys of [`theil_sen`] and [`pairs`], reused across calls on
+    /// the thread (160 points: 12,720 keys).
+    static KEYS: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// The median of slope keys as a slope (the mean of the middle two for an
+/// even count); `None` without keys. Reorders `keys`.
+fn median_key(keys: &mut [i64]) -> Option<f64> {
+    if keys.is_empty() {
+        return None;
+    }
+    let (len, mid) = (keys.len(), keys.len() / 2);
+    let (lower, m, _) = keys.select_nth_unstable(mid);
+    let m = from_order_key(*m);
+    if len % 2 == 1 {
+        return Some(m);
+    }
+    let below = lower.iter().copied().max().map(from_order_key)?;
+    Some((below + m) / 2.0)
 }
 
 /// Theil–Sen slope and Mann–Kendall statistic of the same points.
@@ -176,9 +185,6 @@ pub struct Pairs {
 /// bracket was measured and gained nothing: keeping the bracketed keys
 /// costs a pass as long as the selection it saves.
 pub fn pairs(t: &[f64], y: &[f64]) -> Option<Pairs> {
-    thread_local! {
-        static KEYS: std::cell::RefCell<Vec<i64>> = const { std::cell::RefCell::new(Vec::new()) };
-    }
     let n = t.len().min(y.len());
     let (t, y) = (&t[..n], &y[..n]);
     if n < 2 || !t.windows(2).all(|w| w[1] > w[0]) || !y.iter().all(|v| v.is_finite()) {
@@ -204,13 +210,7 @@ pub fn pairs(t: &[f64], y: &[f64]) -> Option<Pairs> {
             s += up - down;
             ties += 6 * equal * equal + 12 * equal;
         }
-        let (len, mid) = (keys.len(), keys.len() / 2);
-        let (lower, m, _) = keys.select_nth_unstable(mid);
-        let mut slope = from_order_key(*m);
-        if len % 2 == 0 {
-            let below = lower.iter().copied().max().map(from_order_key)?;
-            slope = (below + slope) / 2.0;
-        }
+        let slope = median_key(keys)?;
         let nf = n as f64;
         let var = ((nf * (nf - 1.0) * (2.0 * nf + 5.0)) - ties as f64) / 18.0;
         Some(Pairs {
@@ -366,6 +366,16 @@ pub fn analyse(t: &[f64], y: &[f64]) -> Option<Trend> {
 mod tests {
     use super::*;
 
+    /// Deterministic numbers in [0, 1) from `seed`.
+    fn uniform(mut seed: u64) -> impl FnMut() -> f64 {
+        move || {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (seed >> 11) as f64 / (1u64 << 53) as f64
+        }
+    }
+
     #[test]
     fn erfc_matches_known_values() {
         for (x, v) in [
@@ -416,13 +426,7 @@ mod tests {
             assert!(order_key(w[0]) < order_key(w[1]), "{w:?}");
             assert_eq!(from_order_key(order_key(w[0])).to_bits(), w[0].to_bits());
         }
-        let mut seed = 7u64;
-        let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rnd = uniform(7);
         for n in [2usize, 3, 4, 17, 160] {
             let t: Vec<f64> = (0..n).map(|i| i as f64 + rnd() * 0.5).collect();
             let y: Vec<f64> = (0..n).map(|_| rnd() * 1e6 - 5e5).collect();
@@ -443,13 +447,7 @@ mod tests {
     /// series with ties, plateaus, steps and noise.
     #[test]
     fn pairs_matches_theil_sen_and_mann_kendall() {
-        let mut seed = 11u64;
-        let mut rnd = || {
-            seed = seed
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (seed >> 11) as f64 / (1u64 << 53) as f64
-        };
+        let mut rnd = uniform(11);
         for n in [2usize, 3, 8, 33, 160] {
             let t: Vec<f64> = (0..n).map(|i| 1e6 + i as f64 * 2.5).collect();
             let series: [Vec<f64>; 4] = [
