@@ -60,7 +60,7 @@ fn located_line(l: &crate::locate::Located) -> Option<String> {
 pub fn run(args: InfoArgs) -> Result<i32> {
     let rec = Recording::open(&args.file)?;
     if let Some(pid) = args.series {
-        return print_series(&rec, &args.file, pid);
+        return print_series(&rec, pid);
     }
     let m = &rec.meta;
     let last_tick = rec.ticks.last().copied();
@@ -140,14 +140,13 @@ pub fn run(args: InfoArgs) -> Result<i32> {
 const SERIES_HEADER: &str = "pid,start_ns,t_ns,t_s,vm,rss_anon,rss_file,rss_shmem,swap";
 
 /// `info --series PID`: every recorded sample of the processes with `pid`.
-fn print_series(rec: &Recording, file: &std::path::Path, pid: u32) -> Result<i32> {
+fn print_series(rec: &Recording, pid: u32) -> Result<i32> {
     use std::io::Write;
     let procs = rec.processes_with_pid(pid)?;
     if procs.is_empty() {
+        let file = rec.path().display();
         anyhow::bail!(
-            "{} holds no process with PID {pid}; `memleak info -p {}` lists the ones it holds",
-            file.display(),
-            file.display()
+            "{file} holds no process with PID {pid}; `memleak info -p {file}` lists the ones it holds"
         );
     }
     let start = rec.meta.start_ns;

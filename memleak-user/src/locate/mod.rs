@@ -407,16 +407,16 @@ fn merge_stacks(into: &mut Vec<LocatedStack>, more: Vec<LocatedStack>) {
         .map(|(i, s)| ((s.id, s.frames.clone()), i))
         .collect();
     for s in more {
-        match at.get(&(s.id, s.frames.clone())) {
-            Some(&i) => {
-                let t = &mut into[i];
+        match at.entry((s.id, s.frames.clone())) {
+            std::collections::hash_map::Entry::Occupied(i) => {
+                let t = &mut into[*i.get()];
                 t.samples += s.samples;
                 t.bytes += s.bytes;
                 // The later name: exec may have renamed the process.
                 t.comm = s.comm;
             }
-            None => {
-                at.insert((s.id, s.frames.clone()), into.len());
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(into.len());
                 into.push(s);
             }
         }
