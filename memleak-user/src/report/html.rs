@@ -33,12 +33,7 @@ pub fn write(
 ) -> Result<PathBuf, ReportError> {
     crate::files::create_output_dir(dir)?;
     let index = dir.join("index.html");
-    let flagged: Vec<&str> = marked
-        .tests
-        .iter()
-        .filter(|t| t.flagged)
-        .map(|t| t.name.as_str())
-        .collect();
+    let flagged = marked.flagged_test_names();
     write_file(&index, &render_index(a, charts, &marked.located, &flagged))?;
     Ok(index)
 }

@@ -30,6 +30,15 @@ impl Marked {
     pub fn any_test_flagged(&self) -> bool {
         self.tests.iter().any(|t| t.flagged)
     }
+
+    /// The names of the flagged tests, in report order.
+    pub fn flagged_test_names(&self) -> Vec<&str> {
+        self.tests
+            .iter()
+            .filter(|t| t.flagged)
+            .map(|t| t.name.as_str())
+            .collect()
+    }
 }
 
 /// Renders `a` as `format` with what the markers add: sections after the
@@ -48,12 +57,7 @@ pub fn render(a: &Analysis, format: Format, marked: &Marked) -> String {
     let base = super::render(a, format);
     match format {
         Format::Table => {
-            let flagged: Vec<&str> = marked
-                .tests
-                .iter()
-                .filter(|t| t.flagged)
-                .map(|t| t.name.as_str())
-                .collect();
+            let flagged = marked.flagged_test_names();
             base + &render_table(&marked.processes)
                 + &render_tests_table(&marked.tests)
                 + &crate::report::located::render_test_tops(&marked.located, &flagged)
