@@ -52,11 +52,28 @@ pub fn ebpf_unavailable() -> Option<String> {
 #[macro_export]
 macro_rules! require_ebpf {
     () => {
-        if let Some(why) = $crate::ebpf_unavailable() {
+        $crate::require_feature!("eBPF sampler", $crate::ebpf_unavailable())
+    };
+}
+
+/// The rule of [`require_ebpf!`] and [`require_locate!`]: when `probe`
+/// gives a reason, skip the calling test with it, or fail under
+/// MEMLEAK_REQUIRE_EBPF=1.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! require_feature {
+    ($what:literal, $probe:expr) => {
+        if let Some(why) = $probe {
             if std::env::var_os("MEMLEAK_REQUIRE_EBPF").is_some_and(|v| v == "1") {
-                panic!("eBPF sampler required (MEMLEAK_REQUIRE_EBPF=1) but unavailable: {why}");
+                panic!(
+                    concat!(
+                        $what,
+                        " required (MEMLEAK_REQUIRE_EBPF=1) but unavailable: {}"
+                    ),
+                    why
+                );
             }
-            eprintln!("SKIPPED: eBPF sampler unavailable: {why}");
+            eprintln!(concat!("SKIPPED: ", $what, " unavailable: {}"), why);
             return;
         }
     };
@@ -349,13 +366,7 @@ pub fn locate_unavailable() -> Option<String> {
 #[macro_export]
 macro_rules! require_locate {
     () => {
-        if let Some(why) = $crate::locate_unavailable() {
-            if std::env::var_os("MEMLEAK_REQUIRE_EBPF").is_some_and(|v| v == "1") {
-                panic!("locate required (MEMLEAK_REQUIRE_EBPF=1) but unavailable: {why}");
-            }
-            eprintln!("SKIPPED: locate unavailable: {why}");
-            return;
-        }
+        $crate::require_feature!("locate", $crate::locate_unavailable())
     };
 }
 
@@ -402,4 +413,14 @@ pub fn build_leaky(dir: &Path) -> Option<PathBuf> {
         &["-O0", "-g", "-fno-omit-frame-pointer"],
         "leaky.c",
     )
+}
+
+/// A TCP port on 127.0.0.1 that was free a moment ago, for a server the
+/// test starts (`--metrics`, a fake Prometheus).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }

@@ -7,12 +7,11 @@
 //! on CI (CI=true), where it fails. The same for `promtool` (same
 //! package), which checks the exposition and the shipped alerting rules.
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use memleak_tests::{memleak_bin, output_ok, workload, ChildGuard};
+use memleak_tests::{free_port, memleak_bin, output_ok, workload, ChildGuard};
 use serde_json::Value;
 
 fn find_bin(name: &str) -> Option<PathBuf> {
@@ -185,14 +184,6 @@ fn rules_and_dashboard_use_only_exported_series() {
         }
         assert!(seen >= 5, "{file} names only {seen} series");
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 fn instant(prom: &str, q: &str) -> Vec<Value> {

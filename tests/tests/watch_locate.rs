@@ -6,22 +6,16 @@
 //! be located with `leak_site` on top, the stable process never attached.
 
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use memleak::locate::LocatedStack;
 use memleak::store::Recording;
-use memleak_tests::{build_leaky, memleak_bin, output_ok, require_locate, workload, ChildGuard};
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use memleak_tests::{
+    build_leaky, free_port, memleak_bin, output_ok, require_locate, workload, ChildGuard,
+};
 
 /// The body of GET /metrics, or None while the endpoint is not up.
 fn scrape(port: u16) -> Option<String> {
@@ -40,22 +34,11 @@ fn value(text: &str, name: &str) -> Option<f64> {
         .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
-/// watch's recordings in `dir`, oldest first.
-fn recordings(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "memleak"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Every located stack of every recording, with the file it is in.
 fn located(dir: &Path) -> Vec<(PathBuf, LocatedStack)> {
     let mut out = Vec::new();
-    for f in recordings(dir) {
+    // The order `analyze DIR` reads them in: by name, oldest first.
+    for f in memleak::source::range::list_files(dir).unwrap() {
         let rec = Recording::open(&f).unwrap();
         for s in rec.located().unwrap().stacks {
             out.push((f.clone(), s));
@@ -137,42 +120,50 @@ fn assert_located_the_leak_only(dir: &Path, w: &Workloads, stderr: &str) {
         line.contains(&format!("top: leak_site in leaky-c (pid {leak})")),
         "{line}"
     );
-    let out = Command::new(memleak_bin())
-        .args(["analyze", "--format", "json"])
-        .arg(file)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
-    let first = &report["located"]["stacks"][0];
-    assert_eq!(first["pid"], leak, "{:#}", report["located"]);
-    assert_eq!(first["frames"][0]["function"], "leak_site");
+    // `analyze` of that file, and of the directory over a time range as an
+    // operator reads a watch, put the leak's stack first.
+    for (path, range) in [(file.as_path(), &[][..]), (dir, &["--since", "1h"][..])] {
+        let out = Command::new(memleak_bin())
+            .args(["analyze", "--format", "json"])
+            .args(range)
+            .arg(path)
+            .output()
+            .unwrap();
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "JSON report of {}: {e}\n{}",
+                path.display(),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        let first = &report["located"]["stacks"][0];
+        assert_eq!(
+            first["pid"],
+            leak,
+            "{}: {:#}",
+            path.display(),
+            report["located"]
+        );
+        assert_eq!(first["frames"][0]["function"], "leak_site");
+    }
+}
 
-    // And the directory over a time range, as an operator reads a watch.
-    let out = Command::new(memleak_bin())
-        .args(["analyze", "--format", "json", "--since", "1h"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "JSON report of the directory: {e}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    let first = &report["located"]["stacks"][0];
-    assert_eq!(first["pid"], leak, "{:#}", report["located"]);
-    assert_eq!(first["frames"][0]["function"], "leak_site");
+/// A scratch directory, the leaky program built in it, and the two
+/// workloads started; None (after saying why) when no C compiler is there.
+fn setup() -> Option<(tempfile::TempDir, PathBuf, Workloads)> {
+    let tmp = tempfile::tempdir().unwrap();
+    let leaky = build_leaky(tmp.path())?;
+    let dir = tmp.path().join("w");
+    let w = workloads(&leaky);
+    Some((tmp, dir, w))
 }
 
 #[test]
 fn watch_locate_attaches_to_the_flagged_leak_and_stores_its_stacks() {
     require_locate!();
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(leaky) = build_leaky(tmp.path()) else {
+    let Some((tmp, dir, w)) = setup() else {
         return;
     };
-    let dir = tmp.path().join("w");
-    let w = workloads(&leaky);
     let port = free_port();
     let log = tmp.path().join("stderr.txt");
     let watch = ChildGuard(
@@ -213,12 +204,10 @@ fn watch_locate_attaches_to_the_flagged_leak_and_stores_its_stacks() {
 #[test]
 fn watch_locate_without_metrics_stores_live_sessions_at_the_end() {
     require_locate!();
-    let tmp = tempfile::tempdir().unwrap();
-    let Some(leaky) = build_leaky(tmp.path()) else {
+    // The directory lives as long as `_tmp`.
+    let Some((_tmp, dir, w)) = setup() else {
         return;
     };
-    let dir = tmp.path().join("w");
-    let w = workloads(&leaky);
     // Flagged ~5 s in (20 points at 200 ms); 20 s leave room for a loaded
     // machine, and the session, 10 min long, is still live at the end.
     let out = watch_command(

@@ -30,13 +30,7 @@ fn every_file_holds_the_idle_process(sampler: &str) {
     let _ = idle.wait();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
-    let mut files: Vec<_> = std::fs::read_dir(&watch_dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "memleak"))
-        .collect();
-    files.sort();
+    let files = memleak::source::range::list_files(&watch_dir).unwrap();
     assert!(files.len() >= 3, "3.5 s at --rotate 1s: {files:?}\n{err}");
     for f in &files {
         let rec = Recording::open(f).unwrap();
