@@ -35,6 +35,7 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
         let Some(f) = r.top() else { continue };
         let (cmd, what) = match f.verdict {
             Verdict::Leak => ("error", "Memory leak"),
+            Verdict::GrewUntilExit => ("warning", "Memory grew until exit"),
             Verdict::Growing => ("warning", "Memory growth"),
             Verdict::NoTrend => continue,
         };

@@ -102,8 +102,14 @@ pub fn process_label(p: &ProcessRef) -> String {
 /// One-line summary: "2 processes analysed: 1 leak flagged, 0 growing, 1 skipped (too_short: 1)".
 pub fn summary_line(a: &Analysis) -> String {
     use crate::analyse::Verdict;
+    // "grew until exit" only when there is one: most reports have none,
+    // and the line is read by people and matched by scripts.
+    let grew = match a.count(Verdict::GrewUntilExit) {
+        0 => String::new(),
+        n => format!("{n} grew until exit (not flagged), "),
+    };
     let mut s = format!(
-        "{} processes analysed: {} leak{} flagged, {} growing, {} skipped",
+        "{} processes analysed: {} leak{} flagged, {grew}{} growing, {} skipped",
         a.results.len(),
         a.count(Verdict::Leak),
         if a.count(Verdict::Leak) == 1 { "" } else { "s" },
