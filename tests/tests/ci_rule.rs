@@ -128,7 +128,10 @@ fn a_script_that_grows_until_it_exits_is_reported_not_failed() {
         .output()
         .unwrap();
     let gh = String::from_utf8_lossy(&gh.stdout);
-    assert!(gh.contains("::warning title=Memory grew until exit"), "{gh}");
+    assert!(
+        gh.contains("::warning title=Memory grew until exit"),
+        "{gh}"
+    );
     assert!(!gh.contains("::error"), "{gh}");
 
     let flat = run_default(dir.path(), "flat.memleak", &[], &[&py, "-c", PY_FLAT]);

@@ -148,7 +148,10 @@ pub fn apply(f: &mut Finding, life: Life, rule: Rule, settings: &Settings) {
             fmt_bytes(r)
         ));
     }
-    if let Some(limit) = settings.limit_bytes.filter(|&l| kept_memory && life.peak > l) {
+    if let Some(limit) = settings
+        .limit_bytes
+        .filter(|&l| kept_memory && life.peak > l)
+    {
         flag(
             f,
             Evidence::OverStatedLimit,
@@ -345,7 +348,12 @@ mod tests {
         }
         // Growth the old rule did not flag stays plain growth.
         let mut f = finding(Verdict::Growing, 4.0 * MIB, Some(9000.0));
-        apply(&mut f, life(ProcessEnd::Exited(0), 20.0 * MIB), Rule::Ci, &s);
+        apply(
+            &mut f,
+            life(ProcessEnd::Exited(0), 20.0 * MIB),
+            Rule::Ci,
+            &s,
+        );
         assert_eq!(f.verdict, Verdict::Growing);
     }
 
@@ -372,13 +380,23 @@ mod tests {
         };
         let mut f = finding(Verdict::NoTrend, 0.0, None);
         f.fit = None;
-        apply(&mut f, life(ProcessEnd::Exited(0), 600.0 * MIB), Rule::Ci, &s);
+        apply(
+            &mut f,
+            life(ProcessEnd::Exited(0), 600.0 * MIB),
+            Rule::Ci,
+            &s,
+        );
         assert_eq!(f.verdict, Verdict::Leak, "{}", f.why);
         assert_eq!(f.evidence, Some(Evidence::OverStatedLimit));
         assert!(f.why.contains("--limit"), "{}", f.why);
         // Under it: the ordinary rules.
         let mut f = finding(Verdict::Growing, 160.0 * MIB, None);
-        apply(&mut f, life(ProcessEnd::Exited(0), 500.0 * MIB), Rule::Ci, &s);
+        apply(
+            &mut f,
+            life(ProcessEnd::Exited(0), 500.0 * MIB),
+            Rule::Ci,
+            &s,
+        );
         assert_eq!(f.verdict, Verdict::GrewUntilExit);
     }
 
@@ -399,17 +417,32 @@ mod tests {
         // Far below its limit, a failure is not of memory.
         let mut f = finding(Verdict::Growing, 100.0 * MIB, None);
         f.limit = cgroup;
-        apply(&mut f, life(ProcessEnd::Exited(1), 100.0 * MIB), Rule::Ci, &s);
+        apply(
+            &mut f,
+            life(ProcessEnd::Exited(1), 100.0 * MIB),
+            Rule::Ci,
+            &s,
+        );
         assert_eq!(f.verdict, Verdict::GrewUntilExit, "{}", f.why);
         // RAM is guarded by the OOM killer, not by failing allocations.
         let mut f = finding(Verdict::Growing, 100.0 * MIB, None);
         f.limit = Limit::new((256.0 * MIB) as u64, LimitSource::MemTotal);
-        apply(&mut f, life(ProcessEnd::Exited(1), 200.0 * MIB), Rule::Ci, &s);
+        apply(
+            &mut f,
+            life(ProcessEnd::Exited(1), 200.0 * MIB),
+            Rule::Ci,
+            &s,
+        );
         assert_eq!(f.verdict, Verdict::GrewUntilExit, "{}", f.why);
         // A clean exit near its limit did not die.
         let mut f = finding(Verdict::Growing, 100.0 * MIB, None);
         f.limit = cgroup;
-        apply(&mut f, life(ProcessEnd::Exited(0), 250.0 * MIB), Rule::Ci, &s);
+        apply(
+            &mut f,
+            life(ProcessEnd::Exited(0), 250.0 * MIB),
+            Rule::Ci,
+            &s,
+        );
         assert_eq!(f.verdict, Verdict::GrewUntilExit, "{}", f.why);
     }
 

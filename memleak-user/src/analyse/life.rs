@@ -10,7 +10,6 @@
 
 use serde::Serialize;
 
-
 /// How a process's recorded life ended.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "kind", content = "code")]

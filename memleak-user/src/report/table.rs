@@ -159,7 +159,11 @@ pub fn render(a: &Analysis) -> String {
         }
         // Ambiguous: growth that memory figures cannot tell from the work's
         // own needs, said as such so nobody reads it as a pass or a failure.
-        for r in a.results.iter().filter(|r| r.verdict == Verdict::GrewUntilExit) {
+        for r in a
+            .results
+            .iter()
+            .filter(|r| r.verdict == Verdict::GrewUntilExit)
+        {
             if let Some(f) = r.top() {
                 out.push_str(&format!(
                     "  {}: grew until exit{}: {} [{} model].\n",
