@@ -196,7 +196,9 @@ fn cargo_test_and_nextest_under_memleak_name_the_leaking_test() {
     assert_eq!(of_test("b_leaky"), ["grew_until_exit"], "{v}");
     let stable = of_test("a_stable");
     assert!(
-        !stable.iter().any(|v| *v == "leak" || *v == "grew_until_exit"),
+        !stable
+            .iter()
+            .any(|v| *v == "leak" || *v == "grew_until_exit"),
         "{v}"
     );
 }

@@ -39,11 +39,7 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
             Verdict::Growing => ("warning", "Memory growth"),
             Verdict::NoTrend => continue,
         };
-        let title = format!(
-            "{what}: {} (pid {})",
-            printable(&r.process.comm),
-            r.process.id.pid
-        );
+        let title = format!("{what}: {}", super::process_label(&r.process));
         let mut message = format!("{}.", printable(&f.why));
         if let Some(c) = &r.process.cmdline {
             message.push_str(&format!("\ncmdline: {}", printable(c)));

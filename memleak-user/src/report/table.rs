@@ -84,7 +84,7 @@ pub fn render(a: &Analysis) -> String {
                 Verdict::Growing => "growing".into(),
                 Verdict::NoTrend => "-".into(),
             },
-            r.process.id.pid.to_string(),
+            super::fmt_pid(r.process.id.pid),
             truncate(&printable(&r.process.comm), NAME_WIDTH),
             format!("{}/{}", f.metric.name(), f.model.name()),
             fmt_rate(fit.slope),
