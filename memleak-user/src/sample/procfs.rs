@@ -683,6 +683,7 @@ fn exit_observation(pid: u32, k: Known, now: u64) -> Observation {
             at_ns: now,
             code: None,
             stop_signal: None,
+            oom_killed: false,
         }),
     }
 }
@@ -820,6 +821,7 @@ impl Sampler for ProcfsSampler {
                 "procfs sampler: exit times are accurate to one sampling interval{interval}, and exit codes are unknown"
             ),
             "procfs sampler: memory is only seen at sampling instants; a peak between two samples is missed".into(),
+            "procfs sampler: a process killed by the kernel's OOM killer is not told apart from one that exited otherwise".into(),
             format!("procfs sampler: process start times have clock-tick resolution ({tick_ms} ms)"),
             "procfs sampler: RSS by kind comes from /proc/PID/status (the kernel's own counters, same as eBPF)".into(),
         ];

@@ -313,6 +313,7 @@ mod fold_tests {
                 at_ns,
                 code: Some(0),
                 stop_signal: None,
+                oom_killed: false,
             }),
         }
     }
