@@ -1,5 +1,6 @@
 //! A process the kernel's OOM killer kills is recorded as such, through the
-//! eBPF sampler's `oom/mark_victim` program, and reaches the report as
+//! eBPF sampler's `oom/mark_victim` program or the procfs sampler's reading
+//! of the cgroup's `oom_kill` count, and reaches the report as
 //! `end.kind = "oom_killed"`.
 
 use std::path::{Path, PathBuf};
@@ -21,8 +22,9 @@ impl MemCgroup {
     /// memory controller is still bound to a v1 hierarchy (hybrid mounts),
     /// a v1 memory cgroup: the OOM killer and its tracepoint are the same.
     /// `Err` says why neither is possible.
-    fn create() -> Result<MemCgroup, String> {
-        let name = format!("memleak-test-oom-{}", std::process::id());
+    /// `tag` keeps the tests of one process (run in parallel) apart.
+    fn create(tag: &str) -> Result<MemCgroup, String> {
+        let name = format!("memleak-test-oom-{tag}-{}", std::process::id());
         let v2 = memleak::sysinfo::cgroup2_mount();
         let controllers =
             std::fs::read_to_string(v2.join("cgroup.controllers")).unwrap_or_default();
@@ -119,9 +121,20 @@ fn analyse_json(file: &Path) -> serde_json::Value {
 }
 
 #[test]
-fn a_process_killed_by_the_oom_killer_is_recorded_as_such() {
+fn a_process_killed_by_the_oom_killer_is_recorded_as_such_ebpf() {
     require_ebpf!();
-    let cgroup = MemCgroup::create();
+    oom_killed_is_recorded(SamplerChoice::Ebpf);
+}
+
+/// procfs infers the kill from the cgroup's `oom_kill` count: the victim is
+/// the only process that vanished from its cgroup.
+#[test]
+fn a_process_killed_by_the_oom_killer_is_recorded_as_such_procfs() {
+    oom_killed_is_recorded(SamplerChoice::Procfs);
+}
+
+fn oom_killed_is_recorded(sampler: SamplerChoice) {
+    let cgroup = MemCgroup::create(&format!("{sampler:?}").to_lowercase());
     require_feature!("a memory cgroup", cgroup.as_ref().err());
     let cgroup = cgroup.unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -135,14 +148,16 @@ fn a_process_killed_by_the_oom_killer_is_recorded_as_such() {
     );
     let rec = record_command(
         dir.path(),
-        SamplerChoice::Ebpf,
+        sampler,
         Duration::from_millis(100),
         &["sh", "-c", &script],
     );
     let procs = named(&rec, "memleak-workloa");
     assert_eq!(procs.len(), 1, "{:?}", rec.processes().unwrap());
     let p = &procs[0];
-    assert_eq!(p.exit_code, Some(libc::SIGKILL), "{p:?}");
+    if sampler == SamplerChoice::Ebpf {
+        assert_eq!(p.exit_code, Some(libc::SIGKILL), "{p:?}");
+    }
     assert!(p.oom_killed, "the OOM killer's victim is marked: {p:?}");
     // The mark is the victim's alone (the program runs in whichever task
     // allocated, so it must not mark the current one).

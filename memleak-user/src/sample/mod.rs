@@ -8,6 +8,7 @@
 pub mod btf_offsets;
 pub mod ebpf;
 mod map_batch;
+pub mod oom_events;
 pub mod procfs;
 pub mod proclimits;
 pub mod scope;
