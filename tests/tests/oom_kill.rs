@@ -117,7 +117,19 @@ fn analyse_json(file: &Path) -> serde_json::Value {
         "analyze failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    serde_json::from_slice(&out.stdout).expect("JSON report")
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    // The new end kind is one the published schema allows.
+    let schema: serde_json::Value = serde_json::from_str(include_str!(
+        "../../memleak-user/src/report/schema/report.schema.json"
+    ))
+    .unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("schema compiles");
+    let errors: Vec<String> = validator
+        .iter_errors(&report)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "report violates its schema: {errors:#?}");
+    report
 }
 
 #[test]
