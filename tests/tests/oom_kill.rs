@@ -181,6 +181,19 @@ fn oom_killed_is_recorded(sampler: SamplerChoice) {
         .count();
     assert_eq!(marked, 1, "{:?}", rec.processes().unwrap());
 
+    let info = std::process::Command::new(memleak_bin())
+        .args(["info", rec.path().to_str().unwrap()])
+        .output()
+        .expect("memleak info");
+    let info = String::from_utf8_lossy(&info.stdout);
+    assert!(
+        info.contains(&format!(
+            "1 killed by the kernel's OOM killer: {} (memleak-workloa)",
+            p.id.pid
+        )),
+        "{info}"
+    );
+
     let report = analyse_json(rec.path());
     let listed = report["processes"]
         .as_array()

@@ -359,6 +359,10 @@ mod fold_tests {
             marks(&path),
             [(true, Some(15)), (false, None), (false, None)]
         );
+        let rec = Recording::open(&path).unwrap();
+        let killed: Vec<u32> = rec.oom_killed().unwrap().iter().map(|p| p.id.pid).collect();
+        assert_eq!(killed, [1]);
+        drop(rec);
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch("ALTER TABLE processes DROP COLUMN oom_killed;")
             .unwrap();
@@ -367,6 +371,11 @@ mod fold_tests {
             marks(&path),
             [(false, Some(15)), (false, None), (false, None)]
         );
+        assert!(Recording::open(&path)
+            .unwrap()
+            .oom_killed()
+            .unwrap()
+            .is_empty());
         let c = rusqlite::Connection::open(&path).unwrap();
         c.execute_batch("ALTER TABLE processes DROP COLUMN stop_signal;")
             .unwrap();

@@ -477,6 +477,24 @@ impl Recording {
         Ok(procs)
     }
 
+    /// The processes the kernel's OOM killer killed, in the order they were
+    /// first seen (none in files from before the `oom_killed` column).
+    pub fn oom_killed(&self) -> Result<Vec<ProcessInfo>, StoreError> {
+        if !self.process_columns.ends_with(", oom_killed") {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {} FROM processes WHERE oom_killed = 1 ORDER BY id",
+            self.process_columns
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
+        let procs = stmt
+            .query_map([], process_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.fail(e))?;
+        Ok(procs)
+    }
+
     /// Visits every process in the order they were first seen, with its
     /// change samples and its own limits rows, reading the file in one
     /// ordered pass: memory holds one process at a time, and there is no
