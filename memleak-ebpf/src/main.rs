@@ -59,7 +59,10 @@ const MAX_MEMBER: i32 = RSS_MEMBERS as i32;
 /// without a lock, from whichever CPU runs them: the hook (`rss_stat` in
 /// the faulting or reclaiming context, `switch_out`/`cpu_tick` on the CPU
 /// the process runs on, `refresh_tasks` on the recorder's CPU), the
-/// mmap-family exits, exec, exit and signal delivery of the process itself.
+/// mmap-family exits, exec, exit and signal delivery of the process itself,
+/// and the OOM killer's mark from whichever task ran out of memory (one
+/// `|=` of a flag bit that only exec's and exit's `|=` could race with: a lost bit
+/// loses that one fact, never the counters).
 /// Why that is safe enough:
 /// - each field is one aligned store, so no single field tears;
 /// - two writers of one process (two of its threads faulting on two CPUs)
