@@ -116,6 +116,7 @@ impl SnapshotArgs {
             ebpf_hook: self.ebpf_hook,
             progress,
             locate: None,
+            kill_after: crate::record::KILL_AFTER,
         }
     }
 }
@@ -154,6 +155,14 @@ pub struct SamplingArgs {
 
     #[command(flatten)]
     pub snapshot: SnapshotArgs,
+
+    /// At a stop (Ctrl-C, SIGTERM, SIGHUP, the end of --duration) the
+    /// command gets SIGTERM; if it has not ended this long after, it and
+    /// every process it started are killed (SIGKILL). A second Ctrl-C kills
+    /// at once.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION",
+          default_value = "10s")]
+    pub kill_after: Duration,
 
     /// Do not show the progress line.
     #[arg(short, long)]
