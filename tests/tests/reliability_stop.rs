@@ -293,3 +293,42 @@ fn stale_empty_cgroups_of_dead_memleaks_are_removed_at_start() {
     assert_eq!(status.code(), Some(0), "{err}");
     assert!(!left, "the stale cgroup {} was removed", stale.display());
 }
+
+/// A stop must not wait for the next tick of a long interval: the recorder
+/// wakes when the command exits and when `-d` is up.
+#[test]
+fn a_long_interval_does_not_delay_the_command_exit_or_the_duration() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, extra, cmd) in [
+        (
+            "exit",
+            &[][..],
+            vec!["sleep".to_string(), "0.5".to_string()],
+        ),
+        (
+            "duration",
+            &["-d", "2s"][..],
+            vec!["sleep".into(), marker()],
+        ),
+    ] {
+        let out = dir.path().join(format!("{name}.memleak"));
+        let mut opts = vec!["--interval", "1h"];
+        opts.extend_from_slice(extra);
+        let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+        let mut child = Command::new(memleak_bin())
+            .args(["record", "-q", "--sampler", "procfs", "-o"])
+            .arg(&out)
+            .args(&opts)
+            .arg("--")
+            .args(&cmd)
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let status = exit_within(&mut child, 300, "start with a 1 h interval");
+        let err = stderr_of(child);
+        assert_eq!(status.code(), Some(0), "{name}: {err}");
+        let rec = Recording::open(&out).expect("the recording opens");
+        assert!(rec.meta.end_ns.is_some(), "{name}: a clean end is written");
+    }
+}

@@ -191,6 +191,16 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::analyse::units::parse_duration(s).map(Duration::from_secs_f64)
 }
 
+/// A duration that must not be zero (a period: zero would spin, and
+/// tokio's interval panics on it).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be positive (e.g. 5s)".to_string());
+    }
+    Ok(d)
+}
+
 /// `record` and `watch`'s interval, and the coarsest `run` thins to.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(1);
 
@@ -226,6 +236,13 @@ mod tests {
         let e = parse_interval("1ms").unwrap_err();
         assert!(e.contains("at least 10ms"), "{e}");
         assert!(parse_interval("fast").is_err());
+    }
+
+    #[test]
+    fn a_zero_period_is_a_usage_error() {
+        assert_eq!(parse_positive_duration("5s"), Ok(Duration::from_secs(5)));
+        let e = parse_positive_duration("0s").unwrap_err();
+        assert!(e.contains("must be positive"), "{e}");
     }
 
     #[test]
