@@ -332,3 +332,54 @@ fn a_long_interval_does_not_delay_the_command_exit_or_the_duration() {
         assert!(rec.meta.end_ns.is_some(), "{name}: a clean end is written");
     }
 }
+
+/// Without a cgroup of its own (here: as `nobody`, who may not create one)
+/// the command gets a process group of its own: what it leaves running is
+/// killed at its end, the whole group dies with a SIGKILLed memleak, and a
+/// note says which fallback was used and why.
+#[test]
+fn without_a_cgroup_the_process_group_holds_the_tree() {
+    let u = match memleak_tests::nobody_sandbox() {
+        Ok(s) => s,
+        Err(why) => {
+            eprintln!("SKIPPED: {why}");
+            return;
+        }
+    };
+    let m = marker();
+    let left = format!("sleep {m} & exit 0");
+    let o = u
+        .command(&[])
+        .args(["record", "-q", "--sampler", "procfs", "-o"])
+        .arg(u.out.join("left.memleak"))
+        .args(["--", "sh", "-c", &left])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("process group of its own") && err.contains("no cgroup: cannot create"),
+        "the note names the fallback and why: {err}"
+    );
+    wait_for("the background sleep is gone", 60, || sleeps(&m).is_empty());
+
+    let m = marker();
+    let both = format!("sleep {m} & sleep {m}");
+    let mut child = u
+        .command(&[])
+        .args(["run", "-q", "--sampler", "procfs", "-o"])
+        .arg(u.out.join("killed.memleak"))
+        .args(["--", "sh", "-c", &both])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for("both sleeps run", 120, || sleeps(&m).len() == 2);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    wait_for("no process of the tree is left", 60, || {
+        sleeps(&m).is_empty()
+    });
+}
