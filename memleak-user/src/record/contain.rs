@@ -13,7 +13,10 @@
 //!
 //! A SIGKILLed memleak runs no code, so a tiny guard process (forked before
 //! the command, outside its tree) waits on a pipe only memleak writes to:
-//! end-of-file means memleak is gone, and the guard kills the tree.
+//! end-of-file means memleak is gone, and the guard kills the tree. The
+//! guard re-executes memleak ([`GUARD_ARG`]) so that it does not keep a
+//! copy-on-write image of the recorder's heap for the whole run; if that
+//! exec fails, the forked copy does the same job itself.
 
 use std::ffi::CString;
 use std::io;
@@ -25,6 +28,18 @@ use std::time::{Duration, Instant};
 
 /// Prefix of the cgroups memleak creates: `memleak-<pid>-<n>`.
 const PREFIX: &str = "memleak-";
+
+/// `memleak __memleak-guard cgroup DIR` or `... pgroup PGID`, with the
+/// pipe's read end as fd 3: the guard's own entry point ([`guard_main`]).
+pub const GUARD_ARG: &str = "__memleak-guard";
+
+/// Set by the `memleak` binary's entry point, which knows [`GUARD_ARG`]:
+/// another program using the library (a test harness) would take the
+/// guard's arguments for its own, so there the forked copy guards.
+pub static GUARD_EXEC: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// The pipe's read end in the re-executed guard.
+const GUARD_FD: i32 = 3;
 
 /// How long a stop waits for a killed cgroup to empty before removing it.
 const EMPTY_WAIT: Duration = Duration::from_secs(10);
@@ -204,7 +219,30 @@ impl Containment {
             _ => (None, None, None),
         };
         let pgroup = matches!(self.kind, Kind::ProcessGroup);
+        let reexec = GUARD_EXEC.load(Ordering::Relaxed);
         let name = c"memleak-guard";
+        let exe = c"/proc/self/exe";
+        let guard_argv: Vec<CString> = {
+            let mut a = vec![
+                CString::new("memleak-guard").unwrap(),
+                CString::new(GUARD_ARG).unwrap(),
+            ];
+            match &self.kind {
+                Kind::Cgroup(dir) => {
+                    a.push(CString::new("cgroup").unwrap());
+                    a.push(cpath(dir)?);
+                }
+                Kind::ProcessGroup => {
+                    a.push(CString::new("pgroup").unwrap());
+                    a.push(CString::new(pid.to_string()).unwrap());
+                }
+                Kind::ChildOnly => a.push(CString::new("none").unwrap()),
+            }
+            a
+        };
+        let mut guard_ptrs: Vec<*const libc::c_char> =
+            guard_argv.iter().map(|c| c.as_ptr()).collect();
+        guard_ptrs.push(std::ptr::null());
         // SAFETY: the child only makes async-signal-safe calls on memory
         // prepared before the fork, then _exits.
         let g = unsafe { libc::fork() };
@@ -213,18 +251,30 @@ impl Containment {
         }
         if g == 0 {
             unsafe {
-                let rfd = r.as_raw_fd();
                 // Hold nothing of memleak's (eBPF programs, the recording,
-                // the pipe's write end): only the pipe's read end.
+                // the pipe's write end): only the pipe's read end, as fd 3
+                // (dup2 clears close-on-exec).
+                let mut rfd = r.as_raw_fd();
+                if rfd != GUARD_FD && libc::dup2(rfd, GUARD_FD) == GUARD_FD {
+                    rfd = GUARD_FD;
+                }
+                if rfd == GUARD_FD {
+                    libc::fcntl(rfd, libc::F_SETFD, 0);
+                }
                 if rfd > 0 {
                     libc::syscall(libc::SYS_close_range, 0u32, (rfd - 1) as u32, 0u32);
                 }
                 libc::syscall(libc::SYS_close_range, (rfd + 1) as u32, u32::MAX, 0u32);
-                libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
-                // Stop signals are for memleak: the guard must outlive it.
+                // Ignored signals stay ignored across exec. Stop signals are
+                // for memleak: the guard must outlive it.
                 for sig in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP, libc::SIGQUIT] {
                     libc::signal(sig, libc::SIG_IGN);
                 }
+                if reexec && rfd == GUARD_FD {
+                    libc::execv(exe.as_ptr(), guard_ptrs.as_ptr());
+                }
+                // No exec: this copy does the job.
+                libc::prctl(libc::PR_SET_NAME, name.as_ptr() as libc::c_ulong, 0, 0, 0);
                 let mut b = 0u8;
                 let n = loop {
                     let n = libc::read(rfd, (&mut b as *mut u8).cast(), 1);
@@ -298,6 +348,47 @@ impl Drop for Containment {
         }
         self.finish();
     }
+}
+
+/// The re-executed guard: waits for memleak's "done" byte or its death on
+/// fd 3, and in the second case kills the tree. Returns the exit code.
+pub fn guard_main(args: &[std::ffi::OsString]) -> i32 {
+    // SAFETY: naming ourselves; a NUL-terminated literal.
+    unsafe {
+        libc::prctl(
+            libc::PR_SET_NAME,
+            c"memleak-guard".as_ptr() as libc::c_ulong,
+            0,
+            0,
+            0,
+        )
+    };
+    let mut b = 0u8;
+    let n = loop {
+        // SAFETY: reading one byte into a local from our inherited fd.
+        let n = unsafe { libc::read(GUARD_FD, (&mut b as *mut u8).cast(), 1) };
+        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            break n;
+        }
+    };
+    if n == 1 {
+        return 0;
+    }
+    match (args.first().and_then(|a| a.to_str()), args.get(1)) {
+        (Some("cgroup"), Some(dir)) => {
+            let dir = Path::new(dir);
+            let _ = std::fs::write(dir.join("cgroup.kill"), "1");
+            remove_when_empty(dir, EMPTY_WAIT);
+        }
+        (Some("pgroup"), Some(pgid)) => {
+            if let Some(pgid) = pgid.to_str().and_then(|p| p.parse::<i32>().ok()) {
+                // SAFETY: plain syscall on the command's process group.
+                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+            }
+        }
+        _ => {}
+    }
+    0
 }
 
 fn cpath(p: &Path) -> io::Result<CString> {
