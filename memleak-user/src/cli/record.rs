@@ -32,7 +32,8 @@ pub struct RecordArgs {
     pub without_double_dash: Vec<String>,
 
     /// Command to run and record with its whole process tree (after `--`).
-    /// It is killed (SIGKILL) if memleak itself dies without stopping it.
+    /// The tree runs in a cgroup of its own (else a process group) and is
+    /// killed (SIGKILL) if memleak itself dies, or when the command ends.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
