@@ -127,9 +127,11 @@ impl Containment {
                 self.kind = Kind::ChildOnly;
             }
         }
-        match self.start_guard(pid) {
-            Ok(()) => {}
-            Err(e) => tracing::warn!("no guard for the command's tree: {e}"),
+        // The command alone has the parent-death signal: no guard needed.
+        if !matches!(self.kind, Kind::ChildOnly) {
+            if let Err(e) = self.start_guard(pid) {
+                tracing::warn!("no guard for the command's tree: {e}");
+            }
         }
     }
 
@@ -236,7 +238,7 @@ impl Containment {
                     a.push(CString::new("pgroup").unwrap());
                     a.push(CString::new(pid.to_string()).unwrap());
                 }
-                Kind::ChildOnly => a.push(CString::new("none").unwrap()),
+                Kind::ChildOnly => {}
             }
             a
         };
@@ -373,6 +375,11 @@ pub fn guard_main(args: &[std::ffi::OsString]) -> i32 {
     };
     if n == 1 {
         return 0;
+    }
+    if n < 0 {
+        // No pipe from memleak (fd 3 not open: not started by memleak):
+        // nothing says a recorder died, so kill nothing.
+        return 2;
     }
     match (args.first().and_then(|a| a.to_str()), args.get(1)) {
         (Some("cgroup"), Some(dir)) => {
