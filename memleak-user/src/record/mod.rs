@@ -170,8 +170,8 @@ impl Recorder {
     /// Installs the stop signals and opens the sampler `opts` asks for.
     pub fn open(opts: &RecordOptions) -> Result<Self, RecordError> {
         let stop = Arc::new(AtomicUsize::new(0));
-        // The flag says a stop was asked for; the pipe wakes the sleeping
-        // loop at once, so it need not poll the flag between snapshots.
+        // The counter says how many stops were asked for; the pipe wakes the
+        // sleeping loop at once, so it need not poll between snapshots.
         let (wake, waker) = UnixStream::pair().map_err(RecordError::Signal)?;
         wake.set_nonblocking(true).map_err(RecordError::Signal)?;
         let mut handlers = Vec::new();
