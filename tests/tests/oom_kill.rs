@@ -209,4 +209,21 @@ fn oom_killed_is_recorded(sampler: SamplerChoice) {
         .find(|q| q["pid"] == p.id.pid)
         .unwrap_or_else(|| panic!("pid {} analysed: {report:#}", p.id.pid));
     assert_eq!(analysed["end"]["kind"], "oom_killed", "{analysed:#}");
+    // Dying of memory is evidence: a leak, saying so, and exit 3 with
+    // --fail-on-leak.
+    assert_eq!(analysed["verdict"], "leak", "{analysed:#}");
+    assert_eq!(
+        analysed["findings"][0]["evidence"], "oom_killed",
+        "{analysed:#}"
+    );
+    let gate = std::process::Command::new(memleak_bin())
+        .args(["analyze", rec.path().to_str().unwrap(), "--fail-on-leak"])
+        .output()
+        .expect("memleak analyze --fail-on-leak");
+    let table = String::from_utf8_lossy(&gate.stdout);
+    assert_eq!(gate.status.code(), Some(3), "{table}");
+    assert!(
+        table.contains("evidence: died of memory: OOM-killed"),
+        "{table}"
+    );
 }
