@@ -218,6 +218,51 @@ fn run_locate_stores_the_stacks_and_reports_them() {
     assert!(html.contains("<title>leak_site (leaky.c:"), "{html}");
 }
 
+/// A process that has exited long before the report is built, and before
+/// the first pass that names stacks (about a second in): what its names
+/// need was captured while it ran, so its leak is still named.
+#[test]
+fn run_locate_names_a_process_that_exited_before_its_stacks_were_named() {
+    require_locate!();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(leaky) = build_leaky(dir.path()) else {
+        return;
+    };
+    let rec = dir.path().join("short.memleak");
+    // 0.2 s of leaking (5 MiB); one fault in 11 sampled, so the leak
+    // still gives a few dozen samples.
+    let out = output_ok(
+        Command::new(memleak_bin())
+            .args(["run", "-q", "--locate", "--locate-period", "11"])
+            .args(["--format", "json", "-o"])
+            .arg(&rec)
+            .arg("--")
+            .arg(&leaky)
+            .arg("0.2"),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let located = &report["located"];
+    assert_eq!(top_function(located), "leak_site", "{located:#}");
+    let top = &located["stacks"][0];
+    // Named as the program it became, not as memleak before the exec.
+    let program = leaky.file_name().unwrap().to_str().unwrap();
+    assert_eq!(top["comm"], program, "{top:#}");
+    assert!(
+        top["frames"][0]["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("leaky.c:")),
+        "{top:#}"
+    );
+    // Its stack is whole: the caller is named too.
+    let named: Vec<&str> = top["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["function"].as_str())
+        .collect();
+    assert!(named.contains(&"main"), "{named:?}");
+}
+
 #[test]
 fn record_locate_refuses_a_whole_system_scope() {
     require_locate!();
