@@ -430,8 +430,43 @@ impl Locator {
     }
 
     /// Samples lost in the kernel (see [`FaultProbe::lost`]).
-    pub fn lost(&self) -> u64 {
+    pub fn lost(&self) -> probe::Lost {
         self.probe.lost()
+    }
+
+    /// Samples counted under a stack whose frames could not be read back.
+    fn unreadable(&self) -> u64 {
+        let names = self.names();
+        self.probe
+            .counts()
+            .iter()
+            .filter(|c| names.failed.contains(&(c.tgid, c.stack)))
+            .map(|c| c.samples)
+            .sum()
+    }
+
+    /// Why samples are missing from the stacks, cause by cause ("208
+    /// lost to stack-table collisions"); None when none are.
+    pub fn lost_detail(&self) -> Option<String> {
+        let lost = self.probe.lost();
+        let causes = [
+            (
+                lost.no_stack,
+                "had no user stack (a kernel worker thread, or no memory for it)",
+            ),
+            (
+                lost.collision,
+                "lost to stack-table collisions (their bucket held other stacks)",
+            ),
+            (lost.table_full, "found the (process, stack) table full"),
+            (self.unreadable(), "had a stack that could not be read back"),
+        ];
+        let parts: Vec<String> = causes
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, why)| format!("{n} {why}"))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
     }
 
     /// Asks for the stacks captured since the last pass to be named now,
@@ -607,16 +642,10 @@ impl Locator {
     /// Everything found so far (see [`Locator::stacks`]).
     pub fn located(&mut self) -> Located {
         let stacks = self.stacks();
+        // Samples, not stacks: the note says how much is unattributed.
+        let unreadable = self.unreadable();
         let unit = self.probe.period() * self.page_size;
         let names = self.names();
-        // Samples, not stacks: the note says how much is unattributed.
-        let unreadable: u64 = self
-            .probe
-            .counts()
-            .iter()
-            .filter(|c| names.failed.contains(&(c.tgid, c.stack)))
-            .map(|c| c.samples)
-            .sum();
         let mut phases: Vec<PhaseStacks> = self
             .charges
             .phases()
@@ -642,7 +671,7 @@ impl Locator {
         Located {
             period: self.probe.period(),
             page_size: self.page_size,
-            lost: self.probe.lost() + unreadable,
+            lost: self.probe.lost().total() + unreadable,
             stacks,
             phases,
         }
