@@ -263,6 +263,44 @@ fn run_locate_names_a_process_that_exited_before_its_stacks_were_named() {
     assert!(named.contains(&"main"), "{named:?}");
 }
 
+/// A stack whose bucket in the kernel's stack table holds another stack
+/// goes to the second table, whole: with a first table of one bucket
+/// every stack but the first collides, and the leak is still found and
+/// named, its samples not lost.
+#[test]
+fn colliding_stacks_are_kept_in_the_second_table() {
+    require_locate!();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(leaky) = build_leaky(dir.path()) else {
+        return;
+    };
+    let rec = dir.path().join("collide.memleak");
+    let out = output_ok(
+        Command::new(memleak_bin())
+            .env("MEMLEAK_TEST_LOCATE_STACK_ENTRIES", "1")
+            .args(["run", "-q", "--locate", "--format", "json", "-o"])
+            .arg(&rec)
+            .arg("--")
+            .arg(&leaky)
+            .arg("2"),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let located = &report["located"];
+    assert_eq!(top_function(located), "leak_site", "{located:#}");
+    let stacks = located["stacks"].as_array().unwrap();
+    // More stacks than the first table holds: the others were spilled.
+    assert!(stacks.len() >= 2, "{located:#}");
+    let counted: u64 = stacks.iter().map(|s| s["samples"].as_u64().unwrap()).sum();
+    let lost = located["lost_samples"].as_u64().unwrap();
+    assert!(
+        lost * 10 <= counted,
+        "lost {lost} of {counted}: {located:#}"
+    );
+    // 25 MiB/s for 2 s: the leak's samples are all there.
+    let leaked = bytes_of(located, "leak_site");
+    assert!((25 << 20..=100 << 20).contains(&leaked), "{leaked}");
+}
+
 #[test]
 fn record_locate_refuses_a_whole_system_scope() {
     require_locate!();

@@ -169,18 +169,36 @@ fn parse_line(line: &str) -> Option<Line<'_>> {
     })
 }
 
-/// `/tmp/perf-PID.map` (JIT runtimes: `START SIZE name`, hex), read
-/// after the process is gone: the file stays.
-pub fn perf_map_name(pid: u32, addr: u64) -> Option<String> {
-    let text = std::fs::read_to_string(format!("/tmp/perf-{pid}.map")).ok()?;
-    // Later lines win: a runtime may reuse code memory.
-    text.lines().rev().find_map(|l| {
-        let mut f = l.splitn(3, ' ');
-        let start = u64::from_str_radix(f.next()?.trim_start_matches("0x"), 16).ok()?;
-        let size = u64::from_str_radix(f.next()?.trim_start_matches("0x"), 16).ok()?;
-        let name = f.next()?;
-        (start <= addr && addr < start.saturating_add(size)).then(|| name.to_string())
-    })
+/// A `/tmp/perf-PID.map` (JIT runtimes: `START SIZE name`, hex), which
+/// stays after the process is gone.
+pub struct PerfMap {
+    /// (start, end, name), in file order.
+    entries: Vec<(u64, u64, String)>,
+}
+
+impl PerfMap {
+    pub fn read(pid: u32) -> Option<PerfMap> {
+        let text = std::fs::read_to_string(format!("/tmp/perf-{pid}.map")).ok()?;
+        let entries = text
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.splitn(3, ' ');
+                let start = u64::from_str_radix(f.next()?.trim_start_matches("0x"), 16).ok()?;
+                let size = u64::from_str_radix(f.next()?.trim_start_matches("0x"), 16).ok()?;
+                Some((start, start.saturating_add(size), f.next()?.to_string()))
+            })
+            .collect();
+        Some(PerfMap { entries })
+    }
+
+    pub fn name(&self, addr: u64) -> Option<&str> {
+        // Later lines win: a runtime may reuse code memory.
+        self.entries
+            .iter()
+            .rev()
+            .find(|(start, end, _)| (*start..*end).contains(&addr))
+            .map(|(_, _, name)| name.as_str())
+    }
 }
 
 #[cfg(test)]

@@ -299,6 +299,9 @@ impl Capture {
 /// exits sooner than this after its first sample loses its names. A
 /// pass with nothing new reads the count map's keys only.
 const CAPTURE_EVERY: Duration = Duration::from_millis(20);
+/// The capture thread waits at least this many times as long as its last
+/// pass took.
+const CAPTURE_SHARE: u32 = 20;
 
 /// How often the naming thread names the stacks captured since.
 const RESOLVE_EVERY: Duration = Duration::from_secs(1);
@@ -344,15 +347,23 @@ impl Locator {
             let (names, capture) = (Arc::clone(&names), Arc::clone(&capture));
             std::thread::Builder::new()
                 .name("memleak-capture".into())
-                .spawn(move || loop {
-                    match capture_stopped.recv_timeout(CAPTURE_EVERY) {
-                        Err(RecvTimeoutError::Timeout) => {}
-                        _ => return,
+                .spawn(move || {
+                    let mut wait = CAPTURE_EVERY;
+                    loop {
+                        match capture_stopped.recv_timeout(wait) {
+                            Err(RecvTimeoutError::Timeout) => {}
+                            _ => return,
+                        }
+                        let started = std::time::Instant::now();
+                        capture
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .pass(&names);
+                        // A pass reads every key: with tens of thousands of
+                        // stacks it is slow, so wait longer after it to stay
+                        // under ~5% of a core.
+                        wait = CAPTURE_EVERY.max(started.elapsed() * CAPTURE_SHARE);
                     }
-                    capture
-                        .lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .pass(&names);
                 })
                 .map_err(LocateError::Thread)?;
         }

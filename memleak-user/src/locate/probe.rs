@@ -158,7 +158,12 @@ impl FaultProbe {
             )));
         }
         let mut loader = EbpfLoader::new();
-        loader.map_max_entries("LOCATE_STACKS", STACK_ENTRIES);
+        // Tests shrink the first table so that stacks collide in it.
+        let entries = std::env::var("MEMLEAK_TEST_LOCATE_STACK_ENTRIES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(STACK_ENTRIES);
+        loader.map_max_entries("LOCATE_STACKS", entries);
         loader.map_max_entries("LOCATE_STACKS_SPILL", SPILL_ENTRIES);
         loader.map_max_entries("LOCATE_COUNTS", COUNT_ENTRIES);
         for unused in ["PROCS", "DIRTY"] {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 
-use super::maps::{perf_map_name, unchanged, MappedFile, Place};
+use super::maps::{unchanged, MappedFile, PerfMap, Place};
 use super::Frame;
 
 /// One file's frames: the file, the frames' indices, their offsets.
@@ -56,6 +56,8 @@ impl Symbols {
         let mut names: Vec<Option<(String, Option<String>)>> = vec![None; stack.len()];
         // One request per file: blazesym looks the offsets up together.
         let mut by_file: HashMap<*const MappedFile, FileRequest> = HashMap::new();
+        // Read once per stack, and only for a stack with JIT frames.
+        let mut perf: Option<Option<PerfMap>> = None;
         for (i, place) in places.iter().enumerate().take(stack.len()) {
             // Every frame but the innermost holds a return address, which
             // points after the call and may be the first byte of the next
@@ -70,8 +72,11 @@ impl Symbols {
                     e.2.push(offset.saturating_sub(back));
                 }
                 Place::Other => {
-                    names[i] = perf_map_name(pid, stack[i].saturating_sub(back))
-                        .map(|f| (f, Some(format!("perf-{pid}.map"))));
+                    let perf = perf.get_or_insert_with(|| PerfMap::read(pid));
+                    names[i] = perf
+                        .as_ref()
+                        .and_then(|m| m.name(stack[i].saturating_sub(back)))
+                        .map(|f| (f.to_string(), Some(format!("perf-{pid}.map"))));
                 }
             }
         }
