@@ -263,6 +263,35 @@ fn run_locate_names_a_process_that_exited_before_its_stacks_were_named() {
     assert!(named.contains(&"main"), "{named:?}");
 }
 
+/// A program deleted while it runs, and gone when the report is built: its
+/// file was held open when its maps were read, so it is still named.
+#[test]
+fn run_locate_names_a_program_deleted_while_it_ran() {
+    require_locate!();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(leaky) = build_leaky(dir.path()) else {
+        return;
+    };
+    let gone = dir.path().join("gone");
+    std::fs::copy(&leaky, &gone).unwrap();
+    // Deleted once it runs as itself (its comm says the exec is done).
+    let script = r#"$0 1 & p=$!
+        until [ "$(cat /proc/$p/comm 2>/dev/null)" = gone ]; do sleep 0.01; done
+        rm "$0"; wait $p"#;
+    let out = output_ok(
+        Command::new(memleak_bin())
+            .args(["run", "-q", "--locate", "--format", "json", "-o"])
+            .arg(dir.path().join("gone.memleak"))
+            .args(["--", "sh", "-c", script])
+            .arg(&gone),
+    );
+    assert!(!gone.exists());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let located = &report["located"];
+    assert_eq!(top_function(located), "leak_site", "{located:#}");
+    assert_eq!(located["stacks"][0]["comm"], "gone", "{located:#}");
+}
+
 /// A stack whose bucket in the kernel's stack table holds another stack
 /// goes to the second table, whole: with a first table of one bucket
 /// every stack but the first collides, and the leak is still found and

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// A mapped file, as the kernel identified it when it was sampled.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug)]
 pub struct MappedFile {
     pub path: PathBuf,
     /// Device and inode from the maps line.
@@ -23,7 +23,39 @@ pub struct MappedFile {
     /// first seen: a file replaced at the same path since (a rebuild, an
     /// upgrade) has another, and its names would be wrong.
     pub build_id: Option<Vec<u8>>,
+    /// The mapped file itself, opened through `/proc/PID/map_files`, for
+    /// when its path does not lead to it by the time it is named: deleted
+    /// or replaced since, or the path of another mount namespace (a
+    /// container).
+    pub held: Option<std::fs::File>,
 }
+
+/// One file per device and inode.
+impl PartialEq for MappedFile {
+    fn eq(&self, other: &Self) -> bool {
+        (self.dev, self.ino) == (other.dev, other.ino)
+    }
+}
+
+impl Eq for MappedFile {}
+
+impl MappedFile {
+    /// Where to read it from now: its path while that is still the file
+    /// (separate debug info is found next to it), else the file held, else
+    /// nowhere.
+    pub fn source(&self) -> Option<PathBuf> {
+        if unchanged(self) {
+            return Some(self.path.clone());
+        }
+        use std::os::fd::AsRawFd;
+        let f = self.held.as_ref()?;
+        Some(PathBuf::from(format!("/proc/self/fd/{}", f.as_raw_fd())))
+    }
+}
+
+/// Files held open at most (see [`MappedFile::held`]), so that a machine
+/// of containers cannot exhaust the descriptors.
+const HELD_MAX: usize = 256;
 
 /// Where one sampled address was.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -76,6 +108,7 @@ impl Snapshot {
 #[derive(Default)]
 pub struct Maps {
     files: HashMap<(u64, u64), Arc<MappedFile>>,
+    held: usize,
 }
 
 impl Maps {
@@ -88,15 +121,22 @@ impl Maps {
             .filter(|l| l.exec)
             .map(|l| {
                 let file = l.path.map(|path| {
-                    let files = &mut self.files;
+                    let (files, held) = (&mut self.files, &mut self.held);
                     Arc::clone(files.entry((l.dev, l.ino)).or_insert_with(|| {
                         let exact = format!("/proc/{pid}/map_files/{:x}-{:x}", l.start, l.end);
-                        let build_id = build_id(&exact).or_else(|| build_id(path));
+                        let build_id =
+                            build_id(&exact).or_else(|| (!l.deleted).then(|| build_id(path))?);
+                        let kept = match *held >= HELD_MAX {
+                            true => None,
+                            false => std::fs::File::open(&exact).ok(),
+                        };
+                        *held += usize::from(kept.is_some());
                         Arc::new(MappedFile {
                             path: path.into(),
                             dev: l.dev,
                             ino: l.ino,
                             build_id,
+                            held: kept,
                         })
                     }))
                 });
@@ -125,12 +165,14 @@ fn build_id(path: &str) -> Option<Vec<u8>> {
 pub fn unchanged(file: &MappedFile) -> bool {
     match &file.build_id {
         Some(id) => build_id(&file.path.to_string_lossy()).as_ref() == Some(id),
-        None => {
-            use std::os::unix::fs::MetadataExt;
-            std::fs::metadata(&file.path)
-                .is_ok_and(|m| m.ino() == file.ino && dev_of(m.dev()) == file.dev)
-        }
+        None => same_file(&file.path.to_string_lossy(), file.dev, file.ino),
     }
+}
+
+/// Whether `path` is the file maps listed as device `dev`, inode `ino`.
+fn same_file(path: &str, dev: u64, ino: u64) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).is_ok_and(|m| m.ino() == ino && dev_of(m.dev()) == dev)
 }
 
 /// `st_dev` as maps writes it: `major:minor` packed as `major << 20 | minor`.
@@ -146,6 +188,8 @@ struct Line<'a> {
     dev: u64,
     ino: u64,
     path: Option<&'a str>,
+    /// The file was deleted since it was mapped.
+    deleted: bool,
 }
 
 /// `start-end perms offset major:minor inode [path]`.
@@ -157,6 +201,10 @@ fn parse_line(line: &str) -> Option<Line<'_>> {
     let (major, minor) = f.next()?.split_once(':')?;
     let ino: u64 = f.next()?.parse().ok()?;
     let path = f.next().map(str::trim_start).filter(|p| p.starts_with('/'));
+    let (path, deleted) = match path.and_then(|p| p.strip_suffix(" (deleted)")) {
+        Some(p) => (Some(p), true),
+        None => (path, false),
+    };
     Some(Line {
         start: u64::from_str_radix(start, 16).ok()?,
         end: u64::from_str_radix(end, 16).ok()?,
@@ -164,8 +212,8 @@ fn parse_line(line: &str) -> Option<Line<'_>> {
         offset,
         dev: (u64::from_str_radix(major, 16).ok()? << 20) | u64::from_str_radix(minor, 16).ok()?,
         ino,
-        // A file deleted since it was mapped cannot be opened by path.
-        path: path.filter(|_| ino != 0 && !line.ends_with(" (deleted)")),
+        path: path.filter(|_| ino != 0),
+        deleted,
     })
 }
 
@@ -221,7 +269,7 @@ mod tests {
         let anon = parse_line("7ffd5a5f0000-7ffd5a5f2000 r-xp 00000000 00:00 0  [vdso]").unwrap();
         assert_eq!(anon.path, None);
         let gone = parse_line("5600-5700 r-xp 00001000 fe:01 42 /tmp/a.out (deleted)").unwrap();
-        assert_eq!(gone.path, None);
+        assert_eq!((gone.path, gone.deleted), (Some("/tmp/a.out"), true));
     }
 
     /// This process's own code: the place of a function's address is in

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use blazesym::symbolize::source::{Elf, Source};
 use blazesym::symbolize::{Input, Symbolized, Symbolizer};
 
-use super::maps::{unchanged, MappedFile, PerfMap, Place};
+use super::maps::{MappedFile, PerfMap, Place};
 use super::Frame;
 
 /// One file's frames: the file, the frames' indices, their offsets.
@@ -23,8 +23,8 @@ type FileRequest = (Arc<MappedFile>, Vec<usize>, Vec<u64>);
 /// resolving many stacks of one program reads its symbols once.
 pub struct Symbols {
     inner: Symbolizer,
-    /// Whether each file is still the one that was mapped (checked once).
-    unchanged: std::sync::Mutex<HashMap<(u64, u64), bool>>,
+    /// Where to read each file from (checked once; None: nowhere).
+    sources: std::sync::Mutex<HashMap<(u64, u64), Option<std::path::PathBuf>>>,
 }
 
 impl Default for Symbols {
@@ -37,15 +37,15 @@ impl Symbols {
     pub fn new() -> Self {
         Symbols {
             inner: Symbolizer::new(),
-            unchanged: Default::default(),
+            sources: Default::default(),
         }
     }
 
-    fn still_mapped(&self, file: &MappedFile) -> bool {
-        let mut seen = self.unchanged.lock().unwrap_or_else(|e| e.into_inner());
-        *seen
-            .entry((file.dev, file.ino))
-            .or_insert_with(|| unchanged(file))
+    fn source(&self, file: &MappedFile) -> Option<std::path::PathBuf> {
+        let mut seen = self.sources.lock().unwrap_or_else(|e| e.into_inner());
+        seen.entry((file.dev, file.ino))
+            .or_insert_with(|| file.source())
+            .clone()
     }
 
     /// The frames of a user stack of process `pid`, innermost first, from
@@ -85,14 +85,11 @@ impl Symbols {
                 .path
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned());
-            if !self.still_mapped(&file) {
+            let Some(source) = self.source(&file) else {
                 tracing::debug!(path = %file.path.display(), "replaced since it was mapped");
-                for i in at {
-                    names[i] = None;
-                }
                 continue;
-            }
-            let src = Source::Elf(Elf::new(&file.path));
+            };
+            let src = Source::Elf(Elf::new(source));
             match self.inner.symbolize(&src, Input::FileOffset(&offsets)) {
                 Ok(syms) => {
                     for (i, s) in at.into_iter().zip(syms.iter()) {
