@@ -237,8 +237,8 @@ impl Capture {
                 continue;
             };
             let now = observe(tgid);
-            // Maps before anything else when first seen: they are what
-            // vanishes at exit.
+            // A process first seen has its maps read at once: they are
+            // what vanishes at exit.
             let fresh = match (self.procs.get(&tgid), &now) {
                 (None, _) => true,
                 // The pid was reused by another process.
