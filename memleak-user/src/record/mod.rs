@@ -604,9 +604,9 @@ fn record_into(
             // open (a test that never ended), else to none.
             l.cut_now(&|tgid| open_phases.of(tgid));
             let located = l.located();
-            if located.lost > 0 {
+            if let Some(why) = l.lost_detail().filter(|_| located.lost > 0) {
                 let note = format!(
-                    "--locate: {} page-fault samples could not be tied to a stack",
+                    "--locate: {} page-fault samples could not be tied to a stack: {why}",
                     located.lost
                 );
                 writer.note(end_ns, &note)?;
