@@ -293,9 +293,6 @@ proptest! {
 }
 
 const VALID_CONFIG: &str = r#"
-[record]
-interval = "100ms"
-
 [analysis]
 r2 = 0.8
 horizon = "2h"
