@@ -369,6 +369,29 @@ fn prometheus_scrapes_watch_and_analyze_flags_the_leak() {
         verdict_of(&stable.0.id().to_string()).as_deref(),
         Some("leak")
     );
+    // The header says how much was read (about 2 min here), not the range
+    // asked for.
+    let read = v["recording"]["duration_s"].as_f64().unwrap_or(-1.0);
+    assert!(
+        read > 0.0 && read <= 125.0,
+        "duration of the data read: {read}"
+    );
+    // A query that matches nothing is an error, never "no leak".
+    let none = Command::new(&memleak)
+        .args(["analyze", "--prometheus", &prom_url])
+        .args([
+            "--query",
+            "memleak_process_rss_bytes{comm=\"no-such-process\"}",
+        ])
+        .args(["--range", "2m", "--step", "1s", "--fail-on-leak"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&none.stderr);
+    assert!(
+        !none.status.success() && none.status.code() != Some(3),
+        "{err}"
+    );
+    assert!(err.contains("matched no series"), "{err}");
     // --fail-on-leak gives exit code 3.
     let code = Command::new(&memleak)
         .args(["analyze", "--prometheus", &prom_url])

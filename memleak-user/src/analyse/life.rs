@@ -5,19 +5,10 @@
 //!   moments of a process's series often drop steeply. That drop is not
 //!   evidence against a leak: the life *before* it is judged, and the
 //!   finding says how much was released at exit ([`exit_teardown`]).
-//! - **Finished on its own.** Under the horizon rule a projection asks
-//!   "would it reach its limit if it went on?". A process that exited by
-//!   itself with status 0 did not go on: it was a bounded batch (a
-//!   compiler, a build step) whose memory grew with its work, so its growth
-//!   is reported, not flagged; a process that kept growing until it was
-//!   stopped (a signal, even one it handled and exited 0 after, as servers
-//!   do on SIGTERM; the end of the recording; a failure) is judged as usual. The CI rule asks another question (was memory kept?) and
-//!   ignores how the process ended.
+//! - **How it ended** ([`ProcessEnd`]) decides what its growth is evidence
+//!   of: see [`super::evidence`].
 
 use serde::Serialize;
-
-use super::units::{fmt_bytes, fmt_duration};
-use super::{Finding, Rule, Settings, Verdict};
 
 /// How a process's recorded life ended.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
@@ -35,6 +26,8 @@ pub enum ProcessEnd {
     Stopped(i32),
     /// Exited, but the sampler could not see how (procfs).
     Unknown,
+    /// Killed by the kernel's OOM killer.
+    OomKilled,
 }
 
 impl ProcessEnd {
@@ -96,69 +89,9 @@ pub fn exit_teardown(t: &[f64], y: &[f64], interval_s: f64, min_drop: f64) -> Op
         .then_some((peak_i + 1, released))
 }
 
-/// Applies the rule and the process's end to one finding (see the module
-/// documentation); `released` is what the teardown gave back.
-pub fn apply(
-    f: &mut Finding,
-    end: ProcessEnd,
-    released: Option<f64>,
-    rule: Rule,
-    settings: &Settings,
-) {
-    if let Some(r) = released.filter(|_| f.metric.is_kept_memory()) {
-        f.why.push_str(&format!(
-            "; {} was released as it exited, so its life before that was judged",
-            fmt_bytes(r)
-        ));
-    }
-    let Some(fit) = f.fit else { return };
-    match rule {
-        Rule::Ci => {
-            if !f.metric.is_kept_memory() || f.verdict != Verdict::Growing || fit.slope <= 0.0 {
-                return;
-            }
-            let kept = fit.growth();
-            let threshold = settings.min_kept(fit.fitted_start());
-            if kept > threshold {
-                f.verdict = Verdict::Leak;
-                f.why.push_str(&format!(
-                    "; it kept {} over {}, more than the {} the CI rule allows \
-                     (flagged whatever the time to the limit)",
-                    fmt_bytes(kept),
-                    fmt_duration(fit.span_s()),
-                    fmt_bytes(threshold)
-                ));
-            } else {
-                f.why.push_str(&format!(
-                    "; it kept {}, not more than the CI rule's {}",
-                    fmt_bytes(kept),
-                    fmt_bytes(threshold)
-                ));
-            }
-        }
-        Rule::Horizon => {
-            if f.verdict == Verdict::Leak
-                && end.finished()
-                && f.time_to_limit_s.is_some_and(|t| t > 0.0)
-            {
-                f.verdict = Verdict::Growing;
-                f.plot = None;
-                f.why.push_str(
-                    "; but it then finished on its own (exit status 0): a bounded batch \
-                     whose memory grew with its work, not a leak by the horizon rule \
-                     (`memleak run`'s CI rule judges the memory it kept)",
-                );
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::analyse::lbr::WindowFit;
-    use crate::analyse::limits::Limit;
-    use crate::analyse::{Metric, Model};
 
     #[test]
     fn wait_statuses() {
@@ -191,71 +124,5 @@ mod tests {
         // A slow decline over the second half is the program's, not a teardown.
         let slow: Vec<f64> = t.iter().map(|x| 1e8 - x * 1e6).collect();
         assert_eq!(exit_teardown(&t, &slow, 0.1, 1e6), None);
-    }
-
-    fn finding(verdict: Verdict, growth: f64, ttl: Option<f64>) -> Finding {
-        Finding {
-            model: Model::Lbr,
-            metric: Metric::Anon,
-            verdict,
-            fit: Some(WindowFit {
-                points: 100,
-                slope: growth / 10.0,
-                r2: 0.99,
-                fitted_end: 10e6 + growth,
-                t_start: 0.0,
-                t_end: 10.0,
-            }),
-            best_r2: 0.99,
-            limit: Limit::UNKNOWN,
-            last_value: 10e6 + growth,
-            time_to_limit_s: ttl,
-            segment: 0,
-            segments: 1,
-            why: String::new(),
-            p_value: None,
-            cycles: None,
-            plot: None,
-        }
-    }
-
-    #[test]
-    fn ci_rule_flags_kept_memory_whatever_the_horizon() {
-        let s = Settings::default();
-        let mut f = finding(Verdict::Growing, 160.0 * 1048576.0, Some(9000.0));
-        apply(&mut f, ProcessEnd::Exited(0), Some(150e6), Rule::Ci, &s);
-        assert_eq!(f.verdict, Verdict::Leak, "{}", f.why);
-        assert!(f.why.contains("released as it exited"), "{}", f.why);
-        // Below the threshold: still growing, not flagged.
-        let mut f = finding(Verdict::Growing, 8.0 * 1048576.0, Some(9000.0));
-        apply(&mut f, ProcessEnd::Running, None, Rule::Ci, &s);
-        assert_eq!(f.verdict, Verdict::Growing);
-        // vm is never judged by what it "kept".
-        let mut f = finding(Verdict::Growing, 1e9, None);
-        f.metric = Metric::Vm;
-        apply(&mut f, ProcessEnd::Running, None, Rule::Ci, &s);
-        assert_eq!(f.verdict, Verdict::Growing);
-    }
-
-    #[test]
-    fn horizon_rule_spares_a_finished_batch_only() {
-        let s = Settings::default();
-        let mut f = finding(Verdict::Leak, 700e6, Some(900.0));
-        apply(&mut f, ProcessEnd::Exited(0), None, Rule::Horizon, &s);
-        assert_eq!(f.verdict, Verdict::Growing);
-        assert!(f.why.contains("bounded batch"), "{}", f.why);
-        for end in [
-            ProcessEnd::Signaled(2),
-            ProcessEnd::Exited(1),
-            ProcessEnd::Running,
-        ] {
-            let mut f = finding(Verdict::Leak, 700e6, Some(900.0));
-            apply(&mut f, end, None, Rule::Horizon, &s);
-            assert_eq!(f.verdict, Verdict::Leak, "{end:?}");
-        }
-        // Already at its limit when it exited: flagged even so.
-        let mut f = finding(Verdict::Leak, 700e6, Some(0.0));
-        apply(&mut f, ProcessEnd::Exited(0), None, Rule::Horizon, &s);
-        assert_eq!(f.verdict, Verdict::Leak);
     }
 }

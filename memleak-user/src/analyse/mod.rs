@@ -50,6 +50,7 @@ pub mod config;
 #[cfg(test)]
 mod corpus;
 pub mod eval;
+pub mod evidence;
 pub mod fit;
 pub mod lbr;
 pub mod life;
@@ -215,7 +216,12 @@ pub enum Verdict {
     /// A consistent rise that does not reach the limit within the horizon
     /// (or with no known limit): worth a look, not flagged.
     Growing,
-    /// Flagged: rises like a leak and reaches the limit within the horizon.
+    /// Would be a leak by the rule, but the process exited by itself: its
+    /// work had an end, and memory figures cannot tell a leak from memory
+    /// the work needed until then. Reported (peak, growth), never failed by
+    /// itself ([`evidence`]).
+    GrewUntilExit,
+    /// Flagged on evidence ([`evidence::Evidence`]).
     Leak,
 }
 
@@ -225,6 +231,7 @@ impl Verdict {
         match self {
             Verdict::NoTrend => "no_trend",
             Verdict::Growing => "growing",
+            Verdict::GrewUntilExit => "grew_until_exit",
             Verdict::Leak => "leak",
         }
     }
@@ -462,6 +469,9 @@ pub struct Finding {
     pub limit: Limit,
     /// Last value of the analysed segment.
     pub last_value: f64,
+    /// Highest value over the process's whole recorded life, when the
+    /// finding was judged with its life ([`analyse_process`]).
+    pub peak: Option<f64>,
     /// Seconds from the segment's last sample until the fitted line reaches
     /// the limit (0 when already there); `None` without a rise or a limit.
     pub time_to_limit_s: Option<f64>,
@@ -474,6 +484,8 @@ pub struct Finding {
     pub p_value: Option<f64>,
     /// Sawtooth model: drops (cycles) seen in the segment.
     pub cycles: Option<usize>,
+    /// What a leak verdict rests on; `None` for other verdicts.
+    pub evidence: Option<evidence::Evidence>,
     /// The analysed segment (only for leaks, to bound memory).
     pub plot: Option<Plot>,
 }
@@ -759,12 +771,14 @@ fn lbr_finding(
         best_r2: scan.best_r2,
         limit: input.limit,
         last_value,
+        peak: None,
         time_to_limit_s: None,
         segment,
         segments,
         why: String::new(),
         p_value: None,
         cycles: None,
+        evidence: None,
         plot: None,
     };
     let Some(chosen) = scan.chosen else {
@@ -852,8 +866,9 @@ pub struct Judged {
 }
 
 /// Analyses one process's life: cuts its exit teardown (when it exited),
-/// runs the models on every metric ([`analyse_series`]), then applies
-/// `rule` and how the process ended ([`life::apply`]). Pure.
+/// runs the models on every metric ([`analyse_series`]), then weighs the
+/// evidence: `rule`, how the process ended and its peak
+/// ([`evidence::apply`]). Pure.
 pub fn analyse_process(
     t: &[f64],
     inputs: &[SeriesInput<'_>],
@@ -872,7 +887,7 @@ pub fn analyse_process(
             .find(|i| i.metric == Metric::Anon)
             .or_else(|| inputs.iter().find(|i| i.metric.is_kept_memory()));
         if let Some(key) = key {
-            let peak = key.values.iter().copied().fold(0.0, f64::max);
+            let peak = peak_of(key.values);
             if let Some((cut, released)) =
                 life::exit_teardown(t, key.values, interval_s, settings.min_growth(peak))
             {
@@ -890,8 +905,14 @@ pub fn analyse_process(
         .collect();
     let mut findings = analyse_series(&t[..n], &cut, interval_s, settings)?;
     for f in &mut findings {
-        life::apply(f, end, released_at_exit, rule, settings);
-        if f.verdict == Verdict::Leak && f.plot.is_none() {
+        let whole = inputs.iter().find(|i| i.metric == f.metric);
+        let life = evidence::Life {
+            end,
+            released: released_at_exit,
+            peak: whole.map_or(f.last_value, |i| peak_of(i.values)),
+        };
+        evidence::apply(f, life, rule, settings);
+        if f.verdict >= Verdict::GrewUntilExit && f.plot.is_none() {
             if let Some(i) = cut.iter().find(|i| i.metric == f.metric) {
                 f.plot = Some(Plot::of(&t[..n], i.values));
             }
@@ -902,6 +923,15 @@ pub fn analyse_process(
         findings,
         released_at_exit,
     })
+}
+
+/// Highest finite value (0 for none).
+fn peak_of(values: &[f64]) -> f64 {
+    values
+        .iter()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max)
 }
 
 /// One process of a recording, loaded for [`analyse_process`].

@@ -99,12 +99,14 @@ impl Ctx<'_> {
             best_r2: 0.0,
             limit: self.input.limit,
             last_value: self.y.last().copied().unwrap_or(f64::NAN),
+            peak: None,
             time_to_limit_s: None,
             segment: self.segment,
             segments: self.segments,
             why,
             p_value: None,
             cycles: None,
+            evidence: None,
             plot: None,
         }
     }

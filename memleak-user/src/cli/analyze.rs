@@ -103,8 +103,9 @@ pub struct AnalysisArgs {
     pub metric: Vec<String>,
 
     /// The memory limit of where the code will run (e.g. the production
-    /// container's 512MiB): anon memory is projected against it when it is
-    /// nearer than the limits recorded for the process (its cgroup,
+    /// container's 512MiB): a process whose anon memory peaks above it is a
+    /// leak however it ended, and anon memory is projected against it when
+    /// it is nearer than the limits recorded for the process (its cgroup,
     /// RLIMIT_AS/RLIMIT_DATA, -Xmx, --max-old-space-size, GOMEMLIMIT, RAM).
     #[arg(long, value_parser = bytes_arg, value_name = "SIZE")]
     pub limit: Option<f64>,
@@ -249,8 +250,11 @@ pub struct ReportArgs {
     #[arg(long, value_name = "PATH")]
     pub report: Option<PathBuf>,
 
-    /// Exit with code 3 when a leak is flagged: a process, or a marked test
-    /// that kept memory (see --test-kept).
+    /// Exit with code 3 when a leak is flagged on evidence: a process that
+    /// grew until it was stopped (or still runs), died of memory (OOM
+    /// killer, failed at its own limit) or peaked over --limit, or a marked
+    /// test that kept memory. A process that grew until it exited by
+    /// itself is reported ("grew until exit"), never exit 3.
     #[arg(long)]
     pub fail_on_leak: bool,
 }

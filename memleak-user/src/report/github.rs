@@ -35,14 +35,11 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
         let Some(f) = r.top() else { continue };
         let (cmd, what) = match f.verdict {
             Verdict::Leak => ("error", "Memory leak"),
+            Verdict::GrewUntilExit => ("warning", "Memory grew until exit"),
             Verdict::Growing => ("warning", "Memory growth"),
             Verdict::NoTrend => continue,
         };
-        let title = format!(
-            "{what}: {} (pid {})",
-            printable(&r.process.comm),
-            r.process.id.pid
-        );
+        let title = format!("{what}: {}", super::process_label(&r.process));
         let mut message = format!("{}.", printable(&f.why));
         if let Some(c) = &r.process.cmdline {
             message.push_str(&format!("\ncmdline: {}", printable(c)));

@@ -159,7 +159,7 @@ pub fn render_index(
                 "<tr><td class=\"{}\">{}</td><td class=\"n\">{}</td><td title=\"{}\">{name}</td><td>{}</td><td class=\"n\">{}</td><td class=\"n\">{:.3}</td><td class=\"n\">{} pts / {}</td><td class=\"n\">{}</td><td>{}</td><td class=\"why\">{}</td></tr>",
                 f.verdict.name(),
                 f.verdict.name().replace('_', " "),
-                r.process.id.pid,
+                super::fmt_pid(r.process.id.pid),
                 esc(r.process.cmdline.as_deref().unwrap_or("")),
                 f.metric.name(),
                 esc(&fmt_rate(fit.slope)),

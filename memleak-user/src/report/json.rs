@@ -62,6 +62,7 @@ struct Recording<'a> {
 struct Summary {
     analysed: usize,
     leaks: usize,
+    grew_until_exit: usize,
     growing: usize,
     skipped: usize,
     skipped_by_reason: std::collections::BTreeMap<&'static str, usize>,
@@ -126,6 +127,10 @@ struct FindingOut<'a> {
     p_value: Option<f64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     cycles: Option<usize>,
+    /// Highest value over the process's recorded life.
+    peak_bytes: Option<f64>,
+    /// What a `leak` verdict rests on; `null` otherwise.
+    evidence: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -164,6 +169,8 @@ fn finding(f: &Finding) -> FindingOut<'_> {
         segments: f.segments,
         p_value: f.p_value.and_then(num),
         cycles: f.cycles,
+        peak_bytes: f.peak.and_then(num),
+        evidence: f.evidence.map(|e| e.name()),
     }
 }
 
@@ -208,6 +215,7 @@ pub fn render_marked(a: &Analysis, marked: &Marked) -> String {
         summary: Summary {
             analysed: a.results.len(),
             leaks: a.count(Verdict::Leak),
+            grew_until_exit: a.count(Verdict::GrewUntilExit),
             growing: a.count(Verdict::Growing),
             skipped: a.skipped_total(),
             skipped_by_reason: a.skip_counts().into_iter().collect(),

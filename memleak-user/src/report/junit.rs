@@ -125,10 +125,23 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
                 0.0
             }
         );
+        // Ambiguous growth is a property a CI dashboard can show, not a
+        // failure: JUnit has no "warning" outcome, and a skipped case would
+        // read as "not judged".
+        if let Some(f) = r.top().filter(|f| f.verdict == Verdict::GrewUntilExit) {
+            let _ = writeln!(
+                x,
+                "      <properties>\n        <property name=\"memleak.verdict\" value=\"grew_until_exit\"/>\n        <property name=\"memleak.peak_bytes\" value=\"{:.0}\"/>\n        <property name=\"memleak.growth_bytes\" value=\"{:.0}\"/>\n        <property name=\"memleak.why\" value=\"{}\"/>\n      </properties>",
+                f.peak.unwrap_or(f.last_value),
+                f.fit.map_or(0.0, |w| w.growth()),
+                esc(&f.why)
+            );
+        }
         let leak = r.findings.iter().find(|f| f.verdict == Verdict::Leak);
         if let Some(f) = leak {
             let message = format!(
-                "memory leak: {} ({})",
+                "memory leak, {}: {} ({})",
+                f.evidence.map_or("leak", |e| e.describe()),
                 f.metric.name(),
                 f.time_to_limit_s
                     .map(|t| format!("limit in {}", fmt_duration(t)))

@@ -94,16 +94,35 @@ pub fn escape_xml(s: &str) -> String {
 
 pub use crate::diag::printable;
 
-/// `name (pid 123)`, printable.
+/// `name (pid 123)`, printable; `name` alone when the pid is unknown.
 pub fn process_label(p: &ProcessRef) -> String {
-    format!("{} (pid {})", printable(&p.comm), p.id.pid)
+    match p.id.pid {
+        0 => printable(&p.comm),
+        pid => format!("{} (pid {pid})", printable(&p.comm)),
+    }
+}
+
+/// A pid for people: "–" when unknown (series from Prometheus without a
+/// `pid` label read as 0, which is never a user process: it is the
+/// kernel's idle task).
+pub fn fmt_pid(pid: u32) -> String {
+    match pid {
+        0 => "–".into(),
+        pid => pid.to_string(),
+    }
 }
 
 /// One-line summary: "2 processes analysed: 1 leak flagged, 0 growing, 1 skipped (too_short: 1)".
 pub fn summary_line(a: &Analysis) -> String {
     use crate::analyse::Verdict;
+    // "grew until exit" only when there is one: most reports have none,
+    // and the line is read by people and matched by scripts.
+    let grew = match a.count(Verdict::GrewUntilExit) {
+        0 => String::new(),
+        n => format!("{n} grew until exit (not flagged), "),
+    };
     let mut s = format!(
-        "{} processes analysed: {} leak{} flagged, {} growing, {} skipped",
+        "{} processes analysed: {} leak{} flagged, {grew}{} growing, {} skipped",
         a.results.len(),
         a.count(Verdict::Leak),
         if a.count(Verdict::Leak) == 1 { "" } else { "s" },
@@ -124,6 +143,18 @@ pub fn summary_line(a: &Analysis) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unknown_pids_print_as_a_dash_not_zero() {
+        let mut a = crate::load::tests::tiny_analysis();
+        a.results[0].process.id.pid = 0;
+        let t = table::render(&a);
+        let row = t.lines().find(|l| l.contains("LEAK")).unwrap();
+        assert!(row.contains(" – "), "{t}");
+        assert!(!row.contains(" 0 "), "{t}");
+        assert!(!t.contains("(pid 0)"), "{t}");
+        assert!(!github::render(&a).contains("(pid 0)"));
+    }
 
     #[test]
     fn escapes() {

@@ -631,6 +631,7 @@ fn projection(s: &mut String, c: &Chart<'_>, clock: &Clock, main: &[(f64, f64)])
             clock.title(t0, t1),
             match f.verdict {
                 Verdict::Leak => "flagged: a leak",
+                Verdict::GrewUntilExit => "grew until it exited by itself, not flagged",
                 Verdict::Growing => "growing, not flagged",
                 Verdict::NoTrend => "no trend",
             }

@@ -63,7 +63,7 @@ pub fn render(a: &Analysis) -> String {
             .collect();
         let fs = if leaks.is_empty() {
             r.top()
-                .filter(|f| f.verdict == Verdict::Growing)
+                .filter(|f| matches!(f.verdict, Verdict::Growing | Verdict::GrewUntilExit))
                 .into_iter()
                 .collect()
         } else {
@@ -80,10 +80,11 @@ pub fn render(a: &Analysis) -> String {
         rows.push([
             match f.verdict {
                 Verdict::Leak => "LEAK".into(),
+                Verdict::GrewUntilExit => "grew→exit".into(),
                 Verdict::Growing => "growing".into(),
                 Verdict::NoTrend => "-".into(),
             },
-            r.process.id.pid.to_string(),
+            super::fmt_pid(r.process.id.pid),
             truncate(&printable(&r.process.comm), NAME_WIDTH),
             format!("{}/{}", f.metric.name(), f.model.name()),
             fmt_rate(fit.slope),
@@ -147,9 +148,29 @@ pub fn render(a: &Analysis) -> String {
         out.push('\n');
         for r in a.results.iter().filter(|r| r.verdict == Verdict::Leak) {
             for f in r.findings.iter().filter(|f| f.verdict == Verdict::Leak) {
+                let evidence = f.evidence.map(|e| e.describe()).unwrap_or("leak");
                 out.push_str(&format!(
-                    "  {}: {} [{} model].\n",
+                    "  {}: {} [{} model; evidence: {evidence}].\n",
                     super::process_label(&r.process),
+                    printable(&f.why),
+                    f.model.name()
+                ));
+            }
+        }
+        // Ambiguous: growth that memory figures cannot tell from the work's
+        // own needs, said as such so nobody reads it as a pass or a failure.
+        for r in a
+            .results
+            .iter()
+            .filter(|r| r.verdict == Verdict::GrewUntilExit)
+        {
+            if let Some(f) = r.top() {
+                out.push_str(&format!(
+                    "  {}: grew until exit{}: {} [{} model].\n",
+                    super::process_label(&r.process),
+                    f.peak
+                        .map(|p| format!(" (peak {})", fmt_bytes(p)))
+                        .unwrap_or_default(),
                     printable(&f.why),
                     f.model.name()
                 ));
@@ -177,7 +198,10 @@ mod tests {
         assert!(t.contains("1 skipped (too short: 1)"), "{t}");
         assert!(t.contains("leaky<&> (pid 100): anon grows"), "{t}");
         assert!(t.contains("anon/lbr"), "{t}");
-        assert!(t.contains("[lbr model]"), "{t}");
+        assert!(
+            t.contains("[lbr model; evidence: reaches its limit within the horizon]"),
+            "{t}"
+        );
         assert!(!t.contains("Nothing was long enough"), "{t}");
     }
 

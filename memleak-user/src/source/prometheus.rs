@@ -80,6 +80,13 @@ pub enum PrometheusError {
     NotMatrix(String),
     #[error("--step must be positive")]
     Step,
+    #[error("the query {query} matched no series at {url} between {from} and {to}: check the metric name and labels (e.g. in the Prometheus UI), and the --since/--until range")]
+    NoSeries {
+        query: String,
+        url: String,
+        from: String,
+        to: String,
+    },
     #[error(transparent)]
     Settings(#[from] AnalyseError),
 }
@@ -608,6 +615,24 @@ pub fn analyse(
     // Only the redacted URL goes into the analysis: reports show it.
     let url = client.shown();
     let series = to_series(&answer, start)?;
+    // An empty answer is not a clean bill of health: a misspelt metric or
+    // label would otherwise pass a CI gate with "no leak".
+    if series.iter().all(|s| s.t.is_empty()) {
+        return Err(PrometheusError::NoSeries {
+            query: promql.to_string(),
+            url: url.to_string(),
+            from: fmt_unix(start),
+            to: fmt_unix(end),
+        });
+    }
+    // The span of data read, not the span asked for: a query over the last
+    // hour of an exporter that started 8 minutes ago has 8 minutes.
+    let (first, last) = series
+        .iter()
+        .flat_map(|s| s.t.iter().copied())
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), t| {
+            (a.min(t), b.max(t))
+        });
     let limits = limits(limit);
     let info = RecordingInfo {
         path: url.into(),
@@ -619,7 +644,7 @@ pub fn analyse(
         sampler: "prometheus".into(),
         host: url.to_string(),
         interval_s: step_s,
-        duration_s: end - start,
+        duration_s: (last - first).max(0.0),
         exit_code: None,
         processes: series.len(),
         start_unix: Some(start),
