@@ -17,6 +17,12 @@
 //! `memleak-corpus` crate): the same layout, without a global address-space
 //! limit (a JVM reserves more than 2 GiB of address space at start); the
 //! cases that need a limit set their own.
+//!
+//! `--set batch` runs the third-party batch corpus instead
+//! (`memleak_corpus::batch`: xz, sort, gcc, git, jq, javac, ...), each case
+//! under its own `memleak run --fail-on-leak --format json` at default
+//! settings with the already built `target/debug/memleak`, and prints and
+//! writes `DIR/batch-table.md`.
 
 use crate::run::{build_release, run, target_dir};
 use anyhow::{bail, Context, Result};
