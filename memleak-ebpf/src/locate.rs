@@ -26,6 +26,20 @@ use aya_ebpf::{
 #[map]
 static LOCATE_STACKS: StackTrace = StackTrace::with_max_entries(1, 0);
 
+/// Where a stack goes when its bucket in `LOCATE_STACKS` holds another
+/// (`bpf_get_stackid` never overwrites, and every later sample of the
+/// stack would be lost: a dominant leak path lost whole). Only such
+/// stacks come here, so a second collision is rare. Sized at load time.
+#[map]
+static LOCATE_STACKS_SPILL: StackTrace = StackTrace::with_max_entries(1, 0);
+
+/// Marks a stack id of `LOCATE_STACKS_SPILL` in the count key (ids are
+/// below the table sizes, far under this bit).
+const SPILLED: u64 = 1 << 31;
+
+/// `bpf_get_stackid`'s error when the stack's bucket holds another stack.
+const EEXIST: i32 = -17;
+
 /// Samples per (tgid << 32 | stack id): the tgid separates processes when
 /// the event is inherited by a command's children (`run --locate`).
 #[map]
@@ -36,12 +50,13 @@ static LOCATE_COUNTS: HashMap<u64, u64> = HashMap::with_max_entries(1, 0);
 #[map]
 static LOCATE_LOST: PerCpuArray<u64> = PerCpuArray::with_max_entries(LOST_COUNT, 0);
 
-/// No user stack could be taken (a kernel thread, or the stack table's
-/// bucket holds another stack: `bpf_get_stackid` does not overwrite).
+/// No user stack could be taken (a kernel worker thread, no memory).
 const LOST_NO_STACK: u32 = 0;
 /// The count map is full.
 const LOST_MAP_FULL: u32 = 1;
-const LOST_COUNT: u32 = 2;
+/// The stack's bucket holds another stack in both stack tables.
+const LOST_COLLISION: u32 = 2;
+const LOST_COUNT: u32 = 3;
 
 #[inline(always)]
 fn lost(why: u32) {
@@ -55,11 +70,26 @@ fn lost(why: u32) {
 #[perf_event]
 pub fn locate_fault(ctx: PerfEventContext) -> u32 {
     let tgid = bpf_get_current_pid_tgid() >> 32;
-    let Ok(stack) = ctx.get_stackid(&LOCATE_STACKS, u64::from(BPF_F_USER_STACK)) else {
-        lost(LOST_NO_STACK);
-        return 0;
+    let flags = u64::from(BPF_F_USER_STACK);
+    let stack = match ctx.get_stackid(&LOCATE_STACKS, flags) {
+        Ok(id) => id as u64 & (SPILLED - 1),
+        Err(EEXIST) => match ctx.get_stackid(&LOCATE_STACKS_SPILL, flags) {
+            Ok(id) => (id as u64 & (SPILLED - 1)) | SPILLED,
+            Err(e) => {
+                lost(if e == EEXIST {
+                    LOST_COLLISION
+                } else {
+                    LOST_NO_STACK
+                });
+                return 0;
+            }
+        },
+        Err(_) => {
+            lost(LOST_NO_STACK);
+            return 0;
+        }
     };
-    let key = (tgid << 32) | (stack as u64 & 0xffff_ffff);
+    let key = (tgid << 32) | stack;
     if let Some(n) = LOCATE_COUNTS.get_ptr_mut(key) {
         // SAFETY: pointer into our own map's value; a lost increment under
         // a race between two CPUs is one sample, not worth an atomic.

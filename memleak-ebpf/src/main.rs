@@ -24,7 +24,9 @@ use aya_ebpf::{
 };
 use memleak_common::{
     globals::{Config, ABSENT, SCOPE_ALL, SCOPE_CGROUP},
-    proc::{ProcState, COMM_LEN, FLAG_EXECED, FLAG_EXITED, FLAG_FORKED, RSS_MEMBERS},
+    proc::{
+        ProcState, COMM_LEN, FLAG_EXECED, FLAG_EXITED, FLAG_FORKED, FLAG_OOM_KILLED, RSS_MEMBERS,
+    },
     stats::*,
 };
 
@@ -57,7 +59,10 @@ const MAX_MEMBER: i32 = RSS_MEMBERS as i32;
 /// without a lock, from whichever CPU runs them: the hook (`rss_stat` in
 /// the faulting or reclaiming context, `switch_out`/`cpu_tick` on the CPU
 /// the process runs on, `refresh_tasks` on the recorder's CPU), the
-/// mmap-family exits, exec, exit and signal delivery of the process itself.
+/// mmap-family exits, exec, exit and signal delivery of the process itself,
+/// and the OOM killer's mark from whichever task ran out of memory (one
+/// `|=` of a flag bit that only exec's and exit's `|=` could race with: a lost bit
+/// loses that one fact, never the counters).
 /// Why that is safe enough:
 /// - each field is one aligned store, so no single field tears;
 /// - two writers of one process (two of its threads faulting on two CPUs)
@@ -705,6 +710,37 @@ pub fn signal_deliver(ctx: TracePointContext) -> i32 {
     if let Some(st) = PROCS.get_ptr_mut(tgid) {
         // SAFETY: pointer into our own map's value.
         unsafe { (*st).stop_signal = sig as u32 };
+    }
+    0
+}
+
+/// `oom/mark_victim`: the OOM killer chose a victim and is about to send
+/// it SIGKILL. This runs in the allocating task (often another process),
+/// so the victim comes from the record's `pid`, not from the current task.
+/// The flag rides on the state to the exit record, which tells an OOM kill
+/// from any other SIGKILL.
+///
+/// The kernel reports the thread it found holding the mm: the group
+/// leader, unless the leader already exited alone (then a thread id that
+/// no tgid key matches, and the kill looks like any SIGKILL).
+#[tracepoint]
+pub fn mark_victim(ctx: TracePointContext) -> i32 {
+    let off = config!(tp_mark_victim_pid);
+    if off == ABSENT {
+        return 0;
+    }
+    // SAFETY: offset from the tracepoint's own format file.
+    let Ok(pid) = (unsafe { ctx.read_at::<i32>(off as usize) }) else {
+        return 0;
+    };
+    if pid <= 0 {
+        return 0;
+    }
+    if let Some(st) = PROCS.get_ptr_mut(pid as u32) {
+        // SAFETY: pointer into our own map's value.
+        let st = unsafe { &mut *st };
+        st.flags |= FLAG_OOM_KILLED;
+        touch(st);
     }
     0
 }

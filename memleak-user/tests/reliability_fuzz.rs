@@ -61,6 +61,7 @@ fn build_recording(path: &Path, finish: bool) {
                     at_ns: t,
                     code: Some(0),
                     stop_signal: None,
+                    oom_killed: false,
                 }),
             });
         }

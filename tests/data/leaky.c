@@ -41,8 +41,9 @@ __attribute__((noinline)) void scratch_site(void) {
 }
 
 int main(int argc, char **argv) {
-    /* Seconds to run (default 3); 25 MiB a second leaked. */
-    int seconds = argc > 1 ? atoi(argv[1]) : 3;
+    /* Seconds to run (default 3, fractions allowed); 25 MiB a second
+     * leaked. */
+    double seconds = argc > 1 ? atof(argv[1]) : 3;
     mallopt(M_TRIM_THRESHOLD, 1 << 30);
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     for (int t = 0; t < seconds * 100; t++) {

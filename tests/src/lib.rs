@@ -112,6 +112,7 @@ pub fn record_command_with(
         origin: "record",
         thin_to: None,
         locate: None,
+        kill_after: memleak::record::KILL_AFTER,
     };
     let outcome = record(&opts).expect("recording");
     assert_eq!(
@@ -145,6 +146,7 @@ pub fn ebpf_scope_options(
         origin: "record",
         thin_to: None,
         locate: None,
+        kill_after: memleak::record::KILL_AFTER,
     }
 }
 

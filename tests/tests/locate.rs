@@ -218,6 +218,118 @@ fn run_locate_stores_the_stacks_and_reports_them() {
     assert!(html.contains("<title>leak_site (leaky.c:"), "{html}");
 }
 
+/// A process that has exited long before the report is built, and before
+/// the first pass that names stacks (about a second in): what its names
+/// need was captured while it ran, so its leak is still named.
+#[test]
+fn run_locate_names_a_process_that_exited_before_its_stacks_were_named() {
+    require_locate!();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(leaky) = build_leaky(dir.path()) else {
+        return;
+    };
+    let rec = dir.path().join("short.memleak");
+    // 0.2 s of leaking (5 MiB); one fault in 11 sampled, so the leak
+    // still gives a few dozen samples.
+    let out = output_ok(
+        Command::new(memleak_bin())
+            .args(["run", "-q", "--locate", "--locate-period", "11"])
+            .args(["--format", "json", "-o"])
+            .arg(&rec)
+            .arg("--")
+            .arg(&leaky)
+            .arg("0.2"),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let located = &report["located"];
+    assert_eq!(top_function(located), "leak_site", "{located:#}");
+    let top = &located["stacks"][0];
+    // Named as the program it became, not as memleak before the exec.
+    let program = leaky.file_name().unwrap().to_str().unwrap();
+    assert_eq!(top["comm"], program, "{top:#}");
+    assert!(
+        top["frames"][0]["location"]
+            .as_str()
+            .is_some_and(|l| l.starts_with("leaky.c:")),
+        "{top:#}"
+    );
+    // Its stack is whole: the caller is named too.
+    let named: Vec<&str> = top["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|f| f["function"].as_str())
+        .collect();
+    assert!(named.contains(&"main"), "{named:?}");
+}
+
+/// A program deleted while it runs, and gone when the report is built: its
+/// file was held open when its maps were read, so it is still named.
+#[test]
+fn run_locate_names_a_program_deleted_while_it_ran() {
+    require_locate!();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(leaky) = build_leaky(dir.path()) else {
+        return;
+    };
+    let gone = dir.path().join("gone");
+    std::fs::copy(&leaky, &gone).unwrap();
+    // Deleted once it runs as itself (its comm says the exec is done).
+    let script = r#"$0 1 & p=$!
+        until [ "$(cat /proc/$p/comm 2>/dev/null)" = gone ]; do sleep 0.01; done
+        rm "$0"; wait $p"#;
+    let out = output_ok(
+        Command::new(memleak_bin())
+            .args(["run", "-q", "--locate", "--format", "json", "-o"])
+            .arg(dir.path().join("gone.memleak"))
+            .args(["--", "sh", "-c", script])
+            .arg(&gone),
+    );
+    assert!(!gone.exists());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let located = &report["located"];
+    assert_eq!(top_function(located), "leak_site", "{located:#}");
+    assert_eq!(located["stacks"][0]["comm"], "gone", "{located:#}");
+}
+
+/// A stack whose bucket in the kernel's stack table holds another stack
+/// goes to the second table, whole: with a first table of one bucket
+/// every stack but the first collides, and the leak is still found and
+/// named, its samples not lost.
+#[test]
+fn colliding_stacks_are_kept_in_the_second_table() {
+    require_locate!();
+    let dir = tempfile::tempdir().unwrap();
+    let Some(leaky) = build_leaky(dir.path()) else {
+        return;
+    };
+    let rec = dir.path().join("collide.memleak");
+    let out = output_ok(
+        Command::new(memleak_bin())
+            .env("MEMLEAK_TEST_LOCATE_STACK_ENTRIES", "1")
+            .args(["run", "-q", "--locate", "--format", "json", "-o"])
+            .arg(&rec)
+            .arg("--")
+            .arg(&leaky)
+            .arg("2"),
+    );
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON report");
+    let located = &report["located"];
+    assert_eq!(top_function(located), "leak_site", "{located:#}");
+    let stacks = located["stacks"].as_array().unwrap();
+    // More stacks than the first table holds: the others were spilled.
+    assert!(stacks.len() >= 2, "{located:#}");
+    let counted: u64 = stacks.iter().map(|s| s["samples"].as_u64().unwrap()).sum();
+    let lost = located["lost_samples"].as_u64().unwrap();
+    assert!(
+        lost * 10 <= counted,
+        "lost {lost} of {counted}: {located:#}"
+    );
+    // 25 MiB/s for 2 s: the leak's samples are all there.
+    let leaked = bytes_of(located, "leak_site");
+    assert!((25 << 20..=100 << 20).contains(&leaked), "{leaked}");
+}
+
 #[test]
 fn record_locate_refuses_a_whole_system_scope() {
     require_locate!();

@@ -211,3 +211,41 @@ fn the_commands_output_on_a_terminal_is_not_overdrawn() {
         "no progress line while the command owns the terminal: {text:?}"
     );
 }
+
+/// clap_complete panics when its writer fails: the script must reach a
+/// full disk as an error message and a non-zero exit, not a crash.
+#[test]
+fn completions_to_a_full_disk_fail_with_a_message_not_a_panic() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let o = Command::new(memleak_bin())
+        .args(["completions", "bash"])
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("writing the completion script") && stderr.contains("No space left"),
+        "says what failed: {stderr}"
+    );
+}
+
+/// `--refresh 0s` would spin (and tokio's interval panics on zero).
+#[test]
+fn watch_refuses_a_zero_refresh() {
+    let o = Command::new(memleak_bin())
+        .args(["watch", "--all", "--refresh", "0s"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--refresh") && stderr.contains("must be positive"),
+        "{stderr}"
+    );
+}

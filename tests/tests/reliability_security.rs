@@ -219,6 +219,7 @@ fn hostile_recording(path: &Path, evil: &str) {
                     at_ns: t,
                     code: Some(0),
                     stop_signal: None,
+                    oom_killed: false,
                 }),
             })
             .collect();

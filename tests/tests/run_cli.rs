@@ -9,8 +9,11 @@ use memleak_tests::{memleak_bin, require_ebpf, workload};
 
 fn run_demo(dir: &Path, extra: &[&str]) -> Output {
     let wl = workload();
-    let script =
-        format!("{wl} leak --rate-mib 8 --seconds 8 & {wl} stable --mib 64 --seconds 8 & wait");
+    // Both run as services do, until the harness stops them with SIGTERM.
+    let script = format!(
+        "{wl} leak --rate-mib 8 --seconds 600 & l=$!; {wl} stable --mib 64 --seconds 600 & s=$!; \
+         sleep 8; kill $l $s; wait; exit 0"
+    );
     Command::new(memleak_bin())
         .current_dir(dir)
         .args(["run", "-q", "--interval", "200ms", "-o", "demo.memleak"])

@@ -15,10 +15,16 @@ pub struct Args {
     sampler: Option<String>,
 }
 
-/// Two workloads side by side for 20 s: one grows 8 MiB/s, one holds 64 MiB.
-/// The workload binary comes in as `$1` so no path needs shell quoting.
-const SCRIPT: &str = "\"$1\" leak --rate-mib 8 --seconds 20 & \
-                      \"$1\" stable --mib 64 --seconds 20 & wait";
+/// Three workloads side by side, as a CI job runs a service under test: a
+/// "service" that grows 8 MiB/s and one that holds 64 MiB, both stopped
+/// with SIGTERM after 20 s (the leak is flagged: it grew until stopped),
+/// and a batch job that grows 4 MiB/s for 12 s and exits by itself
+/// (reported as "grew until exit": its work had an end). The workload
+/// binary comes in as `$1` so no path needs shell quoting.
+const SCRIPT: &str = "\"$1\" leak --rate-mib 8 --seconds 3600 & leak=$!; \
+                      \"$1\" stable --mib 64 --seconds 3600 & stable=$!; \
+                      \"$1\" leak --rate-mib 4 --seconds 12 & \
+                      sleep 20; kill $leak $stable; wait; exit 0";
 
 pub fn demo(args: &Args) -> Result<()> {
     crate::setup::setup()?;

@@ -63,6 +63,9 @@ pub struct Config {
     /// `signal_deliver.sig`; `ABSENT` when the tracepoint is missing (stop
     /// requests are then not seen).
     pub tp_signal_deliver_sig: u64,
+    /// `mark_victim.pid` (the OOM victim's pid); `ABSENT` when the
+    /// tracepoint is missing (OOM kills then look like any SIGKILL).
+    pub tp_mark_victim_pid: u64,
     /// One of the `SCOPE_*` values.
     pub scope: u64,
     /// The cgroup v2 id of a cgroup scope.
@@ -96,6 +99,7 @@ impl Config {
         off_kernfs_node_id: ABSENT,
         tp_exit_group_dead: ABSENT,
         tp_signal_deliver_sig: ABSENT,
+        tp_mark_victim_pid: ABSENT,
         scope: SCOPE_ALL,
         cgroup_id: 0,
         self_tgid: 0,

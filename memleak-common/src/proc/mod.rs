@@ -24,6 +24,10 @@ pub const FLAG_EXECED: u32 = 1 << 2;
 /// The RSS figures were seeded by userspace from procfs, not yet confirmed by
 /// an `rss_stat` event.
 pub const FLAG_SEEDED: u32 = 1 << 3;
+/// The kernel's OOM killer chose the process as its victim
+/// (`oom/mark_victim`): dying of memory is evidence of a leak, whatever
+/// the exit status says (it is SIGKILL, like any other kill).
+pub const FLAG_OOM_KILLED: u32 = 1 << 4;
 
 /// One process's memory state.
 ///
@@ -71,5 +75,33 @@ impl ProcState {
 
     pub fn exited(&self) -> bool {
         self.flags & FLAG_EXITED != 0
+    }
+
+    pub fn oom_killed(&self) -> bool {
+        self.flags & FLAG_OOM_KILLED != 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both sides read the exit ring buffer's bytes as this struct: its
+    /// size is the sum of its fields (no implicit padding), and flags are
+    /// bits of `flags`, so adding one never moves a field.
+    #[test]
+    fn proc_state_layout_has_no_padding() {
+        assert_eq!(core::mem::size_of::<ProcState>(), 112);
+        assert_eq!(core::mem::align_of::<ProcState>(), 8);
+        assert_eq!(core::mem::offset_of!(ProcState, flags), 84);
+        let all = [
+            FLAG_EXITED,
+            FLAG_FORKED,
+            FLAG_EXECED,
+            FLAG_SEEDED,
+            FLAG_OOM_KILLED,
+        ];
+        let or = all.iter().fold(0, |a, f| a | f);
+        assert_eq!(or.count_ones() as usize, all.len(), "flag bits overlap");
     }
 }

@@ -43,12 +43,10 @@ use super::{Metric, ModelChoice, Rule, Settings};
 /// Why config text was refused; names the file and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("{path}: invalid config file: {source}")]
-    Parse {
-        path: PathBuf,
-        #[source]
-        source: Box<toml::de::Error>,
-    },
+    /// `message` is the parser's, made printable and bounded (see
+    /// [`parse_message`]).
+    #[error("{path}: invalid config file: {message}")]
+    Parse { path: PathBuf, message: String },
     #[error("{path}: [analysis] {key}: {why}")]
     Invalid {
         path: PathBuf,
@@ -101,7 +99,10 @@ pub struct AnalysisConfig {
     pub test_kept: Option<Quantity>,
 }
 
+/// A misspelt table (`[analysys]`) is refused, not silently ignored: the
+/// user would believe thresholds are set that are not.
 #[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ConfigFile {
     #[serde(default)]
     analysis: AnalysisConfig,
@@ -109,11 +110,35 @@ struct ConfigFile {
 
 /// Parses config text (`path` only names it in errors).
 pub fn parse(text: &str, path: &Path) -> Result<AnalysisConfig, ConfigError> {
-    let file: ConfigFile = toml::from_str(text).map_err(|source| ConfigError::Parse {
+    let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
-        source: Box::new(source),
+        message: parse_message(&e),
     })?;
     Ok(file.analysis)
+}
+
+/// Longest parser message shown, in characters: the parser quotes the
+/// offending line, and one line of a wrong file can be megabytes.
+const MAX_MESSAGE_CHARS: usize = 400;
+
+/// The parser's message with each line made printable (the file's bytes
+/// must not reach the terminal as escape sequences) and cut to
+/// [`MAX_MESSAGE_CHARS`] per line.
+fn parse_message(e: &toml::de::Error) -> String {
+    e.to_string()
+        .lines()
+        .map(|l| {
+            let l = crate::diag::printable(l);
+            if l.chars().count() > MAX_MESSAGE_CHARS {
+                let mut cut: String = l.chars().take(MAX_MESSAGE_CHARS).collect();
+                cut.push('…');
+                cut
+            } else {
+                l
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 impl AnalysisConfig {
@@ -280,11 +305,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_misspelt_table_is_refused_not_ignored() {
+        let e = parse("[analysys]\nr2 = 0.5\n", Path::new("m.toml")).unwrap_err();
+        assert!(e.to_string().contains("analysys"), "{e}");
+    }
+
+    #[test]
+    fn parser_errors_are_printable_and_bounded() {
+        let evil = format!(
+            "[analysis]\nr2 = \"\u{1b}]0;pwned\u{7}{}\"\n",
+            "x".repeat(200_000)
+        );
+        let e = parse(&evil, Path::new("m.toml")).unwrap_err().to_string();
+        assert!(!e.contains('\u{1b}') && !e.contains('\u{7}'), "{e:?}");
+        assert!(e.len() < 4000, "{} bytes", e.len());
+    }
+
+    #[test]
     fn parses_and_applies() {
         let text = r#"
-            [record]
-            interval = "100ms"
-
             [analysis]
             r2 = 0.8
             horizon = "2h"

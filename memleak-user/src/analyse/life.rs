@@ -24,21 +24,27 @@ pub enum ProcessEnd {
     /// Exited with status 0 after this stop request (SIGTERM, SIGINT, ...):
     /// a graceful shutdown, not a finished batch.
     Stopped(i32),
+    /// Killed by the kernel's OOM killer: it died of memory, which is
+    /// evidence of a leak whatever its exit status says (SIGKILL).
+    OomKilled,
     /// Exited, but the sampler could not see how (procfs).
     Unknown,
-    /// Killed by the kernel's OOM killer.
-    OomKilled,
 }
 
 impl ProcessEnd {
-    /// From the recorded exit time, raw wait status and last stop request.
+    /// From the recorded exit time, raw wait status, last stop request and
+    /// whether the OOM killer chose it.
     pub fn from_exit(
         exit_ns: Option<u64>,
         status: Option<i32>,
         stop_signal: Option<i32>,
+        oom_killed: bool,
     ) -> ProcessEnd {
         match (exit_ns, status) {
             (None, _) => ProcessEnd::Running,
+            // Whatever the status: a victim that handled nothing still
+            // dies by SIGKILL, and procfs knows no status at all.
+            (Some(_), _) if oom_killed => ProcessEnd::OomKilled,
             (Some(_), None) => ProcessEnd::Unknown,
             (Some(_), Some(st)) if st & 0x7f == 0 => match ((st >> 8) & 0xff, stop_signal) {
                 (0, Some(sig)) => ProcessEnd::Stopped(sig),
@@ -95,7 +101,7 @@ mod tests {
 
     #[test]
     fn wait_statuses() {
-        let end = ProcessEnd::from_exit;
+        let end = |e, st, sig| ProcessEnd::from_exit(e, st, sig, false);
         assert_eq!(end(None, Some(0), None), ProcessEnd::Running);
         assert_eq!(end(Some(1), None, None), ProcessEnd::Unknown);
         assert_eq!(end(Some(1), Some(0), None), ProcessEnd::Exited(0));
@@ -106,6 +112,25 @@ mod tests {
         assert!(!ProcessEnd::Stopped(15).finished());
         assert!(ProcessEnd::Exited(0).finished());
         assert!(!ProcessEnd::Signaled(15).finished());
+    }
+
+    #[test]
+    fn oom_kill_wins_over_the_wait_status() {
+        let end = ProcessEnd::from_exit;
+        // SIGKILL, what the OOM killer sends.
+        assert_eq!(end(Some(1), Some(9), None, true), ProcessEnd::OomKilled);
+        assert_eq!(end(Some(1), Some(9), None, false), ProcessEnd::Signaled(9));
+        // A stop request came first, then the OOM killer.
+        assert_eq!(end(Some(1), Some(9), Some(15), true), ProcessEnd::OomKilled);
+        assert_eq!(end(Some(1), None, None, true), ProcessEnd::OomKilled);
+        // No exit recorded: still running, whatever the flag.
+        assert_eq!(end(None, None, None, true), ProcessEnd::Running);
+        assert!(ProcessEnd::OomKilled.exited());
+        assert!(!ProcessEnd::OomKilled.finished());
+        assert_eq!(
+            serde_json::to_string(&ProcessEnd::OomKilled).unwrap(),
+            r#"{"kind":"oom_killed"}"#
+        );
     }
 
     #[test]

@@ -81,7 +81,7 @@ pub fn run_baseline(args: BaselineArgs) -> Result<i32> {
             let names = recordings.iter().map(|p| p.display().to_string()).collect();
             let base = Baseline::from_runs(names, &runs);
             let text = serde_json::to_string_pretty(&base)? + "\n";
-            crate::files::write_output(&output, text.as_bytes())
+            crate::files::write_output(&output, text.as_bytes(), crate::files::Audience::Owner)
                 .context("cannot write the baseline")?;
             diag!(
                 "memleak: baseline of {} process names over {} run{} written to {}",

@@ -116,6 +116,7 @@ impl SnapshotArgs {
             ebpf_hook: self.ebpf_hook,
             progress,
             locate: None,
+            kill_after: crate::record::KILL_AFTER,
         }
     }
 }
@@ -155,6 +156,14 @@ pub struct SamplingArgs {
     #[command(flatten)]
     pub snapshot: SnapshotArgs,
 
+    /// At a stop (Ctrl-C, SIGTERM, SIGHUP, the end of --duration) the
+    /// command gets SIGTERM; if it has not ended this long after, it and
+    /// every process it started are killed (SIGKILL). A second Ctrl-C kills
+    /// at once.
+    #[arg(long, value_parser = parse_duration, value_name = "DURATION",
+          default_value = "10s")]
+    pub kill_after: Duration,
+
     /// Do not show the progress line.
     #[arg(short, long)]
     pub quiet: bool,
@@ -180,6 +189,16 @@ fn default_output() -> PathBuf {
 /// error naming the flag, not an overflow later.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     crate::analyse::units::parse_duration(s).map(Duration::from_secs_f64)
+}
+
+/// A duration that must not be zero (a period: zero would spin, and
+/// tokio's interval panics on it).
+pub fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    let d = parse_duration(s)?;
+    if d.is_zero() {
+        return Err("must be positive (e.g. 5s)".to_string());
+    }
+    Ok(d)
 }
 
 /// `record` and `watch`'s interval, and the coarsest `run` thins to.
@@ -217,6 +236,13 @@ mod tests {
         let e = parse_interval("1ms").unwrap_err();
         assert!(e.contains("at least 10ms"), "{e}");
         assert!(parse_interval("fast").is_err());
+    }
+
+    #[test]
+    fn a_zero_period_is_a_usage_error() {
+        assert_eq!(parse_positive_duration("5s"), Ok(Duration::from_secs(5)));
+        let e = parse_positive_duration("0s").unwrap_err();
+        assert!(e.contains("must be positive"), "{e}");
     }
 
     #[test]

@@ -36,8 +36,17 @@ pub fn write(mut cmd: clap::Command, shell: CompletionShell, out: &mut dyn std::
     clap_complete::generate(shell.generator(), &mut cmd, name, out);
 }
 
-/// Prints the script to stdout; returns the exit code.
+/// Prints the script to stdout; returns the exit code. The script is built
+/// in memory first: clap_complete panics when its writer fails, and a full
+/// disk or closed pipe is the user's to hear about, not a crash.
 pub fn run(cmd: clap::Command, args: CompletionsArgs) -> anyhow::Result<i32> {
-    write(cmd, args.shell, &mut std::io::stdout().lock());
+    use anyhow::Context;
+    use std::io::Write;
+    let mut script = Vec::new();
+    write(cmd, args.shell, &mut script);
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script).and_then(|()| out.flush()).context(
+        "writing the completion script to stdout (is the disk full, or the pipe closed?)",
+    )?;
     Ok(0)
 }

@@ -98,6 +98,18 @@ pub fn run(args: InfoArgs) -> Result<i32> {
     println!("snapshots   {}", rec.ticks.len());
     println!("processes   {}", rec.process_count);
     println!("samples     {}", rec.sample_count()?);
+    let oom = rec.oom_killed()?;
+    if !oom.is_empty() {
+        let who: Vec<String> = oom
+            .iter()
+            .map(|p| format!("{} ({})", p.id.pid, pr(&p.comm)))
+            .collect();
+        println!(
+            "oom kills   {} killed by the kernel's OOM killer: {}",
+            oom.len(),
+            who.join(", ")
+        );
+    }
     let markers = rec.markers()?;
     if !markers.is_empty() {
         let phases = markers.iter().filter(|(_, k, _)| k == "begin").count();

@@ -66,6 +66,12 @@ pub fn run(args: LocateArgs) -> Result<i32> {
         }
     }
     let located = locator.located();
+    if let Some(why) = locator.lost_detail().filter(|_| located.lost > 0) {
+        diag!(
+            "memleak: {} samples could not be tied to a stack: {why}",
+            located.lost
+        );
+    }
     if exited {
         diag!("memleak: pid {} exited; stopped sampling", args.pid);
     }

@@ -171,7 +171,11 @@ pub fn write_pages(cmd: clap::Command, dir: &Path) -> Result<usize> {
             for entry in std::fs::read_dir(&staging)? {
                 let entry = entry?;
                 let text = std::fs::read(entry.path())?;
-                crate::files::write_output(&dir.join(entry.file_name()), &text)?;
+                crate::files::write_output(
+                    &dir.join(entry.file_name()),
+                    &text,
+                    crate::files::Audience::Everyone,
+                )?;
             }
             Ok(())
         });
@@ -180,7 +184,11 @@ pub fn write_pages(cmd: clap::Command, dir: &Path) -> Result<usize> {
     let mut buf = Vec::new();
     let count = pages(&cmd);
     render_main(cmd, &mut buf).context("rendering memleak.1")?;
-    crate::files::write_output(&dir.join("memleak.1"), &buf)?;
+    crate::files::write_output(
+        &dir.join("memleak.1"),
+        &buf,
+        crate::files::Audience::Everyone,
+    )?;
     Ok(count)
 }
 

@@ -156,6 +156,16 @@ fn log_filter(filter: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvF
 /// The `memleak` command: parses the command line, dispatches, and maps
 /// errors to a one-line message and an exit code.
 pub fn main() -> ExitCode {
+    // The guard of a recorded command's tree (see record::contain): not a
+    // user's subcommand, so it is not in clap's tree, --help or man pages.
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args
+        .get(1)
+        .is_some_and(|a| a == crate::record::contain::GUARD_ARG)
+    {
+        return ExitCode::from(crate::record::contain::guard_main(&args[2..]) as u8);
+    }
+    crate::record::contain::GUARD_EXEC.store(true, std::sync::atomic::Ordering::Relaxed);
     tracing_subscriber::fmt()
         .with_env_filter(log_filter(
             tracing_subscriber::EnvFilter::try_from_env("MEMLEAK_LOG")

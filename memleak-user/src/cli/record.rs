@@ -15,8 +15,9 @@ pub struct RecordArgs {
     #[command(flatten)]
     pub scope: ScopeArgs,
 
-    /// Stop after this long (e.g. 30s, 8h). Without it, recording stops at
-    /// Ctrl-C (or when the command ends).
+    /// Stop after this long (e.g. 30s, 8h); a command still running then
+    /// is stopped as by Ctrl-C (see --kill-after). Without it, recording
+    /// stops at Ctrl-C (or when the command ends).
     #[arg(short, long, value_parser = parse_duration, value_name = "DURATION")]
     pub duration: Option<Duration>,
 
@@ -31,7 +32,8 @@ pub struct RecordArgs {
     pub without_double_dash: Vec<String>,
 
     /// Command to run and record with its whole process tree (after `--`).
-    /// It is killed (SIGKILL) if memleak itself dies without stopping it.
+    /// The tree runs in a cgroup of its own (else a process group) and is
+    /// killed (SIGKILL) if memleak itself dies, or when the command ends.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }
@@ -64,8 +66,10 @@ pub fn run(args: RecordArgs) -> Result<i32> {
         data_lost(&outcome)
     );
     // A storage error (disk full) stopped the recording early: not a success,
-    // unless the command's own failure code says more.
-    Ok(match outcome.status.map(|s| s.0).unwrap_or(0) {
+    // unless the command's own failure code says more. A command stopped at
+    // --duration was stopped as asked: its SIGTERM status is no failure.
+    let status = outcome.status.filter(|_| !outcome.duration_reached);
+    Ok(match status.map(|s| s.0).unwrap_or(0) {
         0 if outcome.storage_error.is_some() => 1,
         code => code,
     })
@@ -140,6 +144,7 @@ pub fn record_with(
         !sampling.quiet,
     );
     opts.locate = locate;
+    opts.kill_after = sampling.kill_after;
     let outcome =
         record::record(&opts).with_context(|| format!("recording to {}", opts.output.display()))?;
     for note in &outcome.notes {

@@ -30,8 +30,9 @@ pub struct RunArgs {
     pub without_double_dash: Vec<String>,
 
     /// The command to run (after `--`), e.g. `memleak run -- pytest -x`.
-    /// It is killed (SIGKILL) if memleak itself dies without stopping it,
-    /// so a killed recorder leaves no orphan behind.
+    /// It runs in a cgroup of its own (else a process group): it and every
+    /// process it started are killed (SIGKILL) if memleak itself dies, and
+    /// what it leaves running when it ends is killed too.
     #[arg(last = true, value_name = "CMD")]
     pub command: Vec<String>,
 }

@@ -63,7 +63,8 @@ pub struct WatchArgs {
 
     /// How often the metrics are recomputed (read + analyse); with
     /// --locate, also how often flagged processes are looked for.
-    #[arg(long, default_value = "5s", value_parser = parse_duration, value_name = "DURATION")]
+    #[arg(long, default_value = "5s", value_parser = super::common::parse_positive_duration,
+          value_name = "DURATION")]
     pub refresh: Duration,
 
     /// The analyser behind the leak-suspect metrics (and --locate) looks

@@ -15,7 +15,7 @@ use std::os::unix::fs::FileTypeExt;
 use std::path::PathBuf;
 
 pub use input::{read_bounded, read_text};
-pub use output::{create_output_dir, write_output};
+pub use output::{create_output_dir, write_output, Audience};
 
 /// Why an input or output file was refused; says what to do.
 #[derive(Debug, thiserror::Error)]

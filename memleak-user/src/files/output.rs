@@ -18,12 +18,29 @@ use std::path::{Path, PathBuf};
 
 use super::FileError;
 
-/// Reports are for everyone who may read the folder, as with `>`.
-const MODE: u32 = 0o644;
+/// Who may read an output file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Audience {
+    /// Documentation (man pages): everyone, as with `>` (0644).
+    Everyone,
+    /// Reports and baselines: the owner only (0600), as recordings are.
+    /// They hold command lines, which carry tokens and paths as often as
+    /// not; the owner can share a report, a reader cannot unread it.
+    Owner,
+}
+
+impl Audience {
+    fn mode(self) -> u32 {
+        match self {
+            Audience::Everyone => 0o644,
+            Audience::Owner => 0o600,
+        }
+    }
+}
 
 /// Writes `data` to `path`, replacing a regular file there, refusing a
-/// symbolic link.
-pub fn write_output(path: &Path, data: &[u8]) -> Result<(), FileError> {
+/// symbolic link; a new file gets the mode `audience` allows.
+pub fn write_output(path: &Path, data: &[u8], audience: Audience) -> Result<(), FileError> {
     let io = |action, error| FileError::Io {
         path: path.to_path_buf(),
         action,
@@ -44,7 +61,7 @@ pub fn write_output(path: &Path, data: &[u8]) -> Result<(), FileError> {
         Ok(m) if !m.is_file() => return write_in_place(path, data),
         _ => {}
     }
-    let (tmp, mut file) = create_temp(path).map_err(|e| io("create it", e))?;
+    let (tmp, mut file) = create_temp(path, audience.mode()).map_err(|e| io("create it", e))?;
     let written = file
         .write_all(data)
         .and_then(|_| file.sync_all())
@@ -73,7 +90,7 @@ fn write_in_place(path: &Path, data: &[u8]) -> Result<(), FileError> {
 
 /// `.NAME.PID-N.tmp` beside `path`, created exclusively (never an existing
 /// file or link).
-fn create_temp(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
+fn create_temp(path: &Path, mode: u32) -> std::io::Result<(PathBuf, std::fs::File)> {
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -88,7 +105,7 @@ fn create_temp(path: &Path) -> std::io::Result<(PathBuf, std::fs::File)> {
         match OpenOptions::new()
             .write(true)
             .create_new(true)
-            .mode(MODE)
+            .mode(mode)
             .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
             .open(&tmp)
         {
@@ -127,14 +144,14 @@ mod tests {
     fn replaces_regular_files_and_refuses_links() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.json");
-        write_output(&p, b"one").unwrap();
-        write_output(&p, b"two").unwrap();
+        write_output(&p, b"one", Audience::Owner).unwrap();
+        write_output(&p, b"two", Audience::Owner).unwrap();
         assert_eq!(std::fs::read(&p).unwrap(), b"two");
         let victim = dir.path().join("victim");
         std::fs::write(&victim, b"keep").unwrap();
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink(&victim, &link).unwrap();
-        let e = write_output(&link, b"x").unwrap_err();
+        let e = write_output(&link, b"x", Audience::Owner).unwrap_err();
         assert!(matches!(e, FileError::Symlink { .. }), "{e}");
         assert_eq!(std::fs::read(&victim).unwrap(), b"keep");
         assert_eq!(
@@ -145,8 +162,33 @@ mod tests {
     }
 
     #[test]
+    fn reports_are_private_and_man_pages_public() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        let report = dir.path().join("r.json");
+        // Replacing a world-readable file makes it private too.
+        std::fs::write(&report, b"old").unwrap();
+        std::fs::set_permissions(&report, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_output(&report, b"{}", Audience::Owner).unwrap();
+        assert_eq!(mode(&report), 0o600);
+        let man = dir.path().join("memleak.1");
+        write_output(&man, b".TH", Audience::Everyone).unwrap();
+        // What the umask leaves of 0644 (read without changing it: tests
+        // run in parallel threads).
+        let umask = std::fs::read_to_string("/proc/self/status")
+            .ok()
+            .and_then(|s| {
+                let v = s.lines().find_map(|l| l.strip_prefix("Umask:"))?;
+                u32::from_str_radix(v.trim(), 8).ok()
+            })
+            .unwrap_or(0o022);
+        assert_eq!(mode(&man), 0o644 & !umask);
+    }
+
+    #[test]
     fn devices_are_written_in_place() {
-        write_output(Path::new("/dev/null"), b"x").unwrap();
+        write_output(Path::new("/dev/null"), b"x", Audience::Owner).unwrap();
         let m = std::fs::symlink_metadata("/dev/null").unwrap();
         assert!(std::os::unix::fs::FileTypeExt::is_char_device(
             &m.file_type()

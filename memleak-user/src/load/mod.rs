@@ -139,7 +139,7 @@ fn load_process(
         t: series.t,
         columns,
         limits,
-        end: ProcessEnd::from_exit(p.exit_ns, p.exit_code, p.stop_signal),
+        end: ProcessEnd::from_exit(p.exit_ns, p.exit_code, p.stop_signal, p.oom_killed),
     })
 }
 

@@ -64,6 +64,7 @@ pub(crate) fn tiny_recording(dir: &std::path::Path) -> std::path::PathBuf {
                     at_ns: at,
                     code: Some(0),
                     stop_signal: None,
+                    oom_killed: false,
                 });
             }
             o.push(b);

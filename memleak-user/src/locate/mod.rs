@@ -20,6 +20,8 @@
 //! skips or truncates frames; a fault inside libc's `memset` is charged to
 //! the caller's caller.
 
+pub mod maps;
+
 pub mod probe;
 
 pub mod symbols;
@@ -153,37 +155,174 @@ impl Charges {
     }
 }
 
-/// A resolved (process, stack): resolved once, while the process lives.
+/// A sampled (process, stack) as captured while the process lived: enough
+/// to name its frames at any time later.
+struct Captured {
+    id: ProcId,
+    comm: String,
+    /// Innermost first.
+    stack: Vec<u64>,
+    /// Where each address was (same order).
+    places: Vec<maps::Place>,
+}
+
+/// A (process, stack) named.
 struct Resolved {
     id: ProcId,
     comm: String,
     frames: Vec<Frame>,
 }
 
-/// The stacks named so far, shared with the resolver thread.
+/// The stacks captured and named so far, shared with the two threads.
 #[derive(Default)]
 struct Names {
+    captured: HashMap<(u32, u32), Arc<Captured>>,
     resolved: HashMap<(u32, u32), Resolved>,
-    /// (process, stack) sampled but whose stack had left the table.
+    /// (process, stack) sampled but whose stack could not be read.
     failed: HashSet<(u32, u32)>,
 }
 
-/// How often the resolver thread names the stacks sampled since.
+/// What the capture thread knows of each process it has seen.
+struct Seen {
+    id: ProcId,
+    comm: String,
+    /// The program's file (device, inode): an exec replaces every mapping
+    /// (`run` attaches before its command's exec, so its first samples
+    /// are memleak's own).
+    exe: Option<(u64, u64)>,
+    /// None: the process was gone before its maps could be read.
+    maps: Option<maps::Snapshot>,
+}
+
+/// A live process as it is now: start time, name, program.
+type Observed = (u64, String, Option<(u64, u64)>);
+
+/// The live process `tgid` as it is now.
+fn observe(tgid: u32) -> Option<Observed> {
+    use std::os::unix::fs::MetadataExt;
+    let start_ns = crate::sample::ebpf::start_ns_of(tgid)?;
+    let comm = std::fs::read_to_string(format!("/proc/{tgid}/comm"))
+        .map(|s| s.trim_end().to_string())
+        .unwrap_or_default();
+    let exe = std::fs::metadata(format!("/proc/{tgid}/exe"))
+        .ok()
+        .map(|m| (m.dev(), m.ino()));
+    Some((start_ns, comm, exe))
+}
+
+/// The capture side: reads new (process, stack) pairs soon after they are
+/// first sampled, while their processes live (see [`maps`]).
+struct Capture {
+    tap: ProbeTap,
+    maps: maps::Maps,
+    procs: HashMap<u32, Seen>,
+}
+
+impl Capture {
+    /// Captures the (process, stack) pairs sampled since the last pass.
+    fn pass(&mut self, names: &Mutex<Names>) {
+        let lock = || names.lock().unwrap_or_else(|e| e.into_inner());
+        let new: Vec<(u32, u32)> = {
+            let n = lock();
+            self.tap
+                .keys()
+                .into_iter()
+                .filter(|k| !n.captured.contains_key(k) && !n.failed.contains(k))
+                .collect()
+        };
+        for key in new {
+            let (tgid, stack_id) = key;
+            let Some(stack) = self.tap.stack(stack_id) else {
+                lock().failed.insert(key);
+                continue;
+            };
+            let now = observe(tgid);
+            // A process first seen has its maps read at once: they are
+            // what vanishes at exit.
+            let fresh = match (self.procs.get(&tgid), &now) {
+                (None, _) => true,
+                // The pid was reused by another process.
+                (Some(seen), Some((start_ns, ..))) => seen.id.start_ns != *start_ns,
+                (Some(_), None) => false,
+            };
+            if fresh {
+                let snap = self.maps.snapshot(tgid);
+                let (start_ns, comm, exe) = now.clone().unwrap_or_default();
+                self.procs.insert(
+                    tgid,
+                    Seen {
+                        id: ProcId {
+                            pid: tgid,
+                            start_ns,
+                        },
+                        comm,
+                        exe,
+                        maps: snap,
+                    },
+                );
+            }
+            let Some(seen) = self.procs.get_mut(&tgid) else {
+                continue;
+            };
+            let place_all = |snap: &maps::Snapshot| -> Vec<Option<maps::Place>> {
+                stack.iter().map(|&a| snap.place(a)).collect()
+            };
+            let mut places = seen.maps.as_ref().map(place_all).unwrap_or_default();
+            if let Some((_, comm, exe)) = now.filter(|_| !fresh) {
+                // Read again after an exec, or when an address is outside
+                // the maps read (a library loaded since).
+                let exec = exe != seen.exe;
+                if exec || places.len() < stack.len() || places.iter().any(Option::is_none) {
+                    if let Some(snap) = self.maps.snapshot(tgid) {
+                        places = place_all(&snap);
+                        seen.maps = Some(snap);
+                    }
+                }
+                (seen.comm, seen.exe) = (comm, exe);
+            }
+            places.resize(stack.len(), None);
+            let captured = Captured {
+                id: seen.id,
+                comm: seen.comm.clone(),
+                places: places
+                    .into_iter()
+                    .map(|p| p.unwrap_or(maps::Place::Other))
+                    .collect(),
+                stack,
+            };
+            lock().captured.insert(key, Arc::new(captured));
+        }
+    }
+}
+
+/// How often new (process, stack) pairs are captured: a process that
+/// exits sooner than this after its first sample loses its names. A
+/// pass with nothing new reads the count map's keys only.
+const CAPTURE_EVERY: Duration = Duration::from_millis(20);
+/// The capture thread waits at least this many times as long as its last
+/// pass took.
+const CAPTURE_SHARE: u32 = 20;
+
+/// How often the naming thread names the stacks captured since.
 const RESOLVE_EVERY: Duration = Duration::from_secs(1);
 
 /// Samples one process (and what it starts) and keeps its stacks named.
 ///
-/// Naming (blazesym: ELF, DWARF, perf maps) takes a thread of its own: the
-/// first stacks of a process cost up to a second to name (parsing the
-/// debug info of the program and its libraries), and the recorder that
-/// owns the locator must keep sampling on time meanwhile (a test's kept
-/// memory is read from the ticks around its markers).
+/// Two threads: one captures each new (process, stack) within
+/// milliseconds of its first sample, while the process lives (its maps,
+/// see [`maps`]); the other names what was captured (blazesym: ELF,
+/// DWARF, perf maps), which can take a second for the first stacks of a
+/// program (parsing its debug info), long after a short process is gone.
+/// The recorder that owns the locator must keep sampling on time
+/// meanwhile (a test's kept memory is read from the ticks around its
+/// markers).
 pub struct Locator {
     probe: FaultProbe,
     page_size: u64,
     names: Arc<Mutex<Names>>,
-    /// Asks the resolver thread for a pass now; `Some` to be told when it
-    /// is done. Dropped with the locator, which ends the thread.
+    capture: Arc<Mutex<Capture>>,
+    /// Asks the naming thread for a pass now; `Some` to be told when it
+    /// is done. Dropped with the locator, which ends both threads.
     resolver: Sender<Option<Sender<()>>>,
     /// Samples charged to phases (see [`Locator::cut`]).
     charges: Charges,
@@ -197,11 +336,43 @@ impl Locator {
             .tap()
             .ok_or_else(|| LocateError::Ebpf("cannot share the locate maps".into()))?;
         let names = Arc::new(Mutex::new(Names::default()));
-        let shared = Arc::clone(&names);
+        let capture = Arc::new(Mutex::new(Capture {
+            tap,
+            maps: maps::Maps::default(),
+            procs: HashMap::new(),
+        }));
         let (resolver, asks) = channel::<Option<Sender<()>>>();
+        let (stop_capture, capture_stopped) = channel::<()>();
+        {
+            let (names, capture) = (Arc::clone(&names), Arc::clone(&capture));
+            std::thread::Builder::new()
+                .name("memleak-capture".into())
+                .spawn(move || {
+                    let mut wait = CAPTURE_EVERY;
+                    loop {
+                        match capture_stopped.recv_timeout(wait) {
+                            Err(RecvTimeoutError::Timeout) => {}
+                            _ => return,
+                        }
+                        let started = std::time::Instant::now();
+                        capture
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .pass(&names);
+                        // A pass reads every key: with tens of thousands of
+                        // stacks it is slow, so wait longer after it to stay
+                        // under ~5% of a core.
+                        wait = CAPTURE_EVERY.max(started.elapsed() * CAPTURE_SHARE);
+                    }
+                })
+                .map_err(LocateError::Thread)?;
+        }
+        let shared = Arc::clone(&names);
         std::thread::Builder::new()
             .name("memleak-locate".into())
             .spawn(move || {
+                // Ends the capture thread when the locator is dropped.
+                let _stop_capture = stop_capture;
                 let symbols = Symbols::new();
                 loop {
                     let done = match asks.recv_timeout(RESOLVE_EVERY) {
@@ -209,7 +380,7 @@ impl Locator {
                         Err(RecvTimeoutError::Timeout) => None,
                         Err(RecvTimeoutError::Disconnected) => return,
                     };
-                    resolve_new(&tap, &symbols, &shared);
+                    resolve_new(&symbols, &shared);
                     if let Some(done) = done {
                         let _ = done.send(());
                     }
@@ -220,6 +391,7 @@ impl Locator {
             probe,
             page_size: crate::sysinfo::page_size(),
             names,
+            capture,
             resolver,
             charges: Charges::default(),
         })
@@ -229,8 +401,12 @@ impl Locator {
         self.names.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Names the stacks sampled so far, and returns once done.
+    /// Captures and names the stacks sampled so far, and returns once done.
     fn resolve_now(&self) {
+        self.capture
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pass(&self.names);
         let (done, wait) = channel();
         if self.resolver.send(Some(done)).is_ok() {
             let _ = wait.recv();
@@ -265,14 +441,49 @@ impl Locator {
     }
 
     /// Samples lost in the kernel (see [`FaultProbe::lost`]).
-    pub fn lost(&self) -> u64 {
+    pub fn lost(&self) -> probe::Lost {
         self.probe.lost()
     }
 
-    /// Asks for the stacks sampled since the last pass to be named now,
-    /// without waiting (the resolver thread also names them every
-    /// second by itself). Call it regularly while the processes live: a
-    /// process that exits takes the meaning of its addresses with it.
+    /// Samples counted under a stack whose frames could not be read back.
+    fn unreadable(&self) -> u64 {
+        let names = self.names();
+        self.probe
+            .counts()
+            .iter()
+            .filter(|c| names.failed.contains(&(c.tgid, c.stack)))
+            .map(|c| c.samples)
+            .sum()
+    }
+
+    /// Why samples are missing from the stacks, cause by cause ("208
+    /// lost to stack-table collisions"); None when none are.
+    pub fn lost_detail(&self) -> Option<String> {
+        let lost = self.probe.lost();
+        let causes = [
+            (
+                lost.no_stack,
+                "had no user stack (a kernel worker thread, or no memory for it)",
+            ),
+            (
+                lost.collision,
+                "lost to stack-table collisions (their bucket held other stacks)",
+            ),
+            (lost.table_full, "found the (process, stack) table full"),
+            (self.unreadable(), "had a stack that could not be read back"),
+        ];
+        let parts: Vec<String> = causes
+            .iter()
+            .filter(|(n, _)| *n > 0)
+            .map(|(n, why)| format!("{n} {why}"))
+            .collect();
+        (!parts.is_empty()).then(|| parts.join(", "))
+    }
+
+    /// Asks for the stacks captured since the last pass to be named now,
+    /// without waiting (the naming thread also names them every second by
+    /// itself). What a process's names need is captured as it is
+    /// sampled, so they can be named after it exits.
     pub fn poll(&mut self) {
         let _ = self.resolver.send(None);
     }
@@ -302,40 +513,26 @@ impl Locator {
     }
 }
 
-/// One pass of the resolver thread: names the (process, stack) pairs
-/// sampled and not named yet, while their processes still live.
-fn resolve_new(tap: &ProbeTap, symbols: &Symbols, names: &Mutex<Names>) {
+/// One pass of the naming thread: names the captured (process, stack)
+/// pairs not named yet.
+fn resolve_new(symbols: &Symbols, names: &Mutex<Names>) {
     let lock = || names.lock().unwrap_or_else(|e| e.into_inner());
-    let mut counts = tap.counts();
-    // The heaviest first: when a process exits during the pass, the
-    // stacks left unnamed are the ones that matter least.
-    counts.sort_by_key(|c| std::cmp::Reverse(c.samples));
-    for c in counts {
-        let key = (c.tgid, c.stack);
-        {
-            let n = lock();
-            if n.resolved.contains_key(&key) || n.failed.contains(&key) {
-                continue;
-            }
-        }
-        let Some(stack) = tap.stack(c.stack) else {
-            lock().failed.insert(key);
-            continue;
-        };
+    let todo: Vec<((u32, u32), Arc<Captured>)> = {
+        let n = lock();
+        n.captured
+            .iter()
+            .filter(|(k, _)| !n.resolved.contains_key(k))
+            .map(|(k, c)| (*k, Arc::clone(c)))
+            .collect()
+    };
+    for (key, c) in todo {
         // Named without the lock held: this is the slow part.
-        let start_ns = crate::sample::ebpf::start_ns_of(c.tgid).unwrap_or(0);
-        let comm = std::fs::read_to_string(format!("/proc/{}/comm", c.tgid))
-            .map(|s| s.trim_end().to_string())
-            .unwrap_or_default();
-        let frames = symbols.frames(c.tgid, &stack);
+        let frames = symbols.frames(c.id.pid, &c.stack, &c.places);
         lock().resolved.insert(
             key,
             Resolved {
-                id: ProcId {
-                    pid: c.tgid,
-                    start_ns,
-                },
-                comm,
+                id: c.id,
+                comm: c.comm.clone(),
                 frames,
             },
         );
@@ -456,6 +653,8 @@ impl Locator {
     /// Everything found so far (see [`Locator::stacks`]).
     pub fn located(&mut self) -> Located {
         let stacks = self.stacks();
+        // Samples, not stacks: the note says how much is unattributed.
+        let unreadable = self.unreadable();
         let unit = self.probe.period() * self.page_size;
         let names = self.names();
         let mut phases: Vec<PhaseStacks> = self
@@ -483,7 +682,7 @@ impl Locator {
         Located {
             period: self.probe.period(),
             page_size: self.page_size,
-            lost: self.probe.lost() + names.failed.len() as u64,
+            lost: self.probe.lost().total() + unreadable,
             stacks,
             phases,
         }

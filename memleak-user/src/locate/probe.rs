@@ -18,6 +18,11 @@ use super::LocateError;
 /// paths number in the hundreds; the table costs ~1 KiB per entry, and a
 /// stack whose bucket is taken is counted as lost, not misattributed.
 const STACK_ENTRIES: u32 = 16_384;
+/// The second stack table, for stacks whose bucket in the first holds
+/// another (see memleak-ebpf/src/locate.rs): only those come here.
+const SPILL_ENTRIES: u32 = 4_096;
+/// Marks a stack id of the second table (as the eBPF program does).
+const SPILLED: u32 = 1 << 31;
 /// (process, stack) pairs counted: one per stack for one process, more
 /// when `run --locate` follows a command's children.
 const COUNT_ENTRIES: u32 = 65_536;
@@ -32,16 +37,51 @@ pub struct Count {
     pub samples: u64,
 }
 
+/// Samples that could not be counted under a stack, by cause.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Lost {
+    /// No user stack could be taken (a kernel worker thread, no memory).
+    pub no_stack: u64,
+    /// The (process, stack) count table was full.
+    pub table_full: u64,
+    /// The stack's bucket held another stack in both stack tables.
+    pub collision: u64,
+}
+
+impl Lost {
+    pub fn total(&self) -> u64 {
+        self.no_stack + self.table_full + self.collision
+    }
+}
+
+/// Both stack tables: a stack id says which one holds it.
+struct Stacks {
+    main: StackTraceMap<MapData>,
+    spill: StackTraceMap<MapData>,
+}
+
+impl Stacks {
+    fn get(&self, stack: u32) -> Option<Vec<u64>> {
+        let (map, id) = match stack & SPILLED {
+            0 => (&self.main, stack),
+            _ => (&self.spill, stack & !SPILLED),
+        };
+        let trace = map.get(&id, 0).ok()?;
+        Some(trace.frames().iter().map(|f| f.ip).collect())
+    }
+}
+
 pub struct FaultProbe {
     // Keeps the program loaded and its perf events open.
     ebpf: Ebpf,
-    stacks: StackTraceMap<MapData>,
+    stacks: Stacks,
     counts: HashMap<MapData, u64, u64>,
     lost: PerCpuArray<MapData, u64>,
     /// Second descriptors of the count and stack maps, for
     /// [`FaultProbe::tap`].
     counts_fd: Option<OwnedFd>,
     stacks_fd: Option<OwnedFd>,
+    spill_fd: Option<OwnedFd>,
     /// Threads with an event of their own (inherited ones are not listed).
     attached: HashSet<u32>,
     /// Page faults per sample.
@@ -55,7 +95,7 @@ pub struct FaultProbe {
 /// (see [`super::Locator`]).
 pub struct ProbeTap {
     counts: HashMap<MapData, u64, u64>,
-    stacks: StackTraceMap<MapData>,
+    stacks: Stacks,
 }
 
 impl ProbeTap {
@@ -64,15 +104,20 @@ impl ProbeTap {
         read_counts(&self.counts)
     }
 
+    /// Every (process, stack id) sampled so far: one read per key, half
+    /// the cost of [`ProbeTap::counts`].
+    pub fn keys(&self) -> Vec<(u32, u32)> {
+        self.counts
+            .keys()
+            .filter_map(Result::ok)
+            .map(|key| ((key >> 32) as u32, key as u32))
+            .collect()
+    }
+
     /// The user stack with id `stack`, innermost frame first.
     pub fn stack(&self, stack: u32) -> Option<Vec<u64>> {
-        read_stack(&self.stacks, stack)
+        self.stacks.get(stack)
     }
-}
-
-fn read_stack(map: &StackTraceMap<MapData>, stack: u32) -> Option<Vec<u64>> {
-    let trace = map.get(&stack, 0).ok()?;
-    Some(trace.frames().iter().map(|f| f.ip).collect())
 }
 
 /// A second descriptor of map `m`, or None.
@@ -113,7 +158,13 @@ impl FaultProbe {
             )));
         }
         let mut loader = EbpfLoader::new();
-        loader.map_max_entries("LOCATE_STACKS", STACK_ENTRIES);
+        // Tests shrink the first table so that stacks collide in it.
+        let entries = std::env::var("MEMLEAK_TEST_LOCATE_STACK_ENTRIES")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(STACK_ENTRIES);
+        loader.map_max_entries("LOCATE_STACKS", entries);
+        loader.map_max_entries("LOCATE_STACKS_SPILL", SPILL_ENTRIES);
         loader.map_max_entries("LOCATE_COUNTS", COUNT_ENTRIES);
         for unused in ["PROCS", "DIRTY"] {
             loader.map_max_entries(unused, UNUSED_ENTRIES);
@@ -137,8 +188,12 @@ impl FaultProbe {
         };
         let stacks_map = take("LOCATE_STACKS")?;
         let stacks_fd = dup_fd(&stacks_map);
-        let stacks =
+        let main =
             StackTraceMap::try_from(stacks_map).map_err(|e| LocateError::Ebpf(e.to_string()))?;
+        let spill_map = take("LOCATE_STACKS_SPILL")?;
+        let spill_fd = dup_fd(&spill_map);
+        let spill =
+            StackTraceMap::try_from(spill_map).map_err(|e| LocateError::Ebpf(e.to_string()))?;
         let counts_map = take("LOCATE_COUNTS")?;
         let counts_fd = dup_fd(&counts_map);
         let counts = HashMap::try_from(counts_map).map_err(|e| LocateError::Ebpf(e.to_string()))?;
@@ -146,11 +201,12 @@ impl FaultProbe {
             .map_err(|e| LocateError::Ebpf(e.to_string()))?;
         let probe = FaultProbe {
             ebpf,
-            stacks,
+            stacks: Stacks { main, spill },
             counts,
             lost,
             counts_fd,
             stacks_fd,
+            spill_fd,
             attached: HashSet::new(),
             period,
         };
@@ -216,23 +272,33 @@ impl FaultProbe {
     pub fn tap(&self) -> Option<ProbeTap> {
         let data = |fd: &Option<OwnedFd>| MapData::from_fd(fd.as_ref()?.try_clone().ok()?).ok();
         let counts = HashMap::try_from(Map::HashMap(data(&self.counts_fd)?)).ok()?;
-        let stacks = StackTraceMap::try_from(Map::StackTraceMap(data(&self.stacks_fd)?)).ok()?;
+        let stack_map = |fd| StackTraceMap::try_from(Map::StackTraceMap(data(fd)?)).ok();
+        let stacks = Stacks {
+            main: stack_map(&self.stacks_fd)?,
+            spill: stack_map(&self.spill_fd)?,
+        };
         Some(ProbeTap { counts, stacks })
     }
 
     /// The user stack with id `stack`, innermost frame first.
     pub fn stack(&self, stack: u32) -> Option<Vec<u64>> {
-        read_stack(&self.stacks, stack)
+        self.stacks.get(stack)
     }
 
-    /// Samples lost so far: no user stack could be taken (its table bucket
-    /// was taken, or the fault came from a kernel thread), or the count map
-    /// was full.
-    pub fn lost(&self) -> u64 {
-        (0..2u32)
-            .filter_map(|i| self.lost.get(&i, 0).ok())
-            .map(|v| v.iter().sum::<u64>())
-            .sum()
+    /// Samples lost so far in the kernel, by cause.
+    pub fn lost(&self) -> Lost {
+        // The indices of LOST_* in memleak-ebpf/src/locate.rs.
+        let at = |i: u32| -> u64 {
+            self.lost
+                .get(&i, 0)
+                .map(|v| v.iter().sum::<u64>())
+                .unwrap_or(0)
+        };
+        Lost {
+            no_stack: at(0),
+            table_full: at(1),
+            collision: at(2),
+        }
     }
 
     pub fn period(&self) -> u64 {

@@ -78,6 +78,7 @@ mod tests {
                 at_ns: 0,
                 code: None,
                 stop_signal: None,
+                oom_killed: false,
             }),
         }
     }

@@ -2,9 +2,12 @@
 //!
 //! One loop, one thread: snapshot, write (one transaction), sleep. Every
 //! snapshot is committed, so a recorder killed with SIGKILL loses at most the
-//! interval in flight. SIGINT/SIGTERM stop the loop after a final snapshot.
+//! interval in flight. SIGINT/SIGTERM/SIGHUP stop the loop after a final
+//! snapshot; a command being recorded then gets SIGTERM, and a second stop
+//! signal or [`RecordOptions::kill_after`] escalates to SIGKILL of its tree.
 
 pub mod choose;
+pub mod contain;
 pub mod limits;
 pub mod markers;
 pub mod naming;
@@ -14,9 +17,10 @@ pub mod spawn;
 
 use std::io::Read;
 use std::os::fd::AsRawFd;
+use std::os::fd::{FromRawFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,8 +35,12 @@ use spawn::Status;
 pub struct RecordOptions {
     pub output: PathBuf,
     pub interval: Duration,
-    /// Stop after this long (whole-system or cgroup recordings).
+    /// Stop after this long; a command still running is then stopped as
+    /// by Ctrl-C.
     pub duration: Option<Duration>,
+    /// After a stop's SIGTERM, how long the command has to end before its
+    /// whole tree is killed (SIGKILL), like `timeout -k`.
+    pub kill_after: Duration,
     pub sampler: SamplerChoice,
     pub scope: Scope,
     /// The command to run and record (its process tree).
@@ -61,6 +69,10 @@ pub struct RecordOptions {
 /// hour-long suite still stays near 10^4 ticks.
 pub const THIN_AFTER_SNAPSHOTS: u64 = 3000;
 
+/// Default [`RecordOptions::kill_after`]: long enough for a test suite to
+/// write its reports, short enough that a stuck one does not hold CI.
+pub const KILL_AFTER: Duration = Duration::from_secs(10);
+
 /// The interval in force after `elapsed` of recording that started at
 /// `base` and thins towards `max` (see [`RecordOptions::thin_to`]).
 pub fn thinned_interval(base: Duration, max: Option<Duration>, elapsed: Duration) -> Duration {
@@ -88,6 +100,9 @@ pub struct RecordOutcome {
     pub samples: u64,
     pub snapshots: u64,
     pub interrupted: bool,
+    /// The recording ended because `duration` passed (the command, if still
+    /// running then, was stopped on purpose: its status is no failure).
+    pub duration_reached: bool,
     /// Things the user must know (fallbacks, losses), also in the recording.
     pub notes: Vec<String>,
     /// Set when recording stopped early on a storage error (e.g. disk full);
@@ -134,9 +149,10 @@ pub struct Recorder {
     /// Why this sampler (recorded in every file's metadata).
     reason: String,
     scope: Scope,
-    /// Set by SIGINT/SIGTERM.
-    stop: Arc<AtomicBool>,
-    /// Readable once SIGINT/SIGTERM arrived: what the loop sleeps on.
+    /// Stop signals (SIGINT, SIGTERM, SIGHUP) received so far: the first
+    /// stops, the second kills the command's tree.
+    stop: Arc<AtomicUsize>,
+    /// Readable once a stop signal arrived: what the loop sleeps on.
     wake: UnixStream,
     /// The signal handlers above, removed when the recorder is dropped (a
     /// library caller may record many times in one process).
@@ -153,16 +169,27 @@ pub struct Recorder {
 impl Recorder {
     /// Installs the stop signals and opens the sampler `opts` asks for.
     pub fn open(opts: &RecordOptions) -> Result<Self, RecordError> {
-        let stop = Arc::new(AtomicBool::new(false));
-        // The flag says a stop was asked for; the pipe wakes the sleeping
-        // loop at once, so it need not poll the flag between snapshots.
+        let stop = Arc::new(AtomicUsize::new(0));
+        // The counter says how many stops were asked for; the pipe wakes the
+        // sleeping loop at once, so it need not poll between snapshots.
         let (wake, waker) = UnixStream::pair().map_err(RecordError::Signal)?;
         wake.set_nonblocking(true).map_err(RecordError::Signal)?;
         let mut handlers = Vec::new();
-        for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-            handlers.push(
-                signal_hook::flag::register(sig, Arc::clone(&stop)).map_err(RecordError::Signal)?,
-            );
+        // SIGHUP too: a closed terminal or ssh session must leave a finished
+        // recording, not a killed recorder.
+        for sig in [
+            signal_hook::consts::SIGINT,
+            signal_hook::consts::SIGTERM,
+            signal_hook::consts::SIGHUP,
+        ] {
+            let count = Arc::clone(&stop);
+            // SAFETY: the handler only adds to an atomic (async-signal-safe).
+            let id = unsafe {
+                signal_hook::low_level::register(sig, move || {
+                    count.fetch_add(1, Ordering::SeqCst);
+                })
+            };
+            handlers.push(id.map_err(RecordError::Signal)?);
             let w = waker.try_clone().map_err(RecordError::Signal)?;
             handlers
                 .push(signal_hook::low_level::pipe::register(sig, w).map_err(RecordError::Signal)?);
@@ -212,9 +239,9 @@ impl Recorder {
         self.last_file = true;
     }
 
-    /// True once SIGINT or SIGTERM arrived.
+    /// True once SIGINT, SIGTERM or SIGHUP arrived.
     pub fn stopped(&self) -> bool {
-        self.stop.load(Ordering::Relaxed)
+        self.stop.load(Ordering::Relaxed) > 0
     }
 
     /// `watch --locate` sessions sampling now, whose stacks no file holds
@@ -325,9 +352,17 @@ fn record_into(
         .iter()
         .map(|p| (markers::ENV.to_string(), p.path().display().to_string()))
         .collect();
+    // Dropped on every return from here: an error return kills the tree.
+    let mut contain = opts
+        .command
+        .as_ref()
+        .map(|_| contain::Containment::prepare());
     let child = match &opts.command {
         Some(argv) => {
             let gated = spawn::spawn_gated(argv, &child_env)?;
+            if let Some(c) = contain.as_mut() {
+                c.place(gated.pid);
+            }
             // Track it (and attach --locate) before exec, so the program it
             // becomes and every process it starts are seen from the start.
             let held = sampler
@@ -358,6 +393,17 @@ fn record_into(
         }
         None => None,
     };
+    if let Some(c) = &contain {
+        if c.is_fallback() {
+            let note = c.describe();
+            writer.note(start_ns, &note)?;
+            notes.push(note);
+        } else {
+            tracing::debug!("{}", c.describe());
+        }
+    }
+    // Wakes the loop the moment the command exits, not at the next tick.
+    let child_fd = child.and_then(pidfd_open);
 
     let mut progress = progress::Progress::new(opts.progress, &opts.output, opts.command.is_some());
     let started = Instant::now();
@@ -393,7 +439,7 @@ fn record_into(
                 }
             }
         }
-        let done = stop.load(Ordering::Relaxed)
+        let done = stop.load(Ordering::Relaxed) > 0
             || rotate.is_some_and(|r| r.load(Ordering::Relaxed))
             || status.is_some()
             || opts.duration.is_some_and(|d| started.elapsed() >= d);
@@ -456,32 +502,57 @@ fn record_into(
         next += interval;
         let now = Instant::now();
         if next > now {
-            sleep_unless_stopped(next - now, stop, wake);
+            // A long interval must not delay the stop at `duration`.
+            let wake_at = match opts.duration {
+                Some(d) => next.min(started + d),
+                None => next,
+            };
+            sleep_unless_stopped(
+                wake_at.saturating_duration_since(now),
+                stop,
+                wake,
+                child_fd.as_ref(),
+            );
         } else {
             // Fell behind (slow disk, huge snapshot): do not try to catch up.
             next = now;
         }
     }
     progress.finish();
-    let interrupted = stop.load(Ordering::Relaxed);
+    let interrupted = stop.load(Ordering::Relaxed) > 0;
+    let duration_reached = !interrupted
+        && storage_error.is_none()
+        && opts.duration.is_some_and(|d| started.elapsed() >= d);
 
     if let Some(pid) = child {
-        // Stopped by a signal or a storage error while the command still
-        // runs: pass a stop request on (Ctrl-C reached it already through
-        // the process group; SIGTERM sent to us alone did not), then wait so
-        // `run` can still return the command's exit code.
+        // Stopped by a signal, the duration or a storage error while the
+        // command still runs: pass a stop request on (Ctrl-C reached it
+        // already through the process group; SIGTERM sent to us alone did
+        // not), then wait so `run` can still return the command's exit code.
         if status.is_none() {
             if let (Some(e), false) = (&storage_error, interrupted) {
                 // Say so now, not only when the command ends (maybe hours later).
                 diag!(
-                    "memleak: warning: {e}; the command (pid {pid}) keeps running, unrecorded, until it ends"
+                    "memleak: warning: {e}; the command (pid {pid}) keeps running, unrecorded, until it ends (Ctrl-C stops it)"
                 );
             }
-            if interrupted {
-                // SAFETY: signalling our own child.
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            }
-            status = wait_blocking(pid);
+            status = stop_command(
+                pid,
+                stop,
+                wake,
+                child_fd.as_ref(),
+                duration_reached,
+                opts.kill_after,
+                contain.as_ref(),
+            );
+        }
+        // What it started and left behind would run on unrecorded.
+        if let Some(n) = contain
+            .as_ref()
+            .and_then(|c| c.kill_leftovers())
+            .filter(|n| *n > 0)
+        {
+            diag!("memleak: killed {n} processes the command left running (SIGKILL)");
         }
         // The command has been reaped, so its exit is in the sampler (or its
         // /proc entry is gone): take snapshots until its final record is in.
@@ -505,6 +576,9 @@ fn record_into(
             }
             std::thread::sleep(EXIT_POLL);
         }
+    }
+    if let Some(c) = contain.as_mut() {
+        c.finish();
     }
     let processes = writer.process_count();
 
@@ -530,9 +604,9 @@ fn record_into(
             // open (a test that never ended), else to none.
             l.cut_now(&|tgid| open_phases.of(tgid));
             let located = l.located();
-            if located.lost > 0 {
+            if let Some(why) = l.lost_detail().filter(|_| located.lost > 0) {
                 let note = format!(
-                    "--locate: {} page-fault samples could not be tied to a stack",
+                    "--locate: {} page-fault samples could not be tied to a stack: {why}",
                     located.lost
                 );
                 writer.note(end_ns, &note)?;
@@ -545,6 +619,11 @@ fn record_into(
         }
         if let Some(s) = status {
             writer.set_meta("exit_code", &s.0.to_string())?;
+        }
+        // At the end, not the start: on a nearly full disk every early
+        // commit is room taken from snapshots.
+        if let Some(c) = &contain {
+            writer.set_meta("containment", c.name())?;
         }
         if interrupted {
             writer.set_meta("interrupted", "true")?;
@@ -560,9 +639,82 @@ fn record_into(
         samples,
         snapshots,
         interrupted,
+        duration_reached,
         notes,
         storage_error,
     })
+}
+
+/// A pidfd for `pid`: readable once it exits (Linux 5.3+; `None` before,
+/// and the waits fall back to short polls).
+fn pidfd_open(pid: u32) -> Option<OwnedFd> {
+    // SAFETY: plain syscall; the fd it returns is ours.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    // SAFETY: a fresh fd we own.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// Waits for the command after the recording stopped. Each stop request
+/// (a signal, or the duration passing) raises the pressure: the first sends
+/// SIGTERM, the second (or `kill_after` without an end) SIGKILLs the whole
+/// tree, so a command that ignores SIGTERM cannot hold memleak forever.
+fn stop_command(
+    pid: u32,
+    stop: &AtomicUsize,
+    wake: &UnixStream,
+    child_fd: Option<&OwnedFd>,
+    duration_reached: bool,
+    kill_after: Duration,
+    contain: Option<&contain::Containment>,
+) -> Option<Status> {
+    let mut termed: Option<Instant> = None;
+    let mut killed = false;
+    loop {
+        match spawn::try_wait(pid) {
+            Ok(Some(s)) => return Some(s),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let asked = stop.load(Ordering::SeqCst) + usize::from(duration_reached);
+        if asked >= 1 && termed.is_none() {
+            // SAFETY: signalling our own child (not yet reaped).
+            unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+            termed = Some(Instant::now());
+        }
+        if !killed {
+            let why = if asked >= 2 {
+                Some("a second stop signal".to_string())
+            } else if termed.is_some_and(|t| t.elapsed() >= kill_after) {
+                Some(format!(
+                    "the command did not end within {} of SIGTERM (--kill-after)",
+                    humantime::format_duration(kill_after)
+                ))
+            } else {
+                None
+            };
+            if let Some(why) = why {
+                diag!("memleak: {why}: killing the command and every process it started (SIGKILL)");
+                match contain {
+                    Some(c) => {
+                        c.kill_tree();
+                    }
+                    // SAFETY: signalling our own child (not yet reaped).
+                    None => unsafe {
+                        libc::kill(pid as i32, libc::SIGKILL);
+                    },
+                }
+                killed = true;
+            }
+        }
+        let mut timeout = match (killed, termed) {
+            (false, Some(t)) => kill_after.saturating_sub(t.elapsed()),
+            _ => Duration::from_secs(3600),
+        };
+        if child_fd.is_none() || killed {
+            timeout = timeout.min(Duration::from_millis(50));
+        }
+        sleep_unless_stopped_or(timeout, wake, child_fd);
+    }
 }
 
 /// How often the recorder looks again for the command's exit record after
@@ -746,42 +898,58 @@ pub fn shell_join(argv: &[String]) -> String {
         .join(" ")
 }
 
-/// Sleeps for `d`, or less when a stop signal arrives: one wait on the
-/// signal pipe, not a poll of the flag every few milliseconds (which alone
-/// cost ~0.03% of a core at a 1 s interval).
-fn sleep_unless_stopped(d: Duration, stop: &AtomicBool, wake: &UnixStream) {
+/// Sleeps for `d`, or less when a stop signal arrives or the command
+/// (`child`) exits: one wait on the signal pipe and the pidfd, not a poll of
+/// the flag every few milliseconds (which alone cost ~0.03% of a core at a
+/// 1 s interval).
+fn sleep_unless_stopped(
+    d: Duration,
+    stop: &AtomicUsize,
+    wake: &UnixStream,
+    child: Option<&OwnedFd>,
+) {
     let end = Instant::now() + d;
-    while !stop.load(Ordering::Relaxed) {
+    while stop.load(Ordering::Relaxed) == 0 {
         let now = Instant::now();
         if now >= end {
             break;
         }
-        let ms = (end - now).as_millis().clamp(1, i32::MAX as u128) as i32;
-        let mut fd = libc::pollfd {
-            fd: wake.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        };
-        // SAFETY: one pollfd we own, for the duration of the call.
-        let r = unsafe { libc::poll(&mut fd, 1, ms) };
-        if r > 0 {
-            // Drain: the flag, not the bytes, says what happened.
-            let mut buf = [0u8; 64];
-            while let Ok(n) = (&*wake).read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-            }
+        if sleep_unless_stopped_or(end - now, wake, child) {
+            break;
         }
-        // r == 0: the time is up (checked above); r < 0: EINTR, look again.
     }
 }
 
-fn wait_blocking(pid: u32) -> Option<Status> {
-    let mut st = 0;
-    // SAFETY: waiting for our own child.
-    let r = unsafe { libc::waitpid(pid as i32, &mut st, 0) };
-    (r > 0).then(|| Status::from_wait(st))
+/// One wait of at most `d` on the signal pipe and the command's pidfd;
+/// true when the command exited.
+fn sleep_unless_stopped_or(d: Duration, wake: &UnixStream, child: Option<&OwnedFd>) -> bool {
+    let ms = d.as_millis().clamp(1, i32::MAX as u128) as i32;
+    let mut fds = [
+        libc::pollfd {
+            fd: wake.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: child.map_or(-1, |c| c.as_raw_fd()),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: pollfds we own, for the duration of the call (a negative fd
+    // is ignored by poll).
+    let r = unsafe { libc::poll(fds.as_mut_ptr(), 2, ms) };
+    if r > 0 && fds[0].revents != 0 {
+        // Drain: the counter, not the bytes, says what happened.
+        let mut buf = [0u8; 64];
+        while let Ok(n) = (&*wake).read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+        }
+    }
+    // r == 0: the time is up; r < 0: EINTR, the caller looks again.
+    r > 0 && fds[1].revents != 0
 }
 
 #[cfg(test)]

@@ -121,6 +121,7 @@ pub fn spawn_gated(argv: &[String], env: &[(String, String)]) -> Result<Gated, S
             libc::sigprocmask(libc::SIG_SETMASK, &set, std::ptr::null_mut());
             libc::signal(libc::SIGINT, libc::SIG_DFL);
             libc::signal(libc::SIGTERM, libc::SIG_DFL);
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
             libc::signal(libc::SIGPIPE, libc::SIG_DFL);
             // A recorder killed with SIGKILL cannot stop the command, and an
             // orphan would run on unrecorded: the kernel kills it instead.

@@ -21,7 +21,7 @@ use crate::locate::Located;
 const STYLE: &str = "body{font-family:sans-serif;margin:2em;color:#222}\
 table{border-collapse:collapse}td,th{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}\
 td.n{text-align:right;font-variant-numeric:tabular-nums}.leak{color:#b00020;font-weight:bold}\
-.growing{color:#a05a00}.why{color:#444;max-width:60em}figure{margin:1.5em 0}code{background:#f4f4f4}\
+.growing{color:#a05a00}.grew_until_exit{color:#6a4c93}.why{color:#444;max-width:60em}figure{margin:1.5em 0}code{background:#f4f4f4}\
 svg{max-width:100%;height:auto}table.stacks code{background:none;font-size:90%}";
 
 /// Writes `index.html` into `dir` (created if needed) and returns its path.

@@ -125,18 +125,6 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
                 0.0
             }
         );
-        // Ambiguous growth is a property a CI dashboard can show, not a
-        // failure: JUnit has no "warning" outcome, and a skipped case would
-        // read as "not judged".
-        if let Some(f) = r.top().filter(|f| f.verdict == Verdict::GrewUntilExit) {
-            let _ = writeln!(
-                x,
-                "      <properties>\n        <property name=\"memleak.verdict\" value=\"grew_until_exit\"/>\n        <property name=\"memleak.peak_bytes\" value=\"{:.0}\"/>\n        <property name=\"memleak.growth_bytes\" value=\"{:.0}\"/>\n        <property name=\"memleak.why\" value=\"{}\"/>\n      </properties>",
-                f.peak.unwrap_or(f.last_value),
-                f.fit.map_or(0.0, |w| w.growth()),
-                esc(&f.why)
-            );
-        }
         let leak = r.findings.iter().find(|f| f.verdict == Verdict::Leak);
         if let Some(f) = leak {
             let message = format!(
@@ -168,7 +156,28 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
                 esc(&body)
             );
         }
-        let _ = writeln!(x, "{}\n    </testcase>", identity(&r.process));
+        // Ambiguous growth goes to the case's output, which CI pages show
+        // beside it: JUnit has no "warning" outcome, a failure would fail
+        // the build on no evidence, and "skipped" would read as not judged.
+        let grew = r
+            .top()
+            .filter(|f| f.verdict == Verdict::GrewUntilExit)
+            .map(|f| {
+                format!(
+                    "\nmemleak: grew until exit (not a failure; peak {}, growth {}): {}",
+                    fmt_bytes(f.peak.unwrap_or(f.last_value)),
+                    fmt_bytes(f.fit.map_or(0.0, |w| w.growth())),
+                    f.why
+                )
+            })
+            .unwrap_or_default();
+        let _ = writeln!(
+            x,
+            "      <system-out>pid {}, start {} ns since boot{}</system-out>\n    </testcase>",
+            r.process.id.pid,
+            r.process.id.start_ns,
+            esc(&grew)
+        );
     }
     for (s, name) in a.skipped.iter().zip(skipped_names) {
         let _ = writeln!(

@@ -63,7 +63,11 @@ pub fn render(analysis: &Analysis, format: Format) -> String {
 /// Writes `text` to `path` without following a link planted there (see
 /// [`crate::files::output`]).
 pub fn write_file(path: &Path, text: &str) -> Result<(), ReportError> {
-    Ok(crate::files::write_output(path, text.as_bytes())?)
+    Ok(crate::files::write_output(
+        path,
+        text.as_bytes(),
+        crate::files::Audience::Owner,
+    )?)
 }
 
 /// Escapes text for XML/HTML content and attribute values, and drops the

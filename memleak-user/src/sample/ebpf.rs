@@ -106,7 +106,7 @@ const VM_SYSCALLS: [&str; 4] = [
 /// them (a page fault, a context switch, an exit) except `refresh_tasks`,
 /// which runs inside the recorder's own read: the others are what a
 /// watched program pays, which the overhead bench reports.
-const PROGRAM_TIME_COUNTERS: [(&str, &str); 9] = [
+const PROGRAM_TIME_COUNTERS: [(&str, &str); 10] = [
     ("rss_stat", "bpf_run_ns_rss_stat"),
     ("switch_out", "bpf_run_ns_switch_out"),
     ("cpu_tick", "bpf_run_ns_cpu_tick"),
@@ -115,6 +115,7 @@ const PROGRAM_TIME_COUNTERS: [(&str, &str); 9] = [
     ("process_exec", "bpf_run_ns_process_exec"),
     ("process_exit", "bpf_run_ns_process_exit"),
     ("signal_deliver", "bpf_run_ns_signal_deliver"),
+    ("mark_victim", "bpf_run_ns_mark_victim"),
     ("refresh_tasks", "bpf_run_ns_refresh_tasks"),
 ];
 
@@ -232,6 +233,14 @@ impl EbpfSampler {
         } else {
             gl::ABSENT
         };
+        let victim_pid = if tracefs::has_tracepoint(&tracefs, "oom", "mark_victim") {
+            tracefs::read_format(&tracefs, "oom", "mark_victim")
+                .ok()
+                .and_then(|f| tracefs::field_offset(&f, "pid"))
+                .unwrap_or(gl::ABSENT)
+        } else {
+            gl::ABSENT
+        };
         let page_size = crate::sysinfo::page_size();
         let (scope_mode, cgroup_id) = match &scope {
             Scope::All => (gl::SCOPE_ALL, 0),
@@ -266,6 +275,7 @@ impl EbpfSampler {
             off_kernfs_node_id: chain[3],
             tp_exit_group_dead: group_dead,
             tp_signal_deliver_sig: signal_sig,
+            tp_mark_victim_pid: victim_pid,
             scope: scope_mode,
             cgroup_id,
             self_tgid: u64::from(self_pid),
@@ -363,6 +373,23 @@ impl EbpfSampler {
             limitations.push(
                 "tracepoint signal/signal_deliver is unavailable: a process that exits with \
                  status 0 after SIGTERM or SIGINT looks like one that finished on its own"
+                    .to_string(),
+            );
+        }
+        // OOM kills are evidence of a leak; without the tracepoint they are
+        // still recorded, as a kill by SIGKILL.
+        let oom = (victim_pid != gl::ABSENT)
+            .then(|| {
+                let p: &mut TracePoint = program(&mut ebpf, "mark_victim").ok()?;
+                p.load().ok()?;
+                p.attach("oom", "mark_victim").ok()
+            })
+            .flatten()
+            .is_some();
+        if !oom {
+            limitations.push(
+                "tracepoint oom/mark_victim is unavailable: a process killed by the kernel's \
+                 OOM killer looks like one killed by any SIGKILL"
                     .to_string(),
             );
         }
@@ -529,6 +556,7 @@ impl EbpfSampler {
                 at_ns: st.exit_ns,
                 code: Some(st.exit_code),
                 stop_signal: (st.stop_signal != 0).then_some(st.stop_signal as i32),
+                oom_killed: st.oom_killed(),
             };
             let o = self.observation(&st, Some(exit));
             out.push(o);
@@ -604,6 +632,7 @@ impl EbpfSampler {
                 at_ns: st.exit_ns,
                 code: Some(st.exit_code),
                 stop_signal: (st.stop_signal != 0).then_some(st.stop_signal as i32),
+                oom_killed: st.oom_killed(),
             };
             let o = self.observation(&st, Some(exit));
             exits.push(o);
@@ -650,6 +679,7 @@ impl EbpfSampler {
                         at_ns: now,
                         code: None,
                         stop_signal: (st.stop_signal != 0).then_some(st.stop_signal as i32),
+                        oom_killed: st.oom_killed(),
                     }),
                 );
                 exits.push(o);

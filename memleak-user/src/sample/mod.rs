@@ -8,6 +8,7 @@
 pub mod btf_offsets;
 pub mod ebpf;
 mod map_batch;
+pub mod oom_events;
 pub mod procfs;
 pub mod proclimits;
 pub mod scope;
@@ -65,6 +66,9 @@ pub struct Exit {
     /// The last stop request (SIGHUP, SIGINT, SIGQUIT, SIGTERM) delivered
     /// to it, when the sampler can see signals (eBPF).
     pub stop_signal: Option<i32>,
+    /// The kernel's OOM killer chose it as a victim. False also when the
+    /// sampler cannot tell (procfs, or no `oom/mark_victim` tracepoint).
+    pub oom_killed: bool,
 }
 
 /// One process as seen by one snapshot.

@@ -29,8 +29,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::os::unix::fs::DirEntryExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use super::oom_events::{self, OomCounters};
 use super::scope::CgroupMembers;
 use super::{
     boottime_ns, Counters, Exit, Mem, Observation, ProcId, ProcMeta, SampleError, Sampler, Scope,
@@ -252,6 +254,10 @@ struct Known {
     /// under: exec can keep the name (a pyenv shim execs `python`), not
     /// the file.
     exe: Option<PathBuf>,
+    /// The `oom_kill` counter of its memory cgroup, and its value when the
+    /// process was last seen alive (see [`oom_events::victims`]).
+    oom_file: Option<Arc<Path>>,
+    oom_base: u64,
 }
 
 /// Samples memory by reading procfs; works without any privilege.
@@ -266,6 +272,9 @@ pub struct ProcfsSampler {
     tracked: HashSet<ProcId>,
     /// Cgroup scope: how to list its members.
     cgroup: Option<CgroupMembers>,
+    /// Tree and cgroup scopes: the memory cgroups' OOM kill counters. Not
+    /// for the whole machine, where every process's cgroup would be read.
+    oom: Option<OomCounters>,
     /// Every process of the machine, by pid.
     procs: HashMap<u32, Proc>,
     /// Processes in scope reported so far, by pid.
@@ -309,6 +318,7 @@ impl ProcfsSampler {
             interval: None,
             tracked: HashSet::new(),
             cgroup: None,
+            oom: None,
             procs: HashMap::new(),
             known: HashMap::new(),
             generation: 0,
@@ -328,6 +338,9 @@ impl ProcfsSampler {
         };
         if let Scope::Cgroup(dir) = &sampler.scope {
             sampler.cgroup = Some(CgroupMembers::new(dir));
+        }
+        if !matches!(sampler.scope, Scope::All) {
+            sampler.oom = Some(OomCounters::new());
         }
         if let Scope::Tree(roots) = &sampler.scope {
             for pid in roots.clone() {
@@ -601,8 +614,9 @@ impl ProcfsSampler {
         let prev = match self.known.remove(&pid) {
             Some(k) if k.start_ns == start_ns => Some(k),
             Some(old) => {
-                // The pid was reused: the old process exited.
-                out.push(exit_observation(pid, old, now));
+                // The pid was reused: the old process exited (how is not
+                // inferred: the counter would be read for one process).
+                out.push(exit_observation(pid, old, now, false));
                 None
             }
             None => None,
@@ -641,12 +655,17 @@ impl ProcfsSampler {
                     comm,
                     cmdline,
                 };
+                // Read again after exec: a command may join a cgroup and
+                // exec its program (what `systemd-run` and shells do).
+                let oom_file = self.oom.as_ref().and_then(|o| o.file_of(pid));
                 let k = Known {
                     start_ns,
                     seen: gen,
                     mem,
                     meta,
                     exe,
+                    oom_file,
+                    oom_base: 0,
                 };
                 (k, true)
             }
@@ -660,6 +679,10 @@ impl ProcfsSampler {
                 exit: None,
             });
         }
+        let mut k = k;
+        if let (Some(oom), Some(f)) = (self.oom.as_mut(), &k.oom_file) {
+            k.oom_base = oom.count(f).unwrap_or(k.oom_base);
+        }
         self.known.insert(pid, k);
     }
 }
@@ -670,7 +693,7 @@ fn read_exe(pid: u32) -> Option<PathBuf> {
     std::fs::read_link(format!("/proc/{pid}/exe")).ok()
 }
 
-fn exit_observation(pid: u32, k: Known, now: u64) -> Observation {
+fn exit_observation(pid: u32, k: Known, now: u64, oom_killed: bool) -> Observation {
     Observation {
         id: ProcId {
             pid,
@@ -683,6 +706,7 @@ fn exit_observation(pid: u32, k: Known, now: u64) -> Observation {
             at_ns: now,
             code: None,
             stop_signal: None,
+            oom_killed,
         }),
     }
 }
@@ -721,6 +745,9 @@ impl Sampler for ProcfsSampler {
         self.generation += 1;
         self.snapshots += 1;
         let gen = self.generation;
+        if let Some(oom) = &mut self.oom {
+            oom.begin_snapshot();
+        }
         self.scan(gen)?;
         if let Some(members) = self.cgroup.take() {
             self.set_cgroup_members(&members);
@@ -746,6 +773,7 @@ impl Sampler for ProcfsSampler {
             .filter(|(_, k)| k.seen != gen)
             .map(|(&pid, _)| pid)
             .collect();
+        let mut exited = Vec::new();
         for pid in gone {
             let Some(k) = self.known.remove(&pid) else {
                 continue;
@@ -757,8 +785,21 @@ impl Sampler for ProcfsSampler {
                 .get(&pid)
                 .is_some_and(|p| p.start_ns == k.start_ns && p.mark == OUT && !p.skip);
             if !left {
-                out.push(exit_observation(pid, k, now));
+                exited.push((pid, k));
             }
+        }
+        let killed = match &mut self.oom {
+            Some(oom) if !exited.is_empty() => {
+                let gone: Vec<_> = exited
+                    .iter()
+                    .map(|(_, k)| (k.oom_file.clone(), k.oom_base))
+                    .collect();
+                oom_events::victims(oom, &gone)
+            }
+            _ => vec![false; exited.len()],
+        };
+        for ((pid, k), killed) in exited.into_iter().zip(killed) {
+            out.push(exit_observation(pid, k, now, killed));
         }
         // Forget tracked identities that no longer exist.
         let procs = &self.procs;
@@ -820,6 +861,11 @@ impl Sampler for ProcfsSampler {
                 "procfs sampler: exit times are accurate to one sampling interval{interval}, and exit codes are unknown"
             ),
             "procfs sampler: memory is only seen at sampling instants; a peak between two samples is missed".into(),
+            if matches!(self.scope, Scope::All) {
+                "procfs sampler: a process killed by the kernel's OOM killer is not told apart from one that exited otherwise (recording a command or a cgroup infers it from the cgroup's oom_kill count)".into()
+            } else {
+                "procfs sampler: OOM kills are inferred from the memory cgroup's oom_kill count: processes that vanished from a cgroup are marked killed by the OOM killer when its count rose by as many, and unknown when fewer".into()
+            },
             format!("procfs sampler: process start times have clock-tick resolution ({tick_ms} ms)"),
             "procfs sampler: RSS by kind comes from /proc/PID/status (the kernel's own counters, same as eBPF)".into(),
         ];

@@ -481,6 +481,7 @@ mod tests {
                         at_ns: t,
                         code: Some(0),
                         stop_signal: None,
+                        oom_killed: false,
                     }),
                 }
             })

@@ -75,7 +75,7 @@ pub fn analyse_all(
         let end = if s.alive {
             ProcessEnd::Running
         } else {
-            ProcessEnd::from_exit(Some(0), s.process.exit_code, None)
+            ProcessEnd::from_exit(Some(0), s.process.exit_code, None, false)
         };
         let rule = settings.rule.unwrap_or_default();
         let outcome = analyse_process(&s.t, &inputs, end, interval_s, rule, settings);

@@ -313,8 +313,74 @@ mod fold_tests {
                 at_ns,
                 code: Some(0),
                 stop_signal: None,
+                oom_killed: false,
             }),
         }
+    }
+
+    /// The OOM mark is written with the exit and read back; files from
+    /// before the column (and before `stop_signal`) read as "not seen".
+    #[test]
+    fn oom_killed_round_trips_and_is_false_in_older_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("r.memleak");
+        let mut w = Writer::create(&path).unwrap();
+        let mut killed = obs(1, 2_000, 8192, true);
+        killed.exit = Some(Exit {
+            at_ns: 2_000,
+            code: Some(libc::SIGKILL),
+            stop_signal: Some(15),
+            oom_killed: true,
+        });
+        let o = [
+            killed,
+            obs(2, 2_000, 8192, true),
+            obs(3, 2_000, 8192, false),
+        ];
+        w.write_snapshot(2_000, &o).unwrap();
+        w.finish(3_000).unwrap();
+        let marks = |path: &std::path::Path| -> Vec<(bool, Option<i32>)> {
+            let rec = Recording::open(path).unwrap();
+            let procs = rec.processes().unwrap();
+            let mut streamed = Vec::new();
+            rec.for_each_process(|s| {
+                streamed.push((s.info.oom_killed, s.info.stop_signal));
+                Ok::<_, StoreError>(())
+            })
+            .unwrap();
+            let listed: Vec<_> = procs
+                .iter()
+                .map(|p| (p.oom_killed, p.stop_signal))
+                .collect();
+            assert_eq!(listed, streamed);
+            listed
+        };
+        assert_eq!(
+            marks(&path),
+            [(true, Some(15)), (false, None), (false, None)]
+        );
+        let rec = Recording::open(&path).unwrap();
+        let killed: Vec<u32> = rec.oom_killed().unwrap().iter().map(|p| p.id.pid).collect();
+        assert_eq!(killed, [1]);
+        drop(rec);
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("ALTER TABLE processes DROP COLUMN oom_killed;")
+            .unwrap();
+        drop(c);
+        assert_eq!(
+            marks(&path),
+            [(false, Some(15)), (false, None), (false, None)]
+        );
+        assert!(Recording::open(&path)
+            .unwrap()
+            .oom_killed()
+            .unwrap()
+            .is_empty());
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch("ALTER TABLE processes DROP COLUMN stop_signal;")
+            .unwrap();
+        drop(c);
+        assert_eq!(marks(&path), [(false, None); 3]);
     }
 
     /// A long-lived process's samples are folded as the recorder goes; a

@@ -75,6 +75,9 @@ pub struct ProcessInfo {
     /// The last stop request (SIGHUP, SIGINT, SIGQUIT, SIGTERM) delivered
     /// to it, when the sampler saw signals.
     pub stop_signal: Option<i32>,
+    /// The kernel's OOM killer chose it as a victim. False when the sampler
+    /// could not tell, and in files recorded before the column existed.
+    pub oom_killed: bool,
 }
 
 /// One process's memory over time, densified onto the sampler's ticks: a
@@ -418,22 +421,33 @@ impl Recording {
         Ok(())
     }
 
-    /// The columns [`process_row`] reads, in its order. `stop_signal` was
-    /// added later: older files read as "not seen".
+    /// The columns [`process_row`] reads, in its order. `stop_signal` and
+    /// `oom_killed` were added later: older files read as "not seen".
     fn process_columns(&self) -> Result<&'static str, StoreError> {
-        let has_stop: bool = self
-            .conn
-            .query_row(
-                "SELECT count(*) FROM pragma_table_info('processes') WHERE name = 'stop_signal'",
-                [],
-                |r| r.get::<_, i64>(0),
-            )
-            .map_err(|e| self.fail(e))?
-            > 0;
-        Ok(if has_stop {
-            "id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, stop_signal"
-        } else {
-            "id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, NULL"
+        let has = |col: &str| -> Result<bool, StoreError> {
+            Ok(self
+                .conn
+                .query_row(
+                    "SELECT count(*) FROM pragma_table_info('processes') WHERE name = ?1",
+                    [col],
+                    |r| r.get::<_, i64>(0),
+                )
+                .map_err(|e| self.fail(e))?
+                > 0)
+        };
+        Ok(match (has("stop_signal")?, has("oom_killed")?) {
+            (true, true) => {
+                "id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, stop_signal, oom_killed"
+            }
+            (true, false) => {
+                "id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, stop_signal, NULL"
+            }
+            (false, true) => {
+                "id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, NULL, oom_killed"
+            }
+            (false, false) => {
+                "id, pid, start_ns, ppid, comm, cmdline, exit_ns, exit_code, NULL, NULL"
+            }
         })
     }
 
@@ -458,6 +472,24 @@ impl Recording {
         let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
         let procs = stmt
             .query_map(params![pid], process_row)
+            .and_then(|rows| rows.collect())
+            .map_err(|e| self.fail(e))?;
+        Ok(procs)
+    }
+
+    /// The processes the kernel's OOM killer killed, in the order they were
+    /// first seen (none in files from before the `oom_killed` column).
+    pub fn oom_killed(&self) -> Result<Vec<ProcessInfo>, StoreError> {
+        if !self.process_columns.ends_with(", oom_killed") {
+            return Ok(Vec::new());
+        }
+        let sql = format!(
+            "SELECT {} FROM processes WHERE oom_killed = 1 ORDER BY id",
+            self.process_columns
+        );
+        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
+        let procs = stmt
+            .query_map([], process_row)
             .and_then(|rows| rows.collect())
             .map_err(|e| self.fail(e))?;
         Ok(procs)
@@ -957,6 +989,7 @@ fn process_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ProcessInfo> {
         exit_ns: r.get::<_, Option<u64>>(6)?,
         exit_code: r.get(7)?,
         stop_signal: r.get(8)?,
+        oom_killed: r.get::<_, Option<bool>>(9)?.unwrap_or(false),
     })
 }
 

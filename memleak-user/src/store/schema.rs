@@ -34,6 +34,7 @@ CREATE TABLE IF NOT EXISTS processes (
     exit_ns    INTEGER,           -- ns since boot, NULL while alive / unknown
     exit_code  INTEGER,           -- raw wait status
     stop_signal INTEGER,          -- last SIGHUP/INT/QUIT/TERM delivered (added later; may be absent)
+    oom_killed INTEGER,           -- 1 if the kernel's OOM killer chose it (added later; may be absent)
     UNIQUE (pid, start_ns)
 );
 -- A sample is written when a process's figures changed since its previous

@@ -232,8 +232,8 @@ impl Writer {
                     .map_err(fail)?;
                 let mut upd_exit = tx
                     .prepare_cached(
-                        "UPDATE processes SET exit_ns = ?2, exit_code = ?3, stop_signal = ?4 \
-                         WHERE id = ?1",
+                        "UPDATE processes SET exit_ns = ?2, exit_code = ?3, stop_signal = ?4, \
+                         oom_killed = ?5 WHERE id = ?1",
                     )
                     .map_err(fail)?;
 
@@ -311,7 +311,8 @@ impl Writer {
                                 known.row,
                                 exit.at_ns as i64,
                                 exit.code,
-                                exit.stop_signal
+                                exit.stop_signal,
+                                exit.oom_killed
                             ])
                             .map_err(fail)?;
                         known.exited = Some(self.snapshots);
