@@ -40,6 +40,10 @@ pub struct Case {
 /// 2 M lines `k<random> <n>` (~37 MB), for sort and the hash builders.
 const LINES: &str = "awk 'BEGIN{srand(1);for(i=0;i<2000000;i++)printf \"k%d %d\\n\", int(rand()*1e9), i}' > lines.txt";
 
+/// 3 M such lines (~56 MB): sort and perl/python finish in under 3 s
+/// with 2 M on a quiet machine, too short to judge.
+const LINES_3M: &str = "awk 'BEGIN{srand(1);for(i=0;i<3000000;i++)printf \"k%d %d\\n\", int(rand()*1e9), i}' > lines.txt";
+
 /// The first 1 M of those lines (mawk's arrays are slower to fill).
 const LINES_1M: &str = "awk 'BEGIN{srand(1);for(i=0;i<1000000;i++)printf \"k%d %d\\n\", int(rand()*1e9), i}' > lines.txt";
 
@@ -69,10 +73,10 @@ pub const CASES: &[Case] = &[
     },
     Case {
         name: "sort-S1G",
-        what: "sort -S 1G of 2 M random lines: the in-memory buffer fills with the input",
+        what: "sort -S 1G of 3 M random lines: the in-memory buffer fills with the input",
         tools: &[("sort", "coreutils"), ("awk", "mawk")],
         quick: true,
-        setup: LINES,
+        setup: LINES_3M,
         command: "exec sort -S 1G lines.txt -o sorted.txt",
     },
     Case {
@@ -118,18 +122,18 @@ for(l=0;l<150;l++)print \"line \" l \" \" int(rand()*1000) \" of file \" n \" at
     },
     Case {
         name: "perl-hash",
-        what: "perl builds a hash of 2 M keys from a file",
+        what: "perl builds a hash of 3 M keys from a file",
         tools: &[("perl", "perl"), ("awk", "mawk")],
         quick: true,
-        setup: LINES,
+        setup: LINES_3M,
         command: "exec perl -ne '($k,$v)=split; $h{$k}=$v; END{print scalar(keys %h),\"\\n\"}' lines.txt",
     },
     Case {
         name: "python-dict",
-        what: "python3 builds a dict of 2 M keys from a file",
+        what: "python3 builds a dict of 3 M keys from a file",
         tools: &[("python3", "python3"), ("awk", "mawk")],
         quick: false,
-        setup: LINES,
+        setup: LINES_3M,
         command: "exec \"$PYTHON\" -c 'import sys\nd={}\nfor l in open(sys.argv[1]):\n    k,v=l.split(); d[k]=v\nprint(len(d))' lines.txt",
     },
     Case {
