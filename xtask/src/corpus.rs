@@ -17,6 +17,12 @@
 //! `memleak-corpus` crate): the same layout, without a global address-space
 //! limit (a JVM reserves more than 2 GiB of address space at start); the
 //! cases that need a limit set their own.
+//!
+//! `--set batch` runs the third-party batch corpus instead
+//! (`memleak_corpus::batch`: xz, sort, gcc, git, jq, javac, ...), each case
+//! under its own `memleak run --fail-on-leak --format json` at default
+//! settings with the already built `target/debug/memleak`, and prints and
+//! writes `DIR/batch-table.md`.
 
 use crate::run::{build_release, run, target_dir};
 use anyhow::{bail, Context, Result};
@@ -31,6 +37,10 @@ pub enum Set {
     Synthetic,
     /// Small Python, Node.js, Java and C programs (tests/corpus/real/).
     Real,
+    /// Third-party batch programs from the distribution (xz, sort, gcc,
+    /// git, jq, javac, ...), each under its own `memleak run --fail-on-leak`
+    /// (tests/corpus/src/batch.rs).
+    Batch,
 }
 
 #[derive(clap::Args)]
@@ -54,9 +64,17 @@ pub struct Args {
     #[arg(long)]
     seconds: Option<f64>,
     /// Use these binaries instead of building them (a directory holding
-    /// memleak and, for the synthetic set, memleak-workload).
+    /// memleak and, for the synthetic set, memleak-workload). The batch
+    /// set defaults to target/debug (build it with `cargo build -p
+    /// memleak-user --bins`).
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Batch set: run only the cases with these names (repeatable).
+    #[arg(long = "case")]
+    only: Vec<String>,
+    /// Batch set: only the quick subset the end-to-end test runs.
+    #[arg(long)]
+    quick: bool,
 }
 
 /// Address-space limit the corpus runs under (bytes).
@@ -262,7 +280,103 @@ pub fn corpus(args: &Args) -> Result<()> {
     match args.set {
         Set::Synthetic => synthetic(args),
         Set::Real => real(args),
+        Set::Batch => batch(args),
     }
+}
+
+/// `--set batch`: every third-party batch case under its own
+/// `memleak run --fail-on-leak --format json` at default settings; prints
+/// the table and writes it to `DIR/batch-table.md`.
+fn batch(args: &Args) -> Result<()> {
+    use memleak_corpus::batch;
+    if args.seconds.is_some() || args.scale != "ci" {
+        bail!("--seconds and --scale do not apply to the batch set");
+    }
+    let memleak = args
+        .bin_dir
+        .clone()
+        .unwrap_or_else(|| target_dir().join("debug"))
+        .join("memleak");
+    if !memleak.is_file() {
+        bail!(
+            "{} is missing\n  how to fix: cargo build -p memleak-user --bins (or pass --bin-dir)",
+            memleak.display()
+        );
+    }
+    let cases: Vec<&batch::Case> = batch::CASES
+        .iter()
+        .filter(|c| args.only.is_empty() || args.only.iter().any(|o| o == c.name))
+        .filter(|c| !args.quick || c.quick)
+        .collect();
+    if cases.is_empty() {
+        bail!("no batch case matches --case {:?}", args.only);
+    }
+    // Install what is missing (apt), once for every case.
+    let mut tools: Vec<(&str, &str)> = cases.iter().flat_map(|c| c.tools.iter().copied()).collect();
+    tools.sort();
+    tools.dedup();
+    crate::apt::ensure_tools(&tools)?;
+    std::fs::create_dir_all(&args.out)?;
+    let out = args.out.canonicalize()?;
+    let mut outcomes = Vec::new();
+    let mut skipped = Vec::new();
+    for c in cases {
+        let missing = batch::missing_tools(c);
+        if !missing.is_empty() {
+            println!("  skipping {}: missing {missing:?}", c.name);
+            skipped.push(c.name);
+            continue;
+        }
+        let dir = out.join(c.name);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?;
+        }
+        println!("{}: {}", c.name, c.what);
+        batch::setup(c, &dir).with_context(|| format!("setting up {}", c.name))?;
+        let o = batch::run(&memleak, c, &dir).with_context(|| format!("running {}", c.name))?;
+        println!(
+            "  memleak exit {:?}, command exit {:?}, {} {:?}, {:.0} s",
+            o.memleak_exit, o.command_exit, o.verdict, o.top, o.seconds
+        );
+        for l in &o.leaks {
+            println!("  LEAK {l}");
+        }
+        // The inputs are large; the recording and report stay.
+        for entry in std::fs::read_dir(&dir)?.flatten() {
+            let p = entry.path();
+            if p != o.recording && p != o.report {
+                let _ = if p.is_dir() {
+                    std::fs::remove_dir_all(&p)
+                } else {
+                    std::fs::remove_file(&p)
+                };
+            }
+        }
+        outcomes.push(o);
+    }
+    let flagged = outcomes
+        .iter()
+        .filter(|o| o.memleak_exit == Some(3))
+        .count();
+    let mut text = batch::table(&outcomes);
+    let _ = writeln!(
+        text,
+        "\n{flagged} of {} cases failed the run (exit 3).",
+        outcomes.len()
+    );
+    for o in outcomes.iter().filter(|o| !o.leaks.is_empty()) {
+        for l in &o.leaks {
+            let _ = writeln!(text, "- {}: {l}", o.case);
+        }
+    }
+    for s in &skipped {
+        let _ = writeln!(text, "- skipped {s}: tool missing");
+    }
+    println!("\n{text}");
+    let file = out.join("batch-table.md");
+    std::fs::write(&file, &text)?;
+    println!("table written to {}", file.display());
+    Ok(())
 }
 
 /// A fresh output directory (absolute) and its recording's path; refuses

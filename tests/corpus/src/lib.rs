@@ -21,6 +21,8 @@
 //! and `java`), so the labels tell cases apart by a substring of the
 //! command line as well as the process name.
 
+pub mod batch;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Command;
