@@ -249,3 +249,20 @@ fn watch_refuses_a_zero_refresh() {
         "{stderr}"
     );
 }
+
+#[test]
+fn watch_refuses_a_max_size_smaller_than_an_empty_recording() {
+    for size in ["0", "64KiB"] {
+        let o = Command::new(memleak_bin())
+            .args(["watch", "--all", "--max-size", size])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{size}: {stderr}");
+        assert!(
+            stderr.contains("--max-size") && stderr.contains("too small"),
+            "{size}: {stderr}"
+        );
+    }
+}

@@ -9,6 +9,23 @@ use clap::Args;
 use super::analyze::AnalysisArgs;
 use super::common::{parse_duration, ScopeArgs, SnapshotArgs};
 use crate::analyse::units::parse_bytes;
+
+/// Smallest `--max-size`: a new recording holds its schema and first
+/// snapshots in about 100 KiB before any history, so a smaller bound would
+/// start a new file at every snapshot (and `--keep` would then delete the
+/// history minutes after it was written).
+const MIN_MAX_SIZE: f64 = 1024.0 * 1024.0;
+
+fn parse_max_size(s: &str) -> Result<f64, String> {
+    let v = parse_bytes(s)?;
+    if v < MIN_MAX_SIZE {
+        return Err(format!(
+            "{s} is too small: a recording needs about 100 KiB before it holds any history; \
+             give at least 1MiB (e.g. 500MiB)"
+        ));
+    }
+    Ok(v)
+}
 use crate::export::metrics;
 use crate::record::sessions::{SessionLimits, Sessions};
 use crate::watch::refresh::{self, MetricsOptions};
@@ -31,7 +48,7 @@ pub struct WatchArgs {
 
     /// Also start a new file when the current one reaches this size
     /// (e.g. 500MiB, 2GiB).
-    #[arg(long, value_parser = parse_bytes, value_name = "SIZE")]
+    #[arg(long, value_parser = parse_max_size, value_name = "SIZE")]
     pub max_size: Option<f64>,
 
     /// Keep this many recordings (the newest); older ones are deleted. Only
