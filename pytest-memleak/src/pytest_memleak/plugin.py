@@ -660,6 +660,48 @@ class _MarkerPlugin:
         self.markers.close()
 
 
+# Hooks that would make a rerun visible: subtests (pytest's own, unittest's
+# subTest) and warnings report from inside the call, straight to every
+# plugin. Reruns are measurements, not outcomes: logged, their reports
+# would be counted, printed and kept by the terminal and junit plugins,
+# and what those keep per report (MiBs for a test with thousands of
+# subtests) would look like the test keeping memory on every rerun.
+_SILENT_IN_RERUNS = frozenset(
+    ["pytest_runtest_logreport", "pytest_warning_recorded", "pytest_exception_interact"]
+)
+
+
+class _Silenced:
+    """While active, calls of _SILENT_IN_RERUNS hooks reach no plugin.
+
+    pluggy runs every hook call through the plugin manager's
+    `_inner_hookexec` (what its public add_hookcall_monitoring wraps too);
+    without it (another pluggy), reruns stay visible but still run.
+    """
+
+    def __init__(self, pm):
+        self.pm = pm
+        self.saved = None
+
+    def __enter__(self):
+        inner = getattr(self.pm, "_inner_hookexec", None)
+        if inner is not None:
+            self.saved = inner
+
+            def filtered(name, methods, kwargs, firstresult):
+                if name in _SILENT_IN_RERUNS:
+                    return None if firstresult else []
+                return inner(name, methods, kwargs, firstresult)
+
+            self.pm._inner_hookexec = filtered
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            self.pm._inner_hookexec = self.saved
+        return False
+
+
 class _KeptCheck:
     """Measures each test's kept memory; reruns a test that kept at least
     the floor and fails it when every rerun kept that much too (or, with a
@@ -738,7 +780,8 @@ class _KeptCheck:
             wait_for_a_tick()
         for _ in range(self.reruns):
             # Each rerun's end figure is the next one's start.
-            reports, kept = self.run_once(item, nextitem, tick=True)
+            with _Silenced(item.config.pluginmanager):
+                reports, kept = self.run_once(item, nextitem, tick=True)
             if kept is None:
                 return kept_each, "memory unreadable"
             bad = next((r for r in reports if r.failed), None)
