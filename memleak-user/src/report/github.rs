@@ -7,7 +7,6 @@ use std::fmt::Write;
 
 use super::{printable, summary_line};
 use crate::analyse::phases::TestVerdict;
-use crate::analyse::units::fmt_bytes;
 use crate::analyse::{Analysis, Verdict};
 
 /// Escapes a workflow command's message (`%`, CR, LF).
