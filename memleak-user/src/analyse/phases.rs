@@ -36,7 +36,16 @@ pub struct Phase {
     pub start_s: f64,
     /// `None`: never ended (the harness died, or the recording stopped first).
     pub end_s: Option<f64>,
+    /// The harness said this run failed (`mark inconclusive NAME` after
+    /// its end): what it kept confirms nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub inconclusive: bool,
 }
+
+/// The `mark` text that makes the run of NAME just ended inconclusive
+/// (`mark inconclusive pid=N NAME`): pytest-memleak sends it when a rerun
+/// failed, errored or skipped.
+pub const INCONCLUSIVE_MARK: &str = "inconclusive ";
 
 /// How much one phase saw a process grow.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -66,7 +75,8 @@ pub struct ProcessPhases {
 
 /// Pairs `begin`/`end` markers by name and sender pid (nested and repeated
 /// names are fine: an `end` closes the latest open phase of that name from
-/// the same sender). `mark` events are not phases.
+/// the same sender). `mark` events are not phases; `mark inconclusive
+/// [pid=N ]NAME` flags the latest ended phase of NAME from that sender.
 pub fn phases_from_markers(markers: &[(f64, String, String)]) -> Vec<Phase> {
     let mut out: Vec<Phase> = Vec::new();
     for (t, kind, raw) in markers {
@@ -77,7 +87,21 @@ pub fn phases_from_markers(markers: &[(f64, String, String)]) -> Vec<Phase> {
                 pid,
                 start_s: *t,
                 end_s: None,
+                inconclusive: false,
             }),
+            "mark" => {
+                let Some(rest) = raw.strip_prefix(INCONCLUSIVE_MARK) else {
+                    continue;
+                };
+                let (pid, name) = split_sender(rest);
+                if let Some(p) = out
+                    .iter_mut()
+                    .rev()
+                    .find(|p| p.end_s.is_some() && p.pid == pid && p.name == name)
+                {
+                    p.inconclusive = true;
+                }
+            }
             "end" => {
                 if let Some(p) = out
                     .iter_mut()
@@ -285,6 +309,9 @@ pub struct TestVerdict {
     /// Every rerun kept at least the floor (false without reruns): memory
     /// kept on every repetition, not a cache or an import warmed once.
     pub confirmed: bool,
+    /// A run failed, errored or skipped (the harness said so): the reruns
+    /// confirm nothing.
+    pub inconclusive: bool,
     /// Confirmed, or one run kept at least the stated limit. A test run
     /// once that kept at least the floor is not: it is unconfirmed (see
     /// [`TestVerdict::unconfirmed`]).
@@ -347,6 +374,7 @@ pub fn test_verdicts(
         let Some((s, anon_start, kept)) = chosen else {
             continue;
         };
+        let inconclusive = p.inconclusive;
         let run = TestRun {
             pid: s.pid,
             start_ns: s.start_ns,
@@ -360,6 +388,7 @@ pub fn test_verdicts(
         match index.get(p.name.as_str()) {
             Some(&i) => {
                 out[i].kept_bytes += kept;
+                out[i].inconclusive |= inconclusive;
                 out[i].runs.push(run);
             }
             None => {
@@ -371,6 +400,7 @@ pub fn test_verdicts(
                     floor_bytes: threshold.floor_bytes,
                     reruns: 0,
                     confirmed: false,
+                    inconclusive,
                     flagged: false,
                     runs: vec![run],
                 })
@@ -380,7 +410,8 @@ pub fn test_verdicts(
     for v in &mut out {
         let repeats = &v.runs[1..];
         v.reruns = repeats.len();
-        v.confirmed = !repeats.is_empty()
+        v.confirmed = !v.inconclusive
+            && !repeats.is_empty()
             && repeats
                 .iter()
                 .all(|r| r.kept_bytes >= threshold.floor_bytes);
@@ -624,6 +655,30 @@ mod tests {
         // The process's size does not matter (no 10% rule any more).
         let v = runs_of_t(4096.0, &[1.0, 1.0, 1.0]);
         assert!(v[0].flagged, "{v:?}");
+    }
+
+    #[test]
+    fn a_rerun_the_harness_says_failed_confirms_nothing() {
+        let p = proc(1, 0.0, &[10.0, 11.0, 12.0, 13.0, 13.0]);
+        let mut markers = Vec::new();
+        for i in 0..3 {
+            markers.push(m(i as f64 + 0.5, "begin", "pid=1 t"));
+            markers.push(m(i as f64 + 1.5, "end", "pid=1 t"));
+        }
+        // Another sender's mark, or another name's, changes nothing.
+        markers.push(m(3.6, "mark", "inconclusive pid=2 t"));
+        markers.push(m(3.6, "mark", "inconclusive pid=1 u"));
+        let threshold = KeptThreshold::from_settings(&Settings::default());
+        let v = test_verdicts(&phases_from_markers(&markers), &[p.clone()], 1.0, threshold);
+        assert!(v[0].flagged && !v[0].inconclusive, "{v:?}");
+        markers.push(m(3.6, "mark", "inconclusive pid=1 t"));
+        let phases = phases_from_markers(&markers);
+        assert_eq!(phases.iter().filter(|p| p.inconclusive).count(), 1);
+        let v = test_verdicts(&phases, &[p], 1.0, threshold);
+        assert!(
+            v[0].inconclusive && !v[0].confirmed && !v[0].flagged,
+            "{v:?}"
+        );
     }
 
     #[test]

@@ -102,6 +102,7 @@ mod tests {
             floor_bytes: 256.0 * 1024.0,
             reruns: 0,
             confirmed: false,
+            inconclusive: false,
             flagged: true,
             runs: vec![crate::analyse::phases::TestRun {
                 pid: 7,

@@ -286,6 +286,7 @@ mod tests {
             floor_bytes: 256.0 * 1024.0,
             reruns: 2,
             confirmed: true,
+            inconclusive: false,
             flagged: true,
             runs: vec![run.clone(), run.clone(), run.clone()],
         };

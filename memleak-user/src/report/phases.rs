@@ -226,6 +226,7 @@ mod tests {
                 floor_bytes: 256.0 * 1024.0,
                 reruns: 2,
                 confirmed: true,
+                inconclusive: false,
                 flagged: true,
                 runs: vec![run.clone(), run.clone(), run.clone()],
             },
@@ -236,6 +237,7 @@ mod tests {
                 floor_bytes: 256.0 * 1024.0,
                 reruns: 0,
                 confirmed: false,
+                inconclusive: false,
                 flagged: false,
                 runs: vec![TestRun {
                     kept_bytes: 0.0,
@@ -249,6 +251,7 @@ mod tests {
                 floor_bytes: 256.0 * 1024.0,
                 reruns: 0,
                 confirmed: false,
+                inconclusive: false,
                 flagged: false,
                 runs: vec![TestRun {
                     kept_bytes: 4.0 * 1048576.0,

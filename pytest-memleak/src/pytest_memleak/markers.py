@@ -99,6 +99,18 @@ class Markers:
                 return
             time.sleep(0.0002)
 
+    def inconclusive(self, name):
+        """Tells memleak the run of `name` just ended failed: what it kept
+        confirms nothing (`mark inconclusive pid=PID NAME`; memleak's
+        phases.rs INCONCLUSIVE_MARK). The name is cut as begin/end cut it."""
+        if self.fd is None:
+            return
+        line = b"mark inconclusive pid=%d " % os.getpid() + fit_name(name) + b"\n"
+        try:
+            os.write(self.fd, line)
+        except OSError:
+            pass
+
     def mark(self, text):
         self._send("mark", text, pid=False)
 

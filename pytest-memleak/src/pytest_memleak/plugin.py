@@ -782,13 +782,18 @@ class _KeptCheck:
             # Each rerun's end figure is the next one's start.
             with _Silenced(item.config.pluginmanager):
                 reports, kept = self.run_once(item, nextitem, tick=True)
-            if kept is None:
-                return kept_each, "memory unreadable"
             bad = next((r for r in reports if r.failed), None)
+            why = None
             if bad is not None:
-                return kept_each, "a rerun failed in %s" % bad.when
-            if any(r.skipped for r in reports):
-                return kept_each, "a rerun was skipped"
+                why = "a rerun failed in %s" % bad.when
+            elif any(r.skipped for r in reports):
+                why = "a rerun was skipped"
+            elif kept is None:
+                why = "memory unreadable"
+            if why is not None:
+                if self.markers is not None:
+                    self.markers.inconclusive(item.nodeid)
+                return kept_each, why
             kept_each.append(kept)
             if kept < _KEPT_FLOOR:
                 break
