@@ -483,7 +483,7 @@ def wait_for_locate(markers):
 
 
 def wait_for_a_tick():
-    """Under memleak: sleeps two sampling intervals, so the recorder takes
+    """Under memleak: sleeps three sampling intervals, so the recorder takes
     (at least) one tick of this process now.
 
     memleak reads a test's figures from its ticks, not at the markers: a
@@ -491,10 +491,12 @@ def wait_for_a_tick():
     memleak would see the runs as keeping nothing. A tick of the settled
     process right before each rerun's end marker (which the next rerun's
     begin follows at once) lets it measure each rerun as the plugin does.
-    Two intervals: a busy machine delays ticks.
+    Three intervals: a busy machine delays ticks, and a missed tick moves
+    one rerun's memory into the next, so that one looks like it kept
+    nothing (seen with two, on 2 cores under load).
     """
     interval = parse_interval(os.environ.get(_INTERVAL, "")) or _DEFAULT_INTERVAL_S
-    time.sleep(2 * interval)
+    time.sleep(3 * interval)
 
 
 def hold_still_for_the_recorder():
