@@ -644,8 +644,10 @@ mod tests {
         let v = runs_judged(50.0, &[8.0], stated);
         assert!(!v[0].flagged, "{v:?}");
         // A higher floor (`--test-floor 2MiB`) clears a 1 MiB leak.
-        let mut settings = Settings::default();
-        settings.test_floor_bytes = 2.0 * MIB;
+        let settings = Settings {
+            test_floor_bytes: 2.0 * MIB,
+            ..Settings::default()
+        };
         let v = runs_judged(
             50.0,
             &[1.0, 1.0, 1.0],
@@ -669,7 +671,12 @@ mod tests {
         markers.push(m(3.6, "mark", "inconclusive pid=2 t"));
         markers.push(m(3.6, "mark", "inconclusive pid=1 u"));
         let threshold = KeptThreshold::from_settings(&Settings::default());
-        let v = test_verdicts(&phases_from_markers(&markers), &[p.clone()], 1.0, threshold);
+        let v = test_verdicts(
+            &phases_from_markers(&markers),
+            std::slice::from_ref(&p),
+            1.0,
+            threshold,
+        );
         assert!(v[0].flagged && !v[0].inconclusive, "{v:?}");
         markers.push(m(3.6, "mark", "inconclusive pid=1 t"));
         let phases = phases_from_markers(&markers);
