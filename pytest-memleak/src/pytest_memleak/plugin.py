@@ -7,9 +7,12 @@ garbage collection, minus what was held before it started.
 
 1. In every pytest process that runs tests (the session, or each
    pytest-xdist worker), the plugin reads /proc/self/status before and after
-   each test and fails the test itself when it kept at least its threshold,
-   so the failure shows in the terminal, in --junitxml, and in the exit code
-   like any other failure.
+   each test. A test that kept at least the floor is rerun in the same
+   process, and fails when every rerun kept at least the floor too (a leak
+   keeps memory on every run; a cache or an import warmed once does not),
+   or, with a stated limit, when its one run kept at least the limit. The
+   failure shows in the terminal, in --junitxml, and in the exit code like
+   any other failure.
 
 2. With --memleak, the first pytest process runs the same command under
    `memleak run --fail-on-leak -- python -m pytest ARGS`: memleak records
