@@ -310,6 +310,7 @@ const SUITE_DIR: &str = "more-itertools-10.5.0";
 const INJECTED: &str = r#"
 _hold = []
 _cache = {}
+_pin = []
 
 def test_leaks_on_purpose():
     _hold.append(bytearray(1 << 20))
@@ -322,7 +323,9 @@ def test_churns_without_keeping():
     b = bytearray(8 << 20)
     del b  # glibc raises its mmap threshold: later buffers use the heap
     x = [bytearray(1 << 20) for _ in range(60)]
-    _hold.append(bytearray(600_000))  # pins the top of the heap
+    # Pins the top of the heap; replaces the previous run's pin, so a rerun
+    # keeps nothing new.
+    _pin[:] = [bytearray(600_000)]
     del x
 "#;
 const INJECTED_FILE: &str = "tests/test_memleak_injected.py";
