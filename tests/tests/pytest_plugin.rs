@@ -752,9 +752,10 @@ fn memleak_locate_names_the_function_a_leaking_test_leaked_in() {
         .find_map(|f| f["function"].as_str())
         .unwrap_or_default();
     assert_eq!(top, "leak_in_c", "{leak:#}");
-    // 80 MiB kept: the estimate is within a factor of two.
+    // 80 MiB kept per run, on the first run and 3 reruns (the phases of
+    // one name share their stacks): the estimate is within a factor of two.
     let bytes = leak["estimated_bytes"].as_u64().unwrap();
-    assert!((40 << 20..=200 << 20).contains(&bytes), "{bytes} {leak:#}");
+    assert!((160 << 20..=800 << 20).contains(&bytes), "{bytes} {leak:#}");
     for other in ["test_ext.py::test_churns_in_c", "test_ext.py::test_idles"] {
         let f = functions(other);
         assert!(!f.iter().any(|f| f == "leak_in_c"), "{other}: {f:?}");
