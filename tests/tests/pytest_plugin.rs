@@ -182,8 +182,13 @@ fn pytest_memleak_flags_the_leak_and_names_the_test() {
         top["growth_bytes"].as_f64().unwrap() > 60.0 * 1048576.0,
         "{python_phases}"
     );
-    // Stable tests that overlap the window saw (almost) no growth.
-    for p in python_phases["phases"].as_array().unwrap().iter().skip(1) {
+    // Stable tests that overlap the window saw (almost) no growth (the
+    // leaky test's reruns are phases of its own name).
+    let phases = python_phases["phases"].as_array().unwrap();
+    for p in phases
+        .iter()
+        .filter(|p| p["name"] != "test_suite.py::test_leaky")
+    {
         assert!(
             p["growth_bytes"].as_f64().unwrap() < 8.0 * 1048576.0,
             "{python_phases}"
@@ -296,25 +301,31 @@ fn junit_failures(path: &Path) -> (usize, Vec<(String, String)>) {
 const SUITE_SDIST: &str = "more-itertools==10.5.0";
 const SUITE_DIR: &str = "more-itertools-10.5.0";
 
-/// The injected leak: about 2 MiB kept per iteration for 3 s (120 MiB),
-/// every page touched, never freed. Plus a test that only churns: it
-/// allocates and frees 60 MiB behind a small buffer it keeps, so glibc
-/// would keep the freed pages resident unless trimmed (the plugin trims).
+/// The injected leak: 1 MiB kept per run, every page touched, never freed
+/// (issue 26: too small for any fixed threshold that spares warm-ups). A
+/// test that warms a 4 MiB cache on its first run only. And a test that
+/// only churns: it allocates and frees 60 MiB behind a small buffer it
+/// keeps, so glibc would keep the freed pages resident unless trimmed (the
+/// plugin trims).
 const INJECTED: &str = r#"
-import time
-
 _hold = []
+_cache = {}
+_pin = []
 
 def test_leaks_on_purpose():
-    for _ in range(60):
-        _hold.append(b"x" * (2 << 20))
-        time.sleep(0.05)
+    _hold.append(bytearray(1 << 20))
+
+def test_warms_a_cache_once():
+    if not _cache:
+        _cache["table"] = bytearray(4 << 20)
 
 def test_churns_without_keeping():
     b = bytearray(8 << 20)
     del b  # glibc raises its mmap threshold: later buffers use the heap
     x = [bytearray(1 << 20) for _ in range(60)]
-    _hold.append(bytearray(600_000))  # pins the top of the heap
+    # Pins the top of the heap; replaces the previous run's pin, so a rerun
+    # keeps nothing new.
+    _pin[:] = [bytearray(600_000)]
     del x
 "#;
 const INJECTED_FILE: &str = "tests/test_memleak_injected.py";
@@ -427,14 +438,15 @@ fn a_real_suite_fails_only_the_injected_leak_wherever_it_runs() {
         // on the process that ran it (each xdist worker sends its pid).
         assert_eq!(flagged_tests(&report), [LEAKY], "{ctx}\n{report}");
         let leaky = &report["tests"][0];
-        assert!(
-            leaky["kept_bytes"].as_f64().unwrap() > 80.0 * 1048576.0,
+        assert_eq!(
+            (&leaky["confirmed"], &leaky["reruns"]),
+            (&Value::Bool(true), &Value::from(3)),
             "{ctx}\n{leaky}"
         );
         assert_eq!(leaky["runs"][0]["by_pid"], true, "{leaky}");
         let measured = report["tests"].as_array().unwrap().len();
         if what == "alone" {
-            assert_eq!((cases, measured), (2, 2), "{ctx}");
+            assert_eq!((cases, measured), (3, 3), "{ctx}");
         } else {
             // Every test of the suite was measured by both sides.
             assert!(cases > 600 && measured > 600, "{cases} {measured} {ctx}");
@@ -740,9 +752,10 @@ fn memleak_locate_names_the_function_a_leaking_test_leaked_in() {
         .find_map(|f| f["function"].as_str())
         .unwrap_or_default();
     assert_eq!(top, "leak_in_c", "{leak:#}");
-    // 80 MiB kept: the estimate is within a factor of two.
+    // 80 MiB kept per run, on the first run and 3 reruns (the phases of
+    // one name share their stacks): the estimate is within a factor of two.
     let bytes = leak["estimated_bytes"].as_u64().unwrap();
-    assert!((40 << 20..=200 << 20).contains(&bytes), "{bytes} {leak:#}");
+    assert!((160 << 20..=800 << 20).contains(&bytes), "{bytes} {leak:#}");
     for other in ["test_ext.py::test_churns_in_c", "test_ext.py::test_idles"] {
         let f = functions(other);
         assert!(!f.iter().any(|f| f == "leak_in_c"), "{other}: {f:?}");
@@ -752,4 +765,180 @@ fn memleak_locate_names_the_function_a_leaking_test_leaked_in() {
         !functions(leaky).iter().any(|f| f == "churn_in_c"),
         "{phases:#?}"
     );
+}
+
+/// Tests around the leak in [`ORDER_SUITE`]: a cache warmed on the first
+/// run only (4 MiB), two that keep nothing, one that keeps 1 MiB per run
+/// but may not be rerun, one that keeps 1 MiB and fails when rerun, and
+/// one whose id is longer than a marker line.
+const ORDER_TESTS: &[(&str, &str)] = &[
+    (
+        "test_fails_when_rerun",
+        "_runs = []\ndef test_fails_when_rerun():\n    _runs.append(bytearray(1 << 20))\n    assert len(_runs) == 1\n",
+    ),
+    (
+        "test_warms_a_cache_once",
+        "def test_warms_a_cache_once():\n    if not _cache:\n        _cache['t'] = bytearray(4 << 20)\n",
+    ),
+    (
+        "test_long_id",
+        "@pytest.mark.parametrize('arg', [1], ids=['x' * 5000])\ndef test_long_id(arg):\n    pass\n",
+    ),
+    (
+        "test_keeps_but_no_rerun",
+        "@pytest.mark.memleak_no_rerun\ndef test_keeps_but_no_rerun():\n    _hold.append(bytearray(1 << 20))\n",
+    ),
+    ("test_fine", "def test_fine():\n    assert sum(range(100)) == 4950\n"),
+];
+
+const ORDER_LEAK: (&str, &str) = (
+    "test_leaks_1mib_per_run",
+    "def test_leaks_1mib_per_run():\n    _hold.append(bytearray(1 << 20))\n",
+);
+
+/// The suite with the leak at `at` among [`ORDER_TESTS`].
+fn order_suite(at: usize) -> String {
+    let mut tests: Vec<(&str, &str)> = ORDER_TESTS.to_vec();
+    tests.insert(at, ORDER_LEAK);
+    let mut src = String::from("import pytest\n\n_hold = []\n_cache = {}\n\n");
+    for (_, body) in tests {
+        src.push_str(body);
+        src.push('\n');
+    }
+    src
+}
+
+/// `(name, properties)` of each testcase of a pytest --junitxml file.
+fn junit_properties(path: &Path) -> Vec<(String, std::collections::BTreeMap<String, String>)> {
+    let xml = std::fs::read_to_string(path).unwrap();
+    let doc = roxmltree::Document::parse(&xml).unwrap();
+    doc.descendants()
+        .filter(|n| n.has_tag_name("testcase"))
+        .map(|c| {
+            let props = c
+                .descendants()
+                .filter(|n| n.has_tag_name("property"))
+                .map(|p| {
+                    let a = |k| p.attribute(k).unwrap_or_default().to_string();
+                    (a("name"), a("value"))
+                })
+                .collect();
+            (c.attribute("name").unwrap_or_default().to_string(), props)
+        })
+        .collect()
+}
+
+/// Issue 26: a test keeping 1 MiB per run fails (confirmed by 3 reruns,
+/// named by the plugin and flagged by memleak's report), wherever it runs;
+/// a test warming a 4 MiB cache once does not. Issue 23 item 7: a test id
+/// longer than a marker line (the leak runs right after one in the middle
+/// placement) does not swallow the next test's begin.
+#[test]
+fn reruns_fail_a_small_leak_and_spare_a_cache_warmed_once() {
+    require_ebpf!();
+    let Some(python) = venv() else { return };
+    // The marker name cut: bounded, at a character boundary, the same
+    // every time, distinct for ids that differ past the cut.
+    run(
+        Command::new(&python).args([
+            "-c",
+            "from pytest_memleak.markers import fit_name as f, NAME_MAX as m\n\
+             a, b = 'mod.py::t[' + chr(233) * 3000 + 'a]', 'mod.py::t[' + chr(233) * 3000 + 'b]'\n\
+             assert len(f(a)) <= m and f(a) == f(a) and f(a) != f(b)\n\
+             f(a).decode('utf-8')\n\
+             assert f('a  b\\nc') == b'a b c' and f('x' * m) == b'x' * m\n",
+        ]),
+        "fit_name",
+    );
+    let leak = format!("test_order.py::{}", ORDER_LEAK.0);
+    for (what, at) in [("first", 0), ("middle", 3), ("last", ORDER_TESTS.len())] {
+        let tmp = tempfile::tempdir().unwrap();
+        std::fs::write(tmp.path().join("test_order.py"), order_suite(at)).unwrap();
+        let (out, report, junit) = pytest_memleak(&python, tmp.path(), tmp.path(), &[]);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let ctx = format!(
+            "[{what}]\n{stdout}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(out.status.code(), Some(1), "{ctx}");
+        assert!(stdout.contains("1 failed, 5 passed"), "{ctx}");
+        let line = |start: &str, has: &str| {
+            stdout
+                .lines()
+                .any(|l| l.starts_with(start) && l.contains(has))
+        };
+        assert!(line(&format!("FAILED {leak} - memory leak"), ""), "{ctx}");
+        assert!(
+            line("memory leak: kept ", " on 3 reruns (first run "),
+            "{ctx}"
+        );
+        // Run once, not rerun: listed as unconfirmed, not failed.
+        assert!(
+            line(
+                "ONCE test_order.py::test_keeps_but_no_rerun kept ",
+                "(unconfirmed: memleak_no_rerun)"
+            ),
+            "{ctx}"
+        );
+        // A rerun that fails: inconclusive, not failed, on both sides.
+        assert!(
+            line(
+                "ONCE test_order.py::test_fails_when_rerun kept ",
+                "(inconclusive: a rerun failed in call)"
+            ),
+            "{ctx}"
+        );
+        let props = junit_properties(&junit);
+        let of = |name: &str| {
+            props
+                .iter()
+                .find(|(n, _)| n == name)
+                .unwrap_or_else(|| panic!("{name} not in junit: {props:?}"))
+                .1
+                .clone()
+        };
+        let l = of(ORDER_LEAK.0);
+        assert_eq!(l["memleak_verdict"], "leak", "{l:?}");
+        assert_eq!(l["memleak_rerun_kept_bytes"].split(',').count(), 3, "{l:?}");
+        // The warm-up's first rerun keeps nothing: no more reruns.
+        let w = of("test_warms_a_cache_once");
+        assert_eq!(w["memleak_verdict"], "cleared", "{w:?}");
+        assert!(
+            w["memleak_kept_bytes"].parse::<i64>().unwrap() >= 2 << 20,
+            "{w:?}"
+        );
+        assert_eq!(w["memleak_rerun_kept_bytes"].split(',').count(), 1, "{w:?}");
+        assert!(!of("test_fine").contains_key("memleak_rerun_kept_bytes"));
+        // memleak's own verdict, from the recording: the same test, each
+        // rerun its own begin/end pair.
+        assert_eq!(flagged_tests(&report), [leak.as_str()], "{ctx}\n{report}");
+        let tests = report["tests"].as_array().unwrap();
+        let verdict = |name: &str| {
+            tests
+                .iter()
+                .find(|t| t["name"].as_str().is_some_and(|n| n.contains(name)))
+                .unwrap_or_else(|| panic!("{name} not measured: {report}"))
+        };
+        let v = verdict(ORDER_LEAK.0);
+        assert_eq!(
+            (&v["confirmed"], &v["reruns"]),
+            (&Value::Bool(true), &Value::from(3)),
+            "{v}"
+        );
+        for r in &v["runs"].as_array().unwrap()[1..] {
+            assert!(r["kept_bytes"].as_f64().unwrap() >= 256.0 * 1024.0, "{v}");
+        }
+        assert_eq!(verdict("test_warms_a_cache_once")["flagged"], false);
+        let f = verdict("test_fails_when_rerun");
+        assert_eq!(
+            (&f["flagged"], &f["inconclusive"]),
+            (&Value::Bool(false), &Value::Bool(true)),
+            "{f}"
+        );
+        // The long id: one phase, ended, its name cut to fit a line.
+        let long = verdict("test_long_id[xxxx");
+        let name = long["name"].as_str().unwrap();
+        assert!(name.len() <= 4000 && name.contains('~'), "{name}");
+        assert_eq!(tests.len(), 6, "every test measured: {report}");
+    }
 }

@@ -23,8 +23,9 @@
 //! min-kept = "32MiB"       # CI rule: a leak keeps more than this...
 //! min-kept-fraction = 0.1  # ...and this fraction of the starting value
 //! limit = "512MiB"         # the production limit, projected against
-//! test-kept = "32MiB"       # flag a marked test keeping this much anon memory
-//!                           # (default: the CI rule's min-kept and min-kept-fraction)
+//! test-kept = "32MiB"       # flag a marked test keeping this much anon memory in one run
+//!                           # (default: none, only the confirmation rule of test-floor)
+//! test-floor = "256KiB"     # flag a test rerun at least once when every rerun kept this
 //! ```
 //!
 //! Keys are spelled like the flags (`min-points` is `--min-points`); the
@@ -97,6 +98,8 @@ pub struct AnalysisConfig {
     pub limit: Option<Quantity>,
     #[serde(alias = "test_kept")]
     pub test_kept: Option<Quantity>,
+    #[serde(alias = "test_floor")]
+    pub test_floor: Option<Quantity>,
 }
 
 /// A misspelt table (`[analysys]`) is refused, not silently ignored: the
@@ -198,6 +201,7 @@ impl AnalysisConfig {
             min_kept_fraction: self.min_kept_fraction,
             limit_bytes: bytes("limit", &self.limit)?,
             test_kept_bytes: bytes("test-kept", &self.test_kept)?,
+            test_floor_bytes: bytes("test-floor", &self.test_floor)?,
         })
     }
 
@@ -232,6 +236,7 @@ pub struct Overrides {
     pub min_kept_fraction: Option<f64>,
     pub limit_bytes: Option<f64>,
     pub test_kept_bytes: Option<f64>,
+    pub test_floor_bytes: Option<f64>,
 }
 
 impl Overrides {
@@ -256,6 +261,7 @@ impl Overrides {
         set(&mut s.model, &self.model);
         set(&mut s.min_kept_bytes, &self.min_kept_bytes);
         set(&mut s.min_kept_fraction, &self.min_kept_fraction);
+        set(&mut s.test_floor_bytes, &self.test_floor_bytes);
         if self.rule.is_some() {
             s.rule = self.rule;
         }
@@ -333,6 +339,7 @@ mod tests {
             metrics = ["vm"]
             model = "trend"
             test_kept = "8MiB"
+            test-floor = "1MiB"
         "#;
         let c = parse(text, Path::new("memleak.toml")).unwrap();
         let mut s = Settings::default();
@@ -346,6 +353,7 @@ mod tests {
         assert_eq!(s.model, super::super::ModelChoice::Trend);
         assert_eq!(s.warmup_fraction, 0.1);
         assert_eq!(s.test_kept_bytes, Some(8.0 * 1048576.0));
+        assert_eq!(s.test_floor_bytes, 1048576.0);
         s.validate().unwrap();
     }
 

@@ -317,10 +317,14 @@ pub struct Settings {
     pub min_kept_fraction: f64,
     /// A memory limit stated by hand (the production container's), bytes.
     pub limit_bytes: Option<f64>,
-    /// A marked phase (test) is flagged when the anonymous memory it kept
-    /// reaches this many bytes; `None`: max(32 MiB, 10% of the process's
-    /// anonymous memory at the test's start). See [`phases::test_verdicts`].
+    /// A limit stated by hand: a marked phase (test) is flagged when one
+    /// run of it kept this many bytes of anonymous memory; `None`: only the
+    /// confirmation rule of `test_floor_bytes` applies. See
+    /// [`phases::test_verdicts`].
     pub test_kept_bytes: Option<f64>,
+    /// A test that ran more than once is flagged when every run after the
+    /// first kept at least this many bytes ([`phases::TEST_FLOOR_BYTES`]).
+    pub test_floor_bytes: f64,
 }
 
 impl Default for Settings {
@@ -343,6 +347,7 @@ impl Default for Settings {
             min_kept_fraction: 0.1,
             limit_bytes: None,
             test_kept_bytes: None,
+            test_floor_bytes: phases::TEST_FLOOR_BYTES,
         }
     }
 }
@@ -390,6 +395,9 @@ impl Settings {
         }
         if !finite_nonneg(self.min_kept_fraction) {
             return bad("min_kept_fraction", "must be non-negative");
+        }
+        if !finite_nonneg(self.test_floor_bytes) {
+            return bad("test_floor", "must be a non-negative size");
         }
         if self
             .limit_bytes

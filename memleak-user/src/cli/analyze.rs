@@ -137,13 +137,19 @@ pub struct AnalysisArgs {
           value_parser = PossibleValuesParser::new(["lbr", "sawtooth", "trend", "all"]))]
     pub model: Option<String>,
 
-    /// With phase markers (e.g. pytest-memleak): flag a test that kept this
-    /// much anonymous memory (rss_anon + shmem + swap at its end minus at
-    /// its start) [default: the CI rule's --min-kept and
-    /// --min-kept-fraction, i.e. max(32MiB, 10% of the process's anonymous
-    /// memory at the test's start)].
+    /// With phase markers (e.g. pytest-memleak): a stated limit, flag a
+    /// test when one run of it kept this much anonymous memory (rss_anon +
+    /// shmem + swap at its end minus at its start) [default: none, only
+    /// the confirmation rule of --test-floor].
     #[arg(long, value_parser = bytes_arg, value_name = "SIZE")]
     pub test_kept: Option<f64>,
+
+    /// With phase markers: flag a test that ran more than once (the
+    /// harness reran it) when every run after the first kept at least this
+    /// much anonymous memory; a single run above it is reported as
+    /// unconfirmed [default: 256KiB].
+    #[arg(long, value_parser = bytes_arg, value_name = "SIZE")]
+    pub test_floor: Option<f64>,
 }
 
 fn duration_arg(s: &str) -> Result<f64, String> {
@@ -187,6 +193,7 @@ impl AnalysisArgs {
             min_kept_fraction: self.min_kept_fraction,
             limit_bytes: self.limit,
             test_kept_bytes: self.test_kept,
+            test_floor_bytes: self.test_floor,
         })
     }
 
@@ -485,10 +492,13 @@ mod tests {
             "rss",
             "--test-kept",
             "8MiB",
+            "--test-floor",
+            "512KiB",
         ])
         .unwrap();
         let s = a.args.analysis.settings().unwrap();
         assert_eq!(s.test_kept_bytes, Some(8.0 * 1048576.0));
+        assert_eq!(s.test_floor_bytes, 512.0 * 1024.0);
         assert_eq!(s.r2, 0.8);
         assert_eq!(s.horizon_s, 600.0);
         assert_eq!(s.min_points, 40);

@@ -7,7 +7,6 @@ use std::fmt::Write;
 
 use super::{printable, summary_line};
 use crate::analyse::phases::TestVerdict;
-use crate::analyse::units::fmt_bytes;
 use crate::analyse::{Analysis, Verdict};
 
 /// Escapes a workflow command's message (`%`, CR, LF).
@@ -54,9 +53,8 @@ pub fn render_with_tests(a: &Analysis, kept: &[TestVerdict]) -> String {
     for t in kept.iter().filter(|t| t.flagged) {
         let title = format!("Memory kept by test: {}", printable(&t.name));
         let message = format!(
-            "The test kept {} of anonymous memory (threshold {}).",
-            fmt_bytes(t.kept_bytes),
-            fmt_bytes(t.threshold_bytes)
+            "The test {} of anonymous memory.",
+            super::phases::flagged_because(t)
         );
         let _ = writeln!(
             out,
@@ -98,8 +96,21 @@ mod tests {
             name: "t.py::test_x[a,b]".into(),
             kept_bytes: 64.0 * 1048576.0,
             threshold_bytes: 32.0 * 1048576.0,
+            floor_bytes: 256.0 * 1024.0,
+            reruns: 0,
+            confirmed: false,
+            inconclusive: false,
             flagged: true,
-            runs: Vec::new(),
+            runs: vec![crate::analyse::phases::TestRun {
+                pid: 7,
+                start_ns: 1,
+                comm: "python".into(),
+                start_s: 1.0,
+                end_s: 2.0,
+                anon_start_bytes: 0.0,
+                kept_bytes: 64.0 * 1048576.0,
+                by_pid: true,
+            }],
         };
         let calm = TestVerdict {
             name: "t.py::test_calm".into(),

@@ -223,11 +223,7 @@ fn write_kept_suite(x: &mut String, kept: &[TestVerdict], failures: usize) {
             let _ = writeln!(x, "/>");
             continue;
         }
-        let message = format!(
-            "kept {} of anonymous memory (threshold {})",
-            fmt_bytes(t.kept_bytes),
-            fmt_bytes(t.threshold_bytes)
-        );
+        let message = format!("{} of anonymous memory", super::phases::flagged_because(t));
         let mut body = String::new();
         for r in &t.runs {
             let _ = writeln!(
@@ -308,9 +304,13 @@ mod tests {
         let leaky = TestVerdict {
             name: "t.py::test_<leaky>".into(),
             kept_bytes: 120.0 * 1048576.0,
-            threshold_bytes: 32.0 * 1048576.0,
+            threshold_bytes: 256.0 * 1024.0,
+            floor_bytes: 256.0 * 1024.0,
+            reruns: 2,
+            confirmed: true,
+            inconclusive: false,
             flagged: true,
-            runs: vec![run.clone()],
+            runs: vec![run.clone(), run.clone(), run.clone()],
         };
         let fine = TestVerdict {
             name: "t.py::test_fine".into(),

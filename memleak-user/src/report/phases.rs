@@ -15,6 +15,9 @@ const TABLE_PHASES: usize = 10;
 /// At most this many flagged tests in the table (all are in JSON/JUnit).
 const TABLE_TESTS: usize = 20;
 
+/// At most this many unconfirmed tests in the table: they fail nothing.
+const UNCONFIRMED_TESTS: usize = 5;
+
 /// What the markers of a recording add to its report.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Marked {
@@ -67,8 +70,33 @@ pub fn render(a: &Analysis, format: Format, marked: &Marked) -> String {
     }
 }
 
+/// Why a flagged test is flagged, in words: what its reruns kept, or the
+/// run above the stated limit.
+pub fn flagged_because(t: &TestVerdict) -> String {
+    if t.confirmed {
+        let kept: Vec<String> = t.runs[1..]
+            .iter()
+            .map(|r| fmt_bytes(r.kept_bytes))
+            .collect();
+        format!(
+            "kept {} on {} reruns (floor {})",
+            kept.join(", "),
+            t.reruns,
+            fmt_bytes(t.floor_bytes)
+        )
+    } else {
+        let most = t.runs.iter().map(|r| r.kept_bytes).fold(f64::MIN, f64::max);
+        format!(
+            "kept {} in one run (stated limit {})",
+            fmt_bytes(most),
+            fmt_bytes(t.threshold_bytes)
+        )
+    }
+}
+
 /// The per-test section of the table ("" without measured tests): the
-/// flagged tests, else one line saying none was and which kept the most.
+/// flagged tests, else one line saying none was and which kept the most;
+/// then the unconfirmed ones (run once above the floor).
 pub fn render_tests_table(tests: &[TestVerdict]) -> String {
     if tests.is_empty() {
         return String::new();
@@ -85,13 +113,13 @@ pub fn render_tests_table(tests: &[TestVerdict]) -> String {
             "memleak: {} tests measured, none kept memory above its threshold{top}\n",
             tests.len()
         ));
-        return out;
+    } else {
+        out.push_str(&format!(
+            "memleak: {} of {} tests kept anonymous memory on every rerun or above a stated limit:\n",
+            flagged.len(),
+            tests.len()
+        ));
     }
-    out.push_str(&format!(
-        "memleak: {} of {} tests kept anonymous memory above their threshold:\n",
-        flagged.len(),
-        tests.len()
-    ));
     for t in flagged.iter().take(TABLE_TESTS) {
         let r = t
             .runs
@@ -100,15 +128,10 @@ pub fn render_tests_table(tests: &[TestVerdict]) -> String {
         let who = r
             .map(|r| format!("pid {} ({})", r.pid, printable(&r.comm)))
             .unwrap_or_default();
-        let runs = if t.runs.len() > 1 {
-            format!(" in {} runs", t.runs.len())
-        } else {
-            String::new()
-        };
         out.push_str(&format!(
-            "  LEAK  {:>11}{runs} (threshold {})  {who}  {}\n",
+            "  LEAK  {:>11}  {}  {who}  {}\n",
             signed(t.kept_bytes),
-            fmt_bytes(t.threshold_bytes),
+            flagged_because(t),
             printable(&t.name)
         ));
     }
@@ -117,6 +140,27 @@ pub fn render_tests_table(tests: &[TestVerdict]) -> String {
             "  ... {} more (see --format json)\n",
             flagged.len() - TABLE_TESTS
         ));
+    }
+    let unconfirmed: Vec<&TestVerdict> = tests.iter().filter(|t| t.unconfirmed()).collect();
+    if !unconfirmed.is_empty() {
+        out.push_str(&format!(
+            "memleak: {} tests kept at least the floor ({}) in their only run; unconfirmed, not rerun:\n",
+            unconfirmed.len(),
+            fmt_bytes(unconfirmed[0].floor_bytes)
+        ));
+        for t in unconfirmed.iter().take(UNCONFIRMED_TESTS) {
+            out.push_str(&format!(
+                "  once  {:>11}  {}\n",
+                signed(t.kept_bytes),
+                printable(&t.name)
+            ));
+        }
+        if unconfirmed.len() > UNCONFIRMED_TESTS {
+            out.push_str(&format!(
+                "  ... {} more (see --format json)\n",
+                unconfirmed.len() - UNCONFIRMED_TESTS
+            ));
+        }
     }
     out
 }
@@ -177,18 +221,40 @@ mod tests {
         vec![
             TestVerdict {
                 name: "test_a.py::test_leaky".into(),
-                kept_bytes: 100.0 * 1048576.0,
-                threshold_bytes: 32.0 * 1048576.0,
+                kept_bytes: 300.0 * 1048576.0,
+                threshold_bytes: 256.0 * 1024.0,
+                floor_bytes: 256.0 * 1024.0,
+                reruns: 2,
+                confirmed: true,
+                inconclusive: false,
                 flagged: true,
-                runs: vec![run.clone()],
+                runs: vec![run.clone(), run.clone(), run.clone()],
             },
             TestVerdict {
                 name: "test_a.py::test_fine".into(),
                 kept_bytes: 0.0,
-                threshold_bytes: 32.0 * 1048576.0,
+                threshold_bytes: 256.0 * 1024.0,
+                floor_bytes: 256.0 * 1024.0,
+                reruns: 0,
+                confirmed: false,
+                inconclusive: false,
                 flagged: false,
                 runs: vec![TestRun {
                     kept_bytes: 0.0,
+                    ..run.clone()
+                }],
+            },
+            TestVerdict {
+                name: "test_a.py::test_warms_once".into(),
+                kept_bytes: 4.0 * 1048576.0,
+                threshold_bytes: 256.0 * 1024.0,
+                floor_bytes: 256.0 * 1024.0,
+                reruns: 0,
+                confirmed: false,
+                inconclusive: false,
+                flagged: false,
+                runs: vec![TestRun {
+                    kept_bytes: 4.0 * 1048576.0,
                     ..run
                 }],
             },
@@ -240,15 +306,22 @@ mod tests {
     #[test]
     fn table_names_flagged_tests_or_says_none_was() {
         let t = render_tests_table(&tests());
-        assert!(t.contains("1 of 2 tests kept"), "{t}");
+        assert!(t.contains("1 of 3 tests kept"), "{t}");
         assert!(t.contains("LEAK"), "{t}");
-        assert!(t.contains("+100.0 MiB"), "{t}");
+        assert!(t.contains("+300.0 MiB"), "{t}");
+        assert!(
+            t.contains("kept 100.0 MiB, 100.0 MiB on 2 reruns (floor 256.0 KiB)"),
+            "{t}"
+        );
         assert!(t.contains("test_a.py::test_leaky"), "{t}");
         assert!(!t.contains("test_fine"), "{t}");
+        // Run once above the floor: listed apart, as unconfirmed.
+        assert!(t.contains("1 tests kept at least the floor"), "{t}");
+        assert!(t.contains("+4.0 MiB  test_a.py::test_warms_once"), "{t}");
         let mut calm = tests();
         calm.remove(0);
         let t = render_tests_table(&calm);
-        assert!(t.contains("1 tests measured, none kept"), "{t}");
+        assert!(t.contains("2 tests measured, none kept"), "{t}");
         assert_eq!(render_tests_table(&[]), "");
     }
 

@@ -668,12 +668,14 @@ mod tests {
                 pid: None,
                 start_s: 30.0,
                 end_s: Some(70.0),
+                inconclusive: false,
             },
             Phase {
                 name: "unended".into(),
                 pid: None,
                 start_s: 80.0,
                 end_s: None,
+                inconclusive: false,
             },
         ];
         let svg = chart_of(&a, 0, &phases).unwrap();

@@ -13,14 +13,34 @@ optional in the protocol; this writer always sends it.
 """
 
 import fcntl
+import hashlib
 import os
 import struct
 import termios
 import time
 
 ENV = "MEMLEAK_MARKERS"
-# Lines up to PIPE_BUF bytes are written atomically.
-_MAX = 4000
+# Longest name sent, bytes. A line (kind, pid=, name, newline) must fit
+# PIPE_BUF (4096) to be written atomically and read as one line: the rest,
+# "begin pid=4294967295 " and the newline, takes at most 22 bytes. The same
+# budget for every kind and pid, so the begin and the end of a test cut its
+# name at the same place.
+NAME_MAX = 4000
+# Hex digits of the full name's hash kept after a cut: two long ids that
+# differ only past the cut stay two phases.
+_HASH = 16
+
+
+def fit_name(name):
+    """`name` as one line of at most NAME_MAX UTF-8 bytes, the same every
+    call: whitespace runs become one space; a longer name keeps its start,
+    cut at a character boundary, then `~` and a hash of the whole name."""
+    data = " ".join(str(name).split()).encode("utf-8", "replace")
+    if len(data) <= NAME_MAX:
+        return data
+    digest = hashlib.sha256(data).hexdigest()[:_HASH].encode()
+    head = data[: NAME_MAX - len(digest) - 1].decode("utf-8", "ignore").encode("utf-8")
+    return head + b"~" + digest
 
 
 class Markers:
@@ -43,10 +63,9 @@ class Markers:
     def _send(self, kind, name, pid=True):
         if self.fd is None:
             return
-        name = " ".join(str(name).split())  # one line, no control characters
         # getpid() at send time, not at open: a forked child sends its own.
         who = "pid=%d " % os.getpid() if pid else ""
-        line = ("%s %s%s\n" % (kind, who, name)).encode("utf-8", "replace")[:_MAX]
+        line = ("%s %s" % (kind, who)).encode() + fit_name(name) + b"\n"
         try:
             os.write(self.fd, line)
         except OSError:
@@ -79,6 +98,18 @@ class Markers:
             if struct.unpack("i", bytes(buf))[0] == 0 or time.monotonic() >= deadline:
                 return
             time.sleep(0.0002)
+
+    def inconclusive(self, name):
+        """Tells memleak the run of `name` just ended failed: what it kept
+        confirms nothing (`mark inconclusive pid=PID NAME`; memleak's
+        phases.rs INCONCLUSIVE_MARK). The name is cut as begin/end cut it."""
+        if self.fd is None:
+            return
+        line = b"mark inconclusive pid=%d " % os.getpid() + fit_name(name) + b"\n"
+        try:
+            os.write(self.fd, line)
+        except OSError:
+            pass
 
     def mark(self, text):
         self._send("mark", text, pid=False)
