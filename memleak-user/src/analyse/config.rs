@@ -25,7 +25,7 @@
 //! limit = "512MiB"         # the production limit, projected against
 //! test-kept = "32MiB"       # flag a marked test keeping this much anon memory in one run
 //!                           # (default: none, only the confirmation rule of test-floor)
-//! test-floor = "256KiB"     # flag a test rerun at least once when every rerun kept this
+//! test-floor = "512KiB"     # flag a test rerun at least once when every rerun kept this
 //! ```
 //!
 //! Keys are spelled like the flags (`min-points` is `--min-points`); the

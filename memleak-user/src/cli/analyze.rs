@@ -147,7 +147,7 @@ pub struct AnalysisArgs {
     /// With phase markers: flag a test that ran more than once (the
     /// harness reran it) when every run after the first kept at least this
     /// much anonymous memory; a single run above it is reported as
-    /// unconfirmed [default: 256KiB].
+    /// unconfirmed [default: 512KiB].
     #[arg(long, value_parser = bytes_arg, value_name = "SIZE")]
     pub test_floor: Option<f64>,
 }
