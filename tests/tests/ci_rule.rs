@@ -85,13 +85,8 @@ fn python_with<'a>(report: &'a serde_json::Value, verdict: &str) -> &'a serde_js
 #[test]
 fn a_script_that_grows_until_it_exits_is_reported_not_failed() {
     require_ebpf!();
-    let py = match python() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
+    memleak_tests::require_feature!("python3", python().err());
+    let py = "python3".to_string();
     let dir = tempfile::tempdir().unwrap();
     // By its memory, a script that keeps 160 MiB and exits is awk building
     // a hash: its work had an end. Reported as such, never exit 3.
@@ -153,13 +148,8 @@ fn a_script_that_grows_until_it_exits_is_reported_not_failed() {
 #[test]
 fn a_script_over_the_stated_limit_fails_the_run_whatever_its_end() {
     require_ebpf!();
-    let py = match python() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
+    memleak_tests::require_feature!("python3", python().err());
+    let py = "python3".to_string();
     let dir = tempfile::tempdir().unwrap();
     // It will not fit in the 64 MiB container it is deployed to: that is
     // evidence, finished or not.
@@ -194,13 +184,8 @@ while True:
 #[test]
 fn a_service_that_grows_until_stopped_fails_the_run() {
     require_ebpf!();
-    let py = match python() {
-        Ok(p) => p,
-        Err(why) => {
-            eprintln!("skipped: {why}");
-            return;
-        }
-    };
+    memleak_tests::require_feature!("python3", python().err());
+    let py = "python3".to_string();
     let dir = tempfile::tempdir().unwrap();
     // The harness stops it with SIGTERM after 8 s, as a test suite stops the
     // server it tested, and itself passes: the server's growth had no end

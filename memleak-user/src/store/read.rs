@@ -454,27 +454,12 @@ impl Recording {
     /// Every process, in the order they were first seen. Holds them all in
     /// memory: to visit a large recording use [`Recording::for_each_process`].
     pub fn processes(&self) -> Result<Vec<ProcessInfo>, StoreError> {
-        let sql = format!("SELECT {} FROM processes ORDER BY id", self.process_columns);
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
-        let procs = stmt
-            .query_map([], process_row)
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.fail(e))?;
-        Ok(procs)
+        self.select_processes("ORDER BY id", [])
     }
 
     /// The processes that had PID `pid` (a PID can be reused), oldest first.
     pub fn processes_with_pid(&self, pid: u32) -> Result<Vec<ProcessInfo>, StoreError> {
-        let sql = format!(
-            "SELECT {} FROM processes WHERE pid = ?1 ORDER BY start_ns",
-            self.process_columns
-        );
-        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
-        let procs = stmt
-            .query_map(params![pid], process_row)
-            .and_then(|rows| rows.collect())
-            .map_err(|e| self.fail(e))?;
-        Ok(procs)
+        self.select_processes("WHERE pid = ?1 ORDER BY start_ns", params![pid])
     }
 
     /// The processes the kernel's OOM killer killed, in the order they were
@@ -483,13 +468,20 @@ impl Recording {
         if !self.process_columns.ends_with(", oom_killed") {
             return Ok(Vec::new());
         }
-        let sql = format!(
-            "SELECT {} FROM processes WHERE oom_killed = 1 ORDER BY id",
-            self.process_columns
-        );
-        let mut stmt = self.conn.prepare(&sql).map_err(|e| self.fail(e))?;
+        self.select_processes("WHERE oom_killed = 1 ORDER BY id", [])
+    }
+
+    /// The rows of `processes` that `tail` (a WHERE and ORDER BY clause)
+    /// selects, read with the columns this file has.
+    fn select_processes(
+        &self,
+        tail: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<ProcessInfo>, StoreError> {
+        let sql = format!("SELECT {} FROM processes {tail}", self.process_columns);
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(|e| self.fail(e))?;
         let procs = stmt
-            .query_map([], process_row)
+            .query_map(params, process_row)
             .and_then(|rows| rows.collect())
             .map_err(|e| self.fail(e))?;
         Ok(procs)
