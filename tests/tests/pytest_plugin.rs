@@ -165,7 +165,13 @@ fn pytest_memleak_flags_the_leak_and_names_the_test() {
     // The table names the test that ran while memory grew.
     assert!(stdout.contains("phases while pid"), "{stdout}");
     let v: Value = serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
-    assert!(v["summary"]["leaks"].as_u64().unwrap() >= 1, "{v}");
+    // The runner exits by itself: its growth is reported, and the test
+    // that kept memory on every rerun is the evidence.
+    assert_eq!(v["summary"]["leaks"], 0, "{v}");
+    assert!(
+        v["summary"]["grew_until_exit"].as_u64().unwrap_or(0) >= 1,
+        "{v}"
+    );
     assert_eq!(flagged_tests(&v), ["test_suite.py::test_leaky"], "{v}");
     let phases = v["phases"].as_array().expect("a phases array");
     let python_phases = phases
@@ -195,9 +201,9 @@ fn pytest_memleak_flags_the_leak_and_names_the_test() {
         );
     }
 
-    // A per-test limit too high to fail the test: the tests pass, memleak
-    // still flags the growing process (its exit code 3), and the session
-    // fails with pytest's TESTS_FAILED, not 3 (pytest's INTERNAL_ERROR).
+    // A per-test limit too high to fail the test: the tests pass, and the
+    // runner that grew over the session and exited by itself is reported
+    // ("grew until exit"), not failed: the session passes.
     let out = Command::new(&python)
         .args(["-m", "pytest", "-q", "-p", "no:cacheprovider", "--memleak"])
         .arg("--memleak-kept=1GiB")
@@ -209,8 +215,9 @@ fn pytest_memleak_flags_the_leak_and_names_the_test() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stdout.contains("3 passed"), "{stdout}\n{stderr}");
-    assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    assert!(stderr.contains("memleak flagged a leak"), "{stderr}");
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("memleak flagged a leak"), "{stderr}");
+    assert!(stdout.contains("grew until exit"), "{stdout}");
     // The mapping itself, case by case (memleak's code, the inner pytest's).
     run(
         Command::new(&python).args([

@@ -40,12 +40,25 @@ pub struct Phase {
     /// its end): what it kept confirms nothing.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub inconclusive: bool,
+    /// The harness measured this run keeping less than the floor (`mark
+    /// cleared NAME` after its end).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cleared: bool,
 }
 
 /// The `mark` text that makes the run of NAME just ended inconclusive
 /// (`mark inconclusive pid=N NAME`): pytest-memleak sends it when a rerun
 /// failed, errored or skipped.
 pub const INCONCLUSIVE_MARK: &str = "inconclusive ";
+
+/// The `mark` text by which the harness says the run of NAME just ended
+/// kept less than the floor (`mark cleared pid=N NAME`). It measures in
+/// the process at the run's exact end, after a garbage collection; the
+/// recording has the figure of the sampler's nearest tick, coarser in time
+/// and in the pages it counts. Near the floor the two can disagree, and
+/// then the finer measurement decides: a leak keeps memory on every run,
+/// so one run the harness saw below the floor clears the test.
+pub const CLEARED_MARK: &str = "cleared ";
 
 /// How much one phase saw a process grow.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -88,10 +101,15 @@ pub fn phases_from_markers(markers: &[(f64, String, String)]) -> Vec<Phase> {
                 start_s: *t,
                 end_s: None,
                 inconclusive: false,
+                cleared: false,
             }),
             "mark" => {
-                let Some(rest) = raw.strip_prefix(INCONCLUSIVE_MARK) else {
-                    continue;
+                let (rest, cleared) = match raw.strip_prefix(INCONCLUSIVE_MARK) {
+                    Some(rest) => (rest, false),
+                    None => match raw.strip_prefix(CLEARED_MARK) {
+                        Some(rest) => (rest, true),
+                        None => continue,
+                    },
                 };
                 let (pid, name) = split_sender(rest);
                 if let Some(p) = out
@@ -99,7 +117,11 @@ pub fn phases_from_markers(markers: &[(f64, String, String)]) -> Vec<Phase> {
                     .rev()
                     .find(|p| p.end_s.is_some() && p.pid == pid && p.name == name)
                 {
-                    p.inconclusive = true;
+                    if cleared {
+                        p.cleared = true;
+                    } else {
+                        p.inconclusive = true;
+                    }
                 }
             }
             "end" => {
@@ -315,6 +337,10 @@ pub struct TestVerdict {
     /// A run failed, errored or skipped (the harness said so): the reruns
     /// confirm nothing.
     pub inconclusive: bool,
+    /// The harness measured a run keeping less than the floor
+    /// ([`CLEARED_MARK`]): not a leak, whatever the recording's figures.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub cleared: bool,
     /// Confirmed, or one run kept at least the stated limit. A test run
     /// once that kept at least the floor is not: it is unconfirmed (see
     /// [`TestVerdict::unconfirmed`]).
@@ -377,7 +403,7 @@ pub fn test_verdicts(
         let Some((s, anon_start, kept)) = chosen else {
             continue;
         };
-        let inconclusive = p.inconclusive;
+        let (inconclusive, cleared) = (p.inconclusive, p.cleared);
         let run = TestRun {
             pid: s.pid,
             start_ns: s.start_ns,
@@ -392,6 +418,7 @@ pub fn test_verdicts(
             Some(&i) => {
                 out[i].kept_bytes += kept;
                 out[i].inconclusive |= inconclusive;
+                out[i].cleared |= cleared;
                 out[i].runs.push(run);
             }
             None => {
@@ -404,6 +431,7 @@ pub fn test_verdicts(
                     reruns: 0,
                     confirmed: false,
                     inconclusive,
+                    cleared,
                     flagged: false,
                     runs: vec![run],
                 })
@@ -414,6 +442,7 @@ pub fn test_verdicts(
         let repeats = &v.runs[1..];
         v.reruns = repeats.len();
         v.confirmed = !v.inconclusive
+            && !v.cleared
             && !repeats.is_empty()
             && repeats
                 .iter()
@@ -660,6 +689,29 @@ mod tests {
         // The process's size does not matter (no 10% rule any more).
         let v = runs_of_t(4096.0, &[1.0, 1.0, 1.0]);
         assert!(v[0].flagged, "{v:?}");
+    }
+
+    #[test]
+    fn a_run_the_harness_measured_below_the_floor_clears_the_test() {
+        // The recording's ticks see 1 MiB kept on every run...
+        let p = proc(1, 0.0, &[10.0, 11.0, 12.0, 13.0, 13.0]);
+        let mut markers = Vec::new();
+        for i in 0..3 {
+            markers.push(m(i as f64 + 0.5, "begin", "pid=1 t"));
+            markers.push(m(i as f64 + 1.5, "end", "pid=1 t"));
+        }
+        let threshold = KeptThreshold::from_settings(&Settings::default());
+        let v = test_verdicts(
+            &phases_from_markers(&markers),
+            std::slice::from_ref(&p),
+            1.0,
+            threshold,
+        );
+        assert!(v[0].flagged, "{v:?}");
+        // ...but the harness measured the last rerun below the floor.
+        markers.push(m(3.6, "mark", "cleared pid=1 t"));
+        let v = test_verdicts(&phases_from_markers(&markers), &[p], 1.0, threshold);
+        assert!(v[0].cleared && !v[0].confirmed && !v[0].flagged, "{v:?}");
     }
 
     #[test]

@@ -100,6 +100,7 @@ mod tests {
             reruns: 0,
             confirmed: false,
             inconclusive: false,
+            cleared: false,
             flagged: true,
             runs: vec![crate::analyse::phases::TestRun {
                 pid: 7,

@@ -309,6 +309,7 @@ mod tests {
             reruns: 2,
             confirmed: true,
             inconclusive: false,
+            cleared: false,
             flagged: true,
             runs: vec![run.clone(), run.clone(), run.clone()],
         };

@@ -227,6 +227,7 @@ mod tests {
                 reruns: 2,
                 confirmed: true,
                 inconclusive: false,
+                cleared: false,
                 flagged: true,
                 runs: vec![run.clone(), run.clone(), run.clone()],
             },
@@ -238,6 +239,7 @@ mod tests {
                 reruns: 0,
                 confirmed: false,
                 inconclusive: false,
+                cleared: false,
                 flagged: false,
                 runs: vec![TestRun {
                     kept_bytes: 0.0,
@@ -252,6 +254,7 @@ mod tests {
                 reruns: 0,
                 confirmed: false,
                 inconclusive: false,
+                cleared: false,
                 flagged: false,
                 runs: vec![TestRun {
                     kept_bytes: 4.0 * 1048576.0,

@@ -669,6 +669,7 @@ mod tests {
                 start_s: 30.0,
                 end_s: Some(70.0),
                 inconclusive: false,
+                cleared: false,
             },
             Phase {
                 name: "unended".into(),
@@ -676,6 +677,7 @@ mod tests {
                 start_s: 80.0,
                 end_s: None,
                 inconclusive: false,
+                cleared: false,
             },
         ];
         let svg = chart_of(&a, 0, &phases).unwrap();

@@ -99,13 +99,23 @@ class Markers:
                 return
             time.sleep(0.0002)
 
+    def cleared(self, name):
+        """Tells memleak the run of `name` just ended kept less than the
+        floor, as measured here at its exact end (`mark cleared pid=PID
+        NAME`; memleak's phases.rs CLEARED_MARK): memleak's tick-based
+        figure of the same run is coarser, and this one decides."""
+        self._mark(b"cleared", name)
+
     def inconclusive(self, name):
         """Tells memleak the run of `name` just ended failed: what it kept
         confirms nothing (`mark inconclusive pid=PID NAME`; memleak's
         phases.rs INCONCLUSIVE_MARK). The name is cut as begin/end cut it."""
+        self._mark(b"inconclusive", name)
+
+    def _mark(self, what, name):
         if self.fd is None:
             return
-        line = b"mark inconclusive pid=%d " % os.getpid() + fit_name(name) + b"\n"
+        line = b"mark " + what + b" pid=%d " % os.getpid() + fit_name(name) + b"\n"
         try:
             os.write(self.fd, line)
         except OSError:

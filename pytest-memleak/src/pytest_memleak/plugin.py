@@ -801,6 +801,8 @@ class _KeptCheck:
                 return kept_each, why
             kept_each.append(kept)
             if kept < _KEPT_FLOOR:
+                if self.markers is not None:
+                    self.markers.cleared(item.nodeid)
                 break
         return kept_each, None
 
