@@ -34,6 +34,7 @@
 
 use serde::Serialize;
 
+use super::lbr::WindowFit;
 use super::life::ProcessEnd;
 use super::limits::LimitSource;
 use super::units::{fmt_bytes, fmt_duration};
@@ -91,34 +92,6 @@ pub struct Life {
     /// Highest value of the finding's metric over the whole recorded life
     /// (teardown included).
     pub peak: f64,
-}
-
-/// Signals that ask a process to stop (what `kill`, Ctrl-C, a terminal
-/// hang-up and service managers send): dying of one is being stopped, not
-/// failing.
-fn is_stop_request(sig: i32) -> bool {
-    matches!(
-        sig,
-        libc::SIGHUP | libc::SIGINT | libc::SIGQUIT | libc::SIGTERM
-    )
-}
-
-impl ProcessEnd {
-    /// Ended on its own: its work had an end (or, `Unknown`, nobody can
-    /// say it was stopped).
-    pub fn by_itself(self) -> bool {
-        matches!(self, ProcessEnd::Exited(_) | ProcessEnd::Unknown)
-    }
-
-    /// Ended in failure: a non-zero exit, or a signal that is not a stop
-    /// request (SIGKILL, SIGABRT, SIGSEGV, ...).
-    pub fn failed(self) -> bool {
-        match self {
-            ProcessEnd::Exited(code) => code != 0,
-            ProcessEnd::Signaled(sig) => !is_stop_request(sig),
-            _ => false,
-        }
-    }
 }
 
 /// Whether a limit is one whose crossing kills or fails the process (not
@@ -196,13 +169,12 @@ pub fn apply(f: &mut Finding, life: Life, rule: Rule, settings: &Settings) {
             return;
         }
     }
-    match rule {
-        Rule::Ci => ci_rule(f, settings),
-        Rule::Horizon => {
-            if f.verdict == Verdict::Leak {
-                f.evidence = Some(Evidence::ReachesLimit);
-            }
-        }
+    // A leak the models found reaches its limit within the horizon (see
+    // `judge`), under either rule.
+    if f.verdict == Verdict::Leak {
+        f.evidence = Some(Evidence::ReachesLimit);
+    } else if rule == Rule::Ci {
+        ci_rule(f, fit, settings);
     }
     if f.verdict == Verdict::Leak && life.end.by_itself() {
         f.verdict = Verdict::GrewUntilExit;
@@ -224,12 +196,7 @@ pub fn apply(f: &mut Finding, life: Life, rule: Rule, settings: &Settings) {
 /// The CI rule: sustained growth that kept more than `min_kept` is a leak
 /// whatever the time to the limit (a test runs seconds on a big CI
 /// machine; the code it tests runs for weeks in a small container).
-fn ci_rule(f: &mut Finding, settings: &Settings) {
-    let Some(fit) = f.fit else { return };
-    if f.verdict == Verdict::Leak {
-        f.evidence = Some(Evidence::ReachesLimit);
-        return;
-    }
+fn ci_rule(f: &mut Finding, fit: WindowFit, settings: &Settings) {
     if !f.metric.is_kept_memory() || f.verdict != Verdict::Growing || fit.slope <= 0.0 {
         return;
     }

@@ -59,10 +59,31 @@ impl ProcessEnd {
         self != ProcessEnd::Running
     }
 
-    /// Exited by itself, successfully: a batch that finished its work.
-    pub fn finished(self) -> bool {
-        self == ProcessEnd::Exited(0)
+    /// Ended on its own: its work had an end (or, `Unknown`, nobody can
+    /// say it was stopped).
+    pub fn by_itself(self) -> bool {
+        matches!(self, ProcessEnd::Exited(_) | ProcessEnd::Unknown)
     }
+
+    /// Ended in failure: a non-zero exit, or a signal that is not a stop
+    /// request (SIGKILL, SIGABRT, SIGSEGV, ...).
+    pub fn failed(self) -> bool {
+        match self {
+            ProcessEnd::Exited(code) => code != 0,
+            ProcessEnd::Signaled(sig) => !is_stop_request(sig),
+            _ => false,
+        }
+    }
+}
+
+/// Signals that ask a process to stop (what `kill`, Ctrl-C, a terminal
+/// hang-up and service managers send): dying of one is being stopped, not
+/// failing.
+fn is_stop_request(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGHUP | libc::SIGINT | libc::SIGQUIT | libc::SIGTERM
+    )
 }
 
 /// The exit teardown at the end of a series: the index just past the last
@@ -109,9 +130,9 @@ mod tests {
         assert_eq!(end(Some(1), Some(2), None), ProcessEnd::Signaled(2));
         // A graceful shutdown on SIGTERM is a stop, not a finished batch.
         assert_eq!(end(Some(1), Some(0), Some(15)), ProcessEnd::Stopped(15));
-        assert!(!ProcessEnd::Stopped(15).finished());
-        assert!(ProcessEnd::Exited(0).finished());
-        assert!(!ProcessEnd::Signaled(15).finished());
+        assert!(!ProcessEnd::Stopped(15).by_itself());
+        assert!(ProcessEnd::Exited(0).by_itself());
+        assert!(!ProcessEnd::Signaled(15).by_itself());
     }
 
     #[test]
@@ -126,7 +147,7 @@ mod tests {
         // No exit recorded: still running, whatever the flag.
         assert_eq!(end(None, None, None, true), ProcessEnd::Running);
         assert!(ProcessEnd::OomKilled.exited());
-        assert!(!ProcessEnd::OomKilled.finished());
+        assert!(!ProcessEnd::OomKilled.by_itself());
         assert_eq!(
             serde_json::to_string(&ProcessEnd::OomKilled).unwrap(),
             r#"{"kind":"oom_killed"}"#
