@@ -185,9 +185,10 @@ pub fn apply(f: &mut Finding, life: Life, rule: Rule, settings: &Settings) {
                 .into(),
         };
         f.why.push_str(&format!(
-            "; but it {how}, so its work had an end: memory that grows with a job until \
-             it finishes is not by itself a leak (peak {}). Reported, not failed; \
-             mark its work units (tests) to judge them, or state a limit with --limit",
+            "; that alone would make it a leak, but it {how}, so its work had an end: \
+             memory that grows with a job until it finishes is not by itself a leak \
+             (peak {}). Reported, not failed; mark its work units (tests) to judge \
+             them, or state a limit with --limit",
             fmt_bytes(life.peak)
         ));
     }
@@ -208,7 +209,7 @@ fn ci_rule(f: &mut Finding, fit: WindowFit, settings: &Settings) {
             Evidence::KeptUntilStopped,
             format!(
                 "; it kept {} over {}, more than the {} the CI rule allows \
-                 (flagged whatever the time to the limit)",
+                 (a leak whatever the time to the limit)",
                 fmt_bytes(kept),
                 fmt_duration(fit.span_s()),
                 fmt_bytes(threshold)

@@ -165,12 +165,10 @@ pub fn render(a: &Analysis) -> String {
             .filter(|r| r.verdict == Verdict::GrewUntilExit)
         {
             if let Some(f) = r.top() {
+                // The why ends with the peak: not said twice.
                 out.push_str(&format!(
-                    "  {}: grew until exit{}: {} [{} model].\n",
+                    "  {}: grew until exit: {} [{} model].\n",
                     super::process_label(&r.process),
-                    f.peak
-                        .map(|p| format!(" (peak {})", fmt_bytes(p)))
-                        .unwrap_or_default(),
                     printable(&f.why),
                     f.model.name()
                 ));
